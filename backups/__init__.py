@@ -1,0 +1,1 @@
+"""kvdr backups package."""

@@ -1,0 +1,3 @@
+from kvdr.cli import main
+
+main()

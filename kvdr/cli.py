@@ -1,0 +1,47 @@
+"""The `kvdr` command line: one click group, one module per subcommand.
+
+Subcommands are imported only when invoked, so `kvdr --help` and `kvdr emulator` start
+fast and a broken optional part cannot take the whole command line down.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from kvdr import __version__
+
+# name -> "module:attribute" of the click command implementing it.
+SUBCOMMANDS: dict[str, str] = {
+    "emulator": "kvdr.commands.emulator:command",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        command: Any = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kvdr")
+def cli() -> None:
+    """kvdr keeps Azure Key Vault contents safe across regions."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="kvdr")

@@ -1,0 +1,5 @@
+"""Shared fixtures: real emulators and Azurite, started per test session or test."""
+
+pytest_plugins = [
+    "tests.fixtures.emulator",
+]

@@ -1,0 +1,49 @@
+"""Errors of the blob seam. Only the backends map `azure.core.exceptions` into these.
+
+    StorageError
+    ├── StorageUnavailable     request not sent or no answer (transient)
+    ├── BlobNotFound           no blob by that name
+    ├── BlobExists             put_if_absent found the name taken
+    ├── PreconditionFailed     conditional write lost the race (ETag changed)
+    ├── LeaseHeld              someone else holds the lease
+    ├── LeaseLost              our lease expired or was taken
+    └── CorruptBlob            the bytes read are not what was written (e.g. MD5 mismatch)
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base of every error raised by the blob seam."""
+
+    def __init__(self, message: str, *, blob: str = "") -> None:
+        super().__init__(message)
+        self.blob = blob
+
+
+class StorageUnavailable(StorageError):
+    pass
+
+
+class BlobNotFound(StorageError):
+    pass
+
+
+class BlobExists(StorageError):
+    pass
+
+
+class PreconditionFailed(StorageError):
+    pass
+
+
+class LeaseHeld(StorageError):
+    pass
+
+
+class LeaseLost(StorageError):
+    pass
+
+
+class CorruptBlob(StorageError):
+    pass

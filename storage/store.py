@@ -1,0 +1,76 @@
+"""The blob seam: what kvdr asks of blob storage.
+
+Small on purpose (as Litestream's replica client): anything smarter is a free function
+over `BlobStore` so no backend reimplements it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    name: str
+    size: int
+    etag: str
+    last_modified: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Blob:
+    info: BlobInfo
+    data: bytes = field(repr=False)
+
+
+class BlobStore(Protocol):
+    """One container (or folder) of blobs."""
+
+    @property
+    def description(self) -> str:
+        """Where this store points, for logs and status (no credentials)."""
+        ...
+
+    async def put_if_absent(
+        self, name: str, data: bytes, metadata: dict[str, str] | None = None
+    ) -> BlobInfo:
+        """Write once (If-None-Match: *); raises `BlobExists` when the name is taken."""
+        ...
+
+    async def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> BlobInfo:
+        """Write; with `if_match`, only over that ETag (else `PreconditionFailed`)."""
+        ...
+
+    async def get(self, name: str) -> Blob: ...
+
+    async def list(self, prefix: str = "") -> list[BlobInfo]:
+        """Blobs whose name starts with `prefix`, sorted by name."""
+        ...
+
+    async def delete(self, name: str, *, if_match: str | None = None) -> None: ...
+
+    async def acquire_lease(self, name: str, lease_id: str, seconds: int) -> None:
+        """Take the lease on blob `name` (created empty when absent) for 15-60 s.
+
+        Raises `LeaseHeld` when another holder has it. Re-acquiring with our own
+        `lease_id` renews it.
+        """
+        ...
+
+    async def renew_lease(self, name: str, lease_id: str) -> None:
+        """Raises `LeaseLost` when the lease is no longer ours."""
+        ...
+
+    async def release_lease(self, name: str, lease_id: str) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,59 @@
+"""The vault seam: what kvdr asks of one Key Vault.
+
+Every other part of kvdr talks to vaults through `VaultClient` only. The implementation
+over the official `azure-keyvault-*` aio clients lives in `vault.adapter`; rate control,
+retry and error mapping happen there, in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from vault.models import Attributes, DeletedItem, ItemKind, ItemProperties, SecretValue, VaultRef
+
+
+class VaultClient(Protocol):
+    """One vault in one region, as kvdr uses it."""
+
+    @property
+    def ref(self) -> VaultRef: ...
+
+    async def list_items(self, kind: ItemKind) -> list[ItemProperties]:
+        """Latest-version properties of every live item of `kind`."""
+        ...
+
+    async def list_versions(self, kind: ItemKind, name: str) -> list[ItemProperties]:
+        """Every version of one item, oldest first (by `created_on`, then version id)."""
+        ...
+
+    async def get_secret(self, name: str, version: str | None = None) -> SecretValue: ...
+
+    async def set_secret(self, name: str, value: str, attributes: Attributes) -> ItemProperties:
+        """Write a new version with `value` and `attributes`; returns its properties."""
+        ...
+
+    async def update_properties(
+        self, kind: ItemKind, name: str, version: str, attributes: Attributes
+    ) -> ItemProperties: ...
+
+    async def delete_item(self, kind: ItemKind, name: str) -> None:
+        """Soft-delete; returns once the vault lists the item as deleted."""
+        ...
+
+    async def recover_item(self, kind: ItemKind, name: str) -> None:
+        """Recover a soft-deleted item; returns once it is live again."""
+        ...
+
+    async def purge_item(self, kind: ItemKind, name: str) -> None: ...
+
+    async def list_deleted(self, kind: ItemKind) -> list[DeletedItem]: ...
+
+    async def get_deleted(self, kind: ItemKind, name: str) -> DeletedItem | None: ...
+
+    async def backup_item(self, kind: ItemKind, name: str) -> bytes: ...
+
+    async def restore_item(self, kind: ItemKind, backup: bytes) -> ItemProperties: ...
+
+    async def probe(self) -> None:
+        """One cheap authenticated request; raises a `VaultError` when unreachable."""
+        ...

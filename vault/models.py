@@ -1,0 +1,165 @@
+"""The item and change models shared by every part of kvdr.
+
+`ItemProperties` is metadata and safe to log. `SecretValue` is the one type that carries
+material; its repr never prints it (the Azure SDK keeps the same split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ItemKind(StrEnum):
+    """What a vault object is."""
+
+    SECRET = "secret"
+    KEY = "key"
+    CERTIFICATE = "certificate"
+
+
+@dataclass(frozen=True)
+class VaultRef:
+    """One Key Vault endpoint in one region."""
+
+    region: str
+    url: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", self.url.rstrip("/"))
+
+    @property
+    def label(self) -> str:
+        """A short name for metrics and logs: the region."""
+        return self.region
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    """`(kind, name)`: one object in a vault, independent of version."""
+
+    kind: ItemKind
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ItemProperties:
+    """Metadata of one version of one item (never material)."""
+
+    kind: ItemKind
+    name: str
+    version: str
+    enabled: bool = True
+    not_before: datetime | None = None
+    expires_on: datetime | None = None
+    created_on: datetime | None = None
+    updated_on: datetime | None = None
+    content_type: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    # Backed by a certificate (its key and secret): never mirrored on its own.
+    managed: bool = False
+    # Keys: kty such as "RSA", "EC-HSM"; certificates: the key's kty.
+    key_type: str | None = None
+    recovery_level: str | None = None
+
+    @property
+    def ref(self) -> ItemRef:
+        return ItemRef(self.kind, self.name)
+
+    def same_attributes(self, other: ItemProperties) -> bool:
+        """True when the mutable attributes (what an update can change) are equal."""
+        return (
+            self.enabled == other.enabled
+            and self.not_before == other.not_before
+            and self.expires_on == other.expires_on
+            and self.content_type == other.content_type
+            and self.tags == other.tags
+        )
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """One version of a secret with its value. The value never appears in repr."""
+
+    properties: ItemProperties
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        p = self.properties
+        return f"SecretValue(name={p.name!r}, version={p.version!r}, value=<redacted>)"
+
+
+@dataclass(frozen=True)
+class DeletedItem:
+    """An item in the vault's soft-deleted state."""
+
+    kind: ItemKind
+    name: str
+    deleted_on: datetime | None = None
+    scheduled_purge_date: datetime | None = None
+    recovery_id: str | None = None
+
+    @property
+    def ref(self) -> ItemRef:
+        return ItemRef(self.kind, self.name)
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """The attributes kvdr writes onto a target version."""
+
+    enabled: bool = True
+    not_before: datetime | None = None
+    expires_on: datetime | None = None
+    content_type: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, props: ItemProperties) -> Attributes:
+        return cls(
+            enabled=props.enabled,
+            not_before=props.not_before,
+            expires_on=props.expires_on,
+            content_type=props.content_type,
+            tags=dict(props.tags),
+        )
+
+
+class ChangeOp(StrEnum):
+    """What happened to an item."""
+
+    NEW_VERSION = "new_version"
+    UPDATE = "update"
+    DELETE = "delete"
+    RECOVER = "recover"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One observed change of one item on a pair's primary.
+
+    `sequence` is assigned by the replicator: monotonic per pair, never reused. `payload`
+    is the material needed to apply or journal the change (a secret value as `str`, or a
+    key / certificate backup blob as `bytes`); repr never shows it.
+    """
+
+    pair: str
+    item: ItemRef
+    op: ChangeOp
+    observed_at: datetime
+    properties: ItemProperties | None = None
+    sequence: int = 0
+    payload: str | bytes | None = field(default=None, repr=False, compare=False)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        version = self.properties.version if self.properties else None
+        return (
+            f"Change(pair={self.pair!r}, item='{self.item}', op={self.op.value}, "
+            f"version={version!r}, sequence={self.sequence})"
+        )

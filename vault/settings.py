@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -23,4 +23,33 @@ class VaultSettings:
     max_attempts: int = 6
     request_timeout_seconds: float = 30.0
     # Path of a CA bundle to trust (the local emulator's CA); None = system trust.
+    ca_file: str | None = None
+
+
+CREDENTIAL_KINDS = (
+    "default",
+    "managed-identity",
+    "cli",
+    "client-secret",
+    "client-certificate",
+    "emulator",
+)
+
+
+@dataclass(frozen=True)
+class CredentialSettings:
+    """Which Azure credential kvdr uses for vaults (and storage, without a connection string).
+
+    `emulator` is the local emulator's managed-identity endpoint, read from the
+    `endpoint.json` the emulator writes into its state folder (`emulator_state_dir`).
+    """
+
+    kind: str = "default"
+    client_id: str | None = None
+    tenant_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    certificate_path: str | None = None
+    identity_endpoint: str | None = None
+    identity_header: str | None = field(default=None, repr=False)
+    emulator_state_dir: str | None = None
     ca_file: str | None = None

@@ -1,0 +1,43 @@
+"""RPO and per-target lag, as DESIGN.md defines them.
+
+A change is *pending* on a target from the moment it happened on the primary (the
+source version's `updated_on`) until kvdr applied it there. Lag of a target is the age
+of its oldest pending change; RPO of a pair is the largest lag among its targets (0 when
+every target is caught up).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+
+class LagTracker:
+    """Pending changes of one pair, per target."""
+
+    def __init__(self, targets: Iterable[str], clock: Callable[[], float] = time.time) -> None:
+        self._pending: dict[str, dict[str, float]] = {t: {} for t in targets}
+        self._clock = clock
+
+    def mark_pending(self, target: str, item: str, since: float) -> None:
+        """Record that `item` changed at `since` (epoch seconds) and awaits `target`."""
+        pending = self._pending[target]
+        previous = pending.get(item)
+        # Keep the oldest: a second change to an item already pending does not make the
+        # first one younger.
+        pending[item] = since if previous is None else min(previous, since)
+
+    def mark_applied(self, target: str, item: str) -> None:
+        self._pending[target].pop(item, None)
+
+    def pending(self, target: str) -> int:
+        return len(self._pending[target])
+
+    def lag(self, target: str) -> float:
+        pending = self._pending[target]
+        if not pending:
+            return 0.0
+        return max(0.0, self._clock() - min(pending.values()))
+
+    def rpo(self) -> float:
+        return max((self.lag(t) for t in self._pending), default=0.0)

@@ -1,0 +1,193 @@
+"""Mirror: applies one secret's missing versions and attributes onto its targets.
+
+Planning is pure (`replicator.plan`); this module does the I/O. A source value is read
+once per item and version, however many targets need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from replicator import metrics
+from replicator.plan import SecretPlan, SkippedVersion, plan_secret, target_attributes
+from replicator.settings import PairSettings
+from vault.client import VaultClient
+from vault.errors import DeletedButRecoverable, ItemNotFound, VaultError
+from vault.models import ItemKind, ItemProperties, SecretValue
+
+log = structlog.get_logger("kvdr.mirror")
+
+
+@dataclass
+class TargetOutcome:
+    """What happened on one target for one item."""
+
+    target: str
+    copied: int = 0
+    updated: int = 0
+    skipped: tuple[SkippedVersion, ...] = ()
+    conflict: str | None = None
+    error: VaultError | None = None
+    target_version: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        """True when the target now holds what the source has (or kvdr cannot do more)."""
+        return self.error is None
+
+
+@dataclass
+class ItemOutcome:
+    """One item synced onto several targets."""
+
+    name: str
+    source_latest: ItemProperties | None
+    targets: dict[str, TargetOutcome] = field(default_factory=dict)
+    source_error: VaultError | None = None
+
+
+class SecretValues:
+    """Source values read once per (name, version) and shared by every target."""
+
+    def __init__(self, source: VaultClient) -> None:
+        self._source = source
+        self._tasks: dict[tuple[str, str], asyncio.Task[SecretValue]] = {}
+
+    async def get(self, name: str, version: str) -> SecretValue:
+        key = (name, version)
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._source.get_secret(name, version))
+            self._tasks[key] = task
+        return await task
+
+
+class SecretMirror:
+    """Mirrors secrets of one pair from its primary onto its secondaries."""
+
+    def __init__(
+        self,
+        pair: PairSettings,
+        source: VaultClient,
+        targets: Mapping[str, VaultClient],
+    ) -> None:
+        self._pair = pair
+        self._source = source
+        self._targets = targets
+        self._log = log.bind(pair=pair.name, source=pair.primary.region)
+
+    async def sync(self, name: str, targets: list[str]) -> ItemOutcome:
+        """Bring secret `name` up to date on each of `targets`."""
+        try:
+            source_versions = await self._source.list_versions(ItemKind.SECRET, name)
+        except ItemNotFound:
+            source_versions = []
+        except VaultError as exc:
+            return ItemOutcome(name=name, source_latest=None, source_error=exc)
+        if not source_versions:
+            # Gone from the source since it was listed; deletions are the sweep's job.
+            return ItemOutcome(name=name, source_latest=None)
+        outcome = ItemOutcome(name=name, source_latest=source_versions[-1])
+        values = SecretValues(self._source)
+        results = await asyncio.gather(
+            *(self._sync_target(name, source_versions, t, values) for t in targets)
+        )
+        outcome.targets = {r.target: r for r in results}
+        return outcome
+
+    async def _sync_target(
+        self,
+        name: str,
+        source_versions: list[ItemProperties],
+        target_region: str,
+        values: SecretValues,
+    ) -> TargetOutcome:
+        target = self._targets[target_region]
+        outcome = TargetOutcome(target=target_region)
+        try:
+            plan = await self._plan(name, source_versions, target)
+            if plan.conflict is None and (plan.copies or plan.updates):
+                try:
+                    await self._apply(plan, target, values, outcome)
+                except DeletedButRecoverable:
+                    # Azure refuses a new version while the name is soft-deleted (409
+                    # ObjectIsDeletedButRecoverable): recover it, then plan again against
+                    # what recovery brought back.
+                    await target.recover_item(ItemKind.SECRET, name)
+                    self._log.info("target.recovered", item=f"secret/{name}", target=target_region)
+                    plan = await self._plan(name, source_versions, target)
+                    await self._apply(plan, target, values, outcome)
+            outcome.skipped = plan.skipped
+            outcome.conflict = plan.conflict
+            if plan.conflict is not None:
+                self._log.warning(
+                    "mirror.conflict",
+                    item=f"secret/{name}",
+                    target=target_region,
+                    reason=plan.conflict,
+                )
+        except VaultError as exc:
+            outcome.error = exc
+            metrics.REPLICATION_ERRORS.labels(self._pair.name, target_region, exc.reason).inc()
+            self._log.warning(
+                "mirror.failed",
+                item=f"secret/{name}",
+                target=target_region,
+                reason=exc.reason,
+                error=str(exc),
+            )
+        return outcome
+
+    async def _plan(
+        self, name: str, source_versions: list[ItemProperties], target: VaultClient
+    ) -> SecretPlan:
+        try:
+            target_versions = await target.list_versions(ItemKind.SECRET, name)
+        except ItemNotFound:
+            target_versions = []
+        return plan_secret(name, source_versions, target_versions, adopt=self._pair.adopt)
+
+    async def _apply(
+        self, plan: SecretPlan, target: VaultClient, values: SecretValues, outcome: TargetOutcome
+    ) -> None:
+        region = target.ref.region
+        for copy in plan.copies:
+            started = time.monotonic()
+            secret = await values.get(plan.name, copy.source.version)
+            written = await target.set_secret(
+                plan.name, secret.value, target_attributes(copy.source)
+            )
+            outcome.copied += 1
+            outcome.target_version = written.version
+            metrics.CHANGES_APPLIED.labels(self._pair.name, region, "secret", "new_version").inc()
+            self._log.info(
+                "secret.mirrored",
+                item=f"secret/{plan.name}",
+                target=region,
+                source_version=copy.source.version,
+                target_version=written.version,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+            )
+        for update in plan.updates:
+            started = time.monotonic()
+            await target.update_properties(
+                ItemKind.SECRET,
+                plan.name,
+                update.target_version,
+                target_attributes(update.source),
+            )
+            outcome.updated += 1
+            metrics.CHANGES_APPLIED.labels(self._pair.name, region, "secret", "update").inc()
+            self._log.info(
+                "secret.attributes_mirrored",
+                item=f"secret/{plan.name}",
+                target=region,
+                source_version=update.source.version,
+                target_version=update.target_version,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+            )

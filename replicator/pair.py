@@ -1,0 +1,348 @@
+"""One pair's replication loop: change feed in, mirror out, checkpoints and lag kept.
+
+Changes are found three ways (DESIGN.md, change feed): Event Grid events (fast, not
+reliable), polling of the primary's listing against the checkpoint (cheap: one list call
+per interval), and a full reconciliation that asks the mirror to compare every item's
+versions on both sides (finds whatever the other two missed). Events only accelerate;
+correctness rests on polling and reconciliation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from replicator import metrics
+from replicator.checkpoint import Checkpoint, CheckpointStore, ItemCheckpoint
+from replicator.lag import LagTracker
+from replicator.mirror import ItemOutcome, SecretMirror
+from replicator.plan import fingerprint
+from replicator.settings import PairSettings, ReplicatorSettings
+from vault.client import VaultClient
+from vault.errors import VaultError
+from vault.models import ItemKind, ItemProperties
+
+log = structlog.get_logger("kvdr.replicator")
+
+RECENT_ERRORS = 20
+
+
+def item_key(kind: ItemKind, name: str) -> str:
+    return f"{kind.value}/{name}"
+
+
+@dataclass
+class SyncReport:
+    """Counts of one pass (`kvdr sync --once` prints these)."""
+
+    items: int = 0
+    copied: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+    errors: int = 0
+
+    def add(self, other: SyncReport) -> None:
+        for name in ("items", "copied", "updated", "unchanged", "skipped", "conflicts", "errors"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TargetState:
+    """What status shows for one target."""
+
+    region: str
+    checkpoint: Checkpoint
+    conflicts: dict[str, str] = field(default_factory=dict)
+    errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
+    last_success: float | None = None
+    dirty: bool = False
+
+
+def changed_items(listing: list[ItemProperties], checkpoint: Checkpoint) -> list[ItemProperties]:
+    """Items of the source listing whose latest version or attributes differ from what
+    the checkpoint says was applied (pure)."""
+    changed = []
+    for props in listing:
+        applied = checkpoint.items.get(item_key(props.kind, props.name))
+        if applied is None or applied.fingerprint != fingerprint(props):
+            changed.append(props)
+    return changed
+
+
+class PairReplicator:
+    """Replicates one pair; `run()` until stopped, or `reconcile()` / `poll()` once."""
+
+    def __init__(
+        self,
+        pair: PairSettings,
+        settings: ReplicatorSettings,
+        source: VaultClient,
+        targets: Mapping[str, VaultClient],
+        checkpoints: CheckpointStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pair = pair
+        self._settings = settings
+        self._source = source
+        self._targets = dict(targets)
+        self._checkpoints = checkpoints
+        self._clock = clock
+        self._mirror = SecretMirror(pair, source, self._targets)
+        self.lag = LagTracker(self._targets, clock)
+        self.targets: dict[str, TargetState] = {}
+        self._events: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+        self._item_locks: dict[str, asyncio.Lock] = {}
+        self._limit = asyncio.Semaphore(settings.max_concurrent_items)
+        self.last_reconcile: float | None = None
+        self.last_poll: float | None = None
+        self.source_error: str | None = None
+        self._log = log.bind(pair=pair.name)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read each target's checkpoint from blob storage."""
+        for region in self._targets:
+            cp = await self._checkpoints.load(self.pair.name, region)
+            self.targets[region] = TargetState(region=region, checkpoint=cp)
+            self._log.info("checkpoint.loaded", target=region, items=len(cp.items))
+
+    async def flush(self) -> None:
+        """Write every checkpoint that changed (ETag-conditional)."""
+        for state in self.targets.values():
+            if state.dirty:
+                state.checkpoint.updated_at = self._clock()
+                await self._checkpoints.save(state.checkpoint)
+                state.dirty = False
+
+    def notify(self, kind: ItemKind, name: str, version: str | None = None) -> None:
+        """An event says `name` changed on the primary: sync it soon."""
+        if kind in self.pair.kinds and self.pair.selects(name):
+            self._events.put_nowait((name, self._clock()))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile, then poll, react to events and reconcile again on intervals."""
+        if not self.targets:
+            await self.load()
+        await self._guarded(self.reconcile)
+        next_poll = self._clock() + self._settings.poll_interval_seconds
+        next_reconcile = self._clock() + self._settings.reconcile_interval_seconds
+        while not stop.is_set():
+            timeout = max(0.0, min(next_poll, next_reconcile) - self._clock())
+            names = await self._wait_for_events(stop, timeout)
+            if stop.is_set():
+                break
+            if names:
+                await self._guarded(lambda names=names: self.sync_names(names))
+            now = self._clock()
+            if now >= next_reconcile:
+                await self._guarded(self.reconcile)
+                next_reconcile = self._clock() + self._settings.reconcile_interval_seconds
+                next_poll = self._clock() + self._settings.poll_interval_seconds
+            elif now >= next_poll:
+                await self._guarded(self.poll)
+                next_poll = self._clock() + self._settings.poll_interval_seconds
+            self.publish_metrics()
+        await self.flush()
+
+    async def _wait_for_events(self, stop: asyncio.Event, wait_s: float) -> dict[str, float]:
+        names: dict[str, float] = {}
+        stop_wait = asyncio.ensure_future(stop.wait())
+        get = asyncio.ensure_future(self._events.get())
+        try:
+            await asyncio.wait(
+                {stop_wait, get}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stop_wait.cancel()
+            if not get.done():
+                get.cancel()
+        if get.done() and not get.cancelled():
+            name, at = get.result()
+            names[name] = at
+        while not self._events.empty():
+            name, at = self._events.get_nowait()
+            names[name] = min(at, names.get(name, at))
+        return names
+
+    async def _guarded(self, step: Callable[[], Any]) -> None:
+        """Run one pass; a vault error of the source is status, not a crash."""
+        try:
+            await step()
+            await self.flush()
+        except VaultError as exc:
+            self.source_error = str(exc)
+            self._log.warning("pass.failed", reason=exc.reason, error=str(exc))
+
+    # -- passes ----------------------------------------------------------------------
+
+    async def _source_listing(self) -> list[ItemProperties]:
+        listing = await self._source.list_items(ItemKind.SECRET)
+        self.source_error = None
+        return [p for p in listing if not p.managed and self.pair.selects(p.name)]
+
+    async def poll(self) -> SyncReport:
+        """Compare the primary's listing with the checkpoints; sync what differs."""
+        listing = await self._source_listing()
+        self.last_poll = self._clock()
+        work: dict[str, list[str]] = {}
+        for region, state in self.targets.items():
+            for props in changed_items(listing, state.checkpoint):
+                since = props.updated_on.timestamp() if props.updated_on else self._clock()
+                self.lag.mark_pending(region, item_key(props.kind, props.name), since)
+                work.setdefault(props.name, []).append(region)
+        report = await self._sync_many(work)
+        report.items = len(listing)
+        report.unchanged = len(listing) - len(work)
+        return report
+
+    async def reconcile(self, progress: Callable[[int, int], None] | None = None) -> SyncReport:
+        """Full pass: every selected item is compared version by version on every target."""
+        listing = await self._source_listing()
+        now = self._clock()
+        for region, state in self.targets.items():
+            for props in changed_items(listing, state.checkpoint):
+                since = props.updated_on.timestamp() if props.updated_on else now
+                self.lag.mark_pending(region, item_key(props.kind, props.name), since)
+        work = {p.name: list(self.targets) for p in listing}
+        report = await self._sync_many(work, progress)
+        report.items = len(listing)
+        self.last_reconcile = self._clock()
+        self.last_poll = self.last_reconcile
+        return report
+
+    async def sync_names(self, names: Mapping[str, float]) -> SyncReport:
+        """Sync the named items on every target (the event path)."""
+        for name, at in names.items():
+            for region in self.targets:
+                self.lag.mark_pending(region, item_key(ItemKind.SECRET, name), at)
+        return await self._sync_many({n: list(self.targets) for n in names})
+
+    async def _sync_many(
+        self,
+        work: Mapping[str, list[str]],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SyncReport:
+        report = SyncReport()
+        done = 0
+
+        async def one(name: str, regions: list[str]) -> None:
+            nonlocal done
+            async with self._limit:
+                outcome = await self._sync_item(name, regions)
+            self._account(outcome, report)
+            done += 1
+            if progress is not None:
+                progress(done, len(work))
+
+        async with asyncio.TaskGroup() as group:
+            for name, regions in work.items():
+                group.create_task(one(name, regions))
+        return report
+
+    async def _sync_item(self, name: str, regions: list[str]) -> ItemOutcome:
+        # One lock per item name (bounded by the vault's item count): an event and a
+        # poll for the same item must not write the same version twice.
+        async with self._item_locks.setdefault(name, asyncio.Lock()):
+            return await self._mirror.sync(name, regions)
+
+    def _account(self, outcome: ItemOutcome, report: SyncReport) -> None:
+        key = item_key(ItemKind.SECRET, outcome.name)
+        if outcome.source_error is not None:
+            report.errors += 1
+            self.source_error = str(outcome.source_error)
+            return
+        if outcome.source_latest is None:
+            for region in self.targets:
+                self.lag.mark_applied(region, key)
+            return
+        now = self._clock()
+        for region, result in outcome.targets.items():
+            state = self.targets[region]
+            report.copied += result.copied
+            report.updated += result.updated
+            report.skipped += len(result.skipped)
+            if result.error is not None:
+                report.errors += 1
+                state.errors.append(
+                    {
+                        "at": datetime.fromtimestamp(now, UTC).isoformat(),
+                        "item": key,
+                        "reason": result.error.reason,
+                        "message": str(result.error),
+                    }
+                )
+                continue
+            if result.conflict is not None:
+                report.conflicts += 1
+                state.conflicts[key] = result.conflict
+            else:
+                state.conflicts.pop(key, None)
+                if not result.copied and not result.updated:
+                    report.unchanged += 1
+            previous = state.checkpoint.items.get(key)
+            state.checkpoint.items[key] = ItemCheckpoint(
+                fingerprint=fingerprint(outcome.source_latest),
+                source_version=outcome.source_latest.version,
+                target_version=result.target_version
+                or (previous.target_version if previous else None),
+                applied_at=now,
+            )
+            state.dirty = True
+            state.last_success = now
+            # A conflict is reported on its own; it is not a change kvdr is about to apply.
+            self.lag.mark_applied(region, key)
+
+    # -- observation -------------------------------------------------------------------
+
+    def publish_metrics(self) -> None:
+        metrics.RPO_SECONDS.labels(self.pair.name).set(self.lag.rpo())
+        for region, state in self.targets.items():
+            metrics.REPLICATION_LAG_SECONDS.labels(self.pair.name, region).set(self.lag.lag(region))
+            metrics.CONFLICTS.labels(self.pair.name, region).set(len(state.conflicts))
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-ready view of this pair (names and versions only, never values)."""
+        rpo = self.lag.rpo()
+
+        def iso(ts: float | None) -> str | None:
+            return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
+
+        return {
+            "name": self.pair.name,
+            "primary": self.pair.primary.region,
+            "kinds": sorted(k.value for k in self.pair.kinds),
+            "rpo_seconds": round(rpo, 3),
+            "rpo_objective_seconds": self.pair.rpo_objective_seconds,
+            "rpo_ok": rpo <= self.pair.rpo_objective_seconds,
+            "last_reconcile": iso(self.last_reconcile),
+            "last_poll": iso(self.last_poll),
+            "source_error": self.source_error,
+            "targets": [
+                {
+                    "region": region,
+                    "lag_seconds": round(self.lag.lag(region), 3),
+                    "pending": self.lag.pending(region),
+                    "items": len(state.checkpoint.items),
+                    "last_success": iso(state.last_success),
+                    "conflicts": [
+                        {"item": item, "reason": reason}
+                        for item, reason in sorted(state.conflicts.items())
+                    ],
+                    "recent_errors": list(state.errors),
+                }
+                for region, state in self.targets.items()
+            ],
+        }

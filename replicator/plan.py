@@ -1,0 +1,147 @@
+"""Pure planning of secret mirroring: what a target lacks, computed without I/O.
+
+Target versions written by kvdr carry the tag `kvdr-source-version` naming the source
+version they copy. That tag makes mirroring idempotent (a copied version is never copied
+again) and tells kvdr's writes apart from anyone else's (kvdr never overwrites a target
+secret whose latest version it did not write, unless the pair adopts it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from vault.models import Attributes, ItemProperties
+
+SOURCE_VERSION_TAG = "kvdr-source-version"
+
+
+def target_attributes(source: ItemProperties) -> Attributes:
+    """The attributes a target copy of `source` must have: the source's plus kvdr's tag."""
+    attrs = Attributes.of(source)
+    attrs.tags[SOURCE_VERSION_TAG] = source.version
+    return attrs
+
+
+def user_tags(props: ItemProperties) -> dict[str, str]:
+    """Tags without kvdr's own."""
+    return {k: v for k, v in props.tags.items() if k != SOURCE_VERSION_TAG}
+
+
+def attributes_match(source: ItemProperties, target: ItemProperties) -> bool:
+    """True when `target` already carries `source`'s mutable attributes."""
+    return (
+        source.enabled == target.enabled
+        and source.not_before == target.not_before
+        and source.expires_on == target.expires_on
+        and (source.content_type or None) == (target.content_type or None)
+        and user_tags(source) == user_tags(target)
+    )
+
+
+def fingerprint(props: ItemProperties) -> str:
+    """A short digest of a version's identity and mutable attributes (no values).
+
+    Checkpoints store it so a poll can tell "unchanged" from the listing alone.
+    """
+    doc = {
+        "v": props.version,
+        "e": props.enabled,
+        "n": props.not_before.timestamp() if props.not_before else None,
+        "x": props.expires_on.timestamp() if props.expires_on else None,
+        "c": props.content_type or None,
+        "t": sorted(user_tags(props).items()),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CopyVersion:
+    """Write the value of `source` as a new version on the target."""
+
+    source: ItemProperties
+
+
+@dataclass(frozen=True)
+class UpdateVersion:
+    """Bring the attributes of an existing target copy in line with `source`."""
+
+    source: ItemProperties
+    target_version: str
+
+
+@dataclass(frozen=True)
+class SkippedVersion:
+    """A source version kvdr cannot copy, and why (reported, never silent)."""
+
+    version: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SecretPlan:
+    """What one target needs for one secret. Empty when in sync."""
+
+    name: str
+    copies: tuple[CopyVersion, ...] = ()
+    updates: tuple[UpdateVersion, ...] = ()
+    skipped: tuple[SkippedVersion, ...] = ()
+    conflict: str | None = None
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.copies and not self.updates and self.conflict is None
+
+
+def plan_secret(
+    name: str,
+    source_versions: list[ItemProperties],
+    target_versions: list[ItemProperties],
+    *,
+    adopt: bool,
+) -> SecretPlan:
+    """Plan how to bring one target secret up to date with its source.
+
+    Both version lists are oldest first. Only source versions newer than the newest one
+    the target already holds are copied: Key Vault cannot insert a version into the
+    past, and writing an older value last would make it the current one.
+    """
+    if target_versions and SOURCE_VERSION_TAG not in target_versions[-1].tags and not adopt:
+        return SecretPlan(
+            name=name,
+            conflict=(
+                f"target secret {name!r} has a latest version that kvdr did not write "
+                f"({target_versions[-1].version}); set adopt = true on the pair to take it over"
+            ),
+        )
+    copied: dict[str, ItemProperties] = {}
+    for tv in target_versions:
+        source_version = tv.tags.get(SOURCE_VERSION_TAG)
+        if source_version:
+            copied[source_version] = tv
+    newest_copied = -1
+    for index, sv in enumerate(source_versions):
+        if sv.version in copied:
+            newest_copied = index
+
+    copies: list[CopyVersion] = []
+    updates: list[UpdateVersion] = []
+    skipped: list[SkippedVersion] = []
+    for index, sv in enumerate(source_versions):
+        existing = copied.get(sv.version)
+        if existing is not None:
+            if not attributes_match(sv, existing):
+                updates.append(UpdateVersion(source=sv, target_version=existing.version))
+        elif index < newest_copied:
+            skipped.append(
+                SkippedVersion(sv.version, "older than the newest version the target holds")
+            )
+        elif not sv.enabled:
+            # Key Vault refuses to read a disabled version's value.
+            skipped.append(SkippedVersion(sv.version, "disabled on the source; value unreadable"))
+        else:
+            copies.append(CopyVersion(source=sv))
+    return SecretPlan(
+        name=name, copies=tuple(copies), updates=tuple(updates), skipped=tuple(skipped)
+    )

@@ -10,6 +10,7 @@ correctness rests on polling and reconciliation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -145,7 +146,7 @@ class PairReplicator:
             if stop.is_set():
                 break
             if names:
-                await self._guarded(lambda names=names: self.sync_names(names))
+                await self._guarded(functools.partial(self.sync_names, names))
             now = self._clock()
             if now >= next_reconcile:
                 await self._guarded(self.reconcile)
@@ -163,7 +164,7 @@ class PairReplicator:
         get = asyncio.ensure_future(self._events.get())
         try:
             await asyncio.wait(
-                {stop_wait, get}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                {stop_wait, get}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             stop_wait.cancel()

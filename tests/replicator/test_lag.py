@@ -1,0 +1,47 @@
+"""RPO and lag bookkeeping (replicator/lag.py)."""
+
+from __future__ import annotations
+
+from replicator.lag import LagTracker
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestLagTracker:
+    def test_caught_up_is_zero(self) -> None:
+        """With nothing pending, lag and RPO are 0."""
+        lag = LagTracker(["westus"], FakeClock())
+        assert lag.lag("westus") == 0.0 and lag.rpo() == 0.0
+
+    def test_lag_is_age_of_oldest_pending_change(self) -> None:
+        """Lag counts from when the oldest unapplied change happened on the primary."""
+        clock = FakeClock()
+        lag = LagTracker(["westus"], clock)
+        lag.mark_pending("westus", "secret/a", 990.0)
+        lag.mark_pending("westus", "secret/b", 995.0)
+        clock.now = 1010.0
+        assert lag.lag("westus") == 20.0
+        lag.mark_applied("westus", "secret/a")
+        assert lag.lag("westus") == 15.0
+
+    def test_second_change_does_not_rejuvenate_pending_item(self) -> None:
+        """A newer change to an item already pending keeps the older timestamp."""
+        clock = FakeClock()
+        lag = LagTracker(["westus"], clock)
+        lag.mark_pending("westus", "secret/a", 990.0)
+        lag.mark_pending("westus", "secret/a", 999.0)
+        assert lag.lag("westus") == 10.0
+
+    def test_rpo_is_worst_target(self) -> None:
+        """RPO is the largest lag among the pair's targets."""
+        clock = FakeClock()
+        lag = LagTracker(["westus", "northeurope"], clock)
+        lag.mark_pending("westus", "secret/a", 995.0)
+        lag.mark_pending("northeurope", "secret/a", 970.0)
+        assert lag.rpo() == 30.0

@@ -1,0 +1,145 @@
+"""Pure planning of secret mirroring (replicator/plan.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from replicator.plan import (
+    SOURCE_VERSION_TAG,
+    attributes_match,
+    fingerprint,
+    plan_secret,
+    target_attributes,
+)
+from vault.models import ItemKind, ItemProperties
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def src(version: str, **kw: object) -> ItemProperties:
+    return ItemProperties(kind=ItemKind.SECRET, name="db", version=version, **kw)  # type: ignore[arg-type]
+
+
+def copy_of(source: ItemProperties, target_version: str) -> ItemProperties:
+    attrs = target_attributes(source)
+    return ItemProperties(
+        kind=ItemKind.SECRET,
+        name=source.name,
+        version=target_version,
+        enabled=attrs.enabled,
+        not_before=attrs.not_before,
+        expires_on=attrs.expires_on,
+        content_type=attrs.content_type,
+        tags=attrs.tags,
+    )
+
+
+class TestPlanSecret:
+    def test_empty_target_gets_every_version_oldest_first(self) -> None:
+        """A target without the secret receives all source versions in source order."""
+        versions = [src("a"), src("b"), src("c")]
+        plan = plan_secret("db", versions, [], adopt=False)
+        assert [c.source.version for c in plan.copies] == ["a", "b", "c"]
+        assert not plan.updates and plan.conflict is None
+
+    def test_in_sync_target_needs_nothing(self) -> None:
+        """Re-planning after a full copy is empty: mirroring is idempotent."""
+        versions = [src("a"), src("b", content_type="text/plain", tags={"env": "prod"})]
+        target = [copy_of(versions[0], "x"), copy_of(versions[1], "y")]
+        assert plan_secret("db", versions, target, adopt=False).in_sync
+
+    def test_only_newer_versions_are_copied(self) -> None:
+        """Versions older than the newest copy are never written (they would become current)."""
+        versions = [src("a"), src("b"), src("c")]
+        target = [copy_of(versions[1], "y")]
+        plan = plan_secret("db", versions, target, adopt=False)
+        assert [c.source.version for c in plan.copies] == ["c"]
+        assert [s.version for s in plan.skipped] == ["a"]
+
+    def test_attribute_change_becomes_update(self) -> None:
+        """Disabling or setting expiry on the source updates the copy, no new version."""
+        old = src("a")
+        changed = src("a", enabled=False, expires_on=T0 + timedelta(days=3))
+        plan = plan_secret("db", [changed], [copy_of(old, "x")], adopt=False)
+        assert not plan.copies
+        assert [(u.source.version, u.target_version) for u in plan.updates] == [("a", "x")]
+
+    def test_foreign_target_secret_is_a_conflict(self) -> None:
+        """A target secret whose latest version kvdr did not write is left alone."""
+        foreign = ItemProperties(kind=ItemKind.SECRET, name="db", version="z")
+        plan = plan_secret("db", [src("a")], [foreign], adopt=False)
+        assert plan.conflict is not None and "adopt" in plan.conflict
+        assert not plan.copies
+
+    def test_adopt_takes_over_foreign_secret(self) -> None:
+        """With adopt = true the source versions are written on top."""
+        foreign = ItemProperties(kind=ItemKind.SECRET, name="db", version="z")
+        plan = plan_secret("db", [src("a")], [foreign], adopt=True)
+        assert [c.source.version for c in plan.copies] == ["a"]
+
+    def test_disabled_uncopied_version_is_skipped_with_reason(self) -> None:
+        """A disabled source version cannot be read, so it is reported, not copied."""
+        plan = plan_secret("db", [src("a", enabled=False), src("b")], [], adopt=False)
+        assert [c.source.version for c in plan.copies] == ["b"]
+        assert plan.skipped[0].version == "a" and "disabled" in plan.skipped[0].reason
+
+
+versions_strategy = st.lists(
+    st.builds(
+        lambda v, enabled, tag: src(v, enabled=enabled, tags={"t": tag} if tag else {}),
+        st.uuids().map(lambda u: u.hex),
+        st.booleans(),
+        st.sampled_from(["", "x", "y"]),
+    ),
+    max_size=8,
+    unique_by=lambda p: p.version,
+)
+
+
+class TestPlanProperties:
+    @given(versions_strategy, st.integers(min_value=0, max_value=8))
+    def test_applying_a_plan_converges(self, versions: list[ItemProperties], copied: int) -> None:
+        """Applying a plan, then planning again, yields nothing more to copy or update."""
+        target = [copy_of(v, f"t{i}") for i, v in enumerate(versions[:copied]) if v.enabled]
+        plan = plan_secret("db", versions, target, adopt=False)
+        after = list(target)
+        for update in plan.updates:
+            after = [
+                copy_of(update.source, t.version) if t.version == update.target_version else t
+                for t in after
+            ]
+        for n, c in enumerate(plan.copies):
+            after.append(copy_of(c.source, f"n{n}"))
+        assert plan_secret("db", versions, after, adopt=False).in_sync
+
+    @given(versions_strategy)
+    def test_copies_keep_source_order(self, versions: list[ItemProperties]) -> None:
+        """Copies are planned in the order the source created them."""
+        plan = plan_secret("db", versions, [], adopt=False)
+        order = [v.version for v in versions]
+        planned = [c.source.version for c in plan.copies]
+        assert planned == sorted(planned, key=order.index)
+
+    @given(versions_strategy)
+    def test_target_copy_carries_source_tag_and_matches(
+        self, versions: list[ItemProperties]
+    ) -> None:
+        """Every planned write carries kvdr's tag naming its source version."""
+        for c in plan_secret("db", versions, [], adopt=False).copies:
+            attrs = target_attributes(c.source)
+            assert attrs.tags[SOURCE_VERSION_TAG] == c.source.version
+            assert attributes_match(c.source, copy_of(c.source, "t"))
+
+
+class TestFingerprint:
+    def test_changes_with_attributes_not_with_kvdr_tag(self) -> None:
+        """The fingerprint moves with user-visible attributes only."""
+        a = src("a", tags={"env": "prod"})
+        assert fingerprint(a) != fingerprint(src("a", tags={"env": "dev"}))
+        assert fingerprint(a) != fingerprint(src("a", tags={"env": "prod"}, enabled=False))
+        assert fingerprint(a) == fingerprint(
+            src("a", tags={"env": "prod", SOURCE_VERSION_TAG: "zz"})
+        )

@@ -1,0 +1,98 @@
+"""Region health: is each region's vault answering?
+
+A probe is one cheap authenticated request per vault per interval. A region is down after
+`failures_to_down` failed probes in a row and up again after one success, so one lost
+packet does not flap the dashboard but a dead region shows within a few intervals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from prometheus_client import Gauge
+
+from vault.client import VaultClient
+from vault.errors import VaultError
+
+REGION_UP = Gauge("kvdr_region_up", "1 when the region's vault answers kvdr's probes", ["region"])
+log = structlog.get_logger("kvdr.health")
+
+
+@dataclass
+class RegionHealth:
+    region: str
+    url: str
+    up: bool | None = None
+    consecutive_failures: int = 0
+    last_check: float | None = None
+    last_ok: float | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        def iso(ts: float | None) -> str | None:
+            return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
+
+        return {
+            "region": self.region,
+            "url": self.url,
+            "up": self.up,
+            "last_check": iso(self.last_check),
+            "last_ok": iso(self.last_ok),
+            "error": self.error,
+        }
+
+
+class RegionProber:
+    """Probes every region's vault on an interval and keeps `RegionHealth` per region."""
+
+    def __init__(
+        self,
+        vaults: Mapping[str, VaultClient],
+        interval_seconds: float = 5.0,
+        timeout_seconds: float = 5.0,
+        failures_to_down: int = 2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._vaults = dict(vaults)
+        self._interval = interval_seconds
+        self._timeout = timeout_seconds
+        self._failures_to_down = failures_to_down
+        self._clock = clock
+        self.health = {r: RegionHealth(region=r, url=v.ref.url) for r, v in vaults.items()}
+
+    async def probe_all(self) -> None:
+        await asyncio.gather(*(self._probe(r) for r in self._vaults))
+
+    async def _probe(self, region: str) -> None:
+        state = self.health[region]
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._vaults[region].probe()
+        except (VaultError, TimeoutError) as exc:
+            state.consecutive_failures += 1
+            state.error = str(exc) or type(exc).__name__
+            if state.consecutive_failures >= self._failures_to_down and state.up is not False:
+                state.up = False
+                log.warning("region.unreachable", region=region, error=state.error)
+        else:
+            if state.up is not True:
+                log.info("region.up", region=region)
+            state.up = True
+            state.consecutive_failures = 0
+            state.error = None
+            state.last_ok = self._clock()
+        state.last_check = self._clock()
+        REGION_UP.labels(region).set(1 if state.up else 0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.probe_all()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval)

@@ -16,6 +16,11 @@ from kvdr import __version__
 # name -> "module:attribute" of the click command implementing it.
 SUBCOMMANDS: dict[str, str] = {
     "emulator": "kvdr.commands.emulator:command",
+    "run": "kvdr.commands.run:command",
+    "status": "kvdr.commands.status:command",
+    "sync": "kvdr.commands.sync:command",
+    "up": "kvdr.commands.up:command",
+    "down": "kvdr.commands.down:command",
 }
 
 

@@ -1,0 +1,156 @@
+"""`kvdr status [--json]`: pairs, RPO, lag, active region, health.
+
+Asks the running daemon (its `/status`); when none answers, reads what the checkpoints
+in blob storage say, so the command also works while the daemon is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kvdr.commands._shared import EXIT_OK, config_option, emit_json, load_config_or_exit
+
+if TYPE_CHECKING:
+    from kvdr.config import KvdrConfig
+
+
+def daemon_status(url: str, timeout: float = 3.0) -> dict[str, Any] | None:
+    """The daemon's /status document, or None when no daemon answers there."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            doc: dict[str, Any] = json.loads(response.read())
+            return doc
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
+    """What the checkpoints say, for when the daemon is not running."""
+    from replicator.checkpoint import CheckpointStore
+    from storage.open import open_store
+    from vault.credentials import build_credential
+
+    pairs = []
+    async with AsyncExitStack() as stack:
+        credential = build_credential(config.credential)
+        await stack.enter_async_context(credential)
+        blobs = await stack.enter_async_context(open_store(config.storage, credential))
+        store = CheckpointStore(blobs)
+        for pair in config.replicator.pairs:
+            targets = []
+            for target in pair.secondaries:
+                cp = await store.load(pair.name, target.region)
+                targets.append(
+                    {
+                        "region": target.region,
+                        "items": len(cp.items),
+                        "last_success": cp.last_applied.isoformat() if cp.last_applied else None,
+                    }
+                )
+            pairs.append(
+                {
+                    "name": pair.name,
+                    "primary": pair.primary.region,
+                    "rpo_objective_seconds": pair.rpo_objective_seconds,
+                    "targets": targets,
+                }
+            )
+    return {
+        "source": "checkpoints",
+        "daemon": None,
+        "at": datetime.now(UTC).isoformat(),
+        "pairs": pairs,
+    }
+
+
+def render(doc: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if doc.get("source") == "checkpoints":
+        console.print("[yellow]daemon not running[/]: showing the last checkpoints")
+    else:
+        console.print(f"daemon [bold]{doc.get('instance')}[/] (kvdr {doc.get('version')})")
+    if doc.get("regions"):
+        regions = Table("region", "vault", "state", "last check", "error", title="Regions")
+        for r in doc["regions"]:
+            state = {True: "[green]up[/]", False: "[red]unreachable[/]"}.get(r["up"], "unknown")
+            regions.add_row(r["region"], r["url"], state, r["last_check"] or "-", r["error"] or "")
+        console.print(regions)
+    pairs = Table(
+        "pair",
+        "primary",
+        "target",
+        "RPO s",
+        "objective s",
+        "lag s",
+        "pending",
+        "items",
+        "conflicts",
+        "last success",
+        title="Pairs",
+    )
+    for p in doc.get("pairs", []):
+        rpo = p.get("rpo_seconds")
+        rpo_text = (
+            "-"
+            if rpo is None
+            else (
+                f"[green]{rpo:.1f}[/]"
+                if p.get("rpo_ok")
+                else f"[red]{rpo:.1f} (above objective)[/]"
+            )
+        )
+        for t in p["targets"]:
+            lag = t.get("lag_seconds")
+            pairs.add_row(
+                p["name"],
+                p["primary"],
+                t["region"],
+                rpo_text,
+                str(p["rpo_objective_seconds"]),
+                "-" if lag is None else f"{lag:.1f}",
+                str(t.get("pending", "-")),
+                str(t["items"]),
+                str(len(t.get("conflicts", []))),
+                t["last_success"] or "-",
+            )
+    console.print(pairs)
+    for p in doc.get("pairs", []):
+        for t in p["targets"]:
+            for c in t.get("conflicts", []):
+                console.print(f"[yellow]conflict[/] {p['name']} -> {t['region']}: {c['reason']}")
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--url", default=None, help="Daemon base URL (default: from the configuration).")
+@config_option()
+def command(as_json: bool, url: str | None, config_path: Path | None) -> None:
+    """Show pairs, RPO, lag, regions and conflicts."""
+    config = load_config_or_exit(config_path)
+    if url is None:
+        url = f"http://{config.daemon.listen_host}:{config.daemon.listen_port}"
+    doc = daemon_status(url.rstrip("/") + "/status")
+    if doc is not None:
+        doc["source"] = "daemon"
+    else:
+        from kvdr.log_setup import configure_logging
+
+        configure_logging(config.daemon.log_format, "warning")
+        doc = asyncio.run(checkpoint_status(config))
+    if as_json:
+        emit_json(doc)
+    else:
+        render(doc)
+    raise SystemExit(EXIT_OK)

@@ -1,0 +1,150 @@
+"""The daemon's lifecycle: which parts run, the HTTP server, and a clean stop.
+
+On SIGTERM: stop taking work, let in-flight items finish within the drain bound, cancel
+the rest, write the checkpoints, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import web
+
+from failover.health import RegionProber
+from kvdr import __version__
+from kvdr.http_api import build_http_app
+from kvdr.wiring import Parts, open_parts
+from vault.models import ItemKind
+
+if TYPE_CHECKING:
+    from kvdr.config import KvdrConfig
+
+log = structlog.get_logger("kvdr.daemon")
+
+EVENT_OBJECT_KINDS = {
+    "secret": ItemKind.SECRET,
+    "key": ItemKind.KEY,
+    "certificate": ItemKind.CERTIFICATE,
+}
+
+
+def vault_name(url: str) -> str:
+    """Key Vault's name for a vault URL: the first DNS label (`contoso` of
+    `https://contoso.vault.azure.net`)."""
+    return (urlsplit(url).hostname or "").split(".")[0].lower()
+
+
+class Daemon:
+    """Runs the replicators, region probes and HTTP surface until told to stop."""
+
+    def __init__(self, config: KvdrConfig) -> None:
+        self.config = config
+        self.parts: Parts | None = None
+        self.prober: RegionProber | None = None
+        self.started_at = time.time()
+        self._ready = False
+        self.http_port: int | None = None
+
+    # -- DaemonView ------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        return self._ready
+
+    def status(self) -> dict[str, Any]:
+        parts = self.parts
+        return {
+            "instance": self.config.daemon.instance_id,
+            "version": __version__,
+            "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(),
+            "ready": self._ready,
+            "regions": [h.as_dict() for h in self.prober.health.values()] if self.prober else [],
+            "pairs": [r.status() for r in parts.replicators] if parts else [],
+        }
+
+    def on_vault_event(self, event_type: str, data: dict[str, Any]) -> bool:
+        """Route a Key Vault event to the pairs whose primary it came from."""
+        if not self.parts:
+            return False
+        kind = EVENT_OBJECT_KINDS.get(str(data.get("ObjectType", "")).lower())
+        name = data.get("ObjectName")
+        if (
+            kind is None
+            or not isinstance(name, str)
+            or not event_type.endswith("NewVersionCreated")
+        ):
+            return False
+        source = str(data.get("VaultName", "")).lower()
+        event_id = str(data.get("Id", ""))
+        taken = False
+        for replicator in self.parts.replicators:
+            primary = replicator.pair.primary
+            if source in (vault_name(primary.url), primary.region.lower()) or (
+                event_id and event_id.startswith(primary.url + "/")
+            ):
+                replicator.notify(kind, name, data.get("Version"))
+                taken = True
+        return taken
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.config.daemon
+        async with AsyncExitStack() as stack:
+            app = build_http_app(self)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
+            await site.start()
+            self.http_port = _bound_port(runner, settings.listen_port)
+            log.info("daemon.listening", url=f"http://{settings.listen_host}:{self.http_port}")
+
+            self.parts = parts = await open_parts(self.config, stack)
+            for replicator in parts.replicators:
+                await replicator.load()
+            self.prober = RegionProber(parts.vaults)
+            self._ready = True
+            log.info("daemon.started", pairs=[r.pair.name for r in parts.replicators])
+
+            tasks = [asyncio.create_task(self.prober.run(stop), name="region-probes")]
+            tasks += [
+                asyncio.create_task(r.run(stop), name=f"pair-{r.pair.name}")
+                for r in parts.replicators
+            ]
+            await self._supervise(tasks, stop)
+            self._ready = False
+            for replicator in parts.replicators:
+                try:
+                    await replicator.flush()
+                except Exception as exc:  # report every pair, then exit
+                    log.error("checkpoint.flush_failed", pair=replicator.pair.name, error=str(exc))
+            log.info("daemon.stopped")
+
+    async def _supervise(self, tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
+        """Wait for stop (or a part crashing), then drain within the bound and cancel."""
+        stop_wait = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stop_wait and task.exception() is not None:
+                log.error("daemon.part_failed", part=task.get_name(), error=repr(task.exception()))
+        stop.set()
+        drain = self.config.replicator.drain_seconds
+        _, pending = await asyncio.wait(tasks, timeout=drain)
+        for task in pending:
+            log.warning("daemon.abandoned", part=task.get_name(), drain_seconds=drain)
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        stop_wait.cancel()
+
+
+def _bound_port(runner: web.AppRunner, configured: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return configured

@@ -1,0 +1,283 @@
+"""The local two-region stack behind `kvdr up`: two emulators, Azurite, the fault proxy.
+
+Every link the daemon uses goes through the fault proxy, one proxy per link, so a drill
+or a test can degrade each separately:
+
+    daemon -> 127.0.0.1:8443  [proxy "eastus-vault"] -> emulator eastus (internal port)
+    daemon -> 127.0.0.1:8444  [proxy "westus-vault"] -> emulator westus (internal port)
+    daemon -> 127.0.0.1:10000 [proxy "blob"]         -> Azurite blob (internal port)
+
+All state lives under `.kvdr/` in the working folder; everything binds 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger("kvdr.up")
+
+HOST = "127.0.0.1"
+GEO = "us"
+# Azurite's documented development account; public by design, not a secret.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+class StackError(Exception):
+    """The local stack could not start; the message says which part and why."""
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    """Public ports of the local stack (DESIGN.md defaults)."""
+
+    eastus: int = 8443
+    westus: int = 8444
+    blob: int = 10000
+    proxy_api: int = 8474
+    daemon: int = 8080
+
+    def named(self) -> dict[str, int]:
+        return {
+            "eastus vault": self.eastus,
+            "westus vault": self.westus,
+            "blob storage": self.blob,
+            "fault proxy API": self.proxy_api,
+            "daemon HTTP": self.daemon,
+        }
+
+
+def port_in_use(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def check_ports(ports: StackPorts) -> None:
+    """Refuse to start when a public port is taken, naming it."""
+    taken = [f"{port} ({what})" for what, port in ports.named().items() if port_in_use(port)]
+    if taken:
+        raise StackError(
+            "port in use: " + ", ".join(taken) + ". Stop what uses it, or run `kvdr down` "
+            "if an earlier `kvdr up --detach` is still running."
+        )
+
+
+def find_azurite(project_root: Path | None = None) -> list[str]:
+    """The azurite-blob command: the project's pinned npm install, else one on PATH."""
+    candidates = [Path.cwd() / "node_modules" / ".bin" / "azurite-blob"]
+    if project_root is not None:
+        candidates.append(project_root / "node_modules" / ".bin" / "azurite-blob")
+    override = os.environ.get("KVDR_AZURITE")
+    if override:
+        candidates.insert(0, Path(override))
+    for candidate in candidates:
+        if candidate.exists():
+            return [str(candidate)]
+    on_path = shutil.which("azurite-blob")
+    if on_path:
+        return [on_path]
+    raise StackError(
+        "Azurite not found: run `make install` (it runs `npm ci` for the pinned azurite), "
+        "or set KVDR_AZURITE to an azurite-blob executable"
+    )
+
+
+def azurite_connection_string(port: int) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint=http://{HOST}:{port}/{AZURITE_ACCOUNT};"
+    )
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[bytes], what: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists():
+            return
+        if process.poll() is not None:
+            raise StackError(f"{what} exited with code {process.returncode} while starting")
+        time.sleep(0.05)
+    raise StackError(f"{what} did not start within {seconds:.0f} s")
+
+
+def wait_for_tcp(port: int, process: subprocess.Popen[bytes], what: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"{what} exited with code {process.returncode} while starting")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise StackError(f"{what} did not open port {port} within {seconds:.0f} s")
+
+
+def proxy_api(port: int, method: str, path: str, body: object | None = None) -> object:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        raise StackError(f"fault proxy refused {method} {path}: {exc.code} {exc.read()!r}") from exc
+    return json.loads(raw) if raw else None
+
+
+@dataclass
+class LocalStack:
+    """Starts and stops the child processes of the local stack."""
+
+    state_dir: Path
+    ports: StackPorts = field(default_factory=StackPorts)
+    project_root: Path | None = None
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    emulator_dirs: dict[str, Path] = field(default_factory=dict)
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        logs = self.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        out = (logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        out.close()
+        self.processes.append((name, process))
+        return process
+
+    def start(self) -> None:
+        check_ports(self.ports)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        kvdr = [sys.executable, "-m", "kvdr"]
+        proxy = self._spawn(
+            "chaos-proxy",
+            [*kvdr, "chaos-proxy", "--host", HOST, "--port", str(self.ports.proxy_api)],
+        )
+        events_url = f"http://{HOST}:{self.ports.daemon}/events"
+        internal: dict[str, int] = {}
+        for region in ("eastus", "westus"):
+            state = self.state_dir / "vaults" / region
+            state.mkdir(parents=True, exist_ok=True)
+            (state / "endpoint.json").unlink(missing_ok=True)
+            process = self._spawn(
+                f"emulator-{region}",
+                [
+                    *kvdr,
+                    "emulator",
+                    "--host",
+                    HOST,
+                    "--port",
+                    "0",
+                    "--state-dir",
+                    str(state),
+                    "--region",
+                    region,
+                    "--geo",
+                    GEO,
+                    "--events-to",
+                    events_url,
+                ],
+            )
+            wait_for_file(state / "endpoint.json", process, f"emulator {region}", 30)
+            internal[region] = int(json.loads((state / "endpoint.json").read_text())["port"])
+            self.emulator_dirs[region] = state
+        blob_port = free_port()
+        blob_dir = self.state_dir / "azurite"
+        blob_dir.mkdir(parents=True, exist_ok=True)
+        azurite = self._spawn(
+            "azurite",
+            [
+                *find_azurite(self.project_root),
+                "--blobHost",
+                HOST,
+                "--blobPort",
+                str(blob_port),
+                "--location",
+                str(blob_dir),
+                "--disableTelemetry",
+                "--silent",
+                "--skipApiVersionCheck",
+            ],
+        )
+        wait_for_tcp(blob_port, azurite, "Azurite", 60)
+        wait_for_tcp(self.ports.proxy_api, proxy, "fault proxy", 30)
+        proxy_api(
+            self.ports.proxy_api,
+            "POST",
+            "/populate",
+            [
+                {
+                    "name": "eastus-vault",
+                    "listen": f"{HOST}:{self.ports.eastus}",
+                    "upstream": f"{HOST}:{internal['eastus']}",
+                    "enabled": True,
+                },
+                {
+                    "name": "westus-vault",
+                    "listen": f"{HOST}:{self.ports.westus}",
+                    "upstream": f"{HOST}:{internal['westus']}",
+                    "enabled": True,
+                },
+                {
+                    "name": "blob",
+                    "listen": f"{HOST}:{self.ports.blob}",
+                    "upstream": f"{HOST}:{blob_port}",
+                    "enabled": True,
+                },
+            ],
+        )
+        log.info(
+            "stack.started",
+            eastus=self.ports.eastus,
+            westus=self.ports.westus,
+            blob=self.ports.blob,
+            proxy_api=self.ports.proxy_api,
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name, process in reversed(self.processes):
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("stack.kill", part=name)
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+    def blob_connection_string(self) -> str:
+        return azurite_connection_string(self.ports.blob)

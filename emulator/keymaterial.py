@@ -1,0 +1,648 @@
+"""Key material of emulated Key Vault keys: generation, JWK import/export, operations.
+
+One `KeyMaterial` holds one private key (RSA, EC or an AES secret for ``oct``) and does
+what Key Vault does with it: encrypt/decrypt, wrap/unwrap, sign/verify. Everything the
+REST layer needs to know about cryptography lives here, so `emulator/keys.py` only maps
+HTTP to these calls and `KeyMaterialError` to a 400 ``BadParameter``.
+
+The material never leaves this module except through `private_jwk()` (for storage and
+backup blobs) and `private_key()` (for the certificates part); `repr()` and every error
+message name only the key type, size, curve, algorithm or JWK field, never a value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import (
+    InvalidUnwrap,
+    aes_key_unwrap,
+    aes_key_unwrap_with_padding,
+    aes_key_wrap,
+    aes_key_wrap_with_padding,
+)
+
+__all__ = [
+    "DEFAULT_KEY_OPS",
+    "EC_CURVES",
+    "OCT_SIZES",
+    "RSA_SIZES",
+    "CipherOutput",
+    "KeyMaterial",
+    "KeyMaterialError",
+    "b64url_decode",
+    "b64url_encode",
+    "random_bytes",
+]
+
+# Key Vault creates RSA keys of these sizes only; 2048 is its default.
+RSA_SIZES: Final = (2048, 3072, 4096)
+# Managed HSM creates AES keys of these sizes only; 256 is its default.
+OCT_SIZES: Final = (128, 192, 256)
+# Key Vault's curve names and the cryptography curve behind each.
+EC_CURVES: Final[dict[str, type[ec.EllipticCurve]]] = {
+    "P-256": ec.SECP256R1,
+    "P-384": ec.SECP384R1,
+    "P-521": ec.SECP521R1,
+    "P-256K": ec.SECP256K1,
+}
+# Byte length of one coordinate (and of r and of s in a signature) per curve.
+_COORDINATE_BYTES: Final = {"P-256": 32, "P-384": 48, "P-521": 66, "P-256K": 32}
+_CURVE_BY_CRYPTOGRAPHY_NAME: Final[dict[str, str]] = {
+    "secp256r1": "P-256",
+    "secp384r1": "P-384",
+    "secp521r1": "P-521",
+    "secp256k1": "P-256K",
+}
+# What Key Vault lists as key_ops when a key is created without them.
+DEFAULT_KEY_OPS: Final[dict[str, tuple[str, ...]]] = {
+    "RSA": ("encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"),
+    "EC": ("sign", "verify"),
+    "oct": ("encrypt", "decrypt", "wrapKey", "unwrapKey"),
+}
+_RSA_EXPONENTS: Final = (3, 65537)
+
+_HASHES: Final[dict[str, type[hashes.HashAlgorithm]]] = {
+    "256": hashes.SHA256,
+    "384": hashes.SHA384,
+    "512": hashes.SHA512,
+}
+# Which curve each ECDSA algorithm needs, and the digest it signs.
+_ECDSA: Final[dict[str, tuple[str, type[hashes.HashAlgorithm]]]] = {
+    "ES256": ("P-256", hashes.SHA256),
+    "ES256K": ("P-256K", hashes.SHA256),
+    "ES384": ("P-384", hashes.SHA384),
+    "ES512": ("P-521", hashes.SHA512),
+}
+_RSA_ENCRYPTION: Final = ("RSA1_5", "RSA-OAEP", "RSA-OAEP-256")
+# AES algorithms that name their key size: the key must be exactly that size.
+_AES_BITS: Final = {"A128": 128, "A192": 192, "A256": 256}
+# Key Vault generates a 96-bit IV for AES-GCM and returns a 128-bit tag.
+_GCM_IV_BYTES: Final = 12
+_GCM_TAG_BYTES: Final = 16
+_CBC_IV_BYTES: Final = 16
+# Managed HSM's limit for one random-bytes request.
+MAX_RANDOM_BYTES: Final = 128
+
+
+class KeyMaterialError(ValueError):
+    """A request the key material cannot serve; the message names the input, never a value."""
+
+
+@dataclass(frozen=True)
+class CipherOutput:
+    """What an encryption returns besides the ciphertext (AES modes only)."""
+
+    ciphertext: bytes
+    iv: bytes | None = None
+    tag: bytes | None = None
+    aad: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"CipherOutput(ciphertext=<{len(self.ciphertext)} bytes>)"
+
+
+def b64url_encode(data: bytes) -> str:
+    """Base64url without padding, as JWK and Key Vault's REST bodies use."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: object, field: str) -> bytes:
+    """Decode base64url (padding optional; plain base64 accepted too) or name the field."""
+    if not isinstance(text, str):
+        raise KeyMaterialError(f"'{field}' must be a base64url string")
+    cleaned = text.strip().replace("+", "-").replace("/", "_").rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise KeyMaterialError(f"'{field}' is not valid base64url") from exc
+
+
+def random_bytes(count: int) -> bytes:
+    """`count` bytes from the OS's CSPRNG (Managed HSM allows 1-128 per request)."""
+    if not 1 <= count <= MAX_RANDOM_BYTES:
+        raise KeyMaterialError(f"'count' must be between 1 and {MAX_RANDOM_BYTES}, got {count}")
+    return os.urandom(count)
+
+
+def _int_bytes(value: int, length: int | None = None) -> bytes:
+    size = length if length is not None else max(1, (value.bit_length() + 7) // 8)
+    return value.to_bytes(size, "big")
+
+
+def _jwk_int(jwk: Mapping[str, Any], field: str) -> int:
+    raw = b64url_decode(jwk.get(field), f"key.{field}")
+    if not raw:
+        raise KeyMaterialError(f"'key.{field}' must not be empty")
+    return int.from_bytes(raw, "big")
+
+
+def _base_kty(kty: object) -> str:
+    """'RSA-HSM' -> 'RSA'; Key Vault spells the HSM variants with a suffix."""
+    if not isinstance(kty, str):
+        raise KeyMaterialError("'kty' must be a string")
+    base = kty[: -len("-HSM")] if kty.upper().endswith("-HSM") else kty
+    for known in DEFAULT_KEY_OPS:
+        if base.lower() == known.lower():
+            return known
+    raise KeyMaterialError(
+        f"kty '{kty}' is not supported; use RSA, RSA-HSM, EC, EC-HSM or oct-HSM"
+    )
+
+
+class KeyMaterial:
+    """One private key: RSA, EC or an AES key (``oct``). Its repr never shows material."""
+
+    __slots__ = ("_key",)
+
+    def __init__(
+        self, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | bytes
+    ) -> None:
+        if isinstance(key, bytes):
+            if len(key) * 8 not in OCT_SIZES:
+                raise KeyMaterialError(
+                    f"oct key size {len(key) * 8} is not supported; use 128, 192 or 256 bits"
+                )
+        elif isinstance(key, rsa.RSAPrivateKey):
+            if key.key_size not in RSA_SIZES:
+                raise KeyMaterialError(
+                    f"RSA key size {key.key_size} is not supported; use 2048, 3072 or 4096"
+                )
+        elif isinstance(key, ec.EllipticCurvePrivateKey):
+            if key.curve.name not in _CURVE_BY_CRYPTOGRAPHY_NAME:
+                raise KeyMaterialError(
+                    f"curve '{key.curve.name}' is not supported; use P-256, P-384, P-521 or P-256K"
+                )
+        else:
+            raise KeyMaterialError("key must be an RSA or EC private key or AES key bytes")
+        self._key = key
+
+    # ----- construction -----------------------------------------------------------------
+
+    @classmethod
+    def generate(
+        cls,
+        kty: str,
+        *,
+        size: int | None = None,
+        curve: str | None = None,
+        public_exponent: int | None = None,
+    ) -> KeyMaterial:
+        """New key of the base type ``RSA``, ``EC`` or ``oct`` (``-HSM`` suffix allowed)."""
+        base = _base_kty(kty)
+        if base == "RSA":
+            bits = 2048 if size is None else size
+            if bits not in RSA_SIZES:
+                raise KeyMaterialError(
+                    f"key_size {bits} is not supported for RSA; use 2048, 3072 or 4096"
+                )
+            exponent = 65537 if public_exponent is None else public_exponent
+            if exponent not in _RSA_EXPONENTS:
+                raise KeyMaterialError(
+                    f"public_exponent {exponent} is not supported; use 3 or 65537"
+                )
+            return cls(rsa.generate_private_key(public_exponent=exponent, key_size=bits))
+        if base == "EC":
+            if size is not None:
+                raise KeyMaterialError("key_size is not supported for EC keys; use crv")
+            name = "P-256" if curve is None else curve
+            curve_cls = EC_CURVES.get(name)
+            if curve_cls is None:
+                raise KeyMaterialError(
+                    f"crv '{name}' is not supported; use P-256, P-384, P-521 or P-256K"
+                )
+            return cls(ec.generate_private_key(curve_cls()))
+        bits = 256 if size is None else size
+        if bits not in OCT_SIZES:
+            raise KeyMaterialError(
+                f"key_size {bits} is not supported for oct-HSM; use 128, 192 or 256"
+            )
+        return cls(os.urandom(bits // 8))
+
+    @classmethod
+    def from_private_key(
+        cls, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    ) -> KeyMaterial:
+        """Wrap a cryptography private key (the certificates part generates its own)."""
+        return cls(key)
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, Any]) -> KeyMaterial:
+        """Import a private JWK: RSA (with or without CRT parameters), EC or oct."""
+        if not isinstance(jwk, Mapping):
+            raise KeyMaterialError("'key' must be a JSON Web Key object")
+        base = _base_kty(jwk.get("kty"))
+        if base == "oct":
+            if jwk.get("k") is None:
+                raise KeyMaterialError("'key.k' is required to import an oct key")
+            return cls(b64url_decode(jwk["k"], "key.k"))
+        if jwk.get("d") is None:
+            raise KeyMaterialError(
+                "'key.d' is required: Key Vault imports private keys only"
+            )
+        if base == "RSA":
+            return cls(_rsa_from_jwk(jwk))
+        return cls(_ec_from_jwk(jwk))
+
+    # ----- description ------------------------------------------------------------------
+
+    @property
+    def kty(self) -> str:
+        """Base key type: ``RSA``, ``EC`` or ``oct`` (the store adds ``-HSM``)."""
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            return "RSA"
+        if isinstance(self._key, ec.EllipticCurvePrivateKey):
+            return "EC"
+        return "oct"
+
+    @property
+    def key_size(self) -> int | None:
+        """Bits for RSA and oct keys; None for EC (the curve says it)."""
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            return self._key.key_size
+        if isinstance(self._key, bytes):
+            return len(self._key) * 8
+        return None
+
+    @property
+    def curve(self) -> str | None:
+        """Key Vault's curve name for EC keys, else None."""
+        if isinstance(self._key, ec.EllipticCurvePrivateKey):
+            return _CURVE_BY_CRYPTOGRAPHY_NAME[self._key.curve.name]
+        return None
+
+    @property
+    def public_exponent(self) -> int | None:
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            return self._key.public_key().public_numbers().e
+        return None
+
+    def __repr__(self) -> str:
+        detail = f"curve={self.curve!r}" if self.curve else f"size={self.key_size}"
+        return f"KeyMaterial(kty={self.kty!r}, {detail})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KeyMaterial):
+            return NotImplemented
+        # Constant-time, so equality checks cannot become an oracle in tests or tools.
+        return hmac.compare_digest(
+            repr(sorted(self.private_jwk().items())).encode(),
+            repr(sorted(other.private_jwk().items())).encode(),
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # ----- export -----------------------------------------------------------------------
+
+    def public_jwk(self) -> dict[str, str]:
+        """The public half as JWK fields (``kty`` is the base type; oct exposes no ``k``)."""
+        key = self._key
+        if isinstance(key, rsa.RSAPrivateKey):
+            numbers = key.public_key().public_numbers()
+            return {"kty": "RSA", "n": b64url_encode(_int_bytes(numbers.n)),
+                    "e": b64url_encode(_int_bytes(numbers.e))}
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            crv = _CURVE_BY_CRYPTOGRAPHY_NAME[key.curve.name]
+            length = _COORDINATE_BYTES[crv]
+            point = key.public_key().public_numbers()
+            return {"kty": "EC", "crv": crv,
+                    "x": b64url_encode(_int_bytes(point.x, length)),
+                    "y": b64url_encode(_int_bytes(point.y, length))}
+        return {"kty": "oct"}
+
+    def private_jwk(self) -> dict[str, str]:
+        """The full key as JWK fields, for storage and backup blobs only."""
+        key = self._key
+        jwk = self.public_jwk()
+        if isinstance(key, rsa.RSAPrivateKey):
+            numbers = key.private_numbers()
+            for field, value in (("d", numbers.d), ("p", numbers.p), ("q", numbers.q),
+                                 ("dp", numbers.dmp1), ("dq", numbers.dmq1),
+                                 ("qi", numbers.iqmp)):
+                jwk[field] = b64url_encode(_int_bytes(value))
+        elif isinstance(key, ec.EllipticCurvePrivateKey):
+            length = _COORDINATE_BYTES[jwk["crv"]]
+            jwk["d"] = b64url_encode(_int_bytes(key.private_numbers().private_value, length))
+        else:
+            jwk["k"] = b64url_encode(key)
+        return jwk
+
+    def private_key(self) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+        """The cryptography private key (RSA and EC only)."""
+        if isinstance(self._key, bytes):
+            raise KeyMaterialError("an oct key has no asymmetric private key")
+        return self._key
+
+    # ----- operations -------------------------------------------------------------------
+
+    def encrypt(
+        self, algorithm: str, plaintext: bytes, *, iv: bytes | None = None,
+        aad: bytes | None = None,
+    ) -> CipherOutput:
+        """Encrypt one block as Key Vault does; AES IVs are generated when not given."""
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            self._refuse_aes_params(algorithm, iv=iv, aad=aad)
+            try:
+                return CipherOutput(
+                    self._key.public_key().encrypt(plaintext, _rsa_padding(algorithm))
+                )
+            except ValueError as exc:
+                raise KeyMaterialError(
+                    f"plaintext is too long for {algorithm} with a {self._key.key_size}-bit key"
+                ) from exc
+        key = self._aes_key("encrypt", algorithm)
+        mode = _aes_mode(algorithm)
+        if mode == "GCM":
+            if iv is not None:
+                raise KeyMaterialError(f"'iv' must not be given for {algorithm}: "
+                                       "Key Vault generates it")
+            nonce = os.urandom(_GCM_IV_BYTES)
+            sealed = AESGCM(key).encrypt(nonce, plaintext, aad)
+            return CipherOutput(sealed[:-_GCM_TAG_BYTES], iv=nonce,
+                                tag=sealed[-_GCM_TAG_BYTES:], aad=aad)
+        if mode in ("CBC", "CBCPAD"):
+            if aad is not None:
+                raise KeyMaterialError(f"'aad' is not supported for {algorithm}")
+            vector = os.urandom(_CBC_IV_BYTES) if iv is None else iv
+            if len(vector) != _CBC_IV_BYTES:
+                raise KeyMaterialError(f"'iv' must be 16 bytes for {algorithm}")
+            data = plaintext
+            if mode == "CBCPAD":
+                padder = padding.PKCS7(128).padder()
+                data = padder.update(plaintext) + padder.finalize()
+            elif len(data) % 16:
+                raise KeyMaterialError(
+                    f"plaintext length must be a multiple of 16 bytes for {algorithm}"
+                )
+            encryptor = Cipher(algorithms.AES(key), modes.CBC(vector)).encryptor()
+            return CipherOutput(encryptor.update(data) + encryptor.finalize(), iv=vector)
+        raise KeyMaterialError(f"algorithm '{algorithm}' is not an encryption algorithm")
+
+    def decrypt(
+        self, algorithm: str, ciphertext: bytes, *, iv: bytes | None = None,
+        tag: bytes | None = None, aad: bytes | None = None,
+    ) -> bytes:
+        """Decrypt one block; any failure is one error that does not say why (no oracle)."""
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            self._refuse_aes_params(algorithm, iv=iv, aad=aad)
+            chosen = _rsa_padding(algorithm)
+            try:
+                return self._key.decrypt(ciphertext, chosen)
+            except ValueError as exc:
+                raise KeyMaterialError(f"decryption with {algorithm} failed") from exc
+        key = self._aes_key("decrypt", algorithm)
+        mode = _aes_mode(algorithm)
+        if iv is None:
+            raise KeyMaterialError(f"'iv' is required for {algorithm}")
+        if mode == "GCM":
+            if tag is None:
+                raise KeyMaterialError(f"'tag' is required for {algorithm}")
+            try:
+                return AESGCM(key).decrypt(iv, ciphertext + tag, aad)
+            except (InvalidTag, ValueError) as exc:
+                raise KeyMaterialError(f"decryption with {algorithm} failed") from exc
+        if mode in ("CBC", "CBCPAD"):
+            if len(iv) != _CBC_IV_BYTES or len(ciphertext) % 16:
+                raise KeyMaterialError(f"decryption with {algorithm} failed")
+            decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+            data = decryptor.update(ciphertext) + decryptor.finalize()
+            if mode == "CBC":
+                return data
+            try:
+                unpadder = padding.PKCS7(128).unpadder()
+                return unpadder.update(data) + unpadder.finalize()
+            except ValueError as exc:
+                raise KeyMaterialError(f"decryption with {algorithm} failed") from exc
+        raise KeyMaterialError(f"algorithm '{algorithm}' is not an encryption algorithm")
+
+    def wrap_key(self, algorithm: str, key: bytes) -> bytes:
+        """Wrap a key: RSA algorithms for RSA keys, AES key wrap for oct keys."""
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            return self.encrypt(algorithm, key).ciphertext
+        secret = self._aes_wrap_key(algorithm)
+        try:
+            if algorithm == "CKM_AES_KEY_WRAP_PAD":
+                return aes_key_wrap_with_padding(secret, key)
+            return aes_key_wrap(secret, key)
+        except ValueError as exc:
+            raise KeyMaterialError(
+                f"the key to wrap has a length {algorithm} cannot wrap "
+                "(at least 16 bytes, a multiple of 8)"
+            ) from exc
+
+    def unwrap_key(self, algorithm: str, wrapped: bytes) -> bytes:
+        """Unwrap what `wrap_key` produced with the same algorithm."""
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            return self.decrypt(algorithm, wrapped)
+        secret = self._aes_wrap_key(algorithm)
+        try:
+            if algorithm == "CKM_AES_KEY_WRAP_PAD":
+                return aes_key_unwrap_with_padding(secret, wrapped)
+            return aes_key_unwrap(secret, wrapped)
+        except (InvalidUnwrap, ValueError) as exc:
+            raise KeyMaterialError(f"unwrapping with {algorithm} failed") from exc
+
+    def sign(self, algorithm: str, digest: bytes) -> bytes:
+        """Sign a digest; ECDSA signatures come back as raw r||s, as Key Vault returns them."""
+        key = self._key
+        if isinstance(key, rsa.RSAPrivateKey):
+            chosen, hash_algorithm = _rsa_signature(algorithm, digest)
+            return key.sign(digest, chosen, Prehashed(hash_algorithm))
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            hash_algorithm = self._ecdsa_hash(algorithm, digest)
+            der = key.sign(digest, ec.ECDSA(Prehashed(hash_algorithm)))
+            r, s = decode_dss_signature(der)
+            length = _COORDINATE_BYTES[_CURVE_BY_CRYPTOGRAPHY_NAME[key.curve.name]]
+            return _int_bytes(r, length) + _int_bytes(s, length)
+        raise KeyMaterialError(f"algorithm '{algorithm}' is not supported for oct keys")
+
+    def verify(self, algorithm: str, digest: bytes, signature: bytes) -> bool:
+        """True when `signature` is valid for `digest`; a bad signature is False, not an error."""
+        key = self._key
+        if isinstance(key, rsa.RSAPrivateKey):
+            chosen, hash_algorithm = _rsa_signature(algorithm, digest)
+            try:
+                key.public_key().verify(signature, digest, chosen, Prehashed(hash_algorithm))
+            except InvalidSignature:
+                return False
+            return True
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            hash_algorithm = self._ecdsa_hash(algorithm, digest)
+            length = _COORDINATE_BYTES[_CURVE_BY_CRYPTOGRAPHY_NAME[key.curve.name]]
+            if len(signature) != 2 * length:
+                return False
+            r = int.from_bytes(signature[:length], "big")
+            s = int.from_bytes(signature[length:], "big")
+            try:
+                key.public_key().verify(
+                    encode_dss_signature(r, s), digest, ec.ECDSA(Prehashed(hash_algorithm))
+                )
+            except InvalidSignature:
+                return False
+            return True
+        raise KeyMaterialError(f"algorithm '{algorithm}' is not supported for oct keys")
+
+    # ----- internals --------------------------------------------------------------------
+
+    def _refuse_aes_params(self, algorithm: str, *, iv: bytes | None, aad: bytes | None) -> None:
+        if algorithm not in _RSA_ENCRYPTION:
+            raise KeyMaterialError(
+                f"algorithm '{algorithm}' is not supported for RSA keys; "
+                "use RSA1_5, RSA-OAEP or RSA-OAEP-256"
+            )
+        if iv is not None or aad is not None:
+            raise KeyMaterialError(f"'iv' and 'aad' are not supported for {algorithm}")
+
+    def _aes_key(self, operation: str, algorithm: str) -> bytes:
+        if not isinstance(self._key, bytes):
+            raise KeyMaterialError(
+                f"algorithm '{algorithm}' is not supported for {self.kty} keys"
+            )
+        bits = _AES_BITS.get(algorithm[:4])
+        if bits is None or _aes_mode(algorithm) is None:
+            raise KeyMaterialError(
+                f"algorithm '{algorithm}' is not supported for {operation} with oct keys"
+            )
+        if bits != len(self._key) * 8:
+            raise KeyMaterialError(
+                f"algorithm '{algorithm}' needs a {bits}-bit key; this key has "
+                f"{len(self._key) * 8} bits"
+            )
+        return self._key
+
+    def _aes_wrap_key(self, algorithm: str) -> bytes:
+        if not isinstance(self._key, bytes):
+            raise KeyMaterialError(
+                f"algorithm '{algorithm}' is not supported for {self.kty} keys"
+            )
+        if algorithm in ("CKM_AES_KEY_WRAP", "CKM_AES_KEY_WRAP_PAD"):
+            return self._key
+        bits = _AES_BITS.get(algorithm[:4])
+        if bits is None or algorithm[4:] != "KW":
+            raise KeyMaterialError(
+                f"algorithm '{algorithm}' is not supported for key wrapping with oct keys; "
+                "use A128KW, A192KW, A256KW, CKM_AES_KEY_WRAP or CKM_AES_KEY_WRAP_PAD"
+            )
+        if bits != len(self._key) * 8:
+            raise KeyMaterialError(
+                f"algorithm '{algorithm}' needs a {bits}-bit key; this key has "
+                f"{len(self._key) * 8} bits"
+            )
+        return self._key
+
+    def _ecdsa_hash(self, algorithm: str, digest: bytes) -> hashes.HashAlgorithm:
+        spec = _ECDSA.get(algorithm)
+        if spec is None:
+            raise KeyMaterialError(
+                f"algorithm '{algorithm}' is not supported for EC keys; "
+                "use ES256, ES256K, ES384 or ES512"
+            )
+        needed_curve, hash_cls = spec
+        if needed_curve != self.curve:
+            raise KeyMaterialError(
+                f"algorithm '{algorithm}' needs curve {needed_curve}; this key uses {self.curve}"
+            )
+        hash_algorithm = hash_cls()
+        _check_digest(algorithm, digest, hash_algorithm)
+        return hash_algorithm
+
+
+def _aes_mode(algorithm: str) -> str | None:
+    mode = algorithm[4:]
+    return mode if mode in ("GCM", "CBC", "CBCPAD") else None
+
+
+def _check_digest(algorithm: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm) -> None:
+    if len(digest) != hash_algorithm.digest_size:
+        raise KeyMaterialError(
+            f"digest must be {hash_algorithm.digest_size} bytes for {algorithm}, "
+            f"got {len(digest)}"
+        )
+
+
+def _rsa_padding(algorithm: str) -> asym_padding.AsymmetricPadding:
+    if algorithm == "RSA1_5":
+        return asym_padding.PKCS1v15()
+    if algorithm == "RSA-OAEP":
+        return asym_padding.OAEP(asym_padding.MGF1(hashes.SHA1()), hashes.SHA1(), None)
+    if algorithm == "RSA-OAEP-256":
+        return asym_padding.OAEP(asym_padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+    raise KeyMaterialError(
+        f"algorithm '{algorithm}' is not supported for RSA keys; "
+        "use RSA1_5, RSA-OAEP or RSA-OAEP-256"
+    )
+
+
+def _rsa_signature(
+    algorithm: str, digest: bytes
+) -> tuple[asym_padding.AsymmetricPadding, hashes.HashAlgorithm]:
+    family, suffix = algorithm[:2], algorithm[2:]
+    if family not in ("RS", "PS") or suffix not in _HASHES:
+        raise KeyMaterialError(
+            f"algorithm '{algorithm}' is not supported for RSA keys; "
+            "use RS256, RS384, RS512, PS256, PS384 or PS512"
+        )
+    hash_algorithm = _HASHES[suffix]()
+    _check_digest(algorithm, digest, hash_algorithm)
+    if family == "RS":
+        return asym_padding.PKCS1v15(), hash_algorithm
+    # Key Vault's PSS uses a salt as long as the digest (RFC 7518 section 3.5).
+    chosen = asym_padding.PSS(mgf=asym_padding.MGF1(hash_algorithm),
+                              salt_length=hash_algorithm.digest_size)
+    return chosen, hash_algorithm
+
+
+def _rsa_from_jwk(jwk: Mapping[str, Any]) -> rsa.RSAPrivateKey:
+    n, e, d = (_jwk_int(jwk, field) for field in ("n", "e", "d"))
+    crt_fields = ("p", "q", "dp", "dq", "qi")
+    present = [field for field in crt_fields if jwk.get(field) is not None]
+    try:
+        if len(present) == len(crt_fields):
+            p, q, dp, dq, qi = (_jwk_int(jwk, field) for field in crt_fields)
+        elif present:
+            raise KeyMaterialError(
+                "'key' has some RSA CRT parameters but not all of p, q, dp, dq, qi"
+            )
+        else:
+            p, q = rsa.rsa_recover_prime_factors(n, e, d)
+            dp, dq, qi = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
+        numbers = rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, rsa.RSAPublicNumbers(e, n))
+        return numbers.private_key()
+    except KeyMaterialError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise KeyMaterialError("'key' is not a consistent RSA private key") from exc
+
+
+def _ec_from_jwk(jwk: Mapping[str, Any]) -> ec.EllipticCurvePrivateKey:
+    crv = jwk.get("crv")
+    # Key Vault's 2016-10-01 API spelled P-256K as SECP256K1; accept both.
+    if isinstance(crv, str) and crv.upper() == "SECP256K1":
+        crv = "P-256K"
+    if not isinstance(crv, str) or crv not in EC_CURVES:
+        raise KeyMaterialError(
+            f"'key.crv' must be one of P-256, P-384, P-521, P-256K, got {crv!r}"
+        )
+    x, y, d = (_jwk_int(jwk, field) for field in ("x", "y", "d"))
+    try:
+        public = ec.EllipticCurvePublicNumbers(x, y, EC_CURVES[crv]())
+        return ec.EllipticCurvePrivateNumbers(d, public).private_key()
+    except ValueError as exc:
+        raise KeyMaterialError(f"'key' is not a consistent EC private key on {crv}") from exc

@@ -1,0 +1,356 @@
+"""`BlobStore` over one Azure Blob Storage container (or Azurite), async.
+
+Writes go to the account's primary endpoint. Reads (`get`, `list`) fall back to the
+read-access secondary endpoint (RA-GZRS, or Azurite's `<account>-secondary`) when the
+primary is unreachable; the fallback is logged once per outage, and for
+`primary_retry_seconds` afterwards reads go straight to the secondary instead of paying
+the primary's retries each time.
+
+Every object is written with its Content-MD5 set from our own bytes, and every read
+checks size and MD5 against what the service returns, so a bit flip anywhere between
+our write and our read is `CorruptBlob`, not silently wrong data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import structlog
+from azure.core import MatchConditions
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import AzureError
+from azure.storage.blob import ContentSettings
+from azure.storage.blob.aio import BlobLeaseClient, ContainerClient, ExponentialRetry
+
+from storage._azure_endpoints import Endpoints, resolve, safe_url
+from storage._azure_errors import Operation, storage_error
+from storage._names import check_blob_name, check_lease, check_metadata, check_prefix
+from storage.errors import (
+    BlobExists,
+    BlobNotFound,
+    CorruptBlob,
+    LeaseHeld,
+    StorageError,
+    StorageUnavailable,
+)
+from storage.settings import AzureBlobSettings
+from storage.store import Blob, BlobInfo
+
+T = TypeVar("T")
+log = structlog.get_logger("kvdr.storage")
+
+
+class AzureBlobStore:
+    """One container of an Azure storage account; use as `async with AzureBlobStore(...)`.
+
+    `credential` is the async Azure credential used with `account_url` (or with a
+    connection string that carries no key or SAS). The caller owns and closes it.
+    """
+
+    def __init__(
+        self, settings: AzureBlobSettings, credential: AsyncTokenCredential | None = None
+    ) -> None:
+        self._settings = settings
+        self._endpoints: Endpoints = resolve(settings)
+        self._credential: Any = self._endpoints.credential or credential
+        if settings.account_url is not None and credential is None and "?" not in (
+            settings.account_url
+        ):
+            raise ValueError("storage account_url needs an Azure credential (or a SAS in the URL)")
+        self._primary: ContainerClient | None = None
+        self._secondary: ContainerClient | None = None
+        # monotonic deadline until which reads skip the primary; 0 = primary is healthy.
+        self._primary_down_until = 0.0
+        self._fallback_logged = False
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    @property
+    def description(self) -> str:
+        return f"azure-blob {safe_url(self._endpoints.primary)}/{self._settings.container}"
+
+    @property
+    def secondary_description(self) -> str | None:
+        """The secondary read endpoint (no credentials), or None when there is none."""
+        if self._endpoints.secondary is None:
+            return None
+        return f"{safe_url(self._endpoints.secondary)}/{self._settings.container}"
+
+    def _client(self, account_url: str) -> ContainerClient:
+        # The SDK's default retry (3 tries from 15 s, 20 s connect timeout) would hold a
+        # read for about a minute before the secondary is tried.
+        retry = ExponentialRetry(
+            initial_backoff=1,
+            increment_base=2,
+            retry_total=self._settings.retries,
+            random_jitter_range=1,
+        )
+        return ContainerClient(
+            account_url,
+            self._settings.container,
+            credential=self._credential,
+            retry_policy=retry,
+            connection_timeout=self._settings.connect_timeout_seconds,
+        )
+
+    async def open(self) -> Self:
+        """Create the SDK clients and the container when it is missing."""
+        self._primary = self._client(self._endpoints.primary)
+        if self._endpoints.secondary is not None:
+            self._secondary = self._client(self._endpoints.secondary)
+        try:
+            await self._call("create_container", "", self._primary.create_container())
+        except StorageUnavailable as exc:
+            # Reads may still be served by the secondary (e.g. a restore during a
+            # regional outage): opening must not require the primary.
+            log.warning("storage.container_check_skipped", store=self.description, error=str(exc))
+        except BlobExists:
+            pass
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def close(self) -> None:
+        for client in (self._primary, self._secondary):
+            if client is not None:
+                await client.close()
+        self._primary = self._secondary = None
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _require_primary(self) -> ContainerClient:
+        if self._primary is None:
+            raise RuntimeError(f"{self.description} is not open; use 'async with'")
+        return self._primary
+
+    @staticmethod
+    async def _call(operation: Operation, blob: str, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except AzureError as exc:
+            raise storage_error(exc, operation=operation, blob=blob) from exc
+
+    # --- writes (primary only) -----------------------------------------------------
+
+    async def put_if_absent(
+        self, name: str, data: bytes, metadata: dict[str, str] | None = None
+    ) -> BlobInfo:
+        check_blob_name(name)
+        meta = check_metadata(metadata)
+        # overwrite=False makes the SDK send If-None-Match: *.
+        result = await self._call(
+            "put_if_absent",
+            name,
+            self._require_primary().get_blob_client(name).upload_blob(
+                data,
+                overwrite=False,
+                metadata=meta,
+                content_settings=_content_settings(data),
+                validate_content=True,
+            ),
+        )
+        return _info_from_upload(name, data, meta, result)
+
+    async def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> BlobInfo:
+        check_blob_name(name)
+        meta = check_metadata(metadata)
+        conditions: dict[str, Any] = {}
+        if if_match is not None:
+            conditions = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
+        result = await self._call(
+            "put",
+            name,
+            self._require_primary().get_blob_client(name).upload_blob(
+                data,
+                overwrite=True,
+                metadata=meta,
+                content_settings=_content_settings(data),
+                validate_content=True,
+                **conditions,
+            ),
+        )
+        return _info_from_upload(name, data, meta, result)
+
+    async def delete(self, name: str, *, if_match: str | None = None) -> None:
+        """Delete `name`; `BlobNotFound` when absent, `PreconditionFailed` on a stale ETag."""
+        check_blob_name(name)
+        conditions: dict[str, Any] = {}
+        if if_match is not None:
+            conditions = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
+        await self._call(
+            "delete",
+            name,
+            self._require_primary().delete_blob(name, delete_snapshots="include", **conditions),
+        )
+
+    # --- reads (primary, then secondary) ---------------------------------------------
+
+    async def get(self, name: str) -> Blob:
+        check_blob_name(name)
+        return await self._read("get", name, lambda client: _download(client, name))
+
+    async def list(self, prefix: str = "") -> list[BlobInfo]:
+        check_prefix(prefix)
+        return await self._read("list", prefix, lambda client: _list(client, prefix))
+
+    async def _read(
+        self,
+        operation: Operation,
+        blob: str,
+        attempt: Callable[[ContainerClient], Awaitable[T]],
+    ) -> T:
+        primary = self._require_primary()
+        secondary = self._secondary
+        if secondary is not None and time.monotonic() < self._primary_down_until:
+            try:
+                return await attempt(secondary)
+            except StorageUnavailable:
+                secondary = None  # down too: see whether the primary is back
+        try:
+            result = await attempt(primary)
+        except StorageUnavailable as primary_exc:
+            if secondary is None:
+                raise
+            self._primary_down_until = time.monotonic() + self._settings.primary_retry_seconds
+            if not self._fallback_logged:
+                self._fallback_logged = True
+                log.warning(
+                    "storage.read_fallback",
+                    store=self.description,
+                    secondary=self.secondary_description,
+                    operation=operation,
+                    blob=blob,
+                    error=str(primary_exc),
+                )
+            try:
+                return await attempt(secondary)
+            except StorageUnavailable as secondary_exc:
+                raise StorageUnavailable(
+                    f"{operation} {blob!r}: primary and secondary storage endpoints are "
+                    f"unreachable ({primary_exc}; {secondary_exc})",
+                    blob=blob,
+                ) from secondary_exc
+        if self._fallback_logged:
+            self._fallback_logged = False
+            self._primary_down_until = 0.0
+            log.info("storage.primary_back", store=self.description)
+        return result
+
+    # --- leases -------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, lease_id: str, seconds: int) -> None:
+        check_blob_name(name)
+        check_lease(lease_id, seconds)
+        client = self._require_primary()
+        for _ in range(3):
+            # Already there (and perhaps leased) is fine: the acquire below decides.
+            with contextlib.suppress(BlobExists, LeaseHeld):
+                await self.put_if_absent(name, b"")
+            try:
+                await self._call(
+                    "acquire_lease",
+                    name,
+                    BlobLeaseClient(client.get_blob_client(name), lease_id).acquire(
+                        lease_duration=seconds
+                    ),
+                )
+                return
+            except BlobNotFound:
+                continue  # deleted between create and acquire: create it again
+        raise StorageError(f"acquire_lease {name!r}: the blob keeps disappearing", blob=name)
+
+    async def renew_lease(self, name: str, lease_id: str) -> None:
+        check_blob_name(name)
+        check_lease(lease_id)
+        client = self._require_primary().get_blob_client(name)
+        await self._call("renew_lease", name, BlobLeaseClient(client, lease_id).renew())
+
+    async def release_lease(self, name: str, lease_id: str) -> None:
+        """Give the lease up; `LeaseLost` when another holder has it by now."""
+        check_blob_name(name)
+        check_lease(lease_id)
+        client = self._require_primary().get_blob_client(name)
+        await self._call("release_lease", name, BlobLeaseClient(client, lease_id).release())
+
+
+def _content_settings(data: bytes) -> ContentSettings:
+    return ContentSettings(
+        content_type="application/octet-stream",
+        content_md5=bytearray(hashlib.md5(data, usedforsecurity=False).digest()),
+    )
+
+
+def _info_from_upload(
+    name: str, data: bytes, metadata: dict[str, str], result: dict[str, Any]
+) -> BlobInfo:
+    return BlobInfo(
+        name=name,
+        size=len(data),
+        etag=str(result["etag"]),
+        last_modified=result.get("last_modified"),
+        metadata=metadata,
+    )
+
+
+async def _download(client: ContainerClient, name: str) -> Blob:
+    async def fetch() -> tuple[Any, bytes]:
+        downloader = await client.download_blob(name, max_concurrency=1)
+        return downloader.properties, await downloader.readall()
+
+    props, data = await AzureBlobStore._call("get", name, fetch())
+    if props.size != len(data):
+        raise CorruptBlob(
+            f"get {name!r}: read {len(data)} bytes, the service says {props.size}", blob=name
+        )
+    stored_md5 = props.content_settings.content_md5
+    if stored_md5 and bytes(stored_md5) != hashlib.md5(data, usedforsecurity=False).digest():
+        raise CorruptBlob(f"get {name!r}: content MD5 does not match the bytes read", blob=name)
+    info = BlobInfo(
+        name=name,
+        size=len(data),
+        etag=str(props.etag),
+        last_modified=props.last_modified,
+        metadata=dict(props.metadata or {}),
+    )
+    return Blob(info=info, data=data)
+
+
+async def _list(client: ContainerClient, prefix: str) -> list[BlobInfo]:
+    async def collect() -> list[BlobInfo]:
+        found = []
+        async for item in client.list_blobs(name_starts_with=prefix or None, include=["metadata"]):
+            found.append(
+                BlobInfo(
+                    name=item.name,
+                    size=int(item.size or 0),
+                    etag=str(item.etag),
+                    last_modified=item.last_modified,
+                    metadata=dict(item.metadata or {}),
+                )
+            )
+        return found
+
+    found = await AzureBlobStore._call("list", prefix, collect())
+    return sorted(found, key=lambda info: info.name)

@@ -1,1 +1,66 @@
-"""kvdr vault package."""
+"""The vault seam: every request kvdr makes to Azure Key Vault goes through here.
+
+`KeyVaultAdapter` implements `VaultClient` over the official azure-keyvault aio clients,
+with rate control and retry (`RateController`) and error mapping in one place.
+"""
+
+from vault.adapter import KeyVaultAdapter
+from vault.client import VaultClient
+from vault.credentials import CredentialSettingsError, build_credential
+from vault.errors import (
+    BadRequest,
+    DeletedButRecoverable,
+    Forbidden,
+    ItemConflict,
+    ItemNotFound,
+    NoAnswer,
+    RequestNotSent,
+    ServerError,
+    Throttled,
+    VaultError,
+    VaultRefused,
+)
+from vault.models import (
+    Attributes,
+    Change,
+    ChangeOp,
+    DeletedItem,
+    ItemKind,
+    ItemProperties,
+    ItemRef,
+    SecretValue,
+    VaultRef,
+)
+from vault.rate import RateController, RateStats
+from vault.settings import CredentialSettings, VaultSettings
+
+__all__ = [
+    "Attributes",
+    "BadRequest",
+    "Change",
+    "ChangeOp",
+    "CredentialSettings",
+    "CredentialSettingsError",
+    "DeletedButRecoverable",
+    "DeletedItem",
+    "Forbidden",
+    "ItemConflict",
+    "ItemKind",
+    "ItemNotFound",
+    "ItemProperties",
+    "ItemRef",
+    "KeyVaultAdapter",
+    "NoAnswer",
+    "RateController",
+    "RateStats",
+    "RequestNotSent",
+    "SecretValue",
+    "ServerError",
+    "Throttled",
+    "VaultClient",
+    "VaultError",
+    "VaultRef",
+    "VaultRefused",
+    "VaultSettings",
+    "build_credential",
+]

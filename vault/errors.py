@@ -76,6 +76,20 @@ class BadRequest(VaultRefused):
 class Throttled(VaultRefused):
     transient = True
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        vault: str = "",
+        op: str = "",
+        status: int = 429,
+        code: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, vault=vault, op=op, status=status, code=code)
+        # Seconds the vault asked us to wait (`Retry-After`), when it said.
+        self.retry_after = retry_after
+
 
 class ServerError(VaultRefused):
     transient = True

@@ -24,6 +24,9 @@ class VaultSettings:
     request_timeout_seconds: float = 30.0
     # Path of a CA bundle to trust (the local emulator's CA); None = system trust.
     ca_file: str | None = None
+    # The SDK checks that a 401 challenge's resource matches the vault's domain; the local
+    # emulator (127.0.0.1) cannot pass that check, so it runs with False.
+    verify_challenge_resource: bool = True
 
 
 CREDENTIAL_KINDS = (

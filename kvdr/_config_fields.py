@@ -1,0 +1,216 @@
+"""Reading TOML values into typed settings while collecting every problem.
+
+A `Table` wraps one TOML table at a key path. Its `get(key, converter)` returns the
+converted value, or None when the key is absent or invalid; invalid values are recorded
+in `Problems` with their path, so one pass reports every problem instead of the first.
+Messages never echo the value of a sensitive key (a connection string, a secret).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Literal, TypeVar
+
+from kvdr._config_lines import KeyPath
+from kvdr.duration import DurationError, parse_duration
+
+T = TypeVar("T")
+
+Severity = Literal["error", "warning"]
+Converter = Callable[[object], T]
+
+
+class Invalid(ValueError):
+    """A value that a converter refuses; the message says what was expected.
+
+    `at` is the index of the offending element when the value is an array, so the
+    problem is reported at `key[index]` (and its line).
+    """
+
+    def __init__(self, message: str, at: int | None = None) -> None:
+        super().__init__(message)
+        self.at = at
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem at one key path (before it is given a file, line or variable)."""
+
+    path: KeyPath
+    message: str
+    severity: Severity = "error"
+    # The environment variable the problem comes from, when no key path says it.
+    variable: str | None = None
+
+
+@dataclass
+class Problems:
+    """Every problem found so far."""
+
+    items: list[Problem] = field(default_factory=list)
+
+    def error(self, path: KeyPath, message: str, variable: str | None = None) -> None:
+        self.items.append(Problem(tuple(path), message, "error", variable))
+
+    def warning(self, path: KeyPath, message: str) -> None:
+        self.items.append(Problem(tuple(path), message, "warning"))
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.severity == "error" for p in self.items)
+
+    def errors_under(self, path: KeyPath) -> bool:
+        """True when an error was recorded at `path` or below it."""
+        size = len(path)
+        return any(p.severity == "error" and p.path[:size] == path for p in self.items)
+
+
+def type_name(value: object) -> str:
+    """TOML's name for the type of a parsed value, with an article."""
+    # bool before int: a bool is an int in Python.
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, datetime | date | time):
+        return "a date/time"
+    return type(value).__name__
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` when one of `choices` is close to `word`, else ``."""
+    matches = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+class Table:
+    """One TOML table being read: known keys, refused keys, converted values."""
+
+    def __init__(
+        self,
+        raw: object,
+        path: KeyPath,
+        problems: Problems,
+        known: Sequence[str],
+        refused: Mapping[str, str] | None = None,
+    ) -> None:
+        self.path = tuple(path)
+        self.problems = problems
+        self.raw: dict[str, object] = {}
+        if raw is None:
+            return
+        if not isinstance(raw, dict):
+            problems.error(self.path, f"expected a table, got {type_name(raw)}")
+            return
+        self.raw = raw
+        refused = refused or {}
+        for key in raw:
+            if key in refused:
+                problems.error((*self.path, key), refused[key])
+            elif key not in known:
+                problems.error((*self.path, key), f"unknown key {key!r}{suggest(key, known)}")
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.raw
+
+    def at(self, key: str) -> KeyPath:
+        return (*self.path, key)
+
+    def get(self, key: str, converter: Converter[T]) -> T | None:
+        if key not in self.raw:
+            return None
+        try:
+            return converter(self.raw[key])
+        except Invalid as exc:
+            where = self.at(key) if exc.at is None else (*self.at(key), exc.at)
+            self.problems.error(where, str(exc))
+            return None
+
+    def require(self, key: str, converter: Converter[T], what: str = "") -> T | None:
+        """Like `get`, and a missing key is an error."""
+        if key not in self.raw:
+            hint = f" ({what})" if what else ""
+            self.problems.error(self.at(key), f"missing required key {key!r}{hint}")
+            return None
+        return self.get(key, converter)
+
+
+# -- converters ----------------------------------------------------------------------
+
+
+def text(value: object) -> str:
+    """A non-empty string. Never echoes the value: it may be sensitive."""
+    if not isinstance(value, str):
+        raise Invalid(f"expected a string, got {type_name(value)}")
+    if not value.strip():
+        raise Invalid("must not be empty")
+    return value
+
+
+def boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"expected true or false, got {type_name(value)}")
+    return value
+
+
+def integer(low: int, high: int | None = None) -> Converter[int]:
+    def convert(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid(f"expected an integer, got {type_name(value)}")
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise Invalid(f"must be {bounds}, got {value}")
+        return value
+
+    return convert
+
+
+def duration(*, positive: bool = True) -> Converter[float]:
+    """Seconds from a number or a duration string; zero allowed only when not `positive`."""
+
+    def convert(value: object) -> float:
+        try:
+            seconds = parse_duration(value)
+        except DurationError as exc:
+            raise Invalid(str(exc)) from None
+        if positive and seconds <= 0:
+            raise Invalid("must be longer than zero")
+        return seconds
+
+    return convert
+
+
+def choice(choices: Sequence[str], *, fold_case: bool = False) -> Converter[str]:
+    def convert(value: object) -> str:
+        word = text(value)
+        key = word.lower() if fold_case else word
+        if key not in choices:
+            listed = ", ".join(repr(c) for c in choices)
+            raise Invalid(f"{word!r} is not one of {listed}{suggest(word, choices)}")
+        return key
+
+    return convert
+
+
+def text_list(value: object) -> tuple[str, ...]:
+    """An array of non-empty strings."""
+    if not isinstance(value, list):
+        raise Invalid(f"expected an array of strings, got {type_name(value)}")
+    items: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            got = type_name(item) if not isinstance(item, str) else "an empty string"
+            raise Invalid(f"expected a non-empty string, got {got}", at=index)
+        items.append(item)
+    return tuple(items)

@@ -1,0 +1,67 @@
+"""kvdr's configuration: one TOML file, read into the settings of every part.
+
+`load_config(path)` returns a `KvdrConfig` or raises `ConfigError` listing every problem
+(not just the first), each with its file, dotted key (`pairs[0].secondaries`) and line,
+or with the environment variable it came from. `check_config(path)` returns the same
+problems, warnings included, for `kvdr config check`. Any key can be overridden from the
+environment as `KVDR__<SECTION>__<KEY>` (`KVDR__PAIRS__0__ADOPT=true`).
+
+The file's sections map onto settings that each part defines for itself:
+
+    [daemon]       -> DaemonSettings (kvdr's own)
+    [credential]   -> vault.settings.CredentialSettings
+    [regions.<n>]  -> vault.models.VaultRef, one per region
+    [storage]      -> storage.settings.AzureBlobSettings | LocalFolderSettings
+    [replication]  -> replicator.settings.ReplicatorSettings (timing and limits)
+    [[pairs]]      -> replicator.settings.PairSettings, in ReplicatorSettings.pairs
+    [vault]        -> vault.settings.VaultSettings
+
+The built-in local two-region stack's configuration (`kvdr/local.toml`) comes from
+`render_local_toml()`, `local_config()` and `write_local_config()`. Module map:
+
+    kvdr/_config_load.py    ConfigIssue, ConfigError, KvdrConfig, load/check/parse
+    kvdr/_config_schema.py  DaemonSettings and the readers of every section but pairs
+    kvdr/_config_pairs.py   [[pairs]] and the checks between pairs
+    kvdr/_config_env.py     KVDR__* environment overrides
+    kvdr/_config_lines.py   key path -> line number (tomllib gives no positions)
+    kvdr/_config_fields.py  typed value readers that collect problems
+    kvdr/_config_local.py   the local stack's configuration
+"""
+
+from __future__ import annotations
+
+from kvdr._config_load import (
+    ConfigError,
+    ConfigIssue,
+    KvdrConfig,
+    check_config,
+    format_key,
+    load_config,
+    parse_config,
+)
+from kvdr._config_local import (
+    LOCAL_SOURCE,
+    local_config,
+    render_local_toml,
+    write_local_config,
+)
+from kvdr._config_schema import DaemonSettings
+from kvdr.duration import DurationError, format_duration, parse_duration
+
+__all__ = [
+    "LOCAL_SOURCE",
+    "ConfigError",
+    "ConfigIssue",
+    "DaemonSettings",
+    "DurationError",
+    "KvdrConfig",
+    "check_config",
+    "format_duration",
+    "format_key",
+    "load_config",
+    "local_config",
+    "parse_config",
+    "parse_duration",
+    "render_local_toml",
+    "write_local_config",
+]

@@ -69,7 +69,8 @@ class WindowBudget:
             raise ValueError(f"budget window must be positive, got {window}")
         self.limit = limit
         self.window = window
-        self._grants: deque[float] = deque(maxlen=limit)
+        # Grant times, oldest first; those a window old or more are dropped as we go.
+        self._grants: deque[float] = deque()
 
     def reserve(self, now: float) -> float:
         """Reserve one grant; returns when it may be used (never earlier than `now`).
@@ -77,11 +78,13 @@ class WindowBudget:
         The grant is recorded at the returned time at once, so a caller that is cancelled
         while waiting leaves its slot spent: conservative, never over budget.
         """
+        while self._grants and self._grants[0] <= now - self.window:
+            self._grants.popleft()
         at = now
-        if len(self._grants) == self.limit:
+        if len(self._grants) >= self.limit:
             # The grant `limit` places back must be at least one window old.
-            at = max(now, self._grants[0] + self.window)
-        self._grants.append(at)  # maxlen drops the oldest, which is no longer needed
+            at = max(now, self._grants[-self.limit] + self.window)
+        self._grants.append(at)
         return at
 
     def used(self, now: float) -> int:

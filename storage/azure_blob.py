@@ -308,7 +308,7 @@ def _info_from_upload(
     return BlobInfo(
         name=name,
         size=len(data),
-        etag=str(result["etag"]),
+        etag=_quoted_etag(str(result["etag"])),
         last_modified=result.get("last_modified"),
         metadata=metadata,
     )
@@ -330,11 +330,16 @@ async def _download(client: ContainerClient, name: str) -> Blob:
     info = BlobInfo(
         name=name,
         size=len(data),
-        etag=str(props.etag),
+        etag=_quoted_etag(str(props.etag)),
         last_modified=props.last_modified,
         metadata=dict(props.metadata or {}),
     )
     return Blob(info=info, data=data)
+
+
+def _quoted_etag(etag: str) -> str:
+    # Listings carry the ETag bare, headers carry it quoted: one form for comparisons.
+    return etag if etag.startswith('"') else f'"{etag}"'
 
 
 async def _list(client: ContainerClient, prefix: str) -> list[BlobInfo]:
@@ -345,7 +350,7 @@ async def _list(client: ContainerClient, prefix: str) -> list[BlobInfo]:
                 BlobInfo(
                     name=item.name,
                     size=int(item.size or 0),
-                    etag=str(item.etag),
+                    etag=_quoted_etag(str(item.etag)),
                     last_modified=item.last_modified,
                     metadata=dict(item.metadata or {}),
                 )

@@ -1,0 +1,303 @@
+"""One conformance suite for every `BlobStore` backend: Azurite (Azure Blob) and a folder.
+
+Whatever kvdr builds on the seam (checkpoints, leases, the control record, journal
+segments) must behave the same on either backend; each test here runs on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from storage import (
+    BlobExists,
+    BlobNotFound,
+    BlobStore,
+    LeaseHeld,
+    LeaseLost,
+    LocalFolderSettings,
+    LocalFolderStore,
+    PreconditionFailed,
+)
+from tests.fixtures.azurite import fresh_container
+
+WRITERS = 20
+
+
+@pytest.fixture(params=["azurite", "local-folder"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
+    if request.param == "azurite":
+        async with fresh_container(request.getfixturevalue("azurite")) as azure_store:
+            yield azure_store
+    else:
+        async with LocalFolderStore(LocalFolderSettings(str(tmp_path / "blobs"))) as local:
+            yield local
+
+
+def new_lease() -> str:
+    return str(uuid.uuid4())
+
+
+class TestWriteOnce:
+    async def test_put_if_absent_then_get(self, store: BlobStore) -> None:
+        """A blob written once reads back with its bytes, metadata, size and ETag."""
+        info = await store.put_if_absent("segments/0001", b"\x00\x01payload", {"kind": "journal"})
+        blob = await store.get("segments/0001")
+        assert blob.data == b"\x00\x01payload"
+        assert blob.info.size == info.size == 9
+        assert blob.info.etag == info.etag
+        assert blob.info.metadata == {"kind": "journal"}
+
+    async def test_second_put_if_absent_is_refused(self, store: BlobStore) -> None:
+        """Writing a taken name again raises BlobExists naming it and keeps the first bytes."""
+        await store.put_if_absent("once", b"first")
+        with pytest.raises(BlobExists) as caught:
+            await store.put_if_absent("once", b"second")
+        assert caught.value.blob == "once"
+        assert "once" in str(caught.value)
+        assert (await store.get("once")).data == b"first"
+
+    async def test_concurrent_put_if_absent_has_one_winner(self, store: BlobStore) -> None:
+        """Of 20 concurrent first writers exactly one succeeds, and its bytes are stored."""
+
+        async def writer(i: int) -> int | None:
+            try:
+                await store.put_if_absent("race", f"writer-{i}".encode())
+            except BlobExists:
+                return None
+            return i
+
+        results = await asyncio.gather(*(writer(i) for i in range(WRITERS)))
+        winners = [i for i in results if i is not None]
+        assert len(winners) == 1
+        assert (await store.get("race")).data == f"writer-{winners[0]}".encode()
+
+    async def test_empty_and_large_blobs_round_trip(self, store: BlobStore) -> None:
+        """Zero bytes and 3 MiB of binary data read back identically."""
+        large = bytes(range(256)) * (3 * 4096)
+        await store.put_if_absent("empty", b"")
+        await store.put_if_absent("large", large)
+        assert (await store.get("empty")).data == b""
+        assert (await store.get("large")).data == large
+
+    async def test_unicode_and_spaces_in_names(self, store: BlobStore) -> None:
+        """Names with spaces and non-ASCII letters are stored, listed and read as given."""
+        name = "dir/naïve name (1).json"
+        await store.put_if_absent(name, b"{}")
+        assert [info.name for info in await store.list("dir/")] == [name]
+        assert (await store.get(name)).data == b"{}"
+
+
+class TestConditionalWrite:
+    async def test_current_etag_wins_stale_etag_loses(self, store: BlobStore) -> None:
+        """A put over the read ETag wins once; a second put with that ETag fails."""
+        first = await store.put_if_absent("control", b"epoch=1")
+        second = await store.put("control", b"epoch=2", if_match=first.etag)
+        assert second.etag != first.etag
+        with pytest.raises(PreconditionFailed) as caught:
+            await store.put("control", b"epoch=2-other", if_match=first.etag)
+        assert caught.value.blob == "control"
+        blob = await store.get("control")
+        assert blob.data == b"epoch=2"
+        assert blob.info.etag == second.etag
+
+    async def test_if_match_on_missing_blob_fails(self, store: BlobStore) -> None:
+        """A conditional put on a name that does not exist raises PreconditionFailed."""
+        first = await store.put_if_absent("gone", b"x")
+        await store.delete("gone")
+        with pytest.raises(PreconditionFailed):
+            await store.put("gone", b"y", if_match=first.etag)
+
+    async def test_unconditional_put_overwrites(self, store: BlobStore) -> None:
+        """A put without if_match creates or replaces, metadata included."""
+        await store.put("plain", b"one", metadata={"v": "1"})
+        await store.put("plain", b"two", metadata={"v": "2"})
+        blob = await store.get("plain")
+        assert (blob.data, blob.info.metadata) == (b"two", {"v": "2"})
+
+    async def test_concurrent_conditional_writers_one_winner_per_round(
+        self, store: BlobStore
+    ) -> None:
+        """In each of 5 rounds, 20 writers race on the same ETag and exactly one wins."""
+        etag = (await store.put_if_absent("cas", b"round-start")).etag
+
+        async def writer(round_no: int, i: int, expected: str) -> tuple[int, str] | None:
+            try:
+                info = await store.put("cas", f"{round_no}:{i}".encode(), if_match=expected)
+            except PreconditionFailed:
+                return None
+            return i, info.etag
+
+        for round_no in range(5):
+            results = await asyncio.gather(*(writer(round_no, i, etag) for i in range(WRITERS)))
+            winners = [r for r in results if r is not None]
+            assert len(winners) == 1, f"round {round_no}: {len(winners)} winners"
+            winner, etag = winners[0]
+            blob = await store.get("cas")
+            assert blob.data == f"{round_no}:{winner}".encode()
+            assert blob.info.etag == etag
+
+
+class TestRead:
+    async def test_get_missing_raises_blob_not_found(self, store: BlobStore) -> None:
+        """Reading a name never written raises BlobNotFound that names the blob."""
+        with pytest.raises(BlobNotFound) as caught:
+            await store.get("checkpoints/none.json")
+        assert caught.value.blob == "checkpoints/none.json"
+        assert "checkpoints/none.json" in str(caught.value)
+
+    async def test_list_by_prefix_sorted(self, store: BlobStore) -> None:
+        """list(prefix) returns only matching names, sorted, with sizes and ETags."""
+        etags = {}
+        for name in ["j/b/2", "j/a", "j/b/1", "jx", "other/j/a"]:
+            etags[name] = (await store.put_if_absent(name, name.encode())).etag
+        listed = await store.list("j/")
+        assert [info.name for info in listed] == ["j/a", "j/b/1", "j/b/2"]
+        assert all(info.size == len(info.name) for info in listed)
+        assert all(info.etag == etags[info.name] for info in listed)
+        assert [info.name for info in await store.list("j")] == ["j/a", "j/b/1", "j/b/2", "jx"]
+        assert len(await store.list()) == 5
+        assert await store.list("nothing/") == []
+
+    async def test_list_carries_metadata(self, store: BlobStore) -> None:
+        """Listed blobs carry the metadata they were written with."""
+        await store.put_if_absent("m/1", b"x", {"generation": "7", "Seq_Range": "1-9"})
+        [info] = await store.list("m/")
+        assert info.metadata == {"generation": "7", "Seq_Range": "1-9"}
+        assert info.last_modified is not None
+
+
+class TestDelete:
+    async def test_delete_removes_from_get_and_list(self, store: BlobStore) -> None:
+        """A deleted blob is gone from get and list, and its name can be written again."""
+        await store.put_if_absent("d/1", b"x")
+        await store.put_if_absent("d/2", b"y")
+        await store.delete("d/1")
+        with pytest.raises(BlobNotFound):
+            await store.get("d/1")
+        assert [info.name for info in await store.list("d/")] == ["d/2"]
+        await store.put_if_absent("d/1", b"again")
+        assert (await store.get("d/1")).data == b"again"
+
+    async def test_delete_missing_raises_blob_not_found(self, store: BlobStore) -> None:
+        """Deleting a name that does not exist raises BlobNotFound naming it."""
+        with pytest.raises(BlobNotFound) as caught:
+            await store.delete("never")
+        assert caught.value.blob == "never"
+
+    async def test_conditional_delete(self, store: BlobStore) -> None:
+        """Delete with a stale ETag fails and keeps the blob; with the current one it works."""
+        old = await store.put_if_absent("cd", b"1")
+        new = await store.put("cd", b"2", if_match=old.etag)
+        with pytest.raises(PreconditionFailed):
+            await store.delete("cd", if_match=old.etag)
+        assert (await store.get("cd")).data == b"2"
+        await store.delete("cd", if_match=new.etag)
+        assert await store.list("cd") == []
+
+
+class TestLeases:
+    async def test_acquire_creates_missing_blob_empty(self, store: BlobStore) -> None:
+        """Acquiring a lease on a missing name creates it as an empty blob."""
+        await store.acquire_lease("leases/pair-a", new_lease(), 15)
+        [info] = await store.list("leases/")
+        assert (info.name, info.size) == ("leases/pair-a", 0)
+
+    async def test_acquire_keeps_existing_content(self, store: BlobStore) -> None:
+        """Leasing an existing blob leaves its bytes alone."""
+        await store.put_if_absent("leases/kept", b"holder-info")
+        await store.acquire_lease("leases/kept", new_lease(), 20)
+        assert (await store.get("leases/kept")).data == b"holder-info"
+
+    async def test_second_holder_is_refused(self, store: BlobStore) -> None:
+        """While one holder has the lease, another's acquire raises LeaseHeld naming it."""
+        await store.acquire_lease("leases/p", new_lease(), 60)
+        with pytest.raises(LeaseHeld) as caught:
+            await store.acquire_lease("leases/p", new_lease(), 60)
+        assert caught.value.blob == "leases/p"
+
+    async def test_holder_renews_and_reacquires(self, store: BlobStore) -> None:
+        """The holder can renew and re-acquire with its own id; others still cannot."""
+        mine = new_lease()
+        await store.acquire_lease("leases/r", mine, 15)
+        await store.renew_lease("leases/r", mine)
+        await store.acquire_lease("leases/r", mine, 30)
+        with pytest.raises(LeaseHeld):
+            await store.acquire_lease("leases/r", new_lease(), 15)
+
+    async def test_release_lets_another_acquire(self, store: BlobStore) -> None:
+        """After release, another holder acquires at once and the first one's renew fails."""
+        first, second = new_lease(), new_lease()
+        await store.acquire_lease("leases/x", first, 60)
+        await store.release_lease("leases/x", first)
+        await store.acquire_lease("leases/x", second, 60)
+        with pytest.raises(LeaseLost):
+            await store.renew_lease("leases/x", first)
+
+    async def test_foreign_renew_and_release_fail(self, store: BlobStore) -> None:
+        """Renewing or releasing with an id that does not hold the lease raises LeaseLost."""
+        await store.acquire_lease("leases/f", new_lease(), 60)
+        with pytest.raises(LeaseLost):
+            await store.renew_lease("leases/f", new_lease())
+        with pytest.raises(LeaseLost):
+            await store.release_lease("leases/f", new_lease())
+
+    async def test_leased_blob_cannot_be_written_or_deleted(self, store: BlobStore) -> None:
+        """A leased blob refuses put and delete with LeaseHeld (leases sit on own blobs)."""
+        lease = new_lease()
+        await store.acquire_lease("leases/w", lease, 60)
+        with pytest.raises(LeaseHeld):
+            await store.put("leases/w", b"x")
+        with pytest.raises(LeaseHeld):
+            await store.delete("leases/w")
+        await store.release_lease("leases/w", lease)
+        await store.put("leases/w", b"x")
+
+    async def test_bad_lease_arguments_are_refused(self, store: BlobStore) -> None:
+        """Durations outside 15-60 s and non-GUID ids raise ValueError naming the value."""
+        with pytest.raises(ValueError, match="10"):
+            await store.acquire_lease("leases/bad", new_lease(), 10)
+        with pytest.raises(ValueError, match="61"):
+            await store.acquire_lease("leases/bad", new_lease(), 61)
+        with pytest.raises(ValueError, match="holder-1"):
+            await store.acquire_lease("leases/bad", "holder-1", 15)
+        assert await store.list("leases/") == []
+
+    @pytest.mark.slow
+    async def test_expired_lease_passes_to_another_holder(self, store: BlobStore) -> None:
+        """A lease not renewed for 15 s expires; another holder takes it, the first loses it."""
+        first, second = new_lease(), new_lease()
+        await store.acquire_lease("leases/e", first, 15)
+        with pytest.raises(LeaseHeld):
+            await store.acquire_lease("leases/e", second, 15)
+        await asyncio.sleep(16)
+        await store.acquire_lease("leases/e", second, 15)
+        with pytest.raises(LeaseLost):
+            await store.renew_lease("leases/e", first)
+        await store.release_lease("leases/e", second)
+
+
+class TestNames:
+    @pytest.mark.parametrize(
+        "name", ["", "/abs/path", "../escape", "a/../b", "a//b", "trailing/", "a\\b", "dot."]
+    )
+    async def test_invalid_names_are_refused(self, store: BlobStore, name: str) -> None:
+        """Names that cannot be one path in both backends raise ValueError naming them."""
+        with pytest.raises(ValueError) as caught:
+            await store.put_if_absent(name, b"x")
+        assert repr(name) in str(caught.value)
+        with pytest.raises(ValueError):
+            await store.get(name)
+        assert await store.list() == []
+
+    async def test_invalid_metadata_is_refused(self, store: BlobStore) -> None:
+        """Metadata keys that are not identifiers, or non-ASCII values, are refused by name."""
+        with pytest.raises(ValueError, match="'bad-key'"):
+            await store.put_if_absent("m", b"x", {"bad-key": "v"})
+        with pytest.raises(ValueError, match="'note'"):
+            await store.put_if_absent("m", b"x", {"note": "café"})
+        assert await store.list() == []

@@ -1,0 +1,399 @@
+"""Secrets: Key Vault's `/secrets` and `/deletedsecrets` operations.
+
+Each stored version is `{"value", "contentType", "tags", "attributes", "kid", "managed"}`.
+Certificate-backed secrets (written by emulator.certificates) have `managed: true` and a
+`kid` path; Key Vault lets clients read them but not set, update or delete them on their
+own. Secret values never reach logs or error messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from emulator import backup_blob
+from emulator.errors import (
+    KeyVaultError,
+    bad_parameter,
+    conflict,
+    deleted_not_found,
+    forbidden_by_policy,
+    not_found,
+)
+from emulator.objects import (
+    check_name,
+    new_attributes,
+    object_url,
+    parse_attributes,
+    parse_tags,
+    read_json,
+    render_attributes,
+    updated_attributes,
+)
+from emulator.paging import page_body, page_request
+from emulator.state import STATE_KEY, VaultState
+from emulator.store import DeletedObject, StoredVersion
+
+KIND = "secret"
+# Key Vault: "Secret value: 25k bytes"; the service reports 25,600 as the limit.
+MAX_VALUE_BYTES = 25_600
+MAX_CONTENT_TYPE = 255
+
+
+def _state(request: web.Request) -> VaultState:
+    return request.app[STATE_KEY]
+
+
+def _version_param(request: web.Request) -> str:
+    return request.match_info.get("version", "")
+
+
+def render_secret(
+    state: VaultState,
+    request: web.Request | None,
+    stored: StoredVersion,
+    *,
+    with_value: bool,
+    versioned_id: bool = True,
+) -> dict[str, Any]:
+    """A SecretBundle (with_value) or SecretItem-shaped body for one stored version."""
+    doc = stored.doc
+    path = f"/secrets/{stored.name}/{stored.version}" if versioned_id else f"/secrets/{stored.name}"
+    body: dict[str, Any] = {
+        "id": object_url(state, request, path),
+        "attributes": render_attributes(state, doc.get("attributes") or {}),
+    }
+    if with_value:
+        body["value"] = doc.get("value", "")
+    if doc.get("contentType") is not None:
+        body["contentType"] = doc["contentType"]
+    if doc.get("tags") is not None:
+        body["tags"] = doc["tags"]
+    if doc.get("kid"):
+        body["kid"] = object_url(state, request, doc["kid"])
+    if doc.get("managed"):
+        body["managed"] = True
+    return body
+
+
+def render_deleted(
+    state: VaultState,
+    request: web.Request | None,
+    deleted: DeletedObject,
+    *,
+    with_value: bool,
+    versioned_id: bool = True,
+) -> dict[str, Any]:
+    """A DeletedSecretBundle / DeletedSecretItem body."""
+    body = render_secret(
+        state, request, deleted.latest, with_value=with_value, versioned_id=versioned_id
+    )
+    body["recoveryId"] = object_url(state, request, deleted.recovery_path)
+    body["deletedDate"] = deleted.deleted_date
+    body["scheduledPurgeDate"] = deleted.scheduled_purge_date
+    return body
+
+
+def _check_free(state: VaultState, name: str) -> None:
+    """Refuse a new version while the name is soft-deleted (409, as Azure does)."""
+    if state.store.name_state(KIND, name) == "deleted":
+        raise conflict(KIND, name, deleted=True)
+
+
+def _refuse_managed(stored: StoredVersion, operation: str) -> None:
+    if stored.doc.get("managed"):
+        raise KeyVaultError(
+            403,
+            "Forbidden",
+            f"Operation {operation} is not allowed on secret {stored.name}: it is managed by "
+            "a certificate; change the certificate instead.",
+        )
+
+
+def _validate_value(body: dict[str, Any]) -> str:
+    value = body.get("value")
+    if not isinstance(value, str):
+        raise bad_parameter("value is required and must be a string.")
+    size = len(value.encode("utf-8"))
+    if size > MAX_VALUE_BYTES:
+        raise bad_parameter(
+            f"value: Secret is beyond the maximum permitted length of {MAX_VALUE_BYTES} "
+            f"bytes (got {size} bytes)."
+        )
+    return value
+
+
+def _validate_content_type(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_parameter("contentType must be a string.")
+    if len(value) > MAX_CONTENT_TYPE:
+        raise bad_parameter(
+            f"contentType is {len(value)} characters; at most {MAX_CONTENT_TYPE} are allowed."
+        )
+    return value
+
+
+def add_secret_version(
+    state: VaultState,
+    name: str,
+    value: str,
+    *,
+    content_type: str | None = None,
+    tags: dict[str, str] | None = None,
+    attributes: dict[str, Any] | None = None,
+    kid: str | None = None,
+    managed: bool = False,
+    version: str | None = None,
+) -> StoredVersion:
+    """Store a new secret version (also used for certificate-backed secrets), no checks.
+
+    Callers check the name (`check_name`) and that it is not soft-deleted, and publish
+    the NewVersionCreated event after this returns (the write is then durable).
+    """
+    doc: dict[str, Any] = {
+        "value": value,
+        "contentType": content_type,
+        "tags": tags,
+        "attributes": new_attributes(state, attributes or {}),
+        "kid": kid,
+        "managed": managed,
+    }
+    return state.store.add_version(KIND, name, doc, version)
+
+
+async def set_secret(request: web.Request) -> web.Response:
+    """PUT /secrets/{name}: a new version."""
+    state = _state(request)
+    name = check_name(request.match_info["name"])
+    body = await read_json(request)
+    value = _validate_value(body)
+    content_type = _validate_content_type(body.get("contentType"))
+    tags = parse_tags(body.get("tags"))
+    attributes = parse_attributes(body.get("attributes"))
+    _check_free(state, name)
+    latest = state.store.get_latest(KIND, name)
+    if latest is not None:
+        _refuse_managed(latest, "set")
+    stored = add_secret_version(
+        state, name, value, content_type=content_type, tags=tags, attributes=attributes
+    )
+    attrs = stored.doc["attributes"]
+    state.events.publish(
+        "NewVersionCreated", KIND, stored.name, stored.version, nbf=attrs["nbf"], exp=attrs["exp"]
+    )
+    return web.json_response(render_secret(state, request, stored, with_value=True))
+
+
+def _get_version(state: VaultState, name: str, version: str) -> StoredVersion:
+    stored = (
+        state.store.get_version(KIND, name, version)
+        if version
+        else state.store.get_latest(KIND, name)
+    )
+    if stored is None:
+        raise not_found(KIND, name, version or None)
+    return stored
+
+
+async def get_secret(request: web.Request) -> web.Response:
+    """GET /secrets/{name}/{version} (empty version: the latest)."""
+    state = _state(request)
+    name = check_name(request.match_info["name"])
+    stored = _get_version(state, name, _version_param(request))
+    if not stored.doc.get("attributes", {}).get("enabled", True):
+        raise KeyVaultError(
+            403,
+            "Forbidden",
+            "Operation get is not allowed on a disabled secret.",
+            "SecretDisabled",
+        )
+    return web.json_response(render_secret(state, request, stored, with_value=True))
+
+
+async def update_secret(request: web.Request) -> web.Response:
+    """PATCH /secrets/{name}/{version}: content type, attributes, tags of one version."""
+    state = _state(request)
+    name = check_name(request.match_info["name"])
+    body = await read_json(request)
+    stored = _get_version(state, name, _version_param(request))
+    _refuse_managed(stored, "update")
+    doc = dict(stored.doc)
+    if "contentType" in body:
+        doc["contentType"] = _validate_content_type(body["contentType"])
+    if "tags" in body:
+        doc["tags"] = parse_tags(body["tags"])
+    given = parse_attributes(body.get("attributes"))
+    doc["attributes"] = updated_attributes(state, doc.get("attributes") or {}, given)
+    updated = state.store.update_version(KIND, stored.name, stored.version, doc)
+    return web.json_response(render_secret(state, request, updated, with_value=False))
+
+
+async def list_secrets(request: web.Request) -> web.Response:
+    """GET /secrets: latest version of each secret, without values."""
+    state = _state(request)
+    page = page_request(request)
+    rows = state.store.list_latest(KIND, page.after, page.size + 1)
+    body = page_body(
+        request,
+        state.vault_url(request),
+        page,
+        rows,
+        lambda s: render_secret(state, request, s, with_value=False, versioned_id=False),
+        lambda s: s.name.lower(),
+    )
+    return web.json_response(body)
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    """GET /secrets/{name}/versions: every version, without values."""
+    state = _state(request)
+    name = check_name(request.match_info["name"])
+    page = page_request(request)
+    after = None
+    if page.after is not None:
+        try:
+            after = int(page.after)
+        except ValueError:
+            raise bad_parameter("$skiptoken is not a token this vault issued") from None
+    rows = state.store.list_versions(KIND, name, after, page.size + 1)
+    body = page_body(
+        request,
+        state.vault_url(request),
+        page,
+        rows,
+        lambda s: render_secret(state, request, s, with_value=False),
+        lambda s: str(s.seq),
+    )
+    return web.json_response(body)
+
+
+async def delete_secret(request: web.Request) -> web.Response:
+    """DELETE /secrets/{name}: soft-delete every version."""
+    state = _state(request)
+    name = check_name(request.match_info["name"])
+    latest = state.store.get_latest(KIND, name)
+    if latest is None:
+        raise not_found(KIND, name)
+    _refuse_managed(latest, "delete")
+    deleted = state.store.soft_delete(KIND, name, state.now(), state.settings.retention_days)
+    return web.json_response(render_deleted(state, request, deleted, with_value=False))
+
+
+def _get_deleted(state: VaultState, name: str) -> DeletedObject:
+    deleted = state.store.get_deleted(KIND, name)
+    if deleted is None:
+        raise deleted_not_found(KIND, name)
+    return deleted
+
+
+async def get_deleted(request: web.Request) -> web.Response:
+    """GET /deletedsecrets/{name}."""
+    state = _state(request)
+    name = check_name(request.match_info["name"])
+    deleted = _get_deleted(state, name)
+    return web.json_response(render_deleted(state, request, deleted, with_value=False))
+
+
+async def list_deleted(request: web.Request) -> web.Response:
+    """GET /deletedsecrets."""
+    state = _state(request)
+    page = page_request(request)
+    rows = state.store.list_deleted(KIND, page.after, page.size + 1)
+    body = page_body(
+        request,
+        state.vault_url(request),
+        page,
+        rows,
+        lambda d: render_deleted(state, request, d, with_value=False, versioned_id=False),
+        lambda d: d.name.lower(),
+    )
+    return web.json_response(body)
+
+
+async def recover_deleted(request: web.Request) -> web.Response:
+    """POST /deletedsecrets/{name}/recover."""
+    state = _state(request)
+    name = check_name(request.match_info["name"])
+    deleted = _get_deleted(state, name)
+    _refuse_managed(deleted.latest, "recover")
+    latest = state.store.recover(KIND, name)
+    return web.json_response(render_secret(state, request, latest, with_value=False))
+
+
+async def purge_deleted(request: web.Request) -> web.Response:
+    """DELETE /deletedsecrets/{name}: erase for good (refused under purge protection)."""
+    state = _state(request)
+    name = check_name(request.match_info["name"])
+    deleted = _get_deleted(state, name)
+    if state.settings.purge_protection:
+        raise forbidden_by_policy(
+            f"Operation purge is not allowed on secret {name}: purge protection is enabled "
+            "for this vault; it will be purged automatically when its retention period ends."
+        )
+    _refuse_managed(deleted.latest, "purge")
+    state.store.purge(KIND, name)
+    return web.Response(status=204)
+
+
+async def backup_secret(request: web.Request) -> web.Response:
+    """POST /secrets/{name}/backup: all versions, sealed for this geography."""
+    state = _state(request)
+    name = check_name(request.match_info["name"])
+    versions = state.store.all_versions(KIND, name)
+    if not versions:
+        raise not_found(KIND, name)
+    if len(versions) > backup_blob.MAX_BACKUP_VERSIONS:
+        raise bad_parameter(
+            f"Secret {name} has {len(versions)} versions; backups hold at most "
+            f"{backup_blob.MAX_BACKUP_VERSIONS}."
+        )
+    payload = {
+        "name": versions[-1].name,
+        "versions": [{"version": v.version, "doc": v.doc} for v in versions],
+    }
+    blob = backup_blob.seal(KIND, state.settings.geo, payload)
+    return web.json_response({"value": backup_blob.encode_value(blob)})
+
+
+async def restore_secret(request: web.Request) -> web.Response:
+    """POST /secrets/restore: recreate a secret with all its versions from a backup."""
+    state = _state(request)
+    body = await read_json(request)
+    blob = backup_blob.decode_value(body.get("value"), KIND)
+    payload = backup_blob.open_blob(KIND, state.settings.geo, blob)
+    try:
+        name = check_name(str(payload["name"]))
+        versions = [(str(v["version"]), dict(v["doc"])) for v in payload["versions"]]
+    except (KeyError, TypeError, ValueError):
+        raise bad_parameter("the secret backup blob is malformed") from None
+    if not versions:
+        raise bad_parameter("the secret backup blob holds no versions")
+    name_state = state.store.name_state(KIND, name)
+    if name_state is not None:
+        raise conflict(KIND, name, deleted=name_state == "deleted")
+    restored = state.store.restore_versions(KIND, name, versions)
+    return web.json_response(render_secret(state, request, restored[-1], with_value=False))
+
+
+def routes(state: VaultState) -> list[web.RouteDef]:
+    """The secret routes (specific paths before `{version}` patterns)."""
+    return [
+        web.post("/secrets/restore", restore_secret, name="RestoreSecret"),
+        web.get("/secrets", list_secrets, name="GetSecrets"),
+        web.put("/secrets/{name}", set_secret, name="SetSecret"),
+        web.delete("/secrets/{name}", delete_secret, name="DeleteSecret"),
+        web.get("/secrets/{name}/versions", list_versions, name="GetSecretVersions"),
+        web.post("/secrets/{name}/backup", backup_secret, name="BackupSecret"),
+        web.get("/secrets/{name}", get_secret, name="GetSecret:latest"),
+        web.get("/secrets/{name}/", get_secret, name="GetSecret:latest-slash"),
+        web.get("/secrets/{name}/{version}", get_secret, name="GetSecret"),
+        web.patch("/secrets/{name}/", update_secret, name="UpdateSecret:latest"),
+        web.patch("/secrets/{name}/{version}", update_secret, name="UpdateSecret"),
+        web.get("/deletedsecrets", list_deleted, name="GetDeletedSecrets"),
+        web.get("/deletedsecrets/{name}", get_deleted, name="GetDeletedSecret"),
+        web.delete("/deletedsecrets/{name}", purge_deleted, name="PurgeDeletedSecret"),
+        web.post("/deletedsecrets/{name}/recover", recover_deleted, name="RecoverDeletedSecret"),
+    ]

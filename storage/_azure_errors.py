@@ -69,16 +69,22 @@ def _code(exc: HttpResponseError) -> str:
     return str(getattr(code, "value", code))
 
 
-def storage_error(exc: AzureError, *, operation: Operation, blob: str) -> StorageError:
+def storage_error(
+    exc: AzureError, *, operation: Operation, blob: str, endpoint: str = ""
+) -> StorageError:
     """Translate one SDK exception raised while doing `operation` on `blob`.
 
-    Callers write `raise storage_error(exc, ...) from exc` so the SDK's exception stays
-    in the chain for debugging.
+    `endpoint` is the account URL without query (never a SAS), for unreachable-endpoint
+    messages. Callers write `raise storage_error(exc, ...) from exc` so the SDK's
+    exception stays in the chain for debugging.
     """
     where = f"{operation} {blob!r}" if blob else operation
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         reason = type(exc).__name__
-        return StorageUnavailable(f"{where}: storage endpoint unreachable ({reason})", blob=blob)
+        at = f" {endpoint}" if endpoint else ""
+        return StorageUnavailable(
+            f"{where}: storage endpoint{at} unreachable ({reason})", blob=blob
+        )
     if not isinstance(exc, HttpResponseError):
         return StorageError(f"{where}: {type(exc).__name__}", blob=blob)
 

@@ -138,12 +138,9 @@ class AzureBlobStore:
             raise RuntimeError(f"{self.description} is not open; use 'async with'")
         return self._primary
 
-    @staticmethod
-    async def _call(operation: Operation, blob: str, awaitable: Awaitable[T]) -> T:
-        try:
-            return await awaitable
-        except AzureError as exc:
-            raise storage_error(exc, operation=operation, blob=blob) from exc
+    async def _call(self, operation: Operation, blob: str, awaitable: Awaitable[T]) -> T:
+        """Await a primary-endpoint request, mapping SDK errors (writes, leases)."""
+        return await _call(operation, blob, awaitable, safe_url(self._endpoints.primary))
 
     # --- writes (primary only) -----------------------------------------------------
 
@@ -209,29 +206,33 @@ class AzureBlobStore:
 
     async def get(self, name: str) -> Blob:
         check_blob_name(name)
-        return await self._read("get", name, lambda client: _download(client, name))
+        return await self._read("get", name, lambda client, at: _download(client, name, at))
 
     async def list(self, prefix: str = "") -> list[BlobInfo]:
         check_prefix(prefix)
-        return await self._read("list", prefix, lambda client: _list(client, prefix))
+        return await self._read("list", prefix, lambda client, at: _list(client, prefix, at))
 
     async def _read(
         self,
         operation: Operation,
         blob: str,
-        attempt: Callable[[ContainerClient], Awaitable[T]],
+        attempt: Callable[[ContainerClient, str], Awaitable[T]],
     ) -> T:
         primary = self._require_primary()
+        primary_at = safe_url(self._endpoints.primary)
         secondary = self._secondary
+        secondary_at = safe_url(self._endpoints.secondary or "")
         if secondary is not None and time.monotonic() < self._primary_down_until:
             try:
-                return await attempt(secondary)
+                return await attempt(secondary, secondary_at)
             except StorageUnavailable:
                 secondary = None  # down too: see whether the primary is back
         try:
-            result = await attempt(primary)
+            result = await attempt(primary, primary_at)
         except StorageUnavailable as primary_exc:
             if secondary is None:
+                if self._secondary is not None:
+                    raise _both_down(operation, blob) from primary_exc
                 raise
             self._primary_down_until = time.monotonic() + self._settings.primary_retry_seconds
             if not self._fallback_logged:
@@ -245,13 +246,9 @@ class AzureBlobStore:
                     error=str(primary_exc),
                 )
             try:
-                return await attempt(secondary)
+                return await attempt(secondary, secondary_at)
             except StorageUnavailable as secondary_exc:
-                raise StorageUnavailable(
-                    f"{operation} {blob!r}: primary and secondary storage endpoints are "
-                    f"unreachable ({primary_exc}; {secondary_exc})",
-                    blob=blob,
-                ) from secondary_exc
+                raise _both_down(operation, blob) from secondary_exc
         if self._fallback_logged:
             self._fallback_logged = False
             self._primary_down_until = 0.0
@@ -295,6 +292,20 @@ class AzureBlobStore:
         await self._call("release_lease", name, BlobLeaseClient(client, lease_id).release())
 
 
+async def _call(operation: Operation, blob: str, awaitable: Awaitable[T], endpoint: str) -> T:
+    try:
+        return await awaitable
+    except AzureError as exc:
+        raise storage_error(exc, operation=operation, blob=blob, endpoint=endpoint) from exc
+
+
+def _both_down(operation: Operation, blob: str) -> StorageUnavailable:
+    where = f"{operation} {blob!r}" if blob else operation
+    return StorageUnavailable(
+        f"{where}: primary and secondary storage endpoints are both unreachable", blob=blob
+    )
+
+
 def _content_settings(data: bytes) -> ContentSettings:
     return ContentSettings(
         content_type="application/octet-stream",
@@ -314,12 +325,12 @@ def _info_from_upload(
     )
 
 
-async def _download(client: ContainerClient, name: str) -> Blob:
+async def _download(client: ContainerClient, name: str, endpoint: str) -> Blob:
     async def fetch() -> tuple[Any, bytes]:
         downloader = await client.download_blob(name, max_concurrency=1)
         return downloader.properties, await downloader.readall()
 
-    props, data = await AzureBlobStore._call("get", name, fetch())
+    props, data = await _call("get", name, fetch(), endpoint)
     if props.size != len(data):
         raise CorruptBlob(
             f"get {name!r}: read {len(data)} bytes, the service says {props.size}", blob=name
@@ -342,7 +353,7 @@ def _quoted_etag(etag: str) -> str:
     return etag if etag.startswith('"') else f'"{etag}"'
 
 
-async def _list(client: ContainerClient, prefix: str) -> list[BlobInfo]:
+async def _list(client: ContainerClient, prefix: str, endpoint: str) -> list[BlobInfo]:
     async def collect() -> list[BlobInfo]:
         found = []
         async for item in client.list_blobs(name_starts_with=prefix or None, include=["metadata"]):
@@ -357,5 +368,5 @@ async def _list(client: ContainerClient, prefix: str) -> list[BlobInfo]:
             )
         return found
 
-    found = await AzureBlobStore._call("list", prefix, collect())
+    found = await _call("list", prefix, collect(), endpoint)
     return sorted(found, key=lambda info: info.name)

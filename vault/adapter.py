@@ -7,20 +7,21 @@ One adapter per vault holds a `SecretClient`, a `KeyClient` and a `CertificateCl
 and one `RateController`. Every SDK call runs inside `RateController.run()` (retry with
 backoff for transient faults) and every HTTP request of it through `RateControlPolicy`
 (concurrency, budget, 429 bookkeeping, metrics). The SDK's own retry policy is switched
-off (`retry_total=0`) so that a 429 is counted and waited for in one place only; the
-SDK's delete/recover pollers still work with it off, because they treat the 404 they
-poll through as "not yet", not as an error to retry.
+off (`retry_total=0`) so that a 429 is counted and waited for in one place only. The
+SDK's delete/recover pollers still work with it off: they poll through 404s, which they
+read as "not yet", and a transient fault while polling surfaces as a `VaultError` that
+`delete_item` / `recover_item` retry idempotently.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from azure.core.async_paging import AsyncItemPaged
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError
 from azure.keyvault.certificates.aio import CertificateClient
@@ -30,33 +31,28 @@ from azure.keyvault.secrets.aio import SecretClient
 from vault import _sdk_models as sdk
 from vault import metrics
 from vault._azure_errors import map_azure_error
+from vault._kinds import CertificateCalls, KeyCalls, KindCalls, Listing, SecretCalls
 from vault._rate_policy import CURRENT_OP, RateControlPolicy
-from vault.errors import BadRequest, ItemNotFound
-from vault.models import (
-    Attributes,
-    DeletedItem,
-    ItemKind,
-    ItemProperties,
-    SecretValue,
-    VaultRef,
-)
+from vault.errors import BadRequest, ItemConflict, ItemNotFound, VaultError
+from vault.models import Attributes, DeletedItem, ItemKind, ItemProperties, SecretValue, VaultRef
 from vault.rate import RateController
 from vault.settings import VaultSettings
 
 T = TypeVar("T")
-X = TypeVar("X")
+R = TypeVar("R")
 
 # Key Vault object names: 1-127 letters, digits and hyphens.
 _NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
-# Key Vault's largest page; fewer pages means fewer requests against the budget.
-_PAGE_SIZE = 25
 _EPOCH = datetime.min.replace(tzinfo=UTC)
+# Key Vault keeps answering 409 for a name for a few seconds after it was purged (1-5 s,
+# DESIGN.md): within this long after our own purge, a 409 is retried with backoff.
+PURGE_SETTLE_SECONDS = 30.0
 
 
 def sdk_client_options(
     settings: VaultSettings, rate: RateController, vault_url: str
 ) -> dict[str, Any]:
-    """Keyword arguments for one azure-keyvault aio client of this adapter."""
+    """Keyword arguments for one azure-keyvault aio client of an adapter."""
     options: dict[str, Any] = {
         # Retry lives in RateController.run(); an SDK retry would hide 429s from it and
         # spend budget nobody counted.
@@ -86,9 +82,13 @@ class KeyVaultAdapter:
     ) -> None:
         self._ref = ref
         self._secrets = secrets
-        self._keys = keys
-        self._certificates = certificates
         self._rate = rate
+        self._kinds: dict[ItemKind, KindCalls] = {
+            ItemKind.SECRET: SecretCalls(secrets),
+            ItemKind.KEY: KeyCalls(keys),
+            ItemKind.CERTIFICATE: CertificateCalls(certificates),
+        }
+        self._purged: dict[tuple[ItemKind, str], float] = {}
 
     @classmethod
     @asynccontextmanager
@@ -104,17 +104,17 @@ class KeyVaultAdapter:
         gauge = metrics.CONCURRENCY_LIMIT.labels(ref.label)
         gauge.set(rate.concurrency_limit)
         rate.on_change(lambda stats: gauge.set(stats.concurrency_limit))
+
+        def options() -> dict[str, Any]:
+            return sdk_client_options(settings, rate, ref.url)
+
         async with AsyncExitStack() as stack:
             secrets = await stack.enter_async_context(
-                SecretClient(ref.url, credential, **sdk_client_options(settings, rate, ref.url))
+                SecretClient(ref.url, credential, **options())
             )
-            keys = await stack.enter_async_context(
-                KeyClient(ref.url, credential, **sdk_client_options(settings, rate, ref.url))
-            )
+            keys = await stack.enter_async_context(KeyClient(ref.url, credential, **options()))
             certificates = await stack.enter_async_context(
-                CertificateClient(
-                    ref.url, credential, **sdk_client_options(settings, rate, ref.url)
-                )
+                CertificateClient(ref.url, credential, **options())
             )
             yield cls(ref, secrets=secrets, keys=keys, certificates=certificates, rate=rate)
 
@@ -124,7 +124,7 @@ class KeyVaultAdapter:
 
     @property
     def rate(self) -> RateController:
-        """This vault's rate control (limits, 429 counts) for status and tests."""
+        """This vault's rate control (limits, 429 counts) for status pages and tests."""
         return self._rate
 
     def __repr__(self) -> str:
@@ -140,6 +140,7 @@ class KeyVaultAdapter:
         *,
         redact: Iterable[str] = (),
         max_attempts: int | None = None,
+        also_retry: Callable[[VaultError], bool] | None = None,
     ) -> T:
         """Run one SDK call with retry; SDK errors leave as `VaultError`s."""
         secrets = tuple(redact)
@@ -155,13 +156,15 @@ class KeyVaultAdapter:
             finally:
                 CURRENT_OP.reset(token)
 
-        return await self._rate.run(op, once, item=item, max_attempts=max_attempts)
+        return await self._rate.run(
+            op, once, item=item, max_attempts=max_attempts, also_retry=also_retry
+        )
 
-    async def _collect(self, op: str, item: str, pager: Callable[[], AsyncItemPaged[X]]) -> list[X]:
-        """Every item of a paged listing; each page is one retried call."""
-        pages = pager().by_page()
+    async def _collect(self, op: str, item: str, listing: Listing[R]) -> list[R]:
+        """Every entry of a paged listing; each page is one retried call."""
+        pages = listing.pager().by_page()
 
-        async def next_page() -> list[X] | None:
+        async def next_page() -> list[Any] | None:
             # A failed page leaves the iterator at the same continuation token, so
             # calling it again retries that page, not the listing from the start.
             try:
@@ -170,12 +173,13 @@ class KeyVaultAdapter:
                 return None
             return [x async for x in page]
 
-        out: list[X] = []
+        out: list[R] = []
         while (batch := await self._call(op, item, next_page)) is not None:
-            out.extend(batch)
+            out.extend(listing.convert(x) for x in batch)
         return out
 
-    def _check_name(self, kind: ItemKind, name: str, op: str) -> str:
+    def _item(self, kind: ItemKind, name: str, op: str) -> str:
+        """`kind/name` for messages, after checking the name (no request for a bad one)."""
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             shown = repr(name) if len(repr(name)) <= 140 else repr(name)[:137] + "..."
             raise BadRequest(
@@ -187,72 +191,41 @@ class KeyVaultAdapter:
             )
         return f"{kind.value}/{name}"
 
-    # -- listing ----------------------------------------------------------------------
+    def _after_purge(self, kind: ItemKind, name: str | None = None) -> Callable[[VaultError], bool]:
+        """Retry predicate: a 409 soon after this adapter purged `name` (or any of `kind`)."""
+
+        def conflict_from_purge(exc: VaultError) -> bool:
+            if not isinstance(exc, ItemConflict):
+                return False
+            horizon = time.monotonic() - PURGE_SETTLE_SECONDS
+            return any(
+                k == kind and (name is None or n == name) and at > horizon
+                for (k, n), at in self._purged.items()
+            )
+
+        return conflict_from_purge
+
+    # -- VaultClient ------------------------------------------------------------------
 
     async def list_items(self, kind: ItemKind) -> list[ItemProperties]:
-        op, item = "list_items", f"{kind.value}s"
-        match kind:
-            case ItemKind.SECRET:
-                secrets = await self._collect(
-                    op,
-                    item,
-                    lambda: self._secrets.list_properties_of_secrets(max_page_size=_PAGE_SIZE),
-                )
-                return [sdk.secret_properties(p) for p in secrets]
-            case ItemKind.KEY:
-                keys = await self._collect(
-                    op, item, lambda: self._keys.list_properties_of_keys(max_page_size=_PAGE_SIZE)
-                )
-                return [sdk.key_properties(p) for p in keys]
-            case ItemKind.CERTIFICATE:
-                certs = await self._collect(
-                    op,
-                    item,
-                    lambda: self._certificates.list_properties_of_certificates(
-                        max_page_size=_PAGE_SIZE
-                    ),
-                )
-                return [sdk.certificate_properties(p) for p in certs]
+        """Latest-version properties of every live item of `kind`.
+
+        Key Vault's listing carries no version id (Azure lists `.../secrets/name`), so
+        `version` is "" here; `updated_on` tells a change. `list_versions` has them.
+        """
+        return await self._collect("list_items", f"{kind.value}s", self._kinds[kind].items())
 
     async def list_versions(self, kind: ItemKind, name: str) -> list[ItemProperties]:
+        """Every version, oldest first (created_on, then version id)."""
         op = "list_versions"
-        item = self._check_name(kind, name, op)
-        match kind:
-            case ItemKind.SECRET:
-                secrets = await self._collect(
-                    op,
-                    item,
-                    lambda: self._secrets.list_properties_of_secret_versions(
-                        name, max_page_size=_PAGE_SIZE
-                    ),
-                )
-                versions = [sdk.secret_properties(p) for p in secrets]
-            case ItemKind.KEY:
-                keys = await self._collect(
-                    op,
-                    item,
-                    lambda: self._keys.list_properties_of_key_versions(
-                        name, max_page_size=_PAGE_SIZE
-                    ),
-                )
-                versions = [sdk.key_properties(p) for p in keys]
-            case ItemKind.CERTIFICATE:
-                certs = await self._collect(
-                    op,
-                    item,
-                    lambda: self._certificates.list_properties_of_certificate_versions(
-                        name, max_page_size=_PAGE_SIZE
-                    ),
-                )
-                versions = [sdk.certificate_properties(p) for p in certs]
-        # The service lists versions in no promised order; kvdr replays them oldest first.
+        item = self._item(kind, name, op)
+        versions = await self._collect(op, item, self._kinds[kind].versions(name))
+        # The service promises no order; kvdr replays versions oldest first.
         return sorted(versions, key=lambda p: (p.created_on or _EPOCH, p.version))
-
-    # -- secrets ----------------------------------------------------------------------
 
     async def get_secret(self, name: str, version: str | None = None) -> SecretValue:
         op = "get_secret"
-        item = self._check_name(ItemKind.SECRET, name, op)
+        item = self._item(ItemKind.SECRET, name, op)
         secret = await self._call(op, item, lambda: self._secrets.get_secret(name, version))
         return SecretValue(
             properties=sdk.secret_properties(secret.properties), value=secret.value or ""
@@ -260,115 +233,64 @@ class KeyVaultAdapter:
 
     async def set_secret(self, name: str, value: str, attributes: Attributes) -> ItemProperties:
         op = "set_secret"
-        item = self._check_name(ItemKind.SECRET, name, op)
+        item = self._item(ItemKind.SECRET, name, op)
+        a = attributes
         secret = await self._call(
             op,
             item,
             lambda: self._secrets.set_secret(
                 name,
                 value,
-                enabled=attributes.enabled,
-                tags=dict(attributes.tags),
-                content_type=attributes.content_type,
-                not_before=attributes.not_before,
-                expires_on=attributes.expires_on,
+                enabled=a.enabled,
+                tags=dict(a.tags),
+                content_type=a.content_type,
+                not_before=a.not_before,
+                expires_on=a.expires_on,
             ),
             redact=(value,),
+            also_retry=self._after_purge(ItemKind.SECRET, name),
         )
         return sdk.secret_properties(secret.properties)
-
-    # -- every kind -------------------------------------------------------------------
 
     async def update_properties(
         self, kind: ItemKind, name: str, version: str, attributes: Attributes
     ) -> ItemProperties:
         """Write `attributes` onto one version.
 
-        What each kind can change: secrets all five; keys enabled, not-before, expiry and
-        tags (no content type); certificates enabled and tags (the rest is the X.509
-        certificate's own). A `None` date or content type leaves the vault's value as is:
-        the SDK sends no field for it.
+        Secrets take all five attributes; keys enabled, not-before, expiry and tags;
+        certificates enabled and tags. A `None` date or content type leaves the vault's
+        value as it is: the SDK sends no field for it.
         """
         op = "update_properties"
-        item = self._check_name(kind, name, op)
-        a = attributes
-        match kind:
-            case ItemKind.SECRET:
-                props = await self._call(
-                    op,
-                    item,
-                    lambda: self._secrets.update_secret_properties(
-                        name,
-                        version,
-                        enabled=a.enabled,
-                        tags=dict(a.tags),
-                        content_type=a.content_type,
-                        not_before=a.not_before,
-                        expires_on=a.expires_on,
-                    ),
-                )
-                return sdk.secret_properties(props)
-            case ItemKind.KEY:
-                key = await self._call(
-                    op,
-                    item,
-                    lambda: self._keys.update_key_properties(
-                        name,
-                        version,
-                        enabled=a.enabled,
-                        tags=dict(a.tags),
-                        not_before=a.not_before,
-                        expires_on=a.expires_on,
-                    ),
-                )
-                return sdk.key_properties(key.properties, key.key_type)
-            case ItemKind.CERTIFICATE:
-                cert = await self._call(
-                    op,
-                    item,
-                    lambda: self._certificates.update_certificate_properties(
-                        name, version, enabled=a.enabled, tags=dict(a.tags)
-                    ),
-                )
-                return self._certificate_result(cert.properties, op, item)
+        item = self._item(kind, name, op)
+        calls = self._kinds[kind]
+        return await self._call(op, item, lambda: calls.update(name, version, attributes))
 
     async def delete_item(self, kind: ItemKind, name: str) -> None:
-        """Soft-delete through the SDK's poller (returns once listed as deleted).
+        """Soft-delete through the SDK's poller; returns once the vault lists it as deleted.
 
-        Idempotent: when the item is already soft-deleted, that is success. This also
+        Idempotent: an item that is already soft-deleted counts as success. That also
         covers a retry after a transient fault hit the poller once the delete went through.
         """
         op = "delete_item"
-        item = self._check_name(kind, name, op)
+        item = self._item(kind, name, op)
+        calls = self._kinds[kind]
         try:
-            match kind:
-                case ItemKind.SECRET:
-                    await self._call(op, item, lambda: self._secrets.delete_secret(name))
-                case ItemKind.KEY:
-                    await self._call(op, item, lambda: self._keys.delete_key(name))
-                case ItemKind.CERTIFICATE:
-                    await self._call(op, item, lambda: self._certificates.delete_certificate(name))
+            await self._call(op, item, lambda: calls.delete(name))
         except ItemNotFound:
             if await self.get_deleted(kind, name) is None:
                 raise
 
     async def recover_item(self, kind: ItemKind, name: str) -> None:
-        """Recover through the SDK's poller (returns once live again).
+        """Recover through the SDK's poller; returns once the item is live again.
 
-        Idempotent: when the item is live and not soft-deleted, that is success.
+        Idempotent: an item that is live and not soft-deleted counts as success.
         """
         op = "recover_item"
-        item = self._check_name(kind, name, op)
+        item = self._item(kind, name, op)
+        calls = self._kinds[kind]
         try:
-            match kind:
-                case ItemKind.SECRET:
-                    await self._call(op, item, lambda: self._secrets.recover_deleted_secret(name))
-                case ItemKind.KEY:
-                    await self._call(op, item, lambda: self._keys.recover_deleted_key(name))
-                case ItemKind.CERTIFICATE:
-                    await self._call(
-                        op, item, lambda: self._certificates.recover_deleted_certificate(name)
-                    )
+            await self._call(op, item, lambda: calls.recover(name))
         except ItemNotFound:
             if await self.get_deleted(kind, name) is not None or not await self._is_live(
                 kind, name
@@ -383,71 +305,31 @@ class KeyVaultAdapter:
 
     async def purge_item(self, kind: ItemKind, name: str) -> None:
         op = "purge_item"
-        item = self._check_name(kind, name, op)
-        match kind:
-            case ItemKind.SECRET:
-                await self._call(op, item, lambda: self._secrets.purge_deleted_secret(name))
-            case ItemKind.KEY:
-                await self._call(op, item, lambda: self._keys.purge_deleted_key(name))
-            case ItemKind.CERTIFICATE:
-                await self._call(
-                    op, item, lambda: self._certificates.purge_deleted_certificate(name)
-                )
+        item = self._item(kind, name, op)
+        calls = self._kinds[kind]
+        await self._call(op, item, lambda: calls.purge(name))
+        now = time.monotonic()
+        self._purged = {k: at for k, at in self._purged.items() if at > now - PURGE_SETTLE_SECONDS}
+        self._purged[(kind, name)] = now
 
     async def list_deleted(self, kind: ItemKind) -> list[DeletedItem]:
-        op, item = "list_deleted", f"{kind.value}s"
-        match kind:
-            case ItemKind.SECRET:
-                secrets = await self._collect(
-                    op, item, lambda: self._secrets.list_deleted_secrets(max_page_size=_PAGE_SIZE)
-                )
-                return [sdk.deleted_secret(d) for d in secrets]
-            case ItemKind.KEY:
-                keys = await self._collect(
-                    op, item, lambda: self._keys.list_deleted_keys(max_page_size=_PAGE_SIZE)
-                )
-                return [sdk.deleted_key(d) for d in keys]
-            case ItemKind.CERTIFICATE:
-                certs = await self._collect(
-                    op,
-                    item,
-                    lambda: self._certificates.list_deleted_certificates(max_page_size=_PAGE_SIZE),
-                )
-                return [sdk.deleted_certificate(d) for d in certs]
+        return await self._collect("list_deleted", f"{kind.value}s", self._kinds[kind].deleted())
 
     async def get_deleted(self, kind: ItemKind, name: str) -> DeletedItem | None:
+        """The soft-deleted item, or None when `name` is not in the deleted state."""
         op = "get_deleted"
-        item = self._check_name(kind, name, op)
+        item = self._item(kind, name, op)
+        calls = self._kinds[kind]
         try:
-            match kind:
-                case ItemKind.SECRET:
-                    secret = await self._call(
-                        op, item, lambda: self._secrets.get_deleted_secret(name)
-                    )
-                    return sdk.deleted_secret(secret)
-                case ItemKind.KEY:
-                    key = await self._call(op, item, lambda: self._keys.get_deleted_key(name))
-                    return sdk.deleted_key(key)
-                case ItemKind.CERTIFICATE:
-                    cert = await self._call(
-                        op, item, lambda: self._certificates.get_deleted_certificate(name)
-                    )
-                    return sdk.deleted_certificate(cert)
+            return await self._call(op, item, lambda: calls.get_deleted(name))
         except ItemNotFound:
             return None
 
     async def backup_item(self, kind: ItemKind, name: str) -> bytes:
         op = "backup_item"
-        item = self._check_name(kind, name, op)
-        match kind:
-            case ItemKind.SECRET:
-                return await self._call(op, item, lambda: self._secrets.backup_secret(name))
-            case ItemKind.KEY:
-                return await self._call(op, item, lambda: self._keys.backup_key(name))
-            case ItemKind.CERTIFICATE:
-                return await self._call(
-                    op, item, lambda: self._certificates.backup_certificate(name)
-                )
+        item = self._item(kind, name, op)
+        calls = self._kinds[kind]
+        return await self._call(op, item, lambda: calls.backup(name))
 
     async def restore_item(self, kind: ItemKind, backup: bytes) -> ItemProperties:
         op, item = "restore_item", f"{kind.value} backup"
@@ -459,33 +341,13 @@ class KeyVaultAdapter:
                 code="InvalidBackup",
             )
         blob = bytes(backup)
-        match kind:
-            case ItemKind.SECRET:
-                props = await self._call(
-                    op, item, lambda: self._secrets.restore_secret_backup(blob)
-                )
-                return sdk.secret_properties(props)
-            case ItemKind.KEY:
-                key = await self._call(op, item, lambda: self._keys.restore_key_backup(blob))
-                return sdk.key_properties(key.properties, key.key_type)
-            case ItemKind.CERTIFICATE:
-                cert = await self._call(
-                    op, item, lambda: self._certificates.restore_certificate_backup(blob)
-                )
-                return self._certificate_result(cert.properties, op, item)
-
-    def _certificate_result(self, props: Any, op: str, item: str) -> ItemProperties:
-        if props is None:
-            # The SDK types `properties` as optional; a vault answer always carries it.
-            raise BadRequest(
-                f"{op} {item} on vault {self._ref.label}: answer without properties",
-                vault=self._ref.label,
-                op=op,
-            )
-        return sdk.certificate_properties(props)
+        calls = self._kinds[kind]
+        return await self._call(
+            op, item, lambda: calls.restore(blob), also_retry=self._after_purge(kind)
+        )
 
     async def probe(self) -> None:
-        """One page of one secret, no retry: health checks want the answer now."""
+        """One page of one secret, no retry: a health check wants the answer now."""
 
         async def one_page() -> None:
             pages = self._secrets.list_properties_of_secrets(max_page_size=1).by_page()

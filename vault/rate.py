@@ -292,12 +292,14 @@ class RateController:
         *,
         item: str = "",
         max_attempts: int | None = None,
+        also_retry: Callable[[VaultError], bool] | None = None,
     ) -> T:
         """Run `fn`, retrying transient `VaultError`s with backoff; raise after the last.
 
         `fn` must raise only `VaultError` for vault faults (the adapter maps SDK errors
         before they reach here). A 429 with Retry-After waits that long; everything else
-        waits a full-jitter exponential backoff.
+        waits a full-jitter exponential backoff. `also_retry` marks more errors as worth
+        retrying in the caller's context (a 409 right after a purge).
         """
         attempts = max_attempts or self._settings.max_attempts
         attempt = 1
@@ -305,7 +307,8 @@ class RateController:
             try:
                 return await fn()
             except VaultError as exc:
-                if not exc.transient or attempt >= attempts:
+                retryable = exc.transient or (also_retry is not None and also_retry(exc))
+                if not retryable or attempt >= attempts:
                     raise
                 retry_after = exc.retry_after if isinstance(exc, Throttled) else None
                 delay = (

@@ -21,6 +21,8 @@ from kvdr._config_lines import KeyPath
 ENV_PREFIX = "KVDR__"
 # Sections whose value is an array of tables: a missing one is created as an array.
 _ARRAY_SECTIONS = ("pairs",)
+# Keys whose value is an array, so a plain word set from the environment is wrapped in one.
+_LIST_KEYS = frozenset({"secondaries", "kinds", "include", "exclude"})
 
 
 def parse_env_value(raw: str) -> object:
@@ -41,7 +43,10 @@ def parse_env_value(raw: str) -> object:
 def _order(name: str) -> list[tuple[int, int | str]]:
     # Numeric parts sort as numbers (2 before 10), so elements appended by index are
     # created in order.
-    return [(0, int(part)) if part.isdigit() else (1, part.lower()) for part in name.split("__")]
+    return [
+        (0, int(part)) if part.isascii() and part.isdigit() else (1, part.lower())
+        for part in name.split("__")
+    ]
 
 
 def apply_env_overrides(
@@ -82,7 +87,7 @@ def _apply(
         last = depth == len(parts) - 1
         key: str | int
         if isinstance(container, list):
-            if not re.fullmatch(r"\d+", part):
+            if not re.fullmatch(r"[0-9]+", part):
                 problems.error(path, f"is an array: expected an element index, got {part!r}",
                                variable=variable)
                 return
@@ -110,7 +115,7 @@ def _apply(
                 return
             # A plain word for an array key is that array's only element:
             # KVDR__PAIRS__0__SECONDARIES=westus.
-            if isinstance(current, list) and isinstance(value, str):
+            if isinstance(value, str) and (isinstance(current, list) or key in _LIST_KEYS):
                 value = [value]
             _store(container, key, value)
             origins[path] = variable

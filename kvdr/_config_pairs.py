@@ -44,6 +44,7 @@ _KIND_NAMES = tuple(kind.value for kind in ItemKind)
 # Key Vault object names: 1-127 letters, digits and hyphens. Glob metacharacters aside, a
 # pattern with anything else can never match.
 _NAME_OR_GLOB = re.compile(r"[A-Za-z0-9*?\[\]!-]+")
+_VAULT_NAME = re.compile(r"[A-Za-z0-9-]{1,127}")
 
 
 def _pair_name(value: object) -> str:
@@ -218,7 +219,7 @@ def _check_overlaps(pairs: list[tuple[int, PairSettings]], problems: Problems) -
 def overlap_example(a: PairSettings, b: PairSettings) -> str | None:
     """A name both pairs select, found among examples of their include patterns."""
     for name in _examples(a.include) + _examples(b.include):
-        if a.selects(name) and b.selects(name):
+        if _VAULT_NAME.fullmatch(name) and a.selects(name) and b.selects(name):
             return name
     return None
 

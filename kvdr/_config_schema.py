@@ -81,7 +81,7 @@ def _listen(value: object) -> tuple[str, int]:
     host, sep, port_text = address.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not sep or not host or not port_text.isdigit():
+    if not sep or not host or not (port_text.isascii() and port_text.isdigit()):
         raise Invalid(f'expected "HOST:PORT" such as "127.0.0.1:8080", got {address!r}')
     port = int(port_text)
     if port > 65535:

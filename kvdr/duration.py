@@ -15,7 +15,8 @@ __all__ = ["DurationError", "format_duration", "parse_duration"]
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 # Largest first: the order a term sequence must follow.
 _UNIT_ORDER = ("h", "m", "s", "ms")
-_TERM = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|h|m|s)")
+# ASCII digits only: \d would also accept digits of other scripts.
+_TERM = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|h|m|s)")
 
 
 class DurationError(ValueError):
@@ -48,7 +49,7 @@ def _parse_text(text: str) -> float:
     if stripped.startswith("-"):
         raise DurationError(f"a duration cannot be negative: {text!r}")
     # A bare number in a string ("10") is seconds, the same as the number 10.
-    if re.fullmatch(r"\d+(?:\.\d+)?|\.\d+", stripped):
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+", stripped):
         return float(stripped)
     total = 0.0
     position = 0

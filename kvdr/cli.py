@@ -16,6 +16,7 @@ from kvdr import __version__
 # name -> "module:attribute" of the click command implementing it.
 SUBCOMMANDS: dict[str, str] = {
     "emulator": "kvdr.commands.emulator:command",
+    "chaos-proxy": "kvdr.commands.chaos_proxy:command",
     "config": "kvdr.commands.config:command",
     "run": "kvdr.commands.run:command",
     "status": "kvdr.commands.status:command",

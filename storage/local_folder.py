@@ -141,10 +141,11 @@ class LocalFolderStore:
             with self._locked(exclusive):
                 # Under a shared lock no writer is active, so a pending sidecar is a
                 # crashed writer's: reading must not see half of it.
-                if exclusive or not name or not self._sidecar("pending", name).exists():
+                if exclusive or not self._crash_leftovers(name):
                     return work()
             with self._locked(True):
-                self._recover(name)
+                for leftover in self._crash_leftovers(name):
+                    self._recover(leftover)
                 return work()
 
         try:
@@ -168,6 +169,17 @@ class LocalFolderStore:
         except ValueError as exc:
             raise CorruptBlob(f"blob {name!r}: unreadable sidecar ({exc})", blob=name) from exc
         return meta
+
+    def _crash_leftovers(self, name: str) -> builtins.list[str]:
+        """Names with a pending sidecar: `name`'s, or every one when `name` is ""."""
+        if name:
+            return [name] if self._sidecar("pending", name).exists() else []
+        pending_root = self._state / "pending"
+        return [
+            (Path(folder).relative_to(pending_root) / file).as_posix()
+            for folder, _dirs, files in os.walk(pending_root)
+            for file in files
+        ]
 
     def _recover(self, name: str) -> None:
         """Roll a crashed write of `name` forward or back (under the exclusive lock)."""
@@ -384,7 +396,7 @@ class LocalFolderStore:
             relative = Path(folder).relative_to(meta_root)
             for file in files:
                 name = (relative / file).as_posix()
-                if not name.startswith(prefix) or self._sidecar("pending", name).exists():
+                if not name.startswith(prefix):
                     continue
                 meta = self._read_meta(name)
                 if meta is not None:

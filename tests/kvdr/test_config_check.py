@@ -117,7 +117,8 @@ class TestConfigCheckCommand:
 
     def test_warnings_do_not_fail_the_check(self, tmp_path: Path) -> None:
         """A warning is printed, the file is still OK."""
-        path = write(tmp_path, GOOD + "[replication]\npoll_interval = 60\nreconcile_interval = 30\n")
+        extra = "[replication]\npoll_interval = 60\nreconcile_interval = 30\n"
+        path = write(tmp_path, GOOD + extra)
         code, out, _ = run("config", "check", str(path))
         assert code == 0
         assert f"{path}:13: replication.reconcile_interval: warning: shorter than" in out

@@ -51,6 +51,10 @@ class KindCalls(ABC):
     def deleted(self) -> Listing[DeletedItem]: ...
 
     @abstractmethod
+    async def current_version(self, name: str) -> str:
+        """The version id the vault serves when asked for `name` without a version."""
+
+    @abstractmethod
     async def update(self, name: str, version: str, a: Attributes) -> ItemProperties: ...
 
     @abstractmethod
@@ -96,6 +100,10 @@ class SecretCalls(KindCalls):
         return Listing(
             lambda: self._c.list_deleted_secrets(max_page_size=PAGE_SIZE), sdk.deleted_secret
         )
+
+    async def current_version(self, name: str) -> str:
+        # Key Vault has no value-free "get latest secret"; the value is dropped at once.
+        return (await self._c.get_secret(name)).properties.version or ""
 
     async def update(self, name: str, version: str, a: Attributes) -> ItemProperties:
         props = await self._c.update_secret_properties(
@@ -149,6 +157,9 @@ class KeyCalls(KindCalls):
 
     def deleted(self) -> Listing[DeletedItem]:
         return Listing(lambda: self._c.list_deleted_keys(max_page_size=PAGE_SIZE), sdk.deleted_key)
+
+    async def current_version(self, name: str) -> str:
+        return (await self._c.get_key(name)).properties.version or ""
 
     async def update(self, name: str, version: str, a: Attributes) -> ItemProperties:
         key = await self._c.update_key_properties(
@@ -206,6 +217,10 @@ class CertificateCalls(KindCalls):
             lambda: self._c.list_deleted_certificates(max_page_size=PAGE_SIZE),
             sdk.deleted_certificate,
         )
+
+    async def current_version(self, name: str) -> str:
+        props = (await self._c.get_certificate(name)).properties
+        return (props.version if props else None) or ""
 
     async def update(self, name: str, version: str, a: Attributes) -> ItemProperties:
         cert = await self._c.update_certificate_properties(

@@ -216,12 +216,23 @@ class KeyVaultAdapter:
         return await self._collect("list_items", f"{kind.value}s", self._kinds[kind].items())
 
     async def list_versions(self, kind: ItemKind, name: str) -> list[ItemProperties]:
-        """Every version, oldest first (created_on, then version id)."""
+        """Every version, oldest first, the vault's current version always last.
+
+        Key Vault stamps `created` in whole seconds, so versions written within one
+        second tie. The sort is stable (ties keep the vault's listing order), and when
+        the newest second holds several versions the vault is asked which one it serves
+        as current (one extra GET): a mirror replaying this list must end on that one.
+        """
         op = "list_versions"
         item = self._item(kind, name, op)
-        versions = await self._collect(op, item, self._kinds[kind].versions(name))
-        # The service promises no order; kvdr replays versions oldest first.
-        return sorted(versions, key=lambda p: (p.created_on or _EPOCH, p.version))
+        calls = self._kinds[kind]
+        versions = await self._collect(op, item, calls.versions(name))
+        versions.sort(key=lambda p: p.created_on or _EPOCH)
+        newest = [p for p in versions if p.created_on == versions[-1].created_on]
+        if len(newest) > 1:
+            current = await self._call(op, item, lambda: calls.current_version(name))
+            versions.sort(key=lambda p: (p.created_on or _EPOCH, p.version == current))
+        return versions
 
     async def get_secret(self, name: str, version: str | None = None) -> SecretValue:
         op = "get_secret"

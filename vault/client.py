@@ -23,7 +23,11 @@ class VaultClient(Protocol):
         ...
 
     async def list_versions(self, kind: ItemKind, name: str) -> list[ItemProperties]:
-        """Every version of one item, oldest first (by `created_on`, then version id)."""
+        """Every version of one item, oldest first (by `created_on`), the current one last.
+
+        Versions created within the same second (Key Vault's resolution) keep the vault's
+        listing order, except that the version the vault serves as current comes last.
+        """
         ...
 
     async def get_secret(self, name: str, version: str | None = None) -> SecretValue: ...

@@ -39,7 +39,7 @@ class AzureBlobSettings:
     account_url: str | None = None
     secondary_account_url: str | None = None
     retries: int = 3
-    connect_timeout_seconds: float = 10.0
+    connect_timeout_seconds: float = 5.0
     primary_retry_seconds: float = 30.0
 
     def __post_init__(self) -> None:

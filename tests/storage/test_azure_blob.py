@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.storage.blob.aio import ContainerClient
@@ -70,7 +71,7 @@ def blob_container_name(store: AzureBlobStore) -> str:
     return store.description.rsplit("/", 1)[1]
 
 
-def events(logs: list[dict[str, object]], name: str) -> list[dict[str, object]]:
+def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
     return [entry for entry in logs if entry["event"] == name]
 
 

@@ -51,6 +51,6 @@ class TestMetadataAndLeases:
         check_lease(good, 15)
         check_lease(good, 60)
         with pytest.raises(ValueError):
-            check_lease(good, True)  # type: ignore[arg-type]
+            check_lease(good, True)
         with pytest.raises(ValueError, match="GUID"):
             check_lease("pair-a-leader", 30)

@@ -6,10 +6,10 @@ import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from kvdr._config_env import apply_env_overrides
 from kvdr._config_fields import Problem, Problems
@@ -180,6 +180,7 @@ def _load_file(
     return config, issues
 
 
+T = TypeVar("T")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 
@@ -194,20 +195,46 @@ def _load_text(
     problems = Problems()
     origins = apply_env_overrides(doc, env, problems)
     check_top_level(doc, problems)
-    daemon = read_daemon(doc.get("daemon"), problems)
-    credential = read_credential(doc.get("credential"), env, problems)
-    regions = read_regions(doc.get("regions"), problems)
-    storage = read_storage(doc.get("storage"), env, problems)
-    replication, default_rpo = read_replication(doc.get("replication"), problems)
-    vault = read_vault(doc.get("vault"), problems)
+
+    def guarded(section: str, read: Callable[[], T]) -> T | None:
+        # The settings dataclasses of other parts may validate in __post_init__; a value
+        # they refuse is one more problem of the section, not a crash of the loader.
+        try:
+            return read()
+        except (ValueError, TypeError) as exc:
+            problems.error((section,), str(exc))
+            return None
+
+    daemon = guarded("daemon", lambda: read_daemon(doc.get("daemon"), problems))
+    credential = guarded(
+        "credential", lambda: read_credential(doc.get("credential"), env, problems)
+    )
+    regions = guarded("regions", lambda: read_regions(doc.get("regions"), problems)) or {}
+    storage = guarded("storage", lambda: read_storage(doc.get("storage"), env, problems))
+    replication = guarded(
+        "replication", lambda: read_replication(doc.get("replication"), problems)
+    )
+    vault = guarded("vault", lambda: read_vault(doc.get("vault"), problems))
     declared = declared_regions(doc.get("regions"))
-    pairs = read_pairs(doc.get("pairs"), regions, declared, default_rpo, problems)
+    default_rpo = replication[1] if replication else 60.0
+    pairs = guarded(
+        "pairs",
+        lambda: read_pairs(doc.get("pairs"), regions, declared, default_rpo, problems),
+    )
 
     lines = locate_keys(text)
     issues = [_issue(file, problem, lines, origins) for problem in problems.items]
     # By line, as an editor shows them; problems from the environment after the file's.
     issues.sort(key=lambda issue: (issue.line is None, issue.line or 0))
-    if problems.has_errors or storage is None:
+    if (
+        problems.has_errors
+        or daemon is None
+        or credential is None
+        or storage is None
+        or replication is None
+        or vault is None
+        or pairs is None
+    ):
         return None, issues
     config = KvdrConfig(
         source=Path(file),
@@ -215,7 +242,7 @@ def _load_text(
         credential=credential,
         regions=regions,
         storage=storage,
-        replicator=dataclasses.replace(replication, pairs=pairs),
+        replicator=dataclasses.replace(replication[0], pairs=pairs),
         vault=vault,
         warnings=tuple(issues),
     )

@@ -12,7 +12,7 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -270,7 +270,9 @@ def declared_regions(raw: object) -> set[str]:
 # -- [storage] ------------------------------------------------------------------------
 
 _STORAGE_SOURCES = ("connection_string_env", "connection_string", "account_url", "path")
-_STORAGE_KEYS = ("container", *_STORAGE_SOURCES, "secondary_account_url")
+# How long a read waits on an unreachable primary endpoint before using the secondary.
+_STORAGE_TUNING = ("retries", "connect_timeout", "primary_retry")
+_STORAGE_KEYS = ("container", *_STORAGE_SOURCES, "secondary_account_url", *_STORAGE_TUNING)
 # Azure: 3-63 characters, lowercase letters, digits and single hyphens, alphanumeric ends.
 _CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 # Azurite's published development account: its key is public, not a secret.
@@ -338,19 +340,25 @@ def read_storage(
         return None
     source = sources[0]
     if source == "path":
-        for key in ("container", "secondary_account_url"):
+        for key in ("container", "secondary_account_url", *_STORAGE_TUNING):
             if key in table:
                 problems.warning((*path, key), "not used with a local folder (path)")
         folder = table.get("path", text)
         return LocalFolderSettings(path=folder) if folder else None
-    container = table.get("container", _container) or "kvdr"
-    secondary = table.get("secondary_account_url", _account_url)
+    base = AzureBlobSettings()
+    common = AzureBlobSettings(
+        container=table.get("container", _container) or base.container,
+        secondary_account_url=table.get("secondary_account_url", _account_url),
+        retries=_pick(table.get("retries", integer(0, 20)), base.retries),
+        connect_timeout_seconds=_pick(
+            table.get("connect_timeout", duration()), base.connect_timeout_seconds
+        ),
+        primary_retry_seconds=_pick(
+            table.get("primary_retry", duration()), base.primary_retry_seconds
+        ),
+    )
     if source == "account_url":
-        return AzureBlobSettings(
-            container=container,
-            account_url=table.get("account_url", _account_url),
-            secondary_account_url=secondary,
-        )
+        return replace(common, account_url=table.get("account_url", _account_url))
     if source == "connection_string_env":
         name = table.get("connection_string_env", _env_name)
         conn = env.get(name) if name else None
@@ -372,9 +380,7 @@ def read_storage(
                 (*path, "connection_string"),
                 "holds an account key in the file; prefer connection_string_env",
             )
-    return AzureBlobSettings(
-        container=container, connection_string=conn, secondary_account_url=secondary
-    )
+    return replace(common, connection_string=conn)
 
 
 # -- [replication] and [vault] --------------------------------------------------------

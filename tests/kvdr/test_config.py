@@ -50,6 +50,9 @@ vault_url = "https://contoso-neu.vault.azure.net"
 container = "kvdr-journal"
 account_url = "https://contosokvdr.blob.core.windows.net"
 secondary_account_url = "https://contosokvdr-secondary.blob.core.windows.net"
+retries = 1
+connect_timeout = "2s"
+primary_retry = "1m"
 
 [replication]
 poll_interval = "5s"
@@ -145,6 +148,9 @@ class TestValidConfig:
             container="kvdr-journal",
             account_url="https://contosokvdr.blob.core.windows.net",
             secondary_account_url="https://contosokvdr-secondary.blob.core.windows.net",
+            retries=1,
+            connect_timeout_seconds=2.0,
+            primary_retry_seconds=60.0,
         )
         rep = config.replicator
         assert (rep.poll_interval_seconds, rep.reconcile_interval_seconds) == (5.0, 900.0)

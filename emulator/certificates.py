@@ -1,0 +1,353 @@
+"""Certificates: Key Vault's `/certificates` and `/deletedcertificates` operations.
+
+Get, list, versions, update, policy, delete, recover, purge, backup and restore here;
+create and import in `emulator.certissue`; contacts, issuers, pending operations and
+merge in `emulator.certoperations`; storage and rendering in `emulator.certbundle`.
+`routes()` serves all of them.
+
+Every version comes with a managed key and a managed secret of the same name;
+deleting, recovering, purging, backing up and restoring a certificate carries them
+along, in one store transaction each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from emulator import backup_blob, certoperations
+from emulator.certbundle import (
+    KIND,
+    MANAGED_KINDS,
+    latest_or_404,
+    pending_names,
+    render_bundle,
+    render_deleted,
+    render_deleted_item,
+    render_item,
+    render_policy,
+    version_or_404,
+)
+from emulator.certissue import (
+    check_sku,
+    create_certificate,
+    import_certificate,
+    policy_or_400,
+    stamp_policy,
+)
+from emulator.errors import (
+    bad_parameter,
+    conflict,
+    deleted_not_found,
+    forbidden_by_policy,
+    not_found,
+)
+from emulator.objects import check_name, parse_attributes, parse_tags, read_json
+from emulator.paging import page_body, page_request
+from emulator.state import STATE_KEY, VaultState
+from emulator.store import DeletedObject, StoredVersion
+
+
+def _state(request: web.Request) -> VaultState:
+    return request.app[STATE_KEY]
+
+
+def _name(request: web.Request) -> str:
+    return check_name(request.match_info["name"])
+
+
+async def get_certificate(request: web.Request) -> web.Response:
+    """GET /certificates/{name}/{version} (no version: the latest)."""
+    state = _state(request)
+    name = _name(request)
+    stored = version_or_404(state, name, request.match_info.get("version", ""))
+    policy = latest_or_404(state, name).doc["policy"]
+    return web.json_response(render_bundle(state, request, stored, policy=policy))
+
+
+def _set_enabled(state: VaultState, kind: str, name: str, path: str, enabled: bool) -> None:
+    """Carry a certificate version's enabled flag to its managed key or secret version."""
+    version = path.rsplit("/", 1)[-1]
+    stored = state.store.get_version(kind, name, version)
+    if stored is None:
+        return
+    doc = dict(stored.doc)
+    doc["attributes"] = {**doc.get("attributes", {}), "enabled": enabled, "updated": state.now()}
+    state.store.update_version(kind, name, version, doc)
+
+
+async def update_certificate(request: web.Request) -> web.Response:
+    """PATCH /certificates/{name}/{version}: enabled, tags (and the policy, if given)."""
+    state = _state(request)
+    name = _name(request)
+    body = await read_json(request)
+    stored = version_or_404(state, name, request.match_info.get("version", ""))
+    latest = latest_or_404(state, name)
+    given = parse_attributes(body.get("attributes"))
+    tags = parse_tags(body.get("tags")) if "tags" in body else stored.doc.get("tags")
+    policy = latest.doc["policy"]
+    policy_changed = body.get("policy") is not None
+    if policy_changed:
+        policy = stamp_policy(state, policy_or_400(body["policy"], "update", policy), policy)
+        check_sku(state, policy)
+    with state.store.transaction():
+        doc = dict(stored.doc)
+        attributes = dict(doc.get("attributes") or {})
+        # nbf and exp come from the certificate itself; only enabled can change.
+        if "enabled" in given:
+            attributes["enabled"] = given["enabled"]
+            _set_enabled(state, "key", name, doc["kid"], given["enabled"])
+            _set_enabled(state, "secret", name, doc["sid"], given["enabled"])
+        attributes["updated"] = state.now()
+        doc.update(attributes=attributes, tags=tags)
+        if stored.version == latest.version:
+            doc["policy"] = policy
+        updated = state.store.update_version(KIND, name, stored.version, doc)
+        if stored.version != latest.version and policy_changed:
+            state.store.update_version(KIND, name, latest.version, {**latest.doc, "policy": policy})
+    return web.json_response(render_bundle(state, request, updated, policy=policy))
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    """GET /certificates/{name}/policy."""
+    state = _state(request)
+    name = _name(request)
+    latest = latest_or_404(state, name)
+    return web.json_response(render_policy(state, request, latest.name, latest.doc["policy"]))
+
+
+async def update_policy(request: web.Request) -> web.Response:
+    """PATCH /certificates/{name}/policy: the fields given replace the stored ones."""
+    state = _state(request)
+    name = _name(request)
+    body = await read_json(request)
+    latest = latest_or_404(state, name)
+    current = latest.doc["policy"]
+    policy = stamp_policy(state, policy_or_400(body, "update", current), current)
+    check_sku(state, policy)
+    state.store.update_version(KIND, name, latest.version, {**latest.doc, "policy": policy})
+    return web.json_response(render_policy(state, request, latest.name, policy))
+
+
+def _include_pending(request: web.Request) -> bool:
+    raw = request.query.get("includePending", "false").lower()
+    if raw not in ("true", "false"):
+        raise bad_parameter(f"includePending {raw[:20]!r} must be true or false.")
+    return raw == "true"
+
+
+def _pending_item(
+    state: VaultState, request: web.Request, operation: Mapping[str, Any]
+) -> dict[str, Any]:
+    name = str(operation["name"])
+    return {
+        "id": f"{state.vault_url(request)}/certificates/{name}",
+        "attributes": {"enabled": bool(operation.get("enabled", True))},
+    }
+
+
+async def list_certificates(request: web.Request) -> web.Response:
+    """GET /certificates: latest version of each; `includePending` adds pending-only names."""
+    state = _state(request)
+    page = page_request(request)
+    rows: list[tuple[str, dict[str, Any]]] = [
+        (s.name.lower(), render_item(state, request, s, versioned=False))
+        for s in state.store.list_latest(KIND, page.after, page.size + 1)
+    ]
+    if _include_pending(request):
+        after = (page.after or "").lower()
+        for key, operation in pending_names(state).items():
+            if key > after and state.store.get_latest(KIND, key) is None:
+                rows.append((key, _pending_item(state, request, operation)))
+        rows.sort(key=lambda row: row[0])
+        rows = rows[: page.size + 1]
+    body = page_body(request, state.vault_url(request), page, rows, lambda r: r[1], lambda r: r[0])
+    return web.json_response(body)
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    """GET /certificates/{name}/versions: every version, oldest first."""
+    state = _state(request)
+    name = _name(request)
+    page = page_request(request)
+    try:
+        after = int(page.after) if page.after is not None else None
+    except ValueError:
+        raise bad_parameter("$skiptoken is not a token this vault issued") from None
+    rows = state.store.list_versions(KIND, name, after, page.size + 1)
+    body = page_body(
+        request,
+        state.vault_url(request),
+        page,
+        rows,
+        lambda s: render_item(state, request, s, versioned=True),
+        lambda s: str(s.seq),
+    )
+    return web.json_response(body)
+
+
+async def delete_certificate(request: web.Request) -> web.Response:
+    """DELETE /certificates/{name}: soft-delete it with its key and secret."""
+    state = _state(request)
+    name = _name(request)
+    latest_or_404(state, name)
+    now, days = state.now(), state.settings.retention_days
+    with state.store.transaction():
+        for kind in MANAGED_KINDS:
+            if state.store.name_state(kind, name) == "live":
+                state.store.soft_delete(kind, name, now, days)
+        deleted = state.store.soft_delete(KIND, name, now, days)
+        certoperations.forget_operation(state, name)
+    return web.json_response(render_deleted(state, request, deleted))
+
+
+def _deleted_or_404(state: VaultState, name: str) -> DeletedObject:
+    deleted = state.store.get_deleted(KIND, name)
+    if deleted is None:
+        raise deleted_not_found(KIND, name)
+    return deleted
+
+
+async def get_deleted(request: web.Request) -> web.Response:
+    """GET /deletedcertificates/{name}."""
+    state = _state(request)
+    return web.json_response(render_deleted(state, request, _deleted_or_404(state, _name(request))))
+
+
+async def list_deleted(request: web.Request) -> web.Response:
+    """GET /deletedcertificates."""
+    state = _state(request)
+    page = page_request(request)
+    _include_pending(request)
+    rows = state.store.list_deleted(KIND, page.after, page.size + 1)
+    body = page_body(
+        request,
+        state.vault_url(request),
+        page,
+        rows,
+        lambda d: render_deleted_item(state, request, d),
+        lambda d: d.name.lower(),
+    )
+    return web.json_response(body)
+
+
+async def recover_deleted(request: web.Request) -> web.Response:
+    """POST /deletedcertificates/{name}/recover: back with its key and secret."""
+    state = _state(request)
+    name = _name(request)
+    _deleted_or_404(state, name)
+    with state.store.transaction():
+        for kind in MANAGED_KINDS:
+            if state.store.name_state(kind, name) == "deleted":
+                state.store.recover(kind, name)
+        latest = state.store.recover(KIND, name)
+    return web.json_response(render_bundle(state, request, latest))
+
+
+async def purge_deleted(request: web.Request) -> web.Response:
+    """DELETE /deletedcertificates/{name}: erase it, its key and its secret (204)."""
+    state = _state(request)
+    name = _name(request)
+    _deleted_or_404(state, name)
+    if state.settings.purge_protection:
+        raise forbidden_by_policy(
+            f"Operation purge is not allowed on certificate {name}: purge protection is "
+            "enabled for this vault; it will be purged automatically when its retention "
+            "period ends."
+        )
+    with state.store.transaction():
+        for kind in MANAGED_KINDS:
+            if state.store.name_state(kind, name) == "deleted":
+                state.store.purge(kind, name)
+        state.store.purge(KIND, name)
+    return web.Response(status=204)
+
+
+def _versions_payload(versions: list[StoredVersion]) -> list[dict[str, Any]]:
+    return [{"version": v.version, "doc": v.doc} for v in versions]
+
+
+async def backup_certificate(request: web.Request) -> web.Response:
+    """POST /certificates/{name}/backup: all versions with their keys and secrets, sealed."""
+    state = _state(request)
+    name = _name(request)
+    versions = state.store.all_versions(KIND, name)
+    if not versions:
+        raise not_found(KIND, name)
+    if len(versions) > backup_blob.MAX_BACKUP_VERSIONS:
+        raise bad_parameter(
+            f"Certificate {name} has {len(versions)} versions; backups hold at most "
+            f"{backup_blob.MAX_BACKUP_VERSIONS}."
+        )
+    payload: dict[str, Any] = {"name": versions[-1].name, KIND: _versions_payload(versions)}
+    for kind in MANAGED_KINDS:
+        payload[kind] = _versions_payload(state.store.all_versions(kind, name))
+    blob = backup_blob.seal(KIND, state.settings.geo, payload)
+    return web.json_response({"value": backup_blob.encode_value(blob)})
+
+
+def _payload_versions(payload: Mapping[str, Any], kind: str) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        return [(str(v["version"]), dict(v["doc"])) for v in payload.get(kind) or []]
+    except (KeyError, TypeError, ValueError):
+        raise bad_parameter("the certificate backup blob is malformed") from None
+
+
+async def restore_certificate(request: web.Request) -> web.Response:
+    """POST /certificates/restore: recreate certificate, key and secret (name must be free)."""
+    state = _state(request)
+    body = await read_json(request)
+    blob = backup_blob.decode_value(body.get("value"), KIND)
+    payload = backup_blob.open_blob(KIND, state.settings.geo, blob)
+    name = check_name(str(payload.get("name", "")))
+    versions = {kind: _payload_versions(payload, kind) for kind in (KIND, *MANAGED_KINDS)}
+    if not versions[KIND]:
+        raise bad_parameter("the certificate backup blob holds no versions")
+    for kind in (KIND, *MANAGED_KINDS):
+        name_state = state.store.name_state(kind, name)
+        if name_state is not None:
+            message = None
+            if kind != KIND:
+                message = (
+                    f"A {kind} named {name} already exists"
+                    + (" in a deleted but recoverable state" if name_state == "deleted" else "")
+                    + f"; certificate {name} cannot be restored under its name."
+                )
+            raise conflict(KIND, name, deleted=name_state == "deleted", message=message)
+    with state.store.transaction():
+        for kind in MANAGED_KINDS:
+            if versions[kind]:
+                state.store.restore_versions(kind, name, versions[kind])
+        restored = state.store.restore_versions(KIND, name, versions[KIND])
+    return web.json_response(render_bundle(state, request, restored[-1]))
+
+
+def routes(state: VaultState) -> list[web.RouteDef]:
+    """Certificate routes; fixed paths come before the `{name}/{version}` patterns."""
+    return [
+        *certoperations.routes(state),
+        web.post("/certificates/restore", restore_certificate, name="RestoreCertificate"),
+        web.get("/certificates", list_certificates, name="GetCertificates"),
+        web.post("/certificates/{name}/create", create_certificate, name="CreateCertificate"),
+        web.post("/certificates/{name}/import", import_certificate, name="ImportCertificate"),
+        web.post("/certificates/{name}/backup", backup_certificate, name="BackupCertificate"),
+        web.get("/certificates/{name}/versions", list_versions, name="GetCertificateVersions"),
+        web.get("/certificates/{name}/policy", get_policy, name="GetCertificatePolicy"),
+        web.patch("/certificates/{name}/policy", update_policy, name="UpdateCertificatePolicy"),
+        web.delete("/certificates/{name}", delete_certificate, name="DeleteCertificate"),
+        web.get("/certificates/{name}", get_certificate, name="GetCertificate:latest"),
+        web.get("/certificates/{name}/", get_certificate, name="GetCertificate:latest-slash"),
+        web.get("/certificates/{name}/{version}", get_certificate, name="GetCertificate"),
+        web.patch("/certificates/{name}/", update_certificate, name="UpdateCertificate:latest"),
+        web.patch("/certificates/{name}/{version}", update_certificate, name="UpdateCertificate"),
+        web.get("/deletedcertificates", list_deleted, name="GetDeletedCertificates"),
+        web.get("/deletedcertificates/{name}", get_deleted, name="GetDeletedCertificate"),
+        web.delete("/deletedcertificates/{name}", purge_deleted, name="PurgeDeletedCertificate"),
+        web.post(
+            "/deletedcertificates/{name}/recover",
+            recover_deleted,
+            name="RecoverDeletedCertificate",
+        ),
+    ]

@@ -162,9 +162,7 @@ def _base_kty(kty: object) -> str:
     for known in DEFAULT_KEY_OPS:
         if base.lower() == known.lower():
             return known
-    raise KeyMaterialError(
-        f"kty '{kty}' is not supported; use RSA, RSA-HSM, EC, EC-HSM or oct-HSM"
-    )
+    raise KeyMaterialError(f"kty '{kty}' is not supported; use RSA, RSA-HSM, EC, EC-HSM or oct-HSM")
 
 
 class KeyMaterial:
@@ -172,9 +170,7 @@ class KeyMaterial:
 
     __slots__ = ("_key",)
 
-    def __init__(
-        self, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | bytes
-    ) -> None:
+    def __init__(self, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | bytes) -> None:
         if isinstance(key, bytes):
             if len(key) * 8 not in OCT_SIZES:
                 raise KeyMaterialError(
@@ -237,9 +233,7 @@ class KeyMaterial:
         return cls(os.urandom(bits // 8))
 
     @classmethod
-    def from_private_key(
-        cls, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    ) -> KeyMaterial:
+    def from_private_key(cls, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> KeyMaterial:
         """Wrap a cryptography private key (the certificates part generates its own)."""
         return cls(key)
 
@@ -254,9 +248,7 @@ class KeyMaterial:
                 raise KeyMaterialError("'key.k' is required to import an oct key")
             return cls(b64url_decode(jwk["k"], "key.k"))
         if jwk.get("d") is None:
-            raise KeyMaterialError(
-                "'key.d' is required: Key Vault imports private keys only"
-            )
+            raise KeyMaterialError("'key.d' is required: Key Vault imports private keys only")
         if base == "RSA":
             return cls(_rsa_from_jwk(jwk))
         return cls(_ec_from_jwk(jwk))
@@ -316,15 +308,21 @@ class KeyMaterial:
         key = self._key
         if isinstance(key, rsa.RSAPrivateKey):
             numbers = key.public_key().public_numbers()
-            return {"kty": "RSA", "n": b64url_encode(_int_bytes(numbers.n)),
-                    "e": b64url_encode(_int_bytes(numbers.e))}
+            return {
+                "kty": "RSA",
+                "n": b64url_encode(_int_bytes(numbers.n)),
+                "e": b64url_encode(_int_bytes(numbers.e)),
+            }
         if isinstance(key, ec.EllipticCurvePrivateKey):
             crv = _CURVE_BY_CRYPTOGRAPHY_NAME[key.curve.name]
             length = _COORDINATE_BYTES[crv]
             point = key.public_key().public_numbers()
-            return {"kty": "EC", "crv": crv,
-                    "x": b64url_encode(_int_bytes(point.x, length)),
-                    "y": b64url_encode(_int_bytes(point.y, length))}
+            return {
+                "kty": "EC",
+                "crv": crv,
+                "x": b64url_encode(_int_bytes(point.x, length)),
+                "y": b64url_encode(_int_bytes(point.y, length)),
+            }
         return {"kty": "oct"}
 
     def private_jwk(self) -> dict[str, str]:
@@ -333,9 +331,14 @@ class KeyMaterial:
         jwk = self.public_jwk()
         if isinstance(key, rsa.RSAPrivateKey):
             numbers = key.private_numbers()
-            for field, value in (("d", numbers.d), ("p", numbers.p), ("q", numbers.q),
-                                 ("dp", numbers.dmp1), ("dq", numbers.dmq1),
-                                 ("qi", numbers.iqmp)):
+            for field, value in (
+                ("d", numbers.d),
+                ("p", numbers.p),
+                ("q", numbers.q),
+                ("dp", numbers.dmp1),
+                ("dq", numbers.dmq1),
+                ("qi", numbers.iqmp),
+            ):
                 jwk[field] = b64url_encode(_int_bytes(value))
         elif isinstance(key, ec.EllipticCurvePrivateKey):
             length = _COORDINATE_BYTES[jwk["crv"]]
@@ -353,7 +356,11 @@ class KeyMaterial:
     # ----- operations -------------------------------------------------------------------
 
     def encrypt(
-        self, algorithm: str, plaintext: bytes, *, iv: bytes | None = None,
+        self,
+        algorithm: str,
+        plaintext: bytes,
+        *,
+        iv: bytes | None = None,
         aad: bytes | None = None,
     ) -> CipherOutput:
         """Encrypt one block as Key Vault does; AES IVs are generated when not given."""
@@ -371,12 +378,14 @@ class KeyMaterial:
         mode = _aes_mode(algorithm)
         if mode == "GCM":
             if iv is not None:
-                raise KeyMaterialError(f"'iv' must not be given for {algorithm}: "
-                                       "Key Vault generates it")
+                raise KeyMaterialError(
+                    f"'iv' must not be given for {algorithm}: Key Vault generates it"
+                )
             nonce = os.urandom(_GCM_IV_BYTES)
             sealed = AESGCM(key).encrypt(nonce, plaintext, aad)
-            return CipherOutput(sealed[:-_GCM_TAG_BYTES], iv=nonce,
-                                tag=sealed[-_GCM_TAG_BYTES:], aad=aad)
+            return CipherOutput(
+                sealed[:-_GCM_TAG_BYTES], iv=nonce, tag=sealed[-_GCM_TAG_BYTES:], aad=aad
+            )
         if mode in ("CBC", "CBCPAD"):
             if aad is not None:
                 raise KeyMaterialError(f"'aad' is not supported for {algorithm}")
@@ -396,8 +405,13 @@ class KeyMaterial:
         raise KeyMaterialError(f"algorithm '{algorithm}' is not an encryption algorithm")
 
     def decrypt(
-        self, algorithm: str, ciphertext: bytes, *, iv: bytes | None = None,
-        tag: bytes | None = None, aad: bytes | None = None,
+        self,
+        algorithm: str,
+        ciphertext: bytes,
+        *,
+        iv: bytes | None = None,
+        tag: bytes | None = None,
+        aad: bytes | None = None,
     ) -> bytes:
         """Decrypt one block; any failure is one error that does not say why (no oracle)."""
         if isinstance(self._key, rsa.RSAPrivateKey):
@@ -512,9 +526,7 @@ class KeyMaterial:
 
     def _aes_key(self, operation: str, algorithm: str) -> bytes:
         if not isinstance(self._key, bytes):
-            raise KeyMaterialError(
-                f"algorithm '{algorithm}' is not supported for {self.kty} keys"
-            )
+            raise KeyMaterialError(f"algorithm '{algorithm}' is not supported for {self.kty} keys")
         bits = _AES_BITS.get(algorithm[:4])
         if bits is None or _aes_mode(algorithm) is None:
             raise KeyMaterialError(
@@ -529,9 +541,7 @@ class KeyMaterial:
 
     def _aes_wrap_key(self, algorithm: str) -> bytes:
         if not isinstance(self._key, bytes):
-            raise KeyMaterialError(
-                f"algorithm '{algorithm}' is not supported for {self.kty} keys"
-            )
+            raise KeyMaterialError(f"algorithm '{algorithm}' is not supported for {self.kty} keys")
         if algorithm in ("CKM_AES_KEY_WRAP", "CKM_AES_KEY_WRAP_PAD"):
             return self._key
         bits = _AES_BITS.get(algorithm[:4])
@@ -572,8 +582,7 @@ def _aes_mode(algorithm: str) -> str | None:
 def _check_digest(algorithm: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm) -> None:
     if len(digest) != hash_algorithm.digest_size:
         raise KeyMaterialError(
-            f"digest must be {hash_algorithm.digest_size} bytes for {algorithm}, "
-            f"got {len(digest)}"
+            f"digest must be {hash_algorithm.digest_size} bytes for {algorithm}, got {len(digest)}"
         )
 
 
@@ -604,8 +613,9 @@ def _rsa_signature(
     if family == "RS":
         return asym_padding.PKCS1v15(), hash_algorithm
     # Key Vault's PSS uses a salt as long as the digest (RFC 7518 section 3.5).
-    chosen = asym_padding.PSS(mgf=asym_padding.MGF1(hash_algorithm),
-                              salt_length=hash_algorithm.digest_size)
+    chosen = asym_padding.PSS(
+        mgf=asym_padding.MGF1(hash_algorithm), salt_length=hash_algorithm.digest_size
+    )
     return chosen, hash_algorithm
 
 
@@ -637,9 +647,7 @@ def _ec_from_jwk(jwk: Mapping[str, Any]) -> ec.EllipticCurvePrivateKey:
     if isinstance(crv, str) and crv.upper() == "SECP256K1":
         crv = "P-256K"
     if not isinstance(crv, str) or crv not in EC_CURVES:
-        raise KeyMaterialError(
-            f"'key.crv' must be one of P-256, P-384, P-521, P-256K, got {crv!r}"
-        )
+        raise KeyMaterialError(f"'key.crv' must be one of P-256, P-384, P-521, P-256K, got {crv!r}")
     x, y, d = (_jwk_int(jwk, field) for field in ("x", "y", "d"))
     try:
         public = ec.EllipticCurvePublicNumbers(x, y, EC_CURVES[crv]())

@@ -48,8 +48,9 @@ def ec_keys() -> dict[str, KeyMaterial]:
 
 def sdk_local(jwk: dict[str, str], ops: tuple[str, ...]) -> CryptographyClient:
     """The SDK's own local crypto over a JWK: an independent implementation to agree with."""
-    fields: dict[str, Any] = {k: b64url_decode(v, k) if k not in ("kty", "crv") else v
-                              for k, v in jwk.items()}
+    fields: dict[str, Any] = {
+        k: b64url_decode(v, k) if k not in ("kty", "crv") else v for k, v in jwk.items()
+    }
     return CryptographyClient.from_jwk(JsonWebKey(key_ops=list(ops), **fields))
 
 
@@ -110,7 +111,13 @@ class TestGeneration:
         """Default key_ops match what Key Vault lists per key type."""
         assert DEFAULT_KEY_OPS["EC"] == ("sign", "verify")
         assert set(DEFAULT_KEY_OPS["RSA"]) == {
-            "encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}
+            "encrypt",
+            "decrypt",
+            "sign",
+            "verify",
+            "wrapKey",
+            "unwrapKey",
+        }
 
 
 class TestJwk:
@@ -263,17 +270,23 @@ class TestEcOperations:
         """The signature is r||s of fixed width and verifies with plain cryptography and the SDK."""
         material = ec_keys[curve]
         algorithm = CURVE_ALGORITHMS[curve]
-        digest = {"ES256": DIGESTS["256"], "ES256K": DIGESTS["256"], "ES384": DIGESTS["384"],
-                  "ES512": DIGESTS["512"]}[algorithm]
+        digest = {
+            "ES256": DIGESTS["256"],
+            "ES256K": DIGESTS["256"],
+            "ES384": DIGESTS["384"],
+            "ES512": DIGESTS["512"],
+        }[algorithm]
         signature = material.sign(algorithm, digest)
         width = COORDINATE[curve]
         assert len(signature) == 2 * width
-        der = encode_dss_signature(int.from_bytes(signature[:width], "big"),
-                                   int.from_bytes(signature[width:], "big"))
+        der = encode_dss_signature(
+            int.from_bytes(signature[:width], "big"), int.from_bytes(signature[width:], "big")
+        )
         private = material.private_key()
         assert isinstance(private, ec.EllipticCurvePrivateKey)
         hash_algorithm = {32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}[
-            len(digest)]
+            len(digest)
+        ]
         private.public_key().verify(der, digest, ec.ECDSA(Prehashed(hash_algorithm)))
         client = sdk_local(material.public_jwk(), ("sign", "verify"))
         assert client.verify(SignatureAlgorithm(algorithm), digest, signature).is_valid
@@ -304,8 +317,10 @@ class TestOctOperations:
         out = material.encrypt(algorithm, b"secret payload", aad=b"context")
         assert out.iv is not None and len(out.iv) == 12
         assert out.tag is not None and len(out.tag) == 16
-        assert material.decrypt(algorithm, out.ciphertext, iv=out.iv, tag=out.tag,
-                                aad=b"context") == b"secret payload"
+        assert (
+            material.decrypt(algorithm, out.ciphertext, iv=out.iv, tag=out.tag, aad=b"context")
+            == b"secret payload"
+        )
         with pytest.raises(KeyMaterialError, match="failed"):
             material.decrypt(algorithm, out.ciphertext, iv=out.iv, tag=bytes(16), aad=b"context")
         with pytest.raises(KeyMaterialError, match="failed"):

@@ -212,19 +212,33 @@ def read_credential(
 _REGION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
+def _shown_url(url: str) -> str:
+    """A URL fit for a message: scheme, host, port and path only. A pasted URL may carry
+    a SAS token in its query or a password in its user part."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    hidden = " (query hidden)" if parts.query or parts.fragment else ""
+    return f"'{parts.scheme}://{host}{port}{parts.path}'{hidden}"
+
+
 def _vault_url(value: object) -> str:
     url = text(value)
     parts = urlsplit(url)
+    shown = _shown_url(url)
     if parts.scheme != "https":
-        raise Invalid(f"{url!r} must be an https:// URL (Key Vault is only served over TLS)")
+        raise Invalid(f"{shown} must be an https:// URL (Key Vault is only served over TLS)")
     try:
         parts.port  # noqa: B018 - parsing the port is the validation
     except ValueError:
-        raise Invalid(f"{url!r} has an invalid port") from None
+        raise Invalid(f"{shown} has an invalid port") from None
     if not parts.hostname or parts.username or parts.password:
-        raise Invalid(f"{url!r} must be https://HOST[:PORT] without a user name")
+        raise Invalid(f"{shown} must be https://HOST[:PORT] without a user name")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise Invalid(f"{url!r} must be the vault's base URL, without a path or query")
+        raise Invalid(f"{shown} must be the vault's base URL, without a path or query")
     return url.rstrip("/")
 
 
@@ -292,6 +306,7 @@ def _container(value: object) -> str:
 def _account_url(value: object) -> str:
     url = text(value)
     parts = urlsplit(url)
+    shown = _shown_url(url)
     loopback = False
     if parts.hostname:
         try:
@@ -301,9 +316,14 @@ def _account_url(value: object) -> str:
     # Plain http only for a local Azurite: account keys and tokens must not cross a network
     # unencrypted.
     if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        raise Invalid(f"{url!r} must be an https:// URL (http only for 127.0.0.1)")
-    if not parts.hostname or parts.query or parts.fragment:
-        raise Invalid(f"{url!r} must be the storage account's blob endpoint URL")
+        raise Invalid(f"{shown} must be an https:// URL (http only for 127.0.0.1)")
+    if not parts.hostname or parts.username or parts.password:
+        raise Invalid(f"{shown} must be the storage account's blob endpoint URL")
+    if parts.query or parts.fragment:
+        raise Invalid(
+            f"{shown} must not carry a query: a SAS token does not belong in the file; "
+            "use connection_string_env or the configured credential"
+        )
     return url.rstrip("/")
 
 

@@ -340,7 +340,18 @@ class TestErrorLocations:
         text = MINIMAL.replace("https://a.vault", "http://a.vault")
         issue = only_issue(write(tmp_path, text))
         assert (issue.key, issue.line) == ("regions.eastus.vault_url", 2)
-        assert "https://" in issue.message
+        assert issue.message.startswith("'http://a.vault.azure.net' must be an https:// URL")
+
+    def test_account_url_with_a_sas_token_is_refused_without_echo(self, tmp_path: Path) -> None:
+        """A SAS token pasted into account_url is refused and not repeated."""
+        text = MINIMAL.replace(
+            'path = "/tmp/kvdr-blobs"',
+            'account_url = "https://a.blob.core.windows.net/?sv=2024&sig=S1gnatureZZ"',
+        )
+        issue = only_issue(write(tmp_path, text))
+        assert issue.key == "storage.account_url"
+        assert "must not carry a query" in issue.message
+        assert "S1gnatureZZ" not in str(issue)
 
     def test_two_storage_backends_conflict(self, tmp_path: Path) -> None:
         """Choosing two storage backends at once is an error at the second."""

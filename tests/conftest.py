@@ -3,4 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.emulator",
     "tests.fixtures.azurite",
+    "tests.fixtures.chaos",
+    "tests.fixtures.regions",
 ]

@@ -183,10 +183,11 @@ def _write_self_signed(path: Path) -> None:
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
+    # CertificateCredential signs with RS256, so it insists on an RSA key.
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kvdr-test")])
     now = datetime.now(UTC)
     cert = (

@@ -280,15 +280,21 @@ def merge_policy(current: Mapping[str, Any], patch: Any) -> Json:
         section = _section(patch, name, "policy")
         if section:
             target = dict(merged.get(name) or {})
-            target.update({k: v for k, v in section.items() if v is not None})
+            target.update({k: v for k, v in section.items() if v is not None and k != "sans"})
+            if isinstance(section.get("sans"), Mapping):
+                # The SDK sends an empty `sans` object with every x509_props; only the
+                # lists it actually carries replace the stored ones.
+                sans = dict(target.get("sans") or {})
+                sans.update({k: v for k, v in section["sans"].items() if v is not None})
+                target["sans"] = sans
             merged[name] = target
     if patch.get("lifetime_actions") is not None:
         merged["lifetime_actions"] = patch["lifetime_actions"]
     # An EC key_size left over from an RSA policy (or the reverse) must not block a kty change.
     patched_key = _section(patch, "key_props", "policy")
-    if "kty" in patched_key and "key_size" not in patched_key:
+    if patched_key.get("kty") is not None and patched_key.get("key_size") is None:
         merged["key_props"].pop("key_size", None)
-        if "crv" not in patched_key:
+        if patched_key.get("crv") is None:
             merged["key_props"].pop("crv", None)
     issuer_name = str(merged.get("issuer", {}).get("name") or SELF_ISSUER)
     return normalize_policy(merged, "create" if issuer_name != UNKNOWN_ISSUER else "import")

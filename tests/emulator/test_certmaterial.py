@@ -427,12 +427,16 @@ class TestPolicy:
 
     def test_merge_update(self) -> None:
         """An update changes only the fields it carries, and switching kty drops the size."""
-        base = certpolicy.normalize_policy({"x509_props": {"subject": "CN=m"}}, "create")
+        base = certpolicy.normalize_policy(
+            {"x509_props": {"subject": "CN=m", "sans": {"dns_names": ["m.example"]}}}, "create"
+        )
         merged = certpolicy.merge_policy(
-            base, {"key_props": {"kty": "EC"}, "x509_props": {"validity_months": 24}}
+            base,
+            {"key_props": {"kty": "EC"}, "x509_props": {"validity_months": 24, "sans": {}}},
         )
         assert merged["key_props"]["crv"] == "P-256"
         assert merged["x509_props"]["subject"] == "CN=m"
+        assert merged["x509_props"]["sans"] == {"dns_names": ["m.example"]}
         assert merged["x509_props"]["validity_months"] == 24
         with pytest.raises(CertMaterialError, match="validity_months"):
             certpolicy.merge_policy(base, {"x509_props": {"validity_months": -1}})

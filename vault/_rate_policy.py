@@ -5,6 +5,10 @@ It sits right after the SDK's retry policy (which the adapter configures with
 listing and the polls of a delete or recover included. It takes a concurrency slot and
 a budget grant, sends, then reports the outcome to the controller and to the metrics.
 It never retries: `RateController.run()`, around the whole SDK call, does that.
+
+It runs before the SDK's authentication policy, so the one unauthenticated request a
+client sends to learn the vault's challenge rides in the same admission as the request
+it precedes (once per client, three per adapter): the only requests not counted alone.
 """
 
 from __future__ import annotations

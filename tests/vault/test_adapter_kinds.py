@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.keyvault.certificates import CertificatePolicy
+from azure.keyvault.certificates import CertificatePolicy, KeyVaultCertificate
 
 from tests.fixtures.emulator import EmulatorProcess, aio_certificate_client, aio_key_client
 from tests.vault.conftest import open_adapter, unique
@@ -35,7 +35,7 @@ async def create_certificate(emu: EmulatorProcess, name: str) -> str:
     async with aio_certificate_client(emu) as certs:
         # The aio client waits for issuance itself and returns the certificate.
         cert = await certs.create_certificate(name, CertificatePolicy.get_default())
-        assert cert.properties is not None
+        assert isinstance(cert, KeyVaultCertificate) and cert.properties is not None
         return cert.properties.version or ""
 
 

@@ -134,7 +134,7 @@ class TestOtherKinds:
         }
         for kind, credential in built.items():
             assert isinstance(credential, expected[kind]), kind
-            await credential.close()  # type: ignore[attr-defined]
+            await credential.close()
 
     @pytest.mark.parametrize(
         ("settings", "message"),

@@ -58,7 +58,7 @@ class TestWindowBudget:
     def test_never_more_than_limit_in_any_window(self, limit: int, gaps: list[float]) -> None:
         """Whatever the arrival pattern, no 10 s window ever holds more than `limit` grants."""
         budget = WindowBudget(limit, WINDOW)
-        now, grants = 0.0, []
+        now, grants = 0.0, list[float]()
         for gap in gaps:
             now += gap
             grants.append(budget.reserve(now))
@@ -74,7 +74,7 @@ class TestWindowBudget:
     ) -> None:
         """Grants come in arrival order, never before arrival, and wait only for a full window."""
         budget = WindowBudget(limit, WINDOW)
-        now, grants = 0.0, []
+        now, grants = 0.0, list[float]()
         for gap in gaps:
             now += gap
             at = budget.reserve(now)

@@ -82,6 +82,16 @@ class TestSecrets:
         assert created == sorted(created)  # type: ignore[type-var]
         assert versions[-1].version == written[-1]
 
+    async def test_list_versions_with_disabled_current(self, vault: KeyVaultAdapter) -> None:
+        """A disabled current version (unreadable, 403) does not stop the version listing."""
+        name = unique("disabledcurrent")
+        first = await vault.set_secret(name, "a", Attributes())
+        second = await vault.set_secret(name, "b", Attributes(enabled=False))
+        with pytest.raises(Forbidden):
+            await vault.get_secret(name)
+        versions = await vault.list_versions(ItemKind.SECRET, name)
+        assert {v.version for v in versions} == {first.version, second.version}
+
     async def test_list_items_pages_through_everything(self, vault: KeyVaultAdapter) -> None:
         """More secrets than one page (25) are all listed, each once."""
         names = {unique("listed") for _ in range(60)}

@@ -130,7 +130,8 @@ def b64url_decode(text: object, field: str) -> bytes:
         raise KeyMaterialError(f"'{field}' must be a base64url string")
     cleaned = text.strip().replace("+", "-").replace("/", "_").rstrip("=")
     try:
-        return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
+        # validate=True: the default silently drops characters outside the alphabet.
+        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise KeyMaterialError(f"'{field}' is not valid base64url") from exc
 

@@ -45,8 +45,12 @@ DIGEST = {
     384: hashlib.sha384(b"kvdr").digest(),
     512: hashlib.sha512(b"kvdr").digest(),
 }
-CURVES = {"P-256": ("ES256", 256), "P-256K": ("ES256K", 256), "P-384": ("ES384", 384),
-          "P-521": ("ES512", 512)}
+CURVES = {
+    "P-256": ("ES256", 256),
+    "P-256K": ("ES256K", 256),
+    "P-384": ("ES384", 384),
+    "P-521": ("ES512", 512),
+}
 
 
 def unique(prefix: str) -> str:
@@ -107,7 +111,13 @@ class TestCreate:
         assert key.key.n is not None and len(key.key.n) * 8 == size
         assert key.key.e == b"\x01\x00\x01"
         assert set(key.key_operations) == {
-            "encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"}
+            "encrypt",
+            "decrypt",
+            "sign",
+            "verify",
+            "wrapKey",
+            "unwrapKey",
+        }
 
     @pytest.mark.parametrize("curve", list(CURVES))
     def test_ec_curves_sign_verify(self, kc: KeyClient, curve: str) -> None:
@@ -136,8 +146,13 @@ class TestCreate:
     def test_properties_on_create(self, kc: KeyClient, emulator: EmulatorProcess) -> None:
         """enabled, expiry, tags and key_operations given on create are kept."""
         exp = datetime.datetime(2031, 1, 1, tzinfo=datetime.UTC)
-        key = kc.create_rsa_key(unique("props"), enabled=False, expires_on=exp,
-                                tags={"team": "dr"}, key_operations=["wrapKey", "unwrapKey"])
+        key = kc.create_rsa_key(
+            unique("props"),
+            enabled=False,
+            expires_on=exp,
+            tags={"team": "dr"},
+            key_operations=["wrapKey", "unwrapKey"],
+        )
         props = kc.get_key(key.name).properties
         assert (props.enabled, props.expires_on, props.tags) == (False, exp, {"team": "dr"})
         assert kc.get_key(key.name).key_operations == ["wrapKey", "unwrapKey"]
@@ -227,9 +242,14 @@ class TestRead:
         first = kc.create_rsa_key(name)
         kc.create_rsa_key(name)
         exp = datetime.datetime(2032, 6, 1, tzinfo=datetime.UTC)
-        updated = kc.update_key_properties(name, first.properties.version, enabled=False,
-                                           expires_on=exp, tags={"a": "b"},
-                                           key_operations=["verify"])
+        updated = kc.update_key_properties(
+            name,
+            first.properties.version,
+            enabled=False,
+            expires_on=exp,
+            tags={"a": "b"},
+            key_operations=["verify"],
+        )
         assert (updated.properties.enabled, updated.properties.expires_on) == (False, exp)
         assert updated.key_operations == ["verify"] and updated.properties.tags == {"a": "b"}
         assert kc.get_key(name).properties.enabled is True
@@ -275,19 +295,26 @@ class TestCrypto:
         assert crypto.verify(SignatureAlgorithm(alg), DIGEST[bits], signature).is_valid
         body = {"alg": alg, "digest": b64(DIGEST[bits]), "value": b64(signature)}
         assert remote(kc, rsa_key, "verify", body) == {"value": True}
-        public = rsa.RSAPublicNumbers(int.from_bytes(rsa_key.key.e or b"", "big"),
-                                      int.from_bytes(rsa_key.key.n or b"", "big")).public_key()
+        public = rsa.RSAPublicNumbers(
+            int.from_bytes(rsa_key.key.e or b"", "big"), int.from_bytes(rsa_key.key.n or b"", "big")
+        ).public_key()
         hash_alg = {256: hashes.SHA256(), 384: hashes.SHA384(), 512: hashes.SHA512()}[bits]
-        pad: padding.AsymmetricPadding = padding.PKCS1v15() if alg.startswith("RS") else (
-            padding.PSS(padding.MGF1(hash_alg), salt_length=hash_alg.digest_size))
+        pad: padding.AsymmetricPadding = (
+            padding.PKCS1v15()
+            if alg.startswith("RS")
+            else (padding.PSS(padding.MGF1(hash_alg), salt_length=hash_alg.digest_size))
+        )
         public.verify(signature, DIGEST[bits], pad, Prehashed(hash_alg))
 
     def test_old_version_decrypts_its_own_data(self, kc: KeyClient) -> None:
         """Data encrypted with version 1 decrypts with version 1 after a rotation, not with 2."""
         name = unique("rot-crypto")
         first = kc.create_rsa_key(name)
-        ciphertext = kc.get_cryptography_client(name, key_version=first.properties.version).encrypt(
-            EncryptionAlgorithm.rsa_oaep_256, b"old data").ciphertext
+        ciphertext = (
+            kc.get_cryptography_client(name, key_version=first.properties.version)
+            .encrypt(EncryptionAlgorithm.rsa_oaep_256, b"old data")
+            .ciphertext
+        )
         kc.rotate_key(name)
         old = kc.get_cryptography_client(name, key_version=first.properties.version)
         assert old.decrypt(EncryptionAlgorithm.rsa_oaep_256, ciphertext).plaintext == b"old data"
@@ -316,7 +343,8 @@ class TestCrypto:
         assert caught.value.status_code == 403
         public = rsa.RSAPublicNumbers(65537, int.from_bytes(expired.key.n or b"", "big"))
         ciphertext = public.public_key().encrypt(
-            b"still readable", padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None))
+            b"still readable", padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None)
+        )
         result = remote(kc, expired, "decrypt", {"alg": "RSA-OAEP", "value": b64(ciphertext)})
         assert unb64(result["value"]) == b"still readable"
 
@@ -354,10 +382,12 @@ class TestImport:
             key = kc.import_key(unique("imp"), JsonWebKey(**sdk_jwk))
             assert key.key.n == unb64(jwk["n"])
             ciphertext = private.public_key().encrypt(
-                b"imported", padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None))
+                b"imported", padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+            )
             crypto = kc.get_cryptography_client(key.name)
             assert crypto.decrypt(EncryptionAlgorithm.rsa_oaep_256, ciphertext).plaintext == (
-                b"imported")
+                b"imported"
+            )
 
     def test_ec_import_signs_for_cryptography(self, kc: KeyClient) -> None:
         """An imported P-384 key signs digests plain cryptography verifies."""
@@ -365,10 +395,14 @@ class TestImport:
         jwk = KeyMaterial.from_private_key(private).private_jwk()
         sdk_jwk = {k: (unb64(v) if k not in ("kty", "crv") else v) for k, v in jwk.items()}
         key = kc.import_key(unique("imp-ec"), JsonWebKey(key_ops=["sign", "verify"], **sdk_jwk))
-        signature = kc.get_cryptography_client(key.name).sign(
-            SignatureAlgorithm.es384, DIGEST[384]).signature
-        der = encode_dss_signature(int.from_bytes(signature[:48], "big"),
-                                   int.from_bytes(signature[48:], "big"))
+        signature = (
+            kc.get_cryptography_client(key.name)
+            .sign(SignatureAlgorithm.es384, DIGEST[384])
+            .signature
+        )
+        der = encode_dss_signature(
+            int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big")
+        )
         private.public_key().verify(der, DIGEST[384], ec.ECDSA(Prehashed(hashes.SHA384())))
 
     def test_public_only_and_hsm_refused(self, kc: KeyClient) -> None:
@@ -419,19 +453,32 @@ class TestManagedHsm:
             gcm = EncryptionAlgorithm(f"A{bits}GCM")
             sealed = crypto.encrypt(gcm, b"hsm data", additional_authenticated_data=b"ctx")
             assert sealed.iv is not None and sealed.tag is not None
-            opened = crypto.decrypt(gcm, sealed.ciphertext, iv=sealed.iv,
-                                    authentication_tag=sealed.tag,
-                                    additional_authenticated_data=b"ctx")
+            opened = crypto.decrypt(
+                gcm,
+                sealed.ciphertext,
+                iv=sealed.iv,
+                authentication_tag=sealed.tag,
+                additional_authenticated_data=b"ctx",
+            )
             assert opened.plaintext == b"hsm data"
             iv = bytes(16)
-            enc = remote(client, key, "encrypt",
-                         {"alg": f"A{bits}CBCPAD", "value": b64(b"odd"), "iv": b64(iv)})
-            dec = remote(client, key, "decrypt",
-                         {"alg": f"A{bits}CBCPAD", "value": enc["value"], "iv": enc["iv"]})
+            enc = remote(
+                client,
+                key,
+                "encrypt",
+                {"alg": f"A{bits}CBCPAD", "value": b64(b"odd"), "iv": b64(iv)},
+            )
+            dec = remote(
+                client,
+                key,
+                "decrypt",
+                {"alg": f"A{bits}CBCPAD", "value": enc["value"], "iv": enc["iv"]},
+            )
             assert unb64(dec["value"]) == b"odd"
             wrapped = remote(client, key, "wrapkey", {"alg": f"A{bits}KW", "value": b64(iv * 2)})
-            unwrapped = remote(client, key, "unwrapkey",
-                               {"alg": f"A{bits}KW", "value": wrapped["value"]})
+            unwrapped = remote(
+                client, key, "unwrapkey", {"alg": f"A{bits}KW", "value": wrapped["value"]}
+            )
             assert unb64(unwrapped["value"]) == iv * 2
 
 
@@ -470,8 +517,11 @@ class TestLifecycle:
         name = unique("bkp")
         first = kc.create_rsa_key(name, tags={"k": "v"})
         kc.rotate_key(name)
-        ciphertext = kc.get_cryptography_client(name, key_version=first.properties.version).encrypt(
-            EncryptionAlgorithm.rsa_oaep, b"before backup").ciphertext
+        ciphertext = (
+            kc.get_cryptography_client(name, key_version=first.properties.version)
+            .encrypt(EncryptionAlgorithm.rsa_oaep, b"before backup")
+            .ciphertext
+        )
         backup = kc.backup_key(name)
         kc.begin_delete_key(name, **POLL).wait()
         kc.purge_deleted_key(name)
@@ -526,8 +576,9 @@ class TestRotation:
     def test_rotate_keeps_type_size_ops_tags(self, kc: KeyClient) -> None:
         """A rotation makes a new version of the same type, size, key_ops and tags."""
         name = unique("rotate")
-        first = kc.create_rsa_key(name, size=3072, tags={"t": "1"},
-                                  key_operations=["encrypt", "decrypt"])
+        first = kc.create_rsa_key(
+            name, size=3072, tags={"t": "1"}, key_operations=["encrypt", "decrypt"]
+        )
         rotated = kc.rotate_key(name)
         assert rotated.properties.version != first.properties.version
         assert rotated.key_type == "RSA" and len(rotated.key.n or b"") == 384
@@ -543,16 +594,19 @@ class TestRotation:
         kc.create_ec_key(name)
         default = kc.get_key_rotation_policy(name)
         assert [a.action for a in default.lifetime_actions] == ["Notify"]
-        policy = KeyRotationPolicy(expires_in="P90D", lifetime_actions=[
-            KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P30D"),
-            KeyRotationLifetimeAction(KeyRotationPolicyAction.notify, time_before_expiry="P7D"),
-        ])
+        policy = KeyRotationPolicy(
+            expires_in="P90D",
+            lifetime_actions=[
+                KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P30D"),
+                KeyRotationLifetimeAction(KeyRotationPolicyAction.notify, time_before_expiry="P7D"),
+            ],
+        )
         kc.update_key_rotation_policy(name, policy)
         got = kc.get_key_rotation_policy(name)
         assert got.expires_in == "P90D" and got.created_on is not None
-        assert {(a.action, a.time_after_create, a.time_before_expiry)
-                for a in got.lifetime_actions} == {("Rotate", "P30D", None),
-                                                   ("Notify", None, "P7D")}
+        assert {
+            (a.action, a.time_after_create, a.time_before_expiry) for a in got.lifetime_actions
+        } == {("Rotate", "P30D", None), ("Notify", None, "P7D")}
         rotated = kc.rotate_key(name)
         expires = rotated.properties.expires_on
         assert expires is not None
@@ -563,8 +617,10 @@ class TestRotation:
         """An expiry under 28 days or a non-duration is 400 naming the field."""
         name = unique("bad-policy")
         kc.create_ec_key(name)
-        for policy, named in ((KeyRotationPolicy(expires_in="P1D"), "expiryTime"),
-                              (KeyRotationPolicy(expires_in="90 days"), "expiryTime")):
+        for policy, named in (
+            (KeyRotationPolicy(expires_in="P1D"), "expiryTime"),
+            (KeyRotationPolicy(expires_in="90 days"), "expiryTime"),
+        ):
             with pytest.raises(HttpResponseError) as caught:
                 kc.update_key_rotation_policy(name, policy)
             assert caught.value.status_code == 400 and named in str(caught.value.message)
@@ -583,8 +639,10 @@ class TestNotImplemented:
     def test_release_and_attestation(self, kc: KeyClient) -> None:
         """release_key and get_key_attestation answer 501 NotImplemented."""
         name = kc.create_ec_key(unique("rel")).name
-        for call in (lambda: kc.release_key(name, "attestation-token"),
-                     lambda: kc.get_key_attestation(name)):
+        for call in (
+            lambda: kc.release_key(name, "attestation-token"),
+            lambda: kc.get_key_attestation(name),
+        ):
             with pytest.raises(HttpResponseError) as caught:
                 call()
             assert caught.value.status_code == 501

@@ -104,14 +104,18 @@ class TestAioLifecycle:
         rotated = await akc.rotate_key(name)
         assert rotated.properties.version != key.properties.version
         assert len(rotated.key.n or b"") == 256
-        policy = KeyRotationPolicy(expires_in="P60D", lifetime_actions=[
-            KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_before_expiry="P14D")
-        ])
+        policy = KeyRotationPolicy(
+            expires_in="P60D",
+            lifetime_actions=[
+                KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_before_expiry="P14D")
+            ],
+        )
         await akc.update_key_rotation_policy(name, policy)
         got = await akc.get_key_rotation_policy(name)
         assert got.expires_in == "P60D"
         assert [(a.action, a.time_before_expiry) for a in got.lifetime_actions] == [
-            ("Rotate", "P14D")]
+            ("Rotate", "P14D")
+        ]
 
     async def test_random_bytes_and_not_implemented(self, akc: AioKeyClient) -> None:
         """get_random_bytes works; release_key and get_key_attestation answer 501."""
@@ -133,8 +137,7 @@ class TestAioCrypto:
         key = await akc.create_rsa_key(unique("aio-crypto"))
         async with akc.get_cryptography_client(key.name) as crypto:
             encrypted = await crypto.encrypt(EncryptionAlgorithm.rsa_oaep_256, b"aio")
-            decrypted = await crypto.decrypt(EncryptionAlgorithm.rsa_oaep_256,
-                                             encrypted.ciphertext)
+            decrypted = await crypto.decrypt(EncryptionAlgorithm.rsa_oaep_256, encrypted.ciphertext)
             assert decrypted.plaintext == b"aio"
             wrapped = await crypto.wrap_key(KeyWrapAlgorithm.rsa1_5, bytes(32))
             unwrapped = await crypto.unwrap_key(KeyWrapAlgorithm.rsa1_5, wrapped.encrypted_key)
@@ -150,8 +153,12 @@ class TestAioCrypto:
             key = await client.create_oct_key(unique("aio-oct"), hardware_protected=True)
             crypto = client.get_cryptography_client(key.name)
             sealed = await crypto.encrypt(EncryptionAlgorithm.a256_gcm, b"gcm")
-            opened = await crypto.decrypt(EncryptionAlgorithm.a256_gcm, sealed.ciphertext,
-                                          iv=sealed.iv, authentication_tag=sealed.tag)
+            opened = await crypto.decrypt(
+                EncryptionAlgorithm.a256_gcm,
+                sealed.ciphertext,
+                iv=sealed.iv,
+                authentication_tag=sealed.tag,
+            )
             assert opened.plaintext == b"gcm"
             await crypto.close()
 
@@ -222,7 +229,9 @@ class TestEventsAndPersistence:
             await runner.cleanup()
         assert [e["eventType"] for e in events] == ["Microsoft.KeyVault.KeyNewVersionCreated"] * 2
         assert [e["data"]["Version"] for e in events] == [
-            created.properties.version, rotated.properties.version]
+            created.properties.version,
+            rotated.properties.version,
+        ]
         assert all(e["data"]["ObjectType"] == "Key" and e["subject"] == name for e in events)
 
     def test_survives_sigkill(self, make_emulator: EmulatorFactory) -> None:
@@ -230,10 +239,14 @@ class TestEventsAndPersistence:
         emu = make_emulator()
         with key_client(emu) as client:
             key = client.create_rsa_key(unique("kill"))
-            ciphertext = client.get_cryptography_client(key.name).encrypt(
-                EncryptionAlgorithm.rsa_oaep, b"durable").ciphertext
+            ciphertext = (
+                client.get_cryptography_client(key.name)
+                .encrypt(EncryptionAlgorithm.rsa_oaep, b"durable")
+                .ciphertext
+            )
         emu.restart(kill=True)
         with key_client(emu) as client:
             crypto = client.get_cryptography_client(key.name, key_version=key.properties.version)
             assert crypto.decrypt(EncryptionAlgorithm.rsa_oaep, ciphertext).plaintext == (
-                b"durable")
+                b"durable"
+            )

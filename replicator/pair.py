@@ -206,7 +206,7 @@ class PairReplicator:
                 work.setdefault(props.name, []).append(region)
         report = await self._sync_many(work)
         report.items = len(listing)
-        report.unchanged = len(listing) - len(work)
+        report.unchanged += len(listing) - len(work)
         return report
 
     async def reconcile(self, progress: Callable[[int, int], None] | None = None) -> SyncReport:

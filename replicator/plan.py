@@ -41,12 +41,16 @@ def attributes_match(source: ItemProperties, target: ItemProperties) -> bool:
 
 
 def fingerprint(props: ItemProperties) -> str:
-    """A short digest of a version's identity and mutable attributes (no values).
+    """A short digest of an item's current version: its `updated` time and mutable
+    attributes (no values).
 
-    Checkpoints store it so a poll can tell "unchanged" from the listing alone.
+    Checkpoints store it so a poll can tell "unchanged" from the listing alone. Key
+    Vault's listing carries no version id, so the `updated` time (which a new version or
+    an attribute change moves) stands for it. Two writes within the same second can tie;
+    reconciliation compares versions and finds what such a tie hides.
     """
     doc = {
-        "v": props.version,
+        "u": props.updated_on.timestamp() if props.updated_on else None,
         "e": props.enabled,
         "n": props.not_before.timestamp() if props.not_before else None,
         "x": props.expires_on.timestamp() if props.expires_on else None,

@@ -135,11 +135,17 @@ class TestPlanProperties:
 
 
 class TestFingerprint:
-    def test_changes_with_attributes_not_with_kvdr_tag(self) -> None:
-        """The fingerprint moves with user-visible attributes only."""
-        a = src("a", tags={"env": "prod"})
-        assert fingerprint(a) != fingerprint(src("a", tags={"env": "dev"}))
-        assert fingerprint(a) != fingerprint(src("a", tags={"env": "prod"}, enabled=False))
+    def test_changes_with_attributes_and_update_time_not_with_kvdr_tag(self) -> None:
+        """The fingerprint moves with the update time and user-visible attributes only."""
+        a = src("a", tags={"env": "prod"}, updated_on=T0)
+        assert fingerprint(a) != fingerprint(
+            src("a", tags={"env": "prod"}, updated_on=T0 + timedelta(seconds=1))
+        )
+        assert fingerprint(a) == fingerprint(src("", tags={"env": "prod"}, updated_on=T0))
+        assert fingerprint(a) != fingerprint(src("a", tags={"env": "dev"}, updated_on=T0))
+        assert fingerprint(a) != fingerprint(
+            src("a", tags={"env": "prod"}, enabled=False, updated_on=T0)
+        )
         assert fingerprint(a) == fingerprint(
-            src("a", tags={"env": "prod", SOURCE_VERSION_TAG: "zz"})
+            src("a", tags={"env": "prod", SOURCE_VERSION_TAG: "zz"}, updated_on=T0)
         )

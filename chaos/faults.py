@@ -128,9 +128,7 @@ class Faults:
         """Create a link; `listen` with port 0 comes back with the real port."""
 
         def action() -> LinkInfo:
-            proxy = Toxiproxy().create(
-                upstream=upstream, name=name, listen=listen, enabled=enabled
-            )
+            proxy = Toxiproxy().create(upstream=upstream, name=name, listen=listen, enabled=enabled)
             return LinkInfo(proxy.name, proxy.listen, proxy.upstream, bool(proxy.enabled))
 
         return await self._run(f"create link {name!r}", action)

@@ -71,9 +71,7 @@ async def resolve_listen(address: str) -> tuple[str, int]:
         host = "127.0.0.1"
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError as exc:
         raise ApiError.listen_failed(f"listen tcp {address}: lookup {host}: {exc}") from exc
     infos.sort(key=lambda info: info[0] != socket.AF_INET)
@@ -306,9 +304,7 @@ class Connection:
         upstream = self.proxy.upstream
         try:
             host, port = split_host_port(upstream)
-            await asyncio.get_running_loop().create_connection(
-                lambda: self.upstream, host, port
-            )
+            await asyncio.get_running_loop().create_connection(lambda: self.upstream, host, port)
         except (OSError, ValueError) as exc:
             # Toxiproxy closes the client when it cannot dial the upstream.
             log.warning(

@@ -389,8 +389,7 @@ def _attributes(kind: ToxicType, raw: object, current: Mapping[str, int]) -> dic
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise ApiError.bad_request_body(
-                f"attribute {name!r} of a {kind.name} toxic must be an integer, "
-                f"got {_show(value)}"
+                f"attribute {name!r} of a {kind.name} toxic must be an integer, got {_show(value)}"
             )
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise ApiError.bad_request_body(

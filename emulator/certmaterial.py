@@ -168,6 +168,11 @@ def generate_private_key(spec: KeySpec) -> PrivateKey:
 def describe_key(key: PrivateKey) -> tuple[str, int, str | None]:
     """(kty, key_size, curve) of a key, as a policy's key_props would state them."""
     if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size not in RSA_KEY_SIZES:
+            raise CertMaterialError(
+                f"RSA key size {key.key_size} is not supported; Key Vault certificates use "
+                f"{', '.join(map(str, RSA_KEY_SIZES))} bits"
+            )
         return "RSA", key.key_size, None
     curve = _CURVE_BY_OPENSSL_NAME.get(key.curve.name)
     if curve is None:

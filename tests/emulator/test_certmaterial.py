@@ -298,6 +298,16 @@ class TestImport:
         with pytest.raises(CertMaterialError, match="base64"):
             certimport.load_import("%%%not-base64", None, PKCS12)
 
+    def test_unsupported_key_size(self) -> None:
+        """An RSA-1024 PFX is refused by size before anything is stored."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        cert = build_self_signed(key, X509Spec(subject="CN=small"), NOW)
+        pfx = pkcs12.serialize_key_and_certificates(
+            None, key, cert, None, serialization.NoEncryption()
+        )
+        with pytest.raises(CertMaterialError, match="1024"):
+            certimport.load_import(_b64(pfx), None, PKCS12)
+
     def test_pfx_without_key(self, rsa_material: CertificateMaterial) -> None:
         """A PFX with only a certificate cannot be imported: Key Vault needs the key."""
         value = rsa_material.secret_value(PKCS12, include_private_key=False)

@@ -8,6 +8,7 @@ own. Secret values never reach logs or error messages.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +40,8 @@ KIND = "secret"
 # Key Vault: "Secret value: 25k bytes"; the service reports 25,600 as the limit.
 MAX_VALUE_BYTES = 25_600
 MAX_CONTENT_TYPE = 255
+PKCS12 = "application/x-pkcs12"
+PEM_FILE = "application/x-pem-file"
 
 
 def _state(request: web.Request) -> VaultState:
@@ -198,6 +201,31 @@ def _get_version(state: VaultState, name: str, version: str) -> StoredVersion:
     return stored
 
 
+def _converted(stored: StoredVersion, out_content_type: str) -> dict[str, Any] | None:
+    """The document with its value in `out_content_type`, for certificate-backed secrets.
+
+    Key Vault converts only PFX to PEM (`outContentType`, API 2025-07-01); other secrets
+    come back as stored.
+    """
+    if out_content_type not in (PKCS12, PEM_FILE):
+        raise bad_parameter(
+            f"outContentType {out_content_type[:80]!r} is not supported; use {PEM_FILE}"
+        )
+    current = stored.doc.get("contentType")
+    if not stored.doc.get("managed") or current == out_content_type:
+        return None
+    if (current, out_content_type) != (PKCS12, PEM_FILE):
+        raise bad_parameter("outContentType: only PFX to PEM conversion is supported")
+    # Imported here: certificate parsing is only needed for this rare request.
+    from emulator.certimport import load_import
+
+    material = load_import(str(stored.doc.get("value", "")), None, PKCS12)
+    doc = dict(stored.doc)
+    doc["value"] = material.secret_value(PEM_FILE)
+    doc["contentType"] = PEM_FILE
+    return doc
+
+
 async def get_secret(request: web.Request) -> web.Response:
     """GET /secrets/{name}/{version} (empty version: the latest)."""
     state = _state(request)
@@ -210,6 +238,11 @@ async def get_secret(request: web.Request) -> web.Response:
             "Operation get is not allowed on a disabled secret.",
             "SecretDisabled",
         )
+    out_content_type = request.query.get("outContentType")
+    if out_content_type:
+        doc = _converted(stored, out_content_type)
+        if doc is not None:
+            stored = dataclasses.replace(stored, doc=doc)
     return web.json_response(render_secret(state, request, stored, with_value=True))
 
 

@@ -8,11 +8,14 @@ import uuid
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.keyvault.certificates import CertificatePolicy
+from azure.keyvault.secrets import ContentType
 
 from tests.fixtures.emulator import (
     EmulatorFactory,
     EmulatorProcess,
     aio_secret_client,
+    certificate_client,
     secret_client,
 )
 
@@ -333,3 +336,40 @@ class TestAio:
             await client.delete_secret(name)
             with pytest.raises(ResourceExistsError):
                 await client.set_secret(name, "again")
+
+
+class TestCertificateBacked:
+    """Secrets that belong to a certificate (written by the certificates module)."""
+
+    def test_managed_secret_reads_and_converts(self, emulator: EmulatorProcess) -> None:
+        """The certificate's secret is managed, readable, and converts PFX to PEM on request."""
+        name = unique("cert")
+        certificate_client(emulator).begin_create_certificate(
+            name, CertificatePolicy.get_default()
+        ).result()
+        client = secret_client(emulator)
+        pfx = client.get_secret(name)
+        assert pfx.properties.managed is True
+        assert pfx.properties.content_type == "application/x-pkcs12"
+        assert pfx.properties.key_id is not None and f"/keys/{name}/" in pfx.properties.key_id
+        pem = client.get_secret(name, out_content_type=ContentType.PEM)
+        assert pem.properties.content_type == "application/x-pem-file"
+        assert "-----BEGIN PRIVATE KEY-----" in (pem.value or "")
+        listed = {p.name: p for p in client.list_properties_of_secrets()}
+        assert listed[name].managed is True
+
+    def test_managed_secret_cannot_be_changed_alone(self, emulator: EmulatorProcess) -> None:
+        """set, update and delete of a certificate's secret are 403."""
+        name = unique("cert-guard")
+        certificate_client(emulator).begin_create_certificate(
+            name, CertificatePolicy.get_default()
+        ).result()
+        client = secret_client(emulator)
+        for attempt in (
+            lambda: client.set_secret(name, "overwrite"),
+            lambda: client.update_secret_properties(name, tags={"a": "b"}),
+            lambda: client.begin_delete_secret(name).result(),
+        ):
+            with pytest.raises(HttpResponseError) as caught:
+                attempt()
+            assert caught.value.status_code == 403

@@ -1,9 +1,9 @@
 """Key material of emulated Key Vault keys: generation, JWK import/export, operations.
 
 One `KeyMaterial` holds one private key (RSA, EC or an AES secret for ``oct``) and does
-what Key Vault does with it: encrypt/decrypt, wrap/unwrap, sign/verify. Everything the
-REST layer needs to know about cryptography lives here, so `emulator/keys.py` only maps
-HTTP to these calls and `KeyMaterialError` to a 400 ``BadParameter``.
+what Key Vault does with it: encrypt/decrypt, wrap/unwrap, sign/verify (the algorithms
+themselves are in `emulator.keyalgorithms`). The REST layer only maps HTTP to these
+calls and `KeyMaterialError` to a 400 ``BadParameter``.
 
 The material never leaves this module except through `private_jwk()` (for storage and
 backup blobs) and `private_key()` (for the certificates part); `repr()` and every error
@@ -17,26 +17,25 @@ import binascii
 import hmac
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    Prehashed,
-    decode_dss_signature,
-    encode_dss_signature,
-)
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.keywrap import (
-    InvalidUnwrap,
-    aes_key_unwrap,
-    aes_key_unwrap_with_padding,
-    aes_key_wrap,
-    aes_key_wrap_with_padding,
+
+from emulator.keyalgorithms import (
+    COORDINATE_BYTES,
+    CipherOutput,
+    KeyMaterialError,
+    aes_decrypt,
+    aes_encrypt,
+    aes_unwrap,
+    aes_wrap,
+    ecdsa_sign,
+    ecdsa_verify,
+    int_bytes,
+    rsa_decrypt,
+    rsa_encrypt,
+    rsa_sign,
+    rsa_verify,
 )
 
 __all__ = [
@@ -63,8 +62,6 @@ EC_CURVES: Final[dict[str, type[ec.EllipticCurve]]] = {
     "P-521": ec.SECP521R1,
     "P-256K": ec.SECP256K1,
 }
-# Byte length of one coordinate (and of r and of s in a signature) per curve.
-_COORDINATE_BYTES: Final = {"P-256": 32, "P-384": 48, "P-521": 66, "P-256K": 32}
 _CURVE_BY_CRYPTOGRAPHY_NAME: Final[dict[str, str]] = {
     "secp256r1": "P-256",
     "secp384r1": "P-384",
@@ -78,45 +75,8 @@ DEFAULT_KEY_OPS: Final[dict[str, tuple[str, ...]]] = {
     "oct": ("encrypt", "decrypt", "wrapKey", "unwrapKey"),
 }
 _RSA_EXPONENTS: Final = (3, 65537)
-
-_HASHES: Final[dict[str, type[hashes.HashAlgorithm]]] = {
-    "256": hashes.SHA256,
-    "384": hashes.SHA384,
-    "512": hashes.SHA512,
-}
-# Which curve each ECDSA algorithm needs, and the digest it signs.
-_ECDSA: Final[dict[str, tuple[str, type[hashes.HashAlgorithm]]]] = {
-    "ES256": ("P-256", hashes.SHA256),
-    "ES256K": ("P-256K", hashes.SHA256),
-    "ES384": ("P-384", hashes.SHA384),
-    "ES512": ("P-521", hashes.SHA512),
-}
-_RSA_ENCRYPTION: Final = ("RSA1_5", "RSA-OAEP", "RSA-OAEP-256")
-# AES algorithms that name their key size: the key must be exactly that size.
-_AES_BITS: Final = {"A128": 128, "A192": 192, "A256": 256}
-# Key Vault generates a 96-bit IV for AES-GCM and returns a 128-bit tag.
-_GCM_IV_BYTES: Final = 12
-_GCM_TAG_BYTES: Final = 16
-_CBC_IV_BYTES: Final = 16
 # Managed HSM's limit for one random-bytes request.
 MAX_RANDOM_BYTES: Final = 128
-
-
-class KeyMaterialError(ValueError):
-    """A request the key material cannot serve; the message names the input, never a value."""
-
-
-@dataclass(frozen=True)
-class CipherOutput:
-    """What an encryption returns besides the ciphertext (AES modes only)."""
-
-    ciphertext: bytes
-    iv: bytes | None = None
-    tag: bytes | None = None
-    aad: bytes | None = None
-
-    def __repr__(self) -> str:
-        return f"CipherOutput(ciphertext=<{len(self.ciphertext)} bytes>)"
 
 
 def b64url_encode(data: bytes) -> str:
@@ -141,11 +101,6 @@ def random_bytes(count: int) -> bytes:
     if not 1 <= count <= MAX_RANDOM_BYTES:
         raise KeyMaterialError(f"'count' must be between 1 and {MAX_RANDOM_BYTES}, got {count}")
     return os.urandom(count)
-
-
-def _int_bytes(value: int, length: int | None = None) -> bytes:
-    size = length if length is not None else max(1, (value.bit_length() + 7) // 8)
-    return value.to_bytes(size, "big")
 
 
 def _jwk_int(jwk: Mapping[str, Any], field: str) -> int:
@@ -311,18 +266,18 @@ class KeyMaterial:
             numbers = key.public_key().public_numbers()
             return {
                 "kty": "RSA",
-                "n": b64url_encode(_int_bytes(numbers.n)),
-                "e": b64url_encode(_int_bytes(numbers.e)),
+                "n": b64url_encode(int_bytes(numbers.n)),
+                "e": b64url_encode(int_bytes(numbers.e)),
             }
         if isinstance(key, ec.EllipticCurvePrivateKey):
             crv = _CURVE_BY_CRYPTOGRAPHY_NAME[key.curve.name]
-            length = _COORDINATE_BYTES[crv]
+            length = COORDINATE_BYTES[crv]
             point = key.public_key().public_numbers()
             return {
                 "kty": "EC",
                 "crv": crv,
-                "x": b64url_encode(_int_bytes(point.x, length)),
-                "y": b64url_encode(_int_bytes(point.y, length)),
+                "x": b64url_encode(int_bytes(point.x, length)),
+                "y": b64url_encode(int_bytes(point.y, length)),
             }
         return {"kty": "oct"}
 
@@ -340,10 +295,10 @@ class KeyMaterial:
                 ("dq", numbers.dmq1),
                 ("qi", numbers.iqmp),
             ):
-                jwk[field] = b64url_encode(_int_bytes(value))
+                jwk[field] = b64url_encode(int_bytes(value))
         elif isinstance(key, ec.EllipticCurvePrivateKey):
-            length = _COORDINATE_BYTES[jwk["crv"]]
-            jwk["d"] = b64url_encode(_int_bytes(key.private_numbers().private_value, length))
+            length = COORDINATE_BYTES[jwk["crv"]]
+            jwk["d"] = b64url_encode(int_bytes(key.private_numbers().private_value, length))
         else:
             jwk["k"] = b64url_encode(key)
         return jwk
@@ -354,7 +309,7 @@ class KeyMaterial:
             raise KeyMaterialError("an oct key has no asymmetric private key")
         return self._key
 
-    # ----- operations -------------------------------------------------------------------
+    # ----- operations (the algorithms live in emulator.keyalgorithms) --------------------
 
     def encrypt(
         self,
@@ -365,45 +320,12 @@ class KeyMaterial:
         aad: bytes | None = None,
     ) -> CipherOutput:
         """Encrypt one block as Key Vault does; AES IVs are generated when not given."""
-        if isinstance(self._key, rsa.RSAPrivateKey):
-            self._refuse_aes_params(algorithm, iv=iv, aad=aad)
-            try:
-                return CipherOutput(
-                    self._key.public_key().encrypt(plaintext, _rsa_padding(algorithm))
-                )
-            except ValueError as exc:
-                raise KeyMaterialError(
-                    f"plaintext is too long for {algorithm} with a {self._key.key_size}-bit key"
-                ) from exc
-        key = self._aes_key("encrypt", algorithm)
-        mode = _aes_mode(algorithm)
-        if mode == "GCM":
-            if iv is not None:
-                raise KeyMaterialError(
-                    f"'iv' must not be given for {algorithm}: Key Vault generates it"
-                )
-            nonce = os.urandom(_GCM_IV_BYTES)
-            sealed = AESGCM(key).encrypt(nonce, plaintext, aad)
-            return CipherOutput(
-                sealed[:-_GCM_TAG_BYTES], iv=nonce, tag=sealed[-_GCM_TAG_BYTES:], aad=aad
-            )
-        if mode in ("CBC", "CBCPAD"):
-            if aad is not None:
-                raise KeyMaterialError(f"'aad' is not supported for {algorithm}")
-            vector = os.urandom(_CBC_IV_BYTES) if iv is None else iv
-            if len(vector) != _CBC_IV_BYTES:
-                raise KeyMaterialError(f"'iv' must be 16 bytes for {algorithm}")
-            data = plaintext
-            if mode == "CBCPAD":
-                padder = padding.PKCS7(128).padder()
-                data = padder.update(plaintext) + padder.finalize()
-            elif len(data) % 16:
-                raise KeyMaterialError(
-                    f"plaintext length must be a multiple of 16 bytes for {algorithm}"
-                )
-            encryptor = Cipher(algorithms.AES(key), modes.CBC(vector)).encryptor()
-            return CipherOutput(encryptor.update(data) + encryptor.finalize(), iv=vector)
-        raise KeyMaterialError(f"algorithm '{algorithm}' is not an encryption algorithm")
+        key = self._key
+        if isinstance(key, rsa.RSAPrivateKey):
+            return rsa_encrypt(key, algorithm, plaintext, iv, aad)
+        if isinstance(key, bytes):
+            return aes_encrypt(key, algorithm, plaintext, iv, aad)
+        raise self._unsupported(algorithm)
 
     def decrypt(
         self,
@@ -415,209 +337,52 @@ class KeyMaterial:
         aad: bytes | None = None,
     ) -> bytes:
         """Decrypt one block; any failure is one error that does not say why (no oracle)."""
-        if isinstance(self._key, rsa.RSAPrivateKey):
-            self._refuse_aes_params(algorithm, iv=iv, aad=aad)
-            chosen = _rsa_padding(algorithm)
-            try:
-                return self._key.decrypt(ciphertext, chosen)
-            except ValueError as exc:
-                raise KeyMaterialError(f"decryption with {algorithm} failed") from exc
-        key = self._aes_key("decrypt", algorithm)
-        mode = _aes_mode(algorithm)
-        if iv is None:
-            raise KeyMaterialError(f"'iv' is required for {algorithm}")
-        if mode == "GCM":
-            if tag is None:
-                raise KeyMaterialError(f"'tag' is required for {algorithm}")
-            try:
-                return AESGCM(key).decrypt(iv, ciphertext + tag, aad)
-            except (InvalidTag, ValueError) as exc:
-                raise KeyMaterialError(f"decryption with {algorithm} failed") from exc
-        if mode in ("CBC", "CBCPAD"):
-            if len(iv) != _CBC_IV_BYTES or len(ciphertext) % 16:
-                raise KeyMaterialError(f"decryption with {algorithm} failed")
-            decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-            data = decryptor.update(ciphertext) + decryptor.finalize()
-            if mode == "CBC":
-                return data
-            try:
-                unpadder = padding.PKCS7(128).unpadder()
-                return unpadder.update(data) + unpadder.finalize()
-            except ValueError as exc:
-                raise KeyMaterialError(f"decryption with {algorithm} failed") from exc
-        raise KeyMaterialError(f"algorithm '{algorithm}' is not an encryption algorithm")
+        key = self._key
+        if isinstance(key, rsa.RSAPrivateKey):
+            return rsa_decrypt(key, algorithm, ciphertext, iv, aad)
+        if isinstance(key, bytes):
+            return aes_decrypt(key, algorithm, ciphertext, iv, tag, aad)
+        raise self._unsupported(algorithm)
 
     def wrap_key(self, algorithm: str, key: bytes) -> bytes:
         """Wrap a key: RSA algorithms for RSA keys, AES key wrap for oct keys."""
-        if isinstance(self._key, rsa.RSAPrivateKey):
-            return self.encrypt(algorithm, key).ciphertext
-        secret = self._aes_wrap_key(algorithm)
-        try:
-            if algorithm == "CKM_AES_KEY_WRAP_PAD":
-                return aes_key_wrap_with_padding(secret, key)
-            return aes_key_wrap(secret, key)
-        except ValueError as exc:
-            raise KeyMaterialError(
-                f"the key to wrap has a length {algorithm} cannot wrap "
-                "(at least 16 bytes, a multiple of 8)"
-            ) from exc
+        own = self._key
+        if isinstance(own, rsa.RSAPrivateKey):
+            return rsa_encrypt(own, algorithm, key, None, None).ciphertext
+        if isinstance(own, bytes):
+            return aes_wrap(own, algorithm, key)
+        raise self._unsupported(algorithm)
 
     def unwrap_key(self, algorithm: str, wrapped: bytes) -> bytes:
         """Unwrap what `wrap_key` produced with the same algorithm."""
-        if isinstance(self._key, rsa.RSAPrivateKey):
-            return self.decrypt(algorithm, wrapped)
-        secret = self._aes_wrap_key(algorithm)
-        try:
-            if algorithm == "CKM_AES_KEY_WRAP_PAD":
-                return aes_key_unwrap_with_padding(secret, wrapped)
-            return aes_key_unwrap(secret, wrapped)
-        except (InvalidUnwrap, ValueError) as exc:
-            raise KeyMaterialError(f"unwrapping with {algorithm} failed") from exc
+        own = self._key
+        if isinstance(own, rsa.RSAPrivateKey):
+            return rsa_decrypt(own, algorithm, wrapped, None, None)
+        if isinstance(own, bytes):
+            return aes_unwrap(own, algorithm, wrapped)
+        raise self._unsupported(algorithm)
 
     def sign(self, algorithm: str, digest: bytes) -> bytes:
         """Sign a digest; ECDSA signatures come back as raw r||s, as Key Vault returns them."""
         key = self._key
         if isinstance(key, rsa.RSAPrivateKey):
-            chosen, hash_algorithm = _rsa_signature(algorithm, digest)
-            return key.sign(digest, chosen, Prehashed(hash_algorithm))
+            return rsa_sign(key, algorithm, digest)
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            hash_algorithm = self._ecdsa_hash(algorithm, digest)
-            der = key.sign(digest, ec.ECDSA(Prehashed(hash_algorithm)))
-            r, s = decode_dss_signature(der)
-            length = _COORDINATE_BYTES[_CURVE_BY_CRYPTOGRAPHY_NAME[key.curve.name]]
-            return _int_bytes(r, length) + _int_bytes(s, length)
-        raise KeyMaterialError(f"algorithm '{algorithm}' is not supported for oct keys")
+            return ecdsa_sign(key, _CURVE_BY_CRYPTOGRAPHY_NAME[key.curve.name], algorithm, digest)
+        raise self._unsupported(algorithm)
 
     def verify(self, algorithm: str, digest: bytes, signature: bytes) -> bool:
         """True when `signature` is valid for `digest`; a bad signature is False, not an error."""
         key = self._key
         if isinstance(key, rsa.RSAPrivateKey):
-            chosen, hash_algorithm = _rsa_signature(algorithm, digest)
-            try:
-                key.public_key().verify(signature, digest, chosen, Prehashed(hash_algorithm))
-            except InvalidSignature:
-                return False
-            return True
+            return rsa_verify(key, algorithm, digest, signature)
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            hash_algorithm = self._ecdsa_hash(algorithm, digest)
-            length = _COORDINATE_BYTES[_CURVE_BY_CRYPTOGRAPHY_NAME[key.curve.name]]
-            if len(signature) != 2 * length:
-                return False
-            r = int.from_bytes(signature[:length], "big")
-            s = int.from_bytes(signature[length:], "big")
-            try:
-                key.public_key().verify(
-                    encode_dss_signature(r, s), digest, ec.ECDSA(Prehashed(hash_algorithm))
-                )
-            except InvalidSignature:
-                return False
-            return True
-        raise KeyMaterialError(f"algorithm '{algorithm}' is not supported for oct keys")
+            curve = _CURVE_BY_CRYPTOGRAPHY_NAME[key.curve.name]
+            return ecdsa_verify(key, curve, algorithm, digest, signature)
+        raise self._unsupported(algorithm)
 
-    # ----- internals --------------------------------------------------------------------
-
-    def _refuse_aes_params(self, algorithm: str, *, iv: bytes | None, aad: bytes | None) -> None:
-        if algorithm not in _RSA_ENCRYPTION:
-            raise KeyMaterialError(
-                f"algorithm '{algorithm}' is not supported for RSA keys; "
-                "use RSA1_5, RSA-OAEP or RSA-OAEP-256"
-            )
-        if iv is not None or aad is not None:
-            raise KeyMaterialError(f"'iv' and 'aad' are not supported for {algorithm}")
-
-    def _aes_key(self, operation: str, algorithm: str) -> bytes:
-        if not isinstance(self._key, bytes):
-            raise KeyMaterialError(f"algorithm '{algorithm}' is not supported for {self.kty} keys")
-        bits = _AES_BITS.get(algorithm[:4])
-        if bits is None or _aes_mode(algorithm) is None:
-            raise KeyMaterialError(
-                f"algorithm '{algorithm}' is not supported for {operation} with oct keys"
-            )
-        if bits != len(self._key) * 8:
-            raise KeyMaterialError(
-                f"algorithm '{algorithm}' needs a {bits}-bit key; this key has "
-                f"{len(self._key) * 8} bits"
-            )
-        return self._key
-
-    def _aes_wrap_key(self, algorithm: str) -> bytes:
-        if not isinstance(self._key, bytes):
-            raise KeyMaterialError(f"algorithm '{algorithm}' is not supported for {self.kty} keys")
-        if algorithm in ("CKM_AES_KEY_WRAP", "CKM_AES_KEY_WRAP_PAD"):
-            return self._key
-        bits = _AES_BITS.get(algorithm[:4])
-        if bits is None or algorithm[4:] != "KW":
-            raise KeyMaterialError(
-                f"algorithm '{algorithm}' is not supported for key wrapping with oct keys; "
-                "use A128KW, A192KW, A256KW, CKM_AES_KEY_WRAP or CKM_AES_KEY_WRAP_PAD"
-            )
-        if bits != len(self._key) * 8:
-            raise KeyMaterialError(
-                f"algorithm '{algorithm}' needs a {bits}-bit key; this key has "
-                f"{len(self._key) * 8} bits"
-            )
-        return self._key
-
-    def _ecdsa_hash(self, algorithm: str, digest: bytes) -> hashes.HashAlgorithm:
-        spec = _ECDSA.get(algorithm)
-        if spec is None:
-            raise KeyMaterialError(
-                f"algorithm '{algorithm}' is not supported for EC keys; "
-                "use ES256, ES256K, ES384 or ES512"
-            )
-        needed_curve, hash_cls = spec
-        if needed_curve != self.curve:
-            raise KeyMaterialError(
-                f"algorithm '{algorithm}' needs curve {needed_curve}; this key uses {self.curve}"
-            )
-        hash_algorithm = hash_cls()
-        _check_digest(algorithm, digest, hash_algorithm)
-        return hash_algorithm
-
-
-def _aes_mode(algorithm: str) -> str | None:
-    mode = algorithm[4:]
-    return mode if mode in ("GCM", "CBC", "CBCPAD") else None
-
-
-def _check_digest(algorithm: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm) -> None:
-    if len(digest) != hash_algorithm.digest_size:
-        raise KeyMaterialError(
-            f"digest must be {hash_algorithm.digest_size} bytes for {algorithm}, got {len(digest)}"
-        )
-
-
-def _rsa_padding(algorithm: str) -> asym_padding.AsymmetricPadding:
-    if algorithm == "RSA1_5":
-        return asym_padding.PKCS1v15()
-    if algorithm == "RSA-OAEP":
-        return asym_padding.OAEP(asym_padding.MGF1(hashes.SHA1()), hashes.SHA1(), None)
-    if algorithm == "RSA-OAEP-256":
-        return asym_padding.OAEP(asym_padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
-    raise KeyMaterialError(
-        f"algorithm '{algorithm}' is not supported for RSA keys; "
-        "use RSA1_5, RSA-OAEP or RSA-OAEP-256"
-    )
-
-
-def _rsa_signature(
-    algorithm: str, digest: bytes
-) -> tuple[asym_padding.AsymmetricPadding, hashes.HashAlgorithm]:
-    family, suffix = algorithm[:2], algorithm[2:]
-    if family not in ("RS", "PS") or suffix not in _HASHES:
-        raise KeyMaterialError(
-            f"algorithm '{algorithm}' is not supported for RSA keys; "
-            "use RS256, RS384, RS512, PS256, PS384 or PS512"
-        )
-    hash_algorithm = _HASHES[suffix]()
-    _check_digest(algorithm, digest, hash_algorithm)
-    if family == "RS":
-        return asym_padding.PKCS1v15(), hash_algorithm
-    # Key Vault's PSS uses a salt as long as the digest (RFC 7518 section 3.5).
-    chosen = asym_padding.PSS(
-        mgf=asym_padding.MGF1(hash_algorithm), salt_length=hash_algorithm.digest_size
-    )
-    return chosen, hash_algorithm
+    def _unsupported(self, algorithm: str) -> KeyMaterialError:
+        return KeyMaterialError(f"algorithm '{algorithm}' is not supported for {self.kty} keys")
 
 
 def _rsa_from_jwk(jwk: Mapping[str, Any]) -> rsa.RSAPrivateKey:

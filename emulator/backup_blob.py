@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import zlib
 from typing import Any
 
@@ -29,6 +30,7 @@ MAGIC = b"KVDR-EMU-BACKUP1"
 _SALT = b"kvdr emulator backup blob v1"
 # Key Vault refuses backups of objects with more than 500 versions.
 MAX_BACKUP_VERSIONS = 500
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def geo_key(geo: str) -> bytes:
@@ -94,6 +96,9 @@ def decode_value(value: object, kind: str) -> bytes:
     """The blob from a restore request's `value` (base64url, padding optional)."""
     if not isinstance(value, str) or not value:
         raise bad_parameter(f"value: the {kind} backup blob is required (base64url)")
+    # Python's decoder skips characters outside the alphabet; Key Vault does not.
+    if not _BASE64URL.fullmatch(value.rstrip("=")):
+        raise bad_parameter(f"value: the {kind} backup blob is not valid base64url")
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError):

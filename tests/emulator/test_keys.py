@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
+from azure.keyvault.certificates import CertificatePolicy
 from azure.keyvault.keys import (
     JsonWebKey,
     KeyClient,
@@ -37,7 +38,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 from emulator.keymaterial import KeyMaterial
-from tests.fixtures.emulator import EmulatorFactory, EmulatorProcess, key_client
+from tests.fixtures.emulator import (
+    EmulatorFactory,
+    EmulatorProcess,
+    certificate_client,
+    key_client,
+)
 
 POLL = {"_polling_interval": 0.05}
 DIGEST = {
@@ -361,6 +367,36 @@ class TestCrypto:
                 remote(kc, rsa_key, op, body)
             assert caught.value.status_code == 400, body
             assert named in str(caught.value.message)
+
+    def test_versionless_operation_uses_latest(self, kc: KeyClient) -> None:
+        """`/keys/{name}//sign` (no version) signs with the latest version and names it."""
+        name = unique("nover")
+        kc.create_ec_key(name)
+        latest = kc.create_ec_key(name)
+        body = {"alg": "ES256", "value": b64(DIGEST[256])}
+        response = kc.send_request(HttpRequest("POST", f"/keys/{name}//sign", json=body))
+        assert response.status_code == 200 and response.json()["kid"] == latest.id
+        crypto = kc.get_cryptography_client(name, key_version=latest.properties.version)
+        signature = unb64(response.json()["value"])
+        assert crypto.verify(SignatureAlgorithm.es256, DIGEST[256], signature).is_valid
+
+    def test_certificate_key_is_managed(self, emulator: EmulatorProcess, kc: KeyClient) -> None:
+        """A certificate's key signs, but update and delete through KeyClient are 403."""
+        name = unique("cert")
+        with certificate_client(emulator) as certs:
+            certs.begin_create_certificate(name, CertificatePolicy.get_default()).result()
+        key = kc.get_key(name)
+        assert key.properties.managed is True
+        crypto = kc.get_cryptography_client(name)
+        assert crypto.sign(SignatureAlgorithm.rs256, DIGEST[256]).signature
+        for call in (
+            lambda: kc.update_key_properties(name, enabled=False),
+            lambda: kc.begin_delete_key(name, **POLL),
+            lambda: kc.rotate_key(name),
+        ):
+            with pytest.raises(HttpResponseError) as caught:
+                call()
+            assert caught.value.status_code == 403
 
     def test_random_bytes(self, kc: KeyClient) -> None:
         """get_random_bytes returns the count asked for, different each time; 129 is 400."""

@@ -64,7 +64,8 @@ async def resolve_listen(address: str) -> tuple[str, int]:
     interface: kvdr binds only to loopback unless told an address explicitly.
     """
     try:
-        host, port = split_host_port(address)
+        # Go listens on a free port for an empty address, and so do we.
+        host, port = split_host_port(address) if address else ("", 0)
     except ValueError as exc:
         raise ApiError.listen_failed(f"listen tcp {address}: {exc}") from exc
     if not host:

@@ -93,6 +93,20 @@ class TestProxyEndpoints:
             sock.sendall(b"hello")
             assert recv_exact(sock, 5) == b"hello"
 
+    def test_create_proxy_without_listen(
+        self, fault_proxy: FaultProxyEndpoint, echo_server: EchoServer
+    ) -> None:
+        """Without a listen address the proxy still gets a free port, reachable locally."""
+        response = fault_proxy.api(
+            "POST", "/proxies", json={"name": "anywhere", "upstream": echo_server.address}
+        )
+        assert response.status_code == 201
+        port = int(response.json()["listen"].rpartition(":")[2])
+        assert port > 0
+        with connect(f"127.0.0.1:{port}") as sock:
+            sock.sendall(b"hi")
+            assert recv_exact(sock, 2) == b"hi"
+
     def test_create_proxy_blank_name(self, fault_proxy: FaultProxyEndpoint) -> None:
         """A proxy without a name is a 400 naming the field."""
         response = fault_proxy.api("POST", "/proxies", json={"upstream": "127.0.0.1:1"})

@@ -56,6 +56,11 @@ class Daemon:
     def ready(self) -> bool:
         return self._ready
 
+    def refresh_metrics(self) -> None:
+        if self.parts:
+            for replicator in self.parts.replicators:
+                replicator.publish_metrics()
+
     def status(self) -> dict[str, Any]:
         parts = self.parts
         return {

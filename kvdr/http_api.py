@@ -29,6 +29,10 @@ class DaemonView(Protocol):
 
     def ready(self) -> bool: ...
 
+    def refresh_metrics(self) -> None:
+        """Bring time-dependent gauges (RPO, lag) up to this moment before a scrape."""
+        ...
+
     def on_vault_event(self, event_type: str, data: dict[str, Any]) -> bool:
         """Hand one Key Vault event to the replicators; True when a pair took it."""
         ...
@@ -47,6 +51,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    request.app[DAEMON].refresh_metrics()
     body = generate_latest(REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

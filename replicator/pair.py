@@ -155,7 +155,6 @@ class PairReplicator:
             elif now >= next_poll:
                 await self._guarded(self.poll)
                 next_poll = self._clock() + self._settings.poll_interval_seconds
-            self.publish_metrics()
         await self.flush()
 
     async def _wait_for_events(self, stop: asyncio.Event, wait_s: float) -> dict[str, float]:
@@ -186,6 +185,8 @@ class PairReplicator:
         except VaultError as exc:
             self.source_error = str(exc)
             self._log.warning("pass.failed", reason=exc.reason, error=str(exc))
+        finally:
+            self.publish_metrics()
 
     # -- passes ----------------------------------------------------------------------
 

@@ -58,8 +58,10 @@ class AzureBlobStore:
         self._settings = settings
         self._endpoints: Endpoints = resolve(settings)
         self._credential: Any = self._endpoints.credential or credential
-        if settings.account_url is not None and credential is None and "?" not in (
-            settings.account_url
+        if (
+            settings.account_url is not None
+            and credential is None
+            and "?" not in (settings.account_url)
         ):
             raise ValueError("storage account_url needs an Azure credential (or a SAS in the URL)")
         self._primary: ContainerClient | None = None
@@ -69,6 +71,10 @@ class AzureBlobStore:
         self._fallback_logged = False
 
     # --- lifecycle ---------------------------------------------------------------
+
+    @property
+    def container_name(self) -> str:
+        return self._settings.container
 
     @property
     def description(self) -> str:
@@ -153,7 +159,9 @@ class AzureBlobStore:
         result = await self._call(
             "put_if_absent",
             name,
-            self._require_primary().get_blob_client(name).upload_blob(
+            self._require_primary()
+            .get_blob_client(name)
+            .upload_blob(
                 data,
                 overwrite=False,
                 metadata=meta,
@@ -179,7 +187,9 @@ class AzureBlobStore:
         result = await self._call(
             "put",
             name,
-            self._require_primary().get_blob_client(name).upload_blob(
+            self._require_primary()
+            .get_blob_client(name)
+            .upload_blob(
                 data,
                 overwrite=True,
                 metadata=meta,

@@ -17,9 +17,8 @@ from aiohttp import web
 
 from emulator.errors import KeyVaultError, bad_parameter, not_implemented
 from emulator.keydocs import (
-    charge_key_ops,
     key_path,
-    load_version,
+    load_charged,
     material_of,
     vault_state,
 )
@@ -148,8 +147,7 @@ def _handler(segment: str) -> Any:
         name = check_name(request.match_info["name"])
         version = request.match_info.get("version", "")
         body = await read_json(request)
-        stored = load_version(state, name, version)
-        charge_key_ops(state, stored)
+        stored = load_charged(state, name, version)
         _gate(state, stored, operation)
         algorithm = _algorithm(body)
         try:

@@ -216,6 +216,17 @@ def load_version(state: VaultState, name: str, version: str) -> StoredVersion:
     return stored
 
 
+def load_charged(state: VaultState, name: str, version: str) -> StoredVersion:
+    """`load_version`, charging the key's budget (the vault's for an unknown key)."""
+    try:
+        stored = load_version(state, name, version)
+    except KeyVaultError:
+        state.throttle.charge(throttle.VAULT_OPS)
+        raise
+    charge_key_ops(state, stored)
+    return stored
+
+
 def charge_key_ops(state: VaultState, stored: StoredVersion) -> None:
     """Charge this key's transaction budget (it depends on the key's type and size)."""
     doc = stored.doc

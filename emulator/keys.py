@@ -25,8 +25,8 @@ from emulator.keydocs import (
     add_key_version,
     canonical_kty,
     charge_key_create,
-    charge_key_ops,
     check_kty_allowed,
+    load_charged,
     load_version,
     material_of,
     parse_exportable,
@@ -206,8 +206,7 @@ async def get_key(request: web.Request) -> web.Response:
     """GET /keys/{name}/{version} (empty version: the latest). Disabled keys are served."""
     state = vault_state(request)
     name = check_name(request.match_info["name"])
-    stored = load_version(state, name, request.match_info.get("version", ""))
-    charge_key_ops(state, stored)
+    stored = load_charged(state, name, request.match_info.get("version", ""))
     return web.json_response(render_key(state, request, stored))
 
 
@@ -216,8 +215,7 @@ async def update_key(request: web.Request) -> web.Response:
     state = vault_state(request)
     name = check_name(request.match_info["name"])
     body = await read_json(request)
-    stored = load_version(state, name, request.match_info.get("version", ""))
-    charge_key_ops(state, stored)
+    stored = load_charged(state, name, request.match_info.get("version", ""))
     refuse_managed(stored, "update")
     doc = dict(stored.doc)
     if body.get("key_ops") is not None:
@@ -349,8 +347,7 @@ async def backup_key(request: web.Request) -> web.Response:
     """POST /keys/{name}/backup: all versions and the rotation policy, sealed for this geo."""
     state = vault_state(request)
     name = check_name(request.match_info["name"])
-    latest = load_version(state, name, "")
-    charge_key_ops(state, latest)
+    latest = load_charged(state, name, "")
     versions = state.store.all_versions(KIND, name)
     if len(versions) > backup_blob.MAX_BACKUP_VERSIONS:
         raise bad_parameter(

@@ -130,9 +130,16 @@ def _service_error(exc: HttpResponseError) -> tuple[str, str, str]:
     return err.code or "", str(inner or ""), (err.message or "")[:MAX_SERVICE_MESSAGE]
 
 
+# Below this length a value also occurs inside ordinary words ("v" in "vault"), so
+# replacing it would mangle the message and still hint at the value: withhold it.
+MIN_REPLACEABLE = 8
+
+
 def _scrub(text: str, redact: Iterable[str]) -> str:
     for secret in redact:
         if secret and secret in text:
+            if len(secret) < MIN_REPLACEABLE:
+                return "<message withheld: it contains the value written>"
             text = text.replace(secret, "<redacted>")
     return text
 

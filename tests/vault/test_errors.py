@@ -148,3 +148,19 @@ class TestServerFaults:
         # kvdr tried 3 times; aiohttp itself re-sends an idempotent request once when a
         # reused keep-alive connection turns out closed (RFC 9112 9.3.1), below kvdr.
         assert 3 <= server.hits["hangup"] <= 6
+
+
+class TestScrubbing:
+    def test_long_value_is_replaced_in_service_message(self) -> None:
+        """A value the service echoes is replaced; the rest of the message stays readable."""
+        from vault._azure_errors import _scrub
+
+        value = "hunter2-but-longer"
+        assert _scrub(f"bad value {value} in vault", [value]) == "bad value <redacted> in vault"
+
+    def test_short_value_withholds_the_message(self) -> None:
+        """A short value would match inside words; the whole message is withheld instead."""
+        from vault._azure_errors import _scrub
+
+        text = _scrub("Operation SetSecret is not allowed: the vault is read-only", ["v"])
+        assert text == "<message withheld: it contains the value written>"

@@ -88,8 +88,9 @@ def _apply(
         key: str | int
         if isinstance(container, list):
             if not re.fullmatch(r"[0-9]+", part):
-                problems.error(path, f"is an array: expected an element index, got {part!r}",
-                               variable=variable)
+                problems.error(
+                    path, f"is an array: expected an element index, got {part!r}", variable=variable
+                )
                 return
             key = int(part)
             if key > len(container):
@@ -110,8 +111,7 @@ def _apply(
         path = (*path, key)
         if last:
             if isinstance(current, dict):
-                problems.error(path, "is a table: override its keys one by one",
-                               variable=variable)
+                problems.error(path, "is a table: override its keys one by one", variable=variable)
                 return
             # A plain word for an array key is that array's only element:
             # KVDR__PAIRS__0__SECONDARIES=westus.
@@ -128,7 +128,8 @@ def _apply(
             current = created
         elif not isinstance(current, dict | list):
             problems.error(
-                path, f"is {type_name(current)}, not a table: it has no keys to override",
+                path,
+                f"is {type_name(current)}, not a table: it has no keys to override",
                 variable=variable,
             )
             return

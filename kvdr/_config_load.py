@@ -146,9 +146,7 @@ def check_config(path: Path, env: Mapping[str, str] = os.environ) -> list[Config
     return _load_file(Path(path), env)[1]
 
 
-def parse_config(
-    text: str, source: Path | str, env: Mapping[str, str] = os.environ
-) -> KvdrConfig:
+def parse_config(text: str, source: Path | str, env: Mapping[str, str] = os.environ) -> KvdrConfig:
     """Like `load_config`, for TOML text; `source` names it in messages."""
     config, issues = _load_text(text, str(source), env)
     if config is None:
@@ -156,9 +154,7 @@ def parse_config(
     return config
 
 
-def _load_file(
-    path: Path, env: Mapping[str, str]
-) -> tuple[KvdrConfig | None, list[ConfigIssue]]:
+def _load_file(path: Path, env: Mapping[str, str]) -> tuple[KvdrConfig | None, list[ConfigIssue]]:
     file = str(path)
     try:
         data = path.read_bytes()
@@ -211,9 +207,7 @@ def _load_text(
     )
     regions = guarded("regions", lambda: read_regions(doc.get("regions"), problems)) or {}
     storage = guarded("storage", lambda: read_storage(doc.get("storage"), env, problems))
-    replication = guarded(
-        "replication", lambda: read_replication(doc.get("replication"), problems)
-    )
+    replication = guarded("replication", lambda: read_replication(doc.get("replication"), problems))
     vault = guarded("vault", lambda: read_vault(doc.get("vault"), problems))
     declared = declared_regions(doc.get("regions"))
     default_rpo = replication[1] if replication else 60.0
@@ -271,11 +265,10 @@ def _issue(
     current = problem.path
     while current:
         if current in origins:
-            return ConfigIssue(
-                file, key, None, problem.message, origins[current], problem.severity
-            )
+            return ConfigIssue(file, key, None, problem.message, origins[current], problem.severity)
         if current in lines:
-            return ConfigIssue(file, key, lines[current], problem.message,
-                               severity=problem.severity)
+            return ConfigIssue(
+                file, key, lines[current], problem.message, severity=problem.severity
+            )
         current = current[:-1]
     return ConfigIssue(file, key, None, problem.message, severity=problem.severity)

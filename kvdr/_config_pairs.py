@@ -169,9 +169,7 @@ def _read_pair(
 
 def _unknown_region(name: str, where: KeyPath, declared: set[str], problems: Problems) -> None:
     known = ", ".join(sorted(declared)) or "none are defined"
-    problems.error(
-        where, f"unknown region {name!r}{suggest(name, declared)} (regions: {known})"
-    )
+    problems.error(where, f"unknown region {name!r}{suggest(name, declared)} (regions: {known})")
 
 
 def _check_unique_names(names: list[tuple[int, str]], problems: Problems) -> None:

@@ -100,8 +100,10 @@ def _instance_id(value: object) -> str:
 
 def read_daemon(raw: object, problems: Problems) -> DaemonSettings:
     table = Table(
-        raw, ("daemon",), problems, ("listen", "instance_id", "state_dir", "log_format",
-                                     "log_level"),
+        raw,
+        ("daemon",),
+        problems,
+        ("listen", "instance_id", "state_dir", "log_format", "log_level"),
     )
     host, port = table.get("listen", _listen) or ("127.0.0.1", 8080)
     state_dir = table.get("state_dir", text)
@@ -159,9 +161,7 @@ def _env_name(value: object) -> str:
     return name
 
 
-def read_credential(
-    raw: object, env: Mapping[str, str], problems: Problems
-) -> CredentialSettings:
+def read_credential(raw: object, env: Mapping[str, str], problems: Problems) -> CredentialSettings:
     path: KeyPath = ("credential",)
     table = Table(
         raw, path, problems, _CREDENTIAL_KEYS, refused={"client_secret": LITERAL_SECRET_REFUSED}
@@ -412,8 +412,13 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
         raw,
         ("replication",),
         problems,
-        ("poll_interval", "reconcile_interval", "max_concurrent_items", "drain_timeout",
-         "rpo_objective"),
+        (
+            "poll_interval",
+            "reconcile_interval",
+            "max_concurrent_items",
+            "drain_timeout",
+            "rpo_objective",
+        ),
     )
     base = ReplicatorSettings()
     poll = table.get("poll_interval", duration())
@@ -424,8 +429,9 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
         max_concurrent_items=_pick(
             table.get("max_concurrent_items", integer(1, 1024)), base.max_concurrent_items
         ),
-        drain_seconds=_pick(table.get("drain_timeout", duration(positive=False)),
-                            base.drain_seconds),
+        drain_seconds=_pick(
+            table.get("drain_timeout", duration(positive=False)), base.drain_seconds
+        ),
     )
     if settings.reconcile_interval_seconds < settings.poll_interval_seconds:
         problems.warning(
@@ -454,24 +460,27 @@ def read_vault(raw: object, problems: Problems) -> VaultSettings:
     table = Table(raw, ("vault",), problems, _VAULT_KEYS)
     base = VaultSettings()
     settings = VaultSettings(
-        max_concurrency=_pick(table.get("max_concurrency", integer(1, 1024)),
-                              base.max_concurrency),
+        max_concurrency=_pick(table.get("max_concurrency", integer(1, 1024)), base.max_concurrency),
         # Key Vault's published limits per vault per region per 10 s: secret create 300,
         # all other transactions 4,000. Above them every extra request only earns a 429.
-        secret_creates_per_10s=_pick(table.get("secret_creates_per_10s", integer(1, 300)),
-                                     base.secret_creates_per_10s),
-        other_ops_per_10s=_pick(table.get("other_ops_per_10s", integer(1, 4000)),
-                                base.other_ops_per_10s),
+        secret_creates_per_10s=_pick(
+            table.get("secret_creates_per_10s", integer(1, 300)), base.secret_creates_per_10s
+        ),
+        other_ops_per_10s=_pick(
+            table.get("other_ops_per_10s", integer(1, 4000)), base.other_ops_per_10s
+        ),
         max_attempts=_pick(table.get("max_attempts", integer(1, 100)), base.max_attempts),
-        request_timeout_seconds=_pick(table.get("request_timeout", duration()),
-                                      base.request_timeout_seconds),
-        backoff_base_seconds=_pick(table.get("backoff_base", duration()),
-                                   base.backoff_base_seconds),
-        backoff_max_seconds=_pick(table.get("backoff_max", duration()),
-                                  base.backoff_max_seconds),
+        request_timeout_seconds=_pick(
+            table.get("request_timeout", duration()), base.request_timeout_seconds
+        ),
+        backoff_base_seconds=_pick(
+            table.get("backoff_base", duration()), base.backoff_base_seconds
+        ),
+        backoff_max_seconds=_pick(table.get("backoff_max", duration()), base.backoff_max_seconds),
         ca_file=table.get("ca_file", text),
-        verify_challenge_resource=_pick(table.get("verify_challenge_resource", boolean),
-                                        base.verify_challenge_resource),
+        verify_challenge_resource=_pick(
+            table.get("verify_challenge_resource", boolean), base.verify_challenge_resource
+        ),
     )
     if settings.backoff_max_seconds < settings.backoff_base_seconds:
         problems.error(("vault", "backoff_max"), "must not be shorter than backoff_base")

@@ -27,7 +27,7 @@ def parse_duration(value: object) -> float:
     """Seconds from a number of seconds or a duration string; raise `DurationError`."""
     # bool is an int in Python; `poll_interval = true` is a mistake, not one second.
     if isinstance(value, bool):
-        raise DurationError("expected a duration such as 10, \"500ms\", \"10s\", \"5m\", \"1h\"")
+        raise DurationError('expected a duration such as 10, "500ms", "10s", "5m", "1h"')
     if isinstance(value, int | float):
         seconds = float(value)
         if not math.isfinite(seconds):
@@ -37,7 +37,7 @@ def parse_duration(value: object) -> float:
         return seconds
     if not isinstance(value, str):
         raise DurationError(
-            f"expected a duration such as 10, \"10s\" or \"5m\", got {type(value).__name__}"
+            f'expected a duration such as 10, "10s" or "5m", got {type(value).__name__}'
         )
     return _parse_text(value)
 
@@ -60,7 +60,7 @@ def _parse_text(text: str) -> float:
         rank = _UNIT_ORDER.index(match.group(2))
         if rank <= last_rank:
             raise DurationError(
-                f"{text!r}: write units largest first and each once (for example \"1h30m\")"
+                f'{text!r}: write units largest first and each once (for example "1h30m")'
             )
         last_rank = rank
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
@@ -68,7 +68,7 @@ def _parse_text(text: str) -> float:
     if position != len(stripped) or position == 0:
         raise DurationError(
             f"{text!r} is not a duration; use a number of seconds or a string such as "
-            "\"500ms\", \"10s\", \"5m\", \"1h\" or \"1h30m\""
+            '"500ms", "10s", "5m", "1h" or "1h30m"'
         )
     return total
 

@@ -74,17 +74,13 @@ def _scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return _SECRET_IN_TEXT.sub(lambda m: m.group(1) + REDACTED, value)
     if isinstance(value, Mapping):
-        return {
-            k: REDACTED if _is_sensitive(k) else _scrub(v, depth + 1) for k, v in value.items()
-        }
+        return {k: REDACTED if _is_sensitive(k) else _scrub(v, depth + 1) for k, v in value.items()}
     if type(value) in (list, tuple):
         return type(value)(_scrub(item, depth + 1) for item in value)
     return value
 
 
-def redact_sensitive(
-    logger: WrappedLogger, method_name: str, event_dict: EventDict
-) -> EventDict:
+def redact_sensitive(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """structlog processor: hide the values of sensitive keys and secrets inside text."""
     for key in list(event_dict):
         if key == "event":

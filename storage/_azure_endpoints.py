@@ -129,5 +129,8 @@ def resolve(settings: AzureBlobSettings) -> Endpoints:
         or parts.get("blobsecondaryendpoint")
         or derive_secondary(primary)
     )
-    return Endpoints(primary=primary, secondary=secondary.rstrip("/") if secondary else None,
-                     credential=credential)
+    return Endpoints(
+        primary=primary,
+        secondary=secondary.rstrip("/") if secondary else None,
+        credential=credential,
+    )

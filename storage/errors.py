@@ -1,13 +1,13 @@
 """Errors of the blob seam. Only the backends map `azure.core.exceptions` into these.
 
-    StorageError
-    ├── StorageUnavailable     request not sent or no answer (transient)
-    ├── BlobNotFound           no blob by that name
-    ├── BlobExists             put_if_absent found the name taken
-    ├── PreconditionFailed     conditional write lost the race (ETag changed)
-    ├── LeaseHeld              someone else holds the lease
-    ├── LeaseLost              our lease expired or was taken
-    └── CorruptBlob            the bytes read are not what was written (e.g. MD5 mismatch)
+StorageError
+├── StorageUnavailable     request not sent or no answer (transient)
+├── BlobNotFound           no blob by that name
+├── BlobExists             put_if_absent found the name taken
+├── PreconditionFailed     conditional write lost the race (ETag changed)
+├── LeaseHeld              someone else holds the lease
+├── LeaseLost              our lease expired or was taken
+└── CorruptBlob            the bytes read are not what was written (e.g. MD5 mismatch)
 """
 
 from __future__ import annotations

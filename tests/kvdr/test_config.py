@@ -234,7 +234,7 @@ class TestErrorLocations:
 
     def test_unknown_key_suggests_the_close_one(self, tmp_path: Path) -> None:
         """A misspelt key is an error with a 'did you mean' suggestion."""
-        path = write(tmp_path, MINIMAL + "[replication]\npoll_intervall = \"5s\"\n")
+        path = write(tmp_path, MINIMAL + '[replication]\npoll_intervall = "5s"\n')
         issue = only_issue(path)
         assert issue.file == str(path)
         assert issue.key == "replication.poll_intervall"
@@ -249,7 +249,7 @@ class TestErrorLocations:
 
     def test_wrong_type_names_what_was_expected(self, tmp_path: Path) -> None:
         """A string where an integer belongs says so."""
-        issue = only_issue(write(tmp_path, MINIMAL + "[vault]\nmax_concurrency = \"8\"\n"))
+        issue = only_issue(write(tmp_path, MINIMAL + '[vault]\nmax_concurrency = "8"\n'))
         assert (issue.key, issue.line) == ("vault.max_concurrency", 12)
         assert issue.message == "expected an integer, got a string"
 
@@ -261,7 +261,7 @@ class TestErrorLocations:
 
     def test_bad_duration_is_located(self, tmp_path: Path) -> None:
         """A duration that does not parse names its key and line."""
-        issue = only_issue(write(tmp_path, MINIMAL + "[replication]\ndrain_timeout = \"10 sec\"\n"))
+        issue = only_issue(write(tmp_path, MINIMAL + '[replication]\ndrain_timeout = "10 sec"\n'))
         assert (issue.key, issue.line) == ("replication.drain_timeout", 12)
         assert "not a duration" in issue.message
 
@@ -365,9 +365,7 @@ class TestErrorLocations:
 
     def test_connection_string_errors_never_quote_it(self, tmp_path: Path) -> None:
         """A malformed connection string is refused without showing its text."""
-        text = MINIMAL.replace(
-            'path = "/tmp/kvdr-blobs"', 'connection_string = "justAKeyZZZ9"'
-        )
+        text = MINIMAL.replace('path = "/tmp/kvdr-blobs"', 'connection_string = "justAKeyZZZ9"')
         issue = only_issue(write(tmp_path, text))
         assert issue.key == "storage.connection_string"
         assert "justAKeyZZZ9" not in str(issue)
@@ -504,17 +502,13 @@ class TestEnvironmentOverrides:
         assert issue.variable == "KVDR__PAIRS__5__NAME"
         assert "index 5 would leave a gap" in issue.message
 
-    def test_incomplete_pair_from_the_environment_names_its_variable(
-        self, tmp_path: Path
-    ) -> None:
+    def test_incomplete_pair_from_the_environment_names_its_variable(self, tmp_path: Path) -> None:
         """A pair created from the environment but missing keys points at that variable."""
         issues = errors_of(write(tmp_path, MINIMAL), {"KVDR__PAIRS__1__NAME": "half"})
         assert {i.key for i in issues} == {"pairs[1].primary", "pairs[1].secondaries"}
         assert {i.variable for i in issues} == {"KVDR__PAIRS__1__NAME"}
 
-    def test_literal_client_secret_from_the_environment_is_refused(
-        self, tmp_path: Path
-    ) -> None:
+    def test_literal_client_secret_from_the_environment_is_refused(self, tmp_path: Path) -> None:
         """The rule for client_secret holds for overrides too, without echoing the value."""
         env = {"KVDR__CREDENTIAL__CLIENT_SECRET": "EnvSecretValue1"}
         issue = only_issue(write(tmp_path, MINIMAL), env)
@@ -569,8 +563,7 @@ class TestPairChecks:
         issues = self.pairs(
             tmp_path,
             'name = "a"\nprimary = "eastus"\nsecondaries = ["westus"]\nexclude = ["[a-m]*"]\n',
-            'name = "b"\nprimary = "eastus"\nsecondaries = ["centralus"]\n'
-            'exclude = ["[!a-m]*"]\n',
+            'name = "b"\nprimary = "eastus"\nsecondaries = ["centralus"]\nexclude = ["[!a-m]*"]\n',
         )
         [issue] = issues
         assert issue.severity == "warning"
@@ -600,8 +593,7 @@ class TestPairChecks:
         issues = self.pairs(
             tmp_path,
             'name = "Main"\nprimary = "eastus"\nsecondaries = ["westus"]\n',
-            'name = "main"\nprimary = "centralus"\nsecondaries = ["eastus"]\n'
-            'kinds = ["key"]\n',
+            'name = "main"\nprimary = "centralus"\nsecondaries = ["eastus"]\nkinds = ["key"]\n',
         )
         [issue] = issues
         assert issue.key == "pairs[1].name"

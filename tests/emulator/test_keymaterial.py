@@ -17,6 +17,8 @@ from azure.keyvault.keys.crypto import (
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emulator.keymaterial import (
     DEFAULT_KEY_OPS,
@@ -34,6 +36,9 @@ DIGESTS = {
 }
 CURVE_ALGORITHMS = {"P-256": "ES256", "P-256K": "ES256K", "P-384": "ES384", "P-521": "ES512"}
 COORDINATE = {"P-256": 32, "P-256K": 32, "P-384": 48, "P-521": 66}
+# Shared by the property tests: generating per example would dominate their runtime.
+RSA_2048 = KeyMaterial.generate("RSA")
+OCT_256 = KeyMaterial.generate("oct-HSM")
 
 
 @pytest.fixture(scope="module")
@@ -416,3 +421,39 @@ class TestRandomBytes:
         for bad in (0, 129):
             with pytest.raises(KeyMaterialError, match="count"):
                 random_bytes(bad)
+
+
+class TestProperties:
+    """Round trips hold for any input (hypothesis)."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=300))
+    def test_base64url_round_trip_any_bytes(self, data: bytes) -> None:
+        """Any bytes survive b64url_encode/b64url_decode."""
+        assert b64url_decode(b64url_encode(data), "v") == data
+
+    @settings(max_examples=50, deadline=None)
+    @given(plaintext=st.binary(max_size=200), aad=st.none() | st.binary(max_size=40))
+    def test_aes_round_trips(self, plaintext: bytes, aad: bytes | None) -> None:
+        """GCM (with any aad) and CBCPAD decrypt back to any plaintext."""
+        material = OCT_256
+        sealed = material.encrypt("A256GCM", plaintext, aad=aad)
+        assert (
+            material.decrypt("A256GCM", sealed.ciphertext, iv=sealed.iv, tag=sealed.tag, aad=aad)
+            == plaintext
+        )
+        padded = material.encrypt("A256CBCPAD", plaintext)
+        assert material.decrypt("A256CBCPAD", padded.ciphertext, iv=padded.iv) == plaintext
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.binary(max_size=190))
+    def test_rsa_oaep_round_trip(self, plaintext: bytes) -> None:
+        """RSA-OAEP-256 decrypts back any plaintext up to its size limit."""
+        out = RSA_2048.encrypt("RSA-OAEP-256", plaintext)
+        assert RSA_2048.decrypt("RSA-OAEP-256", out.ciphertext) == plaintext
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.binary(min_size=16, max_size=64).filter(lambda b: len(b) % 8 == 0))
+    def test_aes_kw_round_trip(self, cek: bytes) -> None:
+        """A256KW unwraps back any key of a wrappable length."""
+        assert OCT_256.unwrap_key("A256KW", OCT_256.wrap_key("A256KW", cek)) == cek

@@ -213,10 +213,10 @@ async def serve(settings: EmulatorSettings) -> AsyncIterator[RunningEmulator]:
         )
         yield RunningEmulator(state, url, port, tls)
     finally:
+        # endpoint.json stays: URL, CA and identity header stay valid for the next start
+        # on this folder, and tools that read it while the vault is down (a drill)
+        # still find it; its `pid` tells whether this process is alive.
         await runner.cleanup()
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(endpoint.read_text()).get("pid") == os.getpid():
-                endpoint.unlink()
 
 
 async def _serve_until_signalled(settings: EmulatorSettings) -> None:

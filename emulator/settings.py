@@ -21,7 +21,7 @@ class SettingsError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EmulatorSettings:
     """Everything that makes one emulated vault differ from another."""
 

@@ -272,8 +272,7 @@ class Link:
         stage = self._stage_of(toxic)
         if stage is None or self.conn.closed:
             return
-        await stage.stop()
-        if not self.conn.closed:
+        if await stage.stop() and not self.conn.closed:
             stage.start()
 
     def cancel(self) -> None:

@@ -109,13 +109,18 @@ class Stage:
         self._task = asyncio.get_running_loop().create_task(self._run())
         self._task.add_done_callback(self._on_done)
 
-    async def stop(self) -> None:
-        """Interrupt the toxic; whatever it held goes back to the front of its input."""
+    async def stop(self) -> bool:
+        """Interrupt the toxic; whatever it held goes back to the front of its input.
+
+        Returns False when there was nothing to interrupt: the toxic had already ended
+        (it passed the end of the stream on, or closed the connection).
+        """
         task = self._task
         if task is None or task.done():
-            return
+            return False
         task.cancel()
         await asyncio.wait([task])
+        return True
 
     def cancel(self) -> None:
         """Drop the stage without waiting: its connection is being torn down."""

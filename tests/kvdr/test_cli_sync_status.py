@@ -1,0 +1,103 @@
+"""`kvdr sync --once` and `kvdr status` as a user runs them (real processes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fixtures.daemon import DaemonProcess, free_port, write_config
+from tests.fixtures.regions import World
+from vault.models import Attributes
+
+
+def kvdr(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kvdr", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        check=False,
+    )
+
+
+class TestSyncOnce:
+    async def test_json_counts_then_nothing_left(self, world: World, tmp_path: Path) -> None:
+        """A first pass copies, a second finds everything unchanged; stdout is pure JSON."""
+        for i in range(5):
+            await world.vaults["eastus"].set_secret(f"cli-{i}", f"value-{i}", Attributes())
+        config = write_config(world, tmp_path / "kvdr.toml", port=free_port())
+        first = kvdr("sync", "--once", "--json", "--config", str(config))
+        assert first.returncode == 0, first.stderr
+        doc = json.loads(first.stdout)
+        assert doc["ok"] is True
+        assert doc["pairs"][0]["pair"] == "app" and doc["pairs"][0]["copied"] == 5
+        second = json.loads(kvdr("sync", "--once", "--json", "--config", str(config)).stdout)
+        assert second["pairs"][0]["copied"] == 0 and second["pairs"][0]["unchanged"] == 5
+
+    async def test_human_output_names_conflicts(self, world: World, tmp_path: Path) -> None:
+        """Without --json the counts and each conflict are printed."""
+        await world.vaults["eastus"].set_secret("taken", "primary-value", Attributes())
+        await world.vaults["westus"].set_secret("taken", "someone-elses", Attributes())
+        config = write_config(world, tmp_path / "kvdr.toml", port=free_port())
+        result = kvdr("sync", "--once", "--config", str(config))
+        assert result.returncode == 0, result.stderr
+        assert "conflicts 1" in result.stdout
+        assert "conflict on westus" in result.stdout and "adopt" in result.stdout
+        assert "primary-value" not in result.stdout + result.stderr
+
+    async def test_unknown_pair_is_a_usage_error(self, world: World, tmp_path: Path) -> None:
+        """--pair with a name the configuration lacks exits 2 and names the pairs it has."""
+        config = write_config(world, tmp_path / "kvdr.toml", port=free_port())
+        result = kvdr("sync", "--once", "--pair", "nope", "--config", str(config))
+        assert result.returncode == 2
+        assert "'nope'" in result.stderr and "app" in result.stderr
+
+    async def test_unreachable_target_fails_the_run(self, world: World, tmp_path: Path) -> None:
+        """Errors on a target make the exit code 1, with the error printed."""
+        await world.vaults["eastus"].set_secret("lonely", "v-lonely", Attributes())
+        world.emulators["westus"].set_read_only(True)
+        config = write_config(world, tmp_path / "kvdr.toml", port=free_port())
+        result = kvdr("sync", "--once", "--config", str(config))
+        world.emulators["westus"].set_read_only(False)
+        assert result.returncode == 1
+        assert "error on westus: secret/lonely" in result.stdout
+
+    def test_missing_config_is_a_usage_error(self, tmp_path: Path) -> None:
+        """No configuration anywhere: exit 2 with a hint."""
+        result = kvdr("sync", "--once", cwd=tmp_path)
+        assert result.returncode == 2
+        assert "--config" in result.stderr
+
+
+class TestStatus:
+    async def test_from_checkpoints_when_no_daemon(self, world: World, tmp_path: Path) -> None:
+        """With no daemon answering, status reads the checkpoints."""
+        await world.vaults["eastus"].set_secret("one", "v-one", Attributes())
+        config = write_config(world, tmp_path / "kvdr.toml", port=free_port())
+        assert kvdr("sync", "--once", "--config", str(config)).returncode == 0
+        result = kvdr("status", "--json", "--config", str(config))
+        assert result.returncode == 0, result.stderr
+        doc = json.loads(result.stdout)
+        assert doc["source"] == "checkpoints"
+        assert doc["pairs"][0]["targets"][0]["items"] == 1
+        human = kvdr("status", "--config", str(config))
+        assert "daemon not running" in human.stdout and "app" in human.stdout
+
+    async def test_from_running_daemon(self, world: World, tmp_path: Path) -> None:
+        """With a daemon running, status shows its live view: regions, RPO, targets."""
+        port = free_port()
+        config = write_config(world, tmp_path / "kvdr.toml", port=port)
+        daemon = DaemonProcess(config, port).start()
+        try:
+            result = kvdr("status", "--json", "--config", str(config))
+            doc = json.loads(result.stdout)
+            assert doc["source"] == "daemon" and doc["instance"] == "test-daemon"
+            assert {r["region"] for r in doc["regions"]} == {"eastus", "westus"}
+            assert doc["pairs"][0]["rpo_seconds"] == 0.0
+            human = kvdr("status", "--config", str(config))
+            assert "test-daemon" in human.stdout and "westus" in human.stdout
+        finally:
+            daemon.terminate()

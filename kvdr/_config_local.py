@@ -40,6 +40,7 @@ def render_local_toml(
     westus_port: int = 8444,
     blob_port: int = 10000,
     daemon_port: int = 8080,
+    blob_secondary_port: int | None = None,
     eastus_state_dir: Path | None = None,
     ca_file: Path | None = None,
     connection_string: str | None = None,
@@ -49,11 +50,15 @@ def render_local_toml(
     Defaults follow `kvdr up`'s layout: emulator state in `<state_dir>/vaults/<region>`,
     the CA bundle at `<state_dir>/vaults/ca-bundle.pem`, Azurite's development account on
     `blob_port`. `connection_string` replaces that Azurite connection string.
+    `blob_secondary_port` is where the account's read replica answers (default
+    `blob_port + 1`): `kvdr up` gives it a fault-proxy link of its own, so a drill can
+    cut the primary storage endpoint and still read from the secondary.
     """
     ports = {
         "eastus_port": eastus_port,
         "westus_port": westus_port,
         "blob_port": blob_port,
+        "blob_secondary_port": blob_secondary_port or blob_port + 1,
         "daemon_port": daemon_port,
     }
     for name, port in ports.items():
@@ -82,6 +87,7 @@ def local_config(
     westus_port: int = 8444,
     blob_port: int = 10000,
     daemon_port: int = 8080,
+    blob_secondary_port: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> KvdrConfig:
     """The local stack's configuration as settings; `env` overrides (none by default)."""
@@ -91,6 +97,7 @@ def local_config(
         westus_port=westus_port,
         blob_port=blob_port,
         daemon_port=daemon_port,
+        blob_secondary_port=blob_secondary_port,
     )
     return parse_config(text, LOCAL_SOURCE, env if env is not None else {})
 
@@ -105,6 +112,7 @@ def write_local_config(
     westus_port: int = 8444,
     blob_port: int = 10000,
     daemon_port: int = 8080,
+    blob_secondary_port: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> KvdrConfig:
     """Write the local configuration to `path` (atomically) and return it, validated.
@@ -126,6 +134,7 @@ def write_local_config(
         westus_port=westus_port,
         blob_port=blob_port,
         daemon_port=daemon_port,
+        blob_secondary_port=blob_secondary_port,
         eastus_state_dir=dirs["eastus"],
         ca_file=bundle,
         connection_string=blob_connection_string,

@@ -6,6 +6,7 @@ or a test can degrade each separately:
     daemon -> 127.0.0.1:8443  [proxy "eastus-vault"] -> emulator eastus (internal port)
     daemon -> 127.0.0.1:8444  [proxy "westus-vault"] -> emulator westus (internal port)
     daemon -> 127.0.0.1:10000 [proxy "blob"]         -> Azurite blob (internal port)
+    daemon -> 127.0.0.1:10001 [proxy "blob-secondary"] -> the same Azurite, read replica
 
 All state lives under `.kvdr/` in the working folder; everything binds 127.0.0.1.
 """
@@ -24,8 +25,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
+
+if TYPE_CHECKING:
+    from kvdr.config import KvdrConfig
 
 log = structlog.get_logger("kvdr.up")
 
@@ -49,6 +54,7 @@ class StackPorts:
     eastus: int = 8443
     westus: int = 8444
     blob: int = 10000
+    blob_secondary: int = 10001
     proxy_api: int = 8474
     daemon: int = 8080
 
@@ -57,6 +63,7 @@ class StackPorts:
             "eastus vault": self.eastus,
             "westus vault": self.westus,
             "blob storage": self.blob,
+            "blob storage secondary": self.blob_secondary,
             "fault proxy API": self.proxy_api,
             "daemon HTTP": self.daemon,
         }
@@ -281,3 +288,19 @@ class LocalStack:
 
     def blob_connection_string(self) -> str:
         return azurite_connection_string(self.ports.blob)
+
+    def write_config(self, path: Path) -> KvdrConfig:
+        """Write the daemon's configuration for this stack (its ports and folders)."""
+        from kvdr.config import write_local_config
+
+        return write_local_config(
+            path,
+            state_dir=self.state_dir,
+            emulator_state_dirs={r: str(d) for r, d in self.emulator_dirs.items()},
+            blob_connection_string=self.blob_connection_string(),
+            eastus_port=self.ports.eastus,
+            westus_port=self.ports.westus,
+            blob_port=self.ports.blob,
+            blob_secondary_port=self.ports.blob_secondary,
+            daemon_port=self.ports.daemon,
+        )

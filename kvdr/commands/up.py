@@ -72,19 +72,16 @@ def where_to_look(port: int) -> str:
 def run_stack(config_path: Path | None) -> None:
     """Start the stack's processes, seed, run the daemon; stop everything on the way out."""
     from kvdr.commands.run import run_until_signalled
-    from kvdr.config import load_config, write_local_config
+    from kvdr.config import load_config
     from kvdr.local_stack import LocalStack
 
     project_root = Path(__file__).resolve().parents[2]
     stack = LocalStack(state_dir=STATE_DIR.resolve(), project_root=project_root)
     try:
         stack.start()
-        write_local_config(
-            LOCAL_CONFIG,
-            emulator_state_dirs={r: str(d) for r, d in stack.emulator_dirs.items()},
-            blob_connection_string=stack.blob_connection_string(),
-        )
-        config = load_config(config_path or LOCAL_CONFIG)
+        config = stack.write_config(LOCAL_CONFIG.resolve())
+        if config_path is not None:
+            config = load_config(config_path)
         asyncio.run(seed_demo(config))
         click.echo(where_to_look(config.daemon.listen_port), err=True)
         asyncio.run(run_until_signalled(config))

@@ -1,0 +1,174 @@
+"""The README's main job: `kvdr up` with its two regions, Azurite, fault proxy and daemon;
+and faults injected on the stack's links (issue 6) seen in `kvdr status`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.keyvault.secrets.aio import SecretClient
+
+from chaos.faults import Faults
+from kvdr.local_stack import LocalStack, StackPorts
+from tests.fixtures.daemon import DaemonProcess, free_port
+from tests.fixtures.emulator import AsyncStaticTokenCredential
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kvdr(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kvdr", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def primary_client(stack_dir: Path, port: int) -> SecretClient:
+    return SecretClient(
+        f"https://127.0.0.1:{port}",
+        AsyncStaticTokenCredential(),
+        verify_challenge_resource=False,
+        connection_verify=str(stack_dir / "vaults" / "ca-bundle.pem"),
+    )
+
+
+class TestKvdrUp:
+    def test_port_in_use_is_named(self, tmp_path: Path) -> None:
+        """`kvdr up` refuses to start when a port it needs is taken, naming the port."""
+        blocker = socket.socket()
+        try:
+            blocker.bind(("127.0.0.1", 8443))
+            blocker.listen()
+        except OSError:
+            pass  # already taken by something else: the message must name it all the same
+        try:
+            result = kvdr("up", cwd=tmp_path, timeout=60)
+        finally:
+            blocker.close()
+        assert result.returncode == 1
+        assert "port in use: 8443 (eastus vault)" in result.stderr
+
+    def test_detach_status_down(self, tmp_path: Path) -> None:
+        """`kvdr up --detach` comes up with the demo secrets mirrored, `kvdr status` shows
+        both regions, and `kvdr down` stops every process it started."""
+        started = kvdr("up", "--detach", cwd=tmp_path)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "http://127.0.0.1:8080/" in started.stdout
+        try:
+            deadline = time.monotonic() + 30
+            doc: dict[str, Any] = {}
+            while time.monotonic() < deadline:
+                doc = json.loads(kvdr("status", "--json", cwd=tmp_path).stdout)
+                if doc["pairs"] and doc["pairs"][0]["targets"][0]["items"] == 3:
+                    break
+                time.sleep(0.5)
+            assert doc["source"] == "daemon"
+            assert {r["region"]: r["up"] for r in doc["regions"]} == {
+                "eastus": True,
+                "westus": True,
+            }
+            assert doc["pairs"][0]["targets"][0]["items"] == 3
+            pid = int((tmp_path / ".kvdr" / "up.pid").read_text())
+        finally:
+            stopped = kvdr("down", cwd=tmp_path)
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout
+        assert not (tmp_path / ".kvdr" / "up.pid").exists()
+        leftover = subprocess.run(
+            ["pgrep", "-g", str(pid)], capture_output=True, text=True, check=False
+        )
+        assert leftover.stdout.strip() == "", "processes of the stack survived kvdr down"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, DaemonProcess]]:
+    """The local stack on free ports, with its daemon as a process."""
+    ports = StackPorts(
+        eastus=free_port(),
+        westus=free_port(),
+        blob=free_port(),
+        blob_secondary=free_port(),
+        proxy_api=free_port(),
+        daemon=free_port(),
+    )
+    state = tmp_path_factory.mktemp("stack") / ".kvdr"
+    local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
+    local.start()
+    config_path = state / "kvdr.toml"
+    local.write_config(config_path)
+    daemon = DaemonProcess(config_path, ports.daemon)
+    try:
+        daemon.start()
+        yield local, daemon
+    finally:
+        daemon.terminate()
+        local.stop()
+
+
+@pytest.fixture
+async def faults(stack: tuple[LocalStack, DaemonProcess]) -> AsyncIterator[Faults]:
+    proxy = Faults(port=stack[0].ports.proxy_api)
+    yield proxy
+    await proxy.reset()
+
+
+async def sample_status(daemon: DaemonProcess, seconds: float) -> list[dict[str, Any]]:
+    samples = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        samples.append(await asyncio.to_thread(daemon.status))
+        await asyncio.sleep(0.2)
+    return samples
+
+
+class TestFaultsOnTheStack:
+    async def test_latency_on_secondary_link_raises_lag_then_it_falls(
+        self, stack: tuple[LocalStack, DaemonProcess], faults: Faults
+    ) -> None:
+        """1.5 s of latency on the westus link shows as replication lag in status, and the
+        lag returns to 0 once the toxic is gone."""
+        local, daemon = stack
+        async with primary_client(local.state_dir, local.ports.eastus) as primary:
+            async with faults.toxic("westus-vault", "latency", attributes={"latency": 1500}):
+                await primary.set_secret("slow-link", "value-a")
+                samples = await sample_status(daemon, 6)
+            lags = [s["pairs"][0]["targets"][0]["lag_seconds"] for s in samples]
+            assert max(lags) >= 1.5, lags
+            await primary.set_secret("fast-link", "value-b")
+            after = await sample_status(daemon, 3)
+        assert after[-1]["pairs"][0]["targets"][0]["lag_seconds"] == 0.0
+        assert after[-1]["pairs"][0]["rpo_seconds"] == 0.0
+
+    async def test_primary_link_down_then_region_recovers(
+        self, stack: tuple[LocalStack, DaemonProcess], faults: Faults
+    ) -> None:
+        """With the eastus link down the daemon reports the region unreachable, and it
+        reports it up again by itself when the link returns."""
+        _, daemon = stack
+
+        def eastus_up(doc: dict[str, Any]) -> bool | None:
+            return {r["region"]: r["up"] for r in doc["regions"]}["eastus"]
+
+        async with faults.down("eastus-vault"):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and eastus_up(daemon.status()) is not False:
+                await asyncio.sleep(0.5)
+            assert eastus_up(daemon.status()) is False
+            code, metrics = daemon.get("/metrics")
+            assert code == 200
+            assert 'kvdr_region_up{region="eastus"} 0.0' in metrics.decode()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and eastus_up(daemon.status()) is not True:
+            await asyncio.sleep(0.5)
+        assert eastus_up(daemon.status()) is True

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 
 from replicator import metrics
 from replicator.plan import SecretPlan, SkippedVersion, plan_secret, target_attributes
 from replicator.settings import PairSettings
+from replicator.sink import ChangeSink, changes_for_sink
 from vault.client import VaultClient
 from vault.errors import DeletedButRecoverable, ItemNotFound, VaultError
-from vault.models import ItemKind, ItemProperties, SecretValue
+from vault.models import ChangeOp, ItemKind, ItemProperties, ItemRef, SecretValue
 
 log = structlog.get_logger("kvdr.mirror")
 
@@ -43,12 +46,26 @@ class TargetOutcome:
 
 @dataclass
 class ItemOutcome:
-    """One item synced onto several targets."""
+    """One item synced onto several targets (and recorded in the pair's sinks)."""
 
-    name: str
+    ref: ItemRef
     source_latest: ItemProperties | None
     targets: dict[str, TargetOutcome] = field(default_factory=dict)
     source_error: VaultError | None = None
+    # A sink (the journal) could not record the item's changes: it is synced again.
+    sink_error: Exception | None = None
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+
+class ItemMirror(Protocol):
+    """Mirrors the items of one kind of one pair; one implementation per kind."""
+
+    async def sync(self, name: str, targets: list[str]) -> ItemOutcome:
+        """Bring item `name` up to date on each of `targets` and in every sink."""
+        ...
 
 
 class SecretValues:
@@ -75,30 +92,62 @@ class SecretMirror:
         pair: PairSettings,
         source: VaultClient,
         targets: Mapping[str, VaultClient],
+        sinks: Sequence[ChangeSink] = (),
     ) -> None:
         self._pair = pair
         self._source = source
         self._targets = targets
+        self._sinks = tuple(sinks)
         self._log = log.bind(pair=pair.name, source=pair.primary.region)
 
     async def sync(self, name: str, targets: list[str]) -> ItemOutcome:
-        """Bring secret `name` up to date on each of `targets`."""
+        """Bring secret `name` up to date on each of `targets` and in every sink."""
+        ref = ItemRef(ItemKind.SECRET, name)
         try:
             source_versions = await self._source.list_versions(ItemKind.SECRET, name)
         except ItemNotFound:
             source_versions = []
         except VaultError as exc:
-            return ItemOutcome(name=name, source_latest=None, source_error=exc)
+            return ItemOutcome(ref=ref, source_latest=None, source_error=exc)
         if not source_versions:
             # Gone from the source since it was listed; deletions are the sweep's job.
-            return ItemOutcome(name=name, source_latest=None)
-        outcome = ItemOutcome(name=name, source_latest=source_versions[-1])
+            return ItemOutcome(ref=ref, source_latest=None)
+        outcome = ItemOutcome(ref=ref, source_latest=source_versions[-1])
         values = SecretValues(self._source)
         results = await asyncio.gather(
-            *(self._sync_target(name, source_versions, t, values) for t in targets)
+            self._record(ref, source_versions, values, outcome),
+            *(self._sync_target(name, source_versions, t, values) for t in targets),
         )
-        outcome.targets = {r.target: r for r in results}
+        outcome.targets = {r.target: r for r in results if r is not None}
         return outcome
+
+    async def _record(
+        self,
+        ref: ItemRef,
+        source_versions: list[ItemProperties],
+        values: SecretValues,
+        outcome: ItemOutcome,
+    ) -> None:
+        """Hand every sink what it lacks of this secret, values included."""
+        now = datetime.now(UTC)
+        for sink in self._sinks:
+            try:
+                recorded = await sink.recorded(self._pair.name, ref)
+                changes = changes_for_sink(self._pair.name, ref, source_versions, recorded, now)
+                filled = []
+                for change in changes:
+                    props = change.properties
+                    if change.op is ChangeOp.NEW_VERSION and props is not None and props.enabled:
+                        secret = await values.get(ref.name, props.version)
+                        change = replace(change, payload=secret.value)
+                    # A disabled version's value cannot be read: it is recorded without
+                    # one, and restore reports it as such.
+                    filled.append(change)
+                if filled:
+                    await sink.record(filled)
+            except Exception as exc:  # any sink failure: the item is synced again later
+                outcome.sink_error = exc
+                self._log.warning("sink.failed", item=str(ref), error=str(exc))
 
     async def _sync_target(
         self,

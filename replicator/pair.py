@@ -13,7 +13,7 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +23,13 @@ import structlog
 from replicator import metrics
 from replicator.checkpoint import Checkpoint, CheckpointStore, ItemCheckpoint
 from replicator.lag import LagTracker
-from replicator.mirror import ItemOutcome, SecretMirror
+from replicator.mirror import ItemMirror, ItemOutcome, SecretMirror
 from replicator.plan import fingerprint
 from replicator.settings import PairSettings, ReplicatorSettings
+from replicator.sink import ChangeSink
 from vault.client import VaultClient
 from vault.errors import VaultError
-from vault.models import ItemKind, ItemProperties
+from vault.models import ItemKind, ItemProperties, ItemRef
 
 log = structlog.get_logger("kvdr.replicator")
 
@@ -37,6 +38,18 @@ RECENT_ERRORS = 20
 
 def item_key(kind: ItemKind, name: str) -> str:
     return f"{kind.value}/{name}"
+
+
+def ref_key(ref: ItemRef) -> str:
+    return item_key(ref.kind, ref.name)
+
+
+MirrorFactory = Callable[
+    [PairSettings, VaultClient, Mapping[str, VaultClient], Sequence[ChangeSink]], ItemMirror
+]
+
+# Which mirror handles which kind; keys and certificates register theirs here.
+MIRRORS: dict[ItemKind, MirrorFactory] = {ItemKind.SECRET: SecretMirror}
 
 
 @dataclass
@@ -93,6 +106,7 @@ class PairReplicator:
         targets: Mapping[str, VaultClient],
         checkpoints: CheckpointStore,
         clock: Callable[[], float] = time.time,
+        sinks: Sequence[ChangeSink] = (),
     ) -> None:
         self.pair = pair
         self._settings = settings
@@ -100,15 +114,23 @@ class PairReplicator:
         self._targets = dict(targets)
         self._checkpoints = checkpoints
         self._clock = clock
-        self._mirror = SecretMirror(pair, source, self._targets)
+        missing = [k.value for k in pair.kinds if k not in MIRRORS]
+        if missing:
+            raise ValueError(f"pair {pair.name!r}: no mirror for kinds {', '.join(missing)}")
+        self._mirrors: dict[ItemKind, ItemMirror] = {
+            kind: MIRRORS[kind](pair, source, self._targets, tuple(sinks))
+            for kind in sorted(pair.kinds)
+        }
         self.lag = LagTracker(self._targets, clock)
         self.targets: dict[str, TargetState] = {}
-        self._events: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
-        self._item_locks: dict[str, asyncio.Lock] = {}
+        self._events: asyncio.Queue[tuple[ItemRef, float]] = asyncio.Queue()
+        self._item_locks: dict[ItemRef, asyncio.Lock] = {}
         self._limit = asyncio.Semaphore(settings.max_concurrent_items)
         self.last_reconcile: float | None = None
         self.last_poll: float | None = None
         self.source_error: str | None = None
+        # Items a sink (the journal) failed to record, with the error; cleared on success.
+        self.sink_errors: dict[str, str] = {}
         self._log = log.bind(pair=pair.name)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -131,7 +153,7 @@ class PairReplicator:
     def notify(self, kind: ItemKind, name: str, version: str | None = None) -> None:
         """An event says `name` changed on the primary: sync it soon."""
         if kind in self.pair.kinds and self.pair.selects(name):
-            self._events.put_nowait((name, self._clock()))
+            self._events.put_nowait((ItemRef(kind, name), self._clock()))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile, then poll, react to events and reconcile again on intervals."""
@@ -141,12 +163,12 @@ class PairReplicator:
         next_poll = self._clock() + self._settings.poll_interval_seconds
         next_reconcile = self._clock() + self._settings.reconcile_interval_seconds
         while not stop.is_set():
-            timeout = max(0.0, min(next_poll, next_reconcile) - self._clock())
-            names = await self._wait_for_events(stop, timeout)
+            wait_s = max(0.0, min(next_poll, next_reconcile) - self._clock())
+            refs = await self._wait_for_events(stop, wait_s)
             if stop.is_set():
                 break
-            if names:
-                await self._guarded(functools.partial(self.sync_names, names))
+            if refs:
+                await self._guarded(functools.partial(self.sync_refs, refs))
             now = self._clock()
             if now >= next_reconcile:
                 await self._guarded(self.reconcile)
@@ -157,8 +179,8 @@ class PairReplicator:
                 next_poll = self._clock() + self._settings.poll_interval_seconds
         await self.flush()
 
-    async def _wait_for_events(self, stop: asyncio.Event, wait_s: float) -> dict[str, float]:
-        names: dict[str, float] = {}
+    async def _wait_for_events(self, stop: asyncio.Event, wait_s: float) -> dict[ItemRef, float]:
+        refs: dict[ItemRef, float] = {}
         stop_wait = asyncio.ensure_future(stop.wait())
         get = asyncio.ensure_future(self._events.get())
         try:
@@ -170,12 +192,12 @@ class PairReplicator:
             if not get.done():
                 get.cancel()
         if get.done() and not get.cancelled():
-            name, at = get.result()
-            names[name] = at
+            ref, at = get.result()
+            refs[ref] = at
         while not self._events.empty():
-            name, at = self._events.get_nowait()
-            names[name] = min(at, names.get(name, at))
-        return names
+            ref, at = self._events.get_nowait()
+            refs[ref] = min(at, refs.get(ref, at))
+        return refs
 
     async def _guarded(self, step: Callable[[], Any]) -> None:
         """Run one pass; a vault error of the source is status, not a crash."""
@@ -191,20 +213,23 @@ class PairReplicator:
     # -- passes ----------------------------------------------------------------------
 
     async def _source_listing(self) -> list[ItemProperties]:
-        listing = await self._source.list_items(ItemKind.SECRET)
+        listing: list[ItemProperties] = []
+        for kind in self._mirrors:
+            listing += await self._source.list_items(kind)
         self.source_error = None
+        # Certificate-backed keys and secrets travel with their certificate.
         return [p for p in listing if not p.managed and self.pair.selects(p.name)]
 
     async def poll(self) -> SyncReport:
         """Compare the primary's listing with the checkpoints; sync what differs."""
         listing = await self._source_listing()
         self.last_poll = self._clock()
-        work: dict[str, list[str]] = {}
+        work: dict[ItemRef, list[str]] = {}
         for region, state in self.targets.items():
             for props in changed_items(listing, state.checkpoint):
                 since = props.updated_on.timestamp() if props.updated_on else self._clock()
                 self.lag.mark_pending(region, item_key(props.kind, props.name), since)
-                work.setdefault(props.name, []).append(region)
+                work.setdefault(props.ref, []).append(region)
         report = await self._sync_many(work)
         report.items = len(listing)
         report.unchanged += len(listing) - len(work)
@@ -218,50 +243,50 @@ class PairReplicator:
             for props in changed_items(listing, state.checkpoint):
                 since = props.updated_on.timestamp() if props.updated_on else now
                 self.lag.mark_pending(region, item_key(props.kind, props.name), since)
-        work = {p.name: list(self.targets) for p in listing}
+        work = {p.ref: list(self.targets) for p in listing}
         report = await self._sync_many(work, progress)
         report.items = len(listing)
         self.last_reconcile = self._clock()
         self.last_poll = self.last_reconcile
         return report
 
-    async def sync_names(self, names: Mapping[str, float]) -> SyncReport:
-        """Sync the named items on every target (the event path)."""
-        for name, at in names.items():
+    async def sync_refs(self, refs: Mapping[ItemRef, float]) -> SyncReport:
+        """Sync the given items on every target (the event path)."""
+        for ref, at in refs.items():
             for region in self.targets:
-                self.lag.mark_pending(region, item_key(ItemKind.SECRET, name), at)
-        return await self._sync_many({n: list(self.targets) for n in names})
+                self.lag.mark_pending(region, ref_key(ref), at)
+        return await self._sync_many({r: list(self.targets) for r in refs})
 
     async def _sync_many(
         self,
-        work: Mapping[str, list[str]],
+        work: Mapping[ItemRef, list[str]],
         progress: Callable[[int, int], None] | None = None,
     ) -> SyncReport:
         report = SyncReport()
         done = 0
 
-        async def one(name: str, regions: list[str]) -> None:
+        async def one(ref: ItemRef, regions: list[str]) -> None:
             nonlocal done
             async with self._limit:
-                outcome = await self._sync_item(name, regions)
+                outcome = await self._sync_item(ref, regions)
             self._account(outcome, report)
             done += 1
             if progress is not None:
                 progress(done, len(work))
 
         async with asyncio.TaskGroup() as group:
-            for name, regions in work.items():
-                group.create_task(one(name, regions))
+            for ref, regions in work.items():
+                group.create_task(one(ref, regions))
         return report
 
-    async def _sync_item(self, name: str, regions: list[str]) -> ItemOutcome:
-        # One lock per item name (bounded by the vault's item count): an event and a
-        # poll for the same item must not write the same version twice.
-        async with self._item_locks.setdefault(name, asyncio.Lock()):
-            return await self._mirror.sync(name, regions)
+    async def _sync_item(self, ref: ItemRef, regions: list[str]) -> ItemOutcome:
+        # One lock per item (bounded by the vault's item count): an event and a poll
+        # for the same item must not write the same version twice.
+        async with self._item_locks.setdefault(ref, asyncio.Lock()):
+            return await self._mirrors[ref.kind].sync(ref.name, regions)
 
     def _account(self, outcome: ItemOutcome, report: SyncReport) -> None:
-        key = item_key(ItemKind.SECRET, outcome.name)
+        key = ref_key(outcome.ref)
         if outcome.source_error is not None:
             report.errors += 1
             self.source_error = str(outcome.source_error)
@@ -271,6 +296,13 @@ class PairReplicator:
                 self.lag.mark_applied(region, key)
             return
         now = self._clock()
+        if outcome.sink_error is not None:
+            report.errors += 1
+            self.sink_errors[key] = str(outcome.sink_error)
+        else:
+            self.sink_errors.pop(key, None)
+        # A conflict is reported on its own; it is not a change kvdr is about to apply,
+        # so it leaves the lag like an applied change does.
         for region, result in outcome.targets.items():
             state = self.targets[region]
             report.copied += result.copied
@@ -294,6 +326,12 @@ class PairReplicator:
                 state.conflicts.pop(key, None)
                 if not result.copied and not result.updated:
                     report.unchanged += 1
+            state.last_success = now
+            self.lag.mark_applied(region, key)
+            if outcome.sink_error is not None:
+                # Leave the checkpoint behind so the next poll syncs the item again and
+                # the sink (the journal) gets another chance to record it.
+                continue
             previous = state.checkpoint.items.get(key)
             state.checkpoint.items[key] = ItemCheckpoint(
                 fingerprint=fingerprint(outcome.source_latest),
@@ -303,9 +341,6 @@ class PairReplicator:
                 applied_at=now,
             )
             state.dirty = True
-            state.last_success = now
-            # A conflict is reported on its own; it is not a change kvdr is about to apply.
-            self.lag.mark_applied(region, key)
 
     # -- observation -------------------------------------------------------------------
 
@@ -332,6 +367,10 @@ class PairReplicator:
             "last_reconcile": iso(self.last_reconcile),
             "last_poll": iso(self.last_poll),
             "source_error": self.source_error,
+            "journal_errors": [
+                {"item": item, "message": message}
+                for item, message in sorted(self.sink_errors.items())[:RECENT_ERRORS]
+            ],
             "targets": [
                 {
                     "region": region,

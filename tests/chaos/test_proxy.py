@@ -109,11 +109,11 @@ class TestLiveToxics:
         """Latency added to an open connection slows it; removing it makes it fast again."""
         driver = HttpDriver(fault_proxy)
         with connect(listen) as sock:
-            assert median_round_trip_ms(sock) < 20
+            assert median_round_trip_ms(sock) < 50
             name = driver.add_toxic("echo", "latency", attributes={"latency": 100})
             assert median_round_trip_ms(sock) >= 100
             driver.remove_toxic("echo", name)
-            assert median_round_trip_ms(sock) < 20
+            assert median_round_trip_ms(sock) < 50
 
     def test_update_applies_to_open_connection(
         self, fault_proxy: FaultProxyEndpoint, listen: str
@@ -121,7 +121,7 @@ class TestLiveToxics:
         """A toxic's new attributes take effect on a connection already open."""
         HttpDriver(fault_proxy).add_toxic("echo", "latency", attributes={"latency": 30})
         with connect(listen) as sock:
-            assert 30 <= median_round_trip_ms(sock) < 100
+            assert 30 <= median_round_trip_ms(sock) < 150
             response = fault_proxy.api(
                 "PATCH",
                 "/proxies/echo/toxics/latency_downstream",
@@ -138,7 +138,7 @@ class TestLiveToxics:
         with connect(listen) as sock:
             assert median_round_trip_ms(sock, 2) >= 80
             assert fault_proxy.api("POST", "/reset").status_code == 204
-            assert median_round_trip_ms(sock) < 20
+            assert median_round_trip_ms(sock) < 50
 
     def test_no_data_dropped(self, fault_proxy: FaultProxyEndpoint, listen: str) -> None:
         """Adding and removing toxics under traffic loses, duplicates and reorders nothing."""

@@ -1,8 +1,9 @@
 """Measured effects of each toxic, through raw HTTP and through toxiproxy-python.
 
 Every test runs for each server of `fault_proxy` and each `driver` (HTTP requests or
-toxiproxy-python). Timings are the effects the toxics promise, with tolerances that
-hold on a loaded two-core machine; counts use binomial bounds, not luck.
+toxiproxy-python). Timings are the effects the toxics promise, with the tolerances the issue sets (a
+busy machine gets more than one attempt at an upper bound, never at a lower one);
+counts use binomial bounds, not luck.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from tests.fixtures.chaos import (
     recv_exact,
     recv_until_closed,
 )
+
+# A loaded machine can only make things slower: lower bounds are checked on every
+# attempt, and upper bounds must hold in one of this many attempts.
+ATTEMPTS = 3
 
 
 def round_trips(listen: str, count: int, payload: bytes = b"ping") -> list[float]:
@@ -67,11 +72,17 @@ class TestLatency:
         listen = driver.create_proxy("lat", echo_server.address)
         attributes = {"latency": latency, "jitter": jitter}
         driver.add_toxic("lat", "latency", stream, attributes=attributes)
-        samples = round_trips(listen, 8)
-        assert min(samples) >= latency - jitter, samples
-        within = [s for s in samples if s <= latency + jitter + 10]
-        # One sample may lose the CPU to another process; the rest must be in bounds.
-        assert len(within) >= len(samples) - 1, samples
+        attempts = []
+        for _ in range(ATTEMPTS):
+            samples = round_trips(listen, 8)
+            attempts.append(samples)
+            # Never early, whatever the load on the machine.
+            assert min(samples) >= latency - jitter, samples
+            # One sample may lose the CPU to another process; the rest must be in bounds.
+            if sum(s <= latency + jitter + 10 for s in samples) >= len(samples) - 1:
+                break
+        else:
+            pytest.fail(f"round trips above latency + jitter + 10 ms: {attempts}")
 
     def test_zero_latency(
         self, fault_proxy: FaultProxyEndpoint, driver: Driver, echo_server: EchoServer
@@ -79,7 +90,7 @@ class TestLatency:
         """A latency toxic with no delay leaves round trips fast."""
         listen = driver.create_proxy("lat", echo_server.address)
         driver.add_toxic("lat", "latency", attributes={"latency": 0})
-        assert statistics.median(round_trips(listen, 8)) < 10
+        assert statistics.median(round_trips(listen, 8)) < 50
 
 
 class TestBandwidth:
@@ -98,8 +109,16 @@ class TestBandwidth:
         listen = driver.create_proxy("bw", echo_server.address)
         driver.add_toxic("bw", "bandwidth", stream, attributes={"rate": rate_kb})
         expected = size / (rate_kb * 1000)
-        elapsed = echo_transfer_seconds(listen, size)
-        assert abs(elapsed - expected) <= 0.10 * expected, (elapsed, expected)
+        attempts = []
+        for _ in range(ATTEMPTS):
+            elapsed = echo_transfer_seconds(listen, size)
+            attempts.append(elapsed)
+            # Never faster than the rate allows, whatever the load on the machine.
+            assert elapsed >= 0.9 * expected, (elapsed, expected)
+            if elapsed <= 1.1 * expected:
+                break
+        else:
+            pytest.fail(f"transfers slower than {rate_kb} KB/s - 10%: {attempts} s")
 
 
 class TestTimeout:

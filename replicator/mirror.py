@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -20,7 +20,7 @@ from replicator.plan import SecretPlan, SkippedVersion, plan_secret, target_attr
 from replicator.settings import PairSettings
 from replicator.sink import ChangeSink, changes_for_sink
 from vault.client import VaultClient
-from vault.errors import DeletedButRecoverable, ItemNotFound, VaultError
+from vault.errors import DeletedButRecoverable, ItemNotFound, NoAnswer, VaultError
 from vault.models import ChangeOp, ItemKind, ItemProperties, ItemRef, SecretValue
 
 log = structlog.get_logger("kvdr.mirror")
@@ -60,10 +60,21 @@ class ItemOutcome:
         return self.ref.name
 
 
-class ItemMirror(Protocol):
-    """Mirrors the items of one kind of one pair; one implementation per kind."""
+# Called as soon as one target is done with an item, so a slow target does not delay
+# what the others report (lag, checkpoints): (item outcome so far, that target's result).
+TargetDone = Callable[["ItemOutcome", TargetOutcome], None]
 
-    async def sync(self, name: str, targets: list[str]) -> ItemOutcome:
+
+class ItemMirror(Protocol):
+    """Mirrors the items of one kind of one pair; one implementation per kind.
+
+    Contract: sinks first (the journal holds a change before any target applies it),
+    then every target concurrently, each reported through `on_target` when it is done.
+    """
+
+    async def sync(
+        self, name: str, targets: list[str], on_target: TargetDone | None = None
+    ) -> ItemOutcome:
         """Bring item `name` up to date on each of `targets` and in every sink."""
         ...
 
@@ -93,14 +104,18 @@ class SecretMirror:
         source: VaultClient,
         targets: Mapping[str, VaultClient],
         sinks: Sequence[ChangeSink] = (),
+        target_timeout_seconds: float = 15.0,
     ) -> None:
         self._pair = pair
         self._source = source
         self._targets = targets
         self._sinks = tuple(sinks)
+        self._target_timeout = target_timeout_seconds
         self._log = log.bind(pair=pair.name, source=pair.primary.region)
 
-    async def sync(self, name: str, targets: list[str]) -> ItemOutcome:
+    async def sync(
+        self, name: str, targets: list[str], on_target: TargetDone | None = None
+    ) -> ItemOutcome:
         """Bring secret `name` up to date on each of `targets` and in every sink."""
         ref = ItemRef(ItemKind.SECRET, name)
         try:
@@ -114,11 +129,15 @@ class SecretMirror:
             return ItemOutcome(ref=ref, source_latest=None)
         outcome = ItemOutcome(ref=ref, source_latest=source_versions[-1])
         values = SecretValues(self._source)
-        results = await asyncio.gather(
-            self._record(ref, source_versions, values, outcome),
-            *(self._sync_target(name, source_versions, t, values) for t in targets),
-        )
-        outcome.targets = {r.target: r for r in results if r is not None}
+        await self._record(ref, source_versions, values, outcome)
+
+        async def one(region: str) -> None:
+            result = await self._sync_target(name, source_versions, region, values)
+            outcome.targets[region] = result
+            if on_target is not None:
+                on_target(outcome, result)
+
+        await asyncio.gather(*(one(t) for t in targets))
         return outcome
 
     async def _record(
@@ -159,6 +178,30 @@ class SecretMirror:
         target = self._targets[target_region]
         outcome = TargetOutcome(target=target_region)
         try:
+            async with asyncio.timeout(self._target_timeout):
+                await self._sync_target_once(name, source_versions, target, values, outcome)
+        except TimeoutError:
+            exc = NoAnswer(
+                f"secret/{name} on vault {target_region}: no result within "
+                f"{self._target_timeout:.0f} s",
+                vault=target_region,
+                op="mirror",
+            )
+            outcome.error = exc
+            metrics.REPLICATION_ERRORS.labels(self._pair.name, target_region, exc.reason).inc()
+            self._log.warning("mirror.timeout", item=f"secret/{name}", target=target_region)
+        return outcome
+
+    async def _sync_target_once(
+        self,
+        name: str,
+        source_versions: list[ItemProperties],
+        target: VaultClient,
+        values: SecretValues,
+        outcome: TargetOutcome,
+    ) -> None:
+        target_region = outcome.target
+        try:
             plan = await self._plan(name, source_versions, target)
             if plan.conflict is None and (plan.copies or plan.updates):
                 try:
@@ -190,7 +233,6 @@ class SecretMirror:
                 reason=exc.reason,
                 error=str(exc),
             )
-        return outcome
 
     async def _plan(
         self, name: str, source_versions: list[ItemProperties], target: VaultClient

@@ -23,7 +23,7 @@ import structlog
 from replicator import metrics
 from replicator.checkpoint import Checkpoint, CheckpointStore, ItemCheckpoint
 from replicator.lag import LagTracker
-from replicator.mirror import ItemMirror, ItemOutcome, SecretMirror
+from replicator.mirror import ItemMirror, ItemOutcome, SecretMirror, TargetOutcome
 from replicator.plan import fingerprint
 from replicator.settings import PairSettings, ReplicatorSettings
 from replicator.sink import ChangeSink
@@ -45,11 +45,33 @@ def ref_key(ref: ItemRef) -> str:
 
 
 MirrorFactory = Callable[
-    [PairSettings, VaultClient, Mapping[str, VaultClient], Sequence[ChangeSink]], ItemMirror
+    [
+        PairSettings,
+        ReplicatorSettings,
+        VaultClient,
+        Mapping[str, VaultClient],
+        Sequence[ChangeSink],
+    ],
+    ItemMirror,
 ]
 
+
+def secret_mirror(
+    pair: PairSettings,
+    settings: ReplicatorSettings,
+    source: VaultClient,
+    targets: Mapping[str, VaultClient],
+    sinks: Sequence[ChangeSink],
+) -> ItemMirror:
+    return SecretMirror(pair, source, targets, sinks, settings.target_timeout_seconds)
+
+
 # Which mirror handles which kind; keys and certificates register theirs here.
-MIRRORS: dict[ItemKind, MirrorFactory] = {ItemKind.SECRET: SecretMirror}
+MIRRORS: dict[ItemKind, MirrorFactory] = {ItemKind.SECRET: secret_mirror}
+
+# A target that stops answering is left alone for a while (doubling up to this many
+# seconds) so the pair's other targets keep their pace; its changes wait as lag.
+MAX_SUSPENSION_SECONDS = 60.0
 
 
 @dataclass
@@ -82,6 +104,9 @@ class TargetState:
     errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
     last_success: float | None = None
     dirty: bool = False
+    # Circuit breaker: consecutive unreachable results and until when to skip the target.
+    failures: int = 0
+    suspended_until: float = 0.0
 
 
 def changed_items(listing: list[ItemProperties], checkpoint: Checkpoint) -> list[ItemProperties]:
@@ -118,7 +143,7 @@ class PairReplicator:
         if missing:
             raise ValueError(f"pair {pair.name!r}: no mirror for kinds {', '.join(missing)}")
         self._mirrors: dict[ItemKind, ItemMirror] = {
-            kind: MIRRORS[kind](pair, source, self._targets, tuple(sinks))
+            kind: MIRRORS[kind](pair, settings, source, self._targets, tuple(sinks))
             for kind in sorted(pair.kinds)
         }
         self.lag = LagTracker(self._targets, clock)
@@ -265,11 +290,19 @@ class PairReplicator:
         report = SyncReport()
         done = 0
 
+        def target_done(outcome: ItemOutcome, result: TargetOutcome) -> None:
+            self._account_target(outcome, result, report)
+
         async def one(ref: ItemRef, regions: list[str]) -> None:
             nonlocal done
             async with self._limit:
-                outcome = await self._sync_item(ref, regions)
-            self._account(outcome, report)
+                now = self._clock()
+                live = [r for r in regions if self.targets[r].suspended_until <= now]
+                # One lock per item (bounded by the vault's item count): an event and a
+                # poll for the same item must not write the same version twice.
+                async with self._item_locks.setdefault(ref, asyncio.Lock()):
+                    outcome = await self._mirrors[ref.kind].sync(ref.name, live, target_done)
+            self._account_item(outcome, report)
             done += 1
             if progress is not None:
                 progress(done, len(work))
@@ -279,68 +312,80 @@ class PairReplicator:
                 group.create_task(one(ref, regions))
         return report
 
-    async def _sync_item(self, ref: ItemRef, regions: list[str]) -> ItemOutcome:
-        # One lock per item (bounded by the vault's item count): an event and a poll
-        # for the same item must not write the same version twice.
-        async with self._item_locks.setdefault(ref, asyncio.Lock()):
-            return await self._mirrors[ref.kind].sync(ref.name, regions)
-
-    def _account(self, outcome: ItemOutcome, report: SyncReport) -> None:
+    def _account_item(self, outcome: ItemOutcome, report: SyncReport) -> None:
+        """What concerns the item as a whole: the source and the sinks."""
         key = ref_key(outcome.ref)
         if outcome.source_error is not None:
             report.errors += 1
             self.source_error = str(outcome.source_error)
-            return
-        if outcome.source_latest is None:
+        elif outcome.source_latest is None:
+            # Gone from the source: nothing left to apply (deletions are the sweep's).
             for region in self.targets:
                 self.lag.mark_applied(region, key)
-            return
-        now = self._clock()
-        if outcome.sink_error is not None:
+        elif outcome.sink_error is not None:
             report.errors += 1
             self.sink_errors[key] = str(outcome.sink_error)
         else:
             self.sink_errors.pop(key, None)
+
+    def _account_target(
+        self, outcome: ItemOutcome, result: TargetOutcome, report: SyncReport
+    ) -> None:
+        """One target is done with one item: counts, conflicts, lag and its checkpoint."""
+        assert outcome.source_latest is not None  # targets run only for a listed source
+        key = ref_key(outcome.ref)
+        now = self._clock()
+        state = self.targets[result.target]
+        report.copied += result.copied
+        report.updated += result.updated
+        report.skipped += len(result.skipped)
+        if result.error is not None:
+            report.errors += 1
+            state.errors.append(
+                {
+                    "at": datetime.fromtimestamp(now, UTC).isoformat(),
+                    "item": key,
+                    "reason": result.error.reason,
+                    "message": str(result.error),
+                }
+            )
+            if result.error.transient:
+                self._suspend(state, now, result.error)
+            return
+        if result.conflict is not None:
+            report.conflicts += 1
+            state.conflicts[key] = result.conflict
+        else:
+            state.conflicts.pop(key, None)
+            if not result.copied and not result.updated:
+                report.unchanged += 1
+        state.last_success = now
+        state.failures = 0
         # A conflict is reported on its own; it is not a change kvdr is about to apply,
         # so it leaves the lag like an applied change does.
-        for region, result in outcome.targets.items():
-            state = self.targets[region]
-            report.copied += result.copied
-            report.updated += result.updated
-            report.skipped += len(result.skipped)
-            if result.error is not None:
-                report.errors += 1
-                state.errors.append(
-                    {
-                        "at": datetime.fromtimestamp(now, UTC).isoformat(),
-                        "item": key,
-                        "reason": result.error.reason,
-                        "message": str(result.error),
-                    }
-                )
-                continue
-            if result.conflict is not None:
-                report.conflicts += 1
-                state.conflicts[key] = result.conflict
-            else:
-                state.conflicts.pop(key, None)
-                if not result.copied and not result.updated:
-                    report.unchanged += 1
-            state.last_success = now
-            self.lag.mark_applied(region, key)
-            if outcome.sink_error is not None:
-                # Leave the checkpoint behind so the next poll syncs the item again and
-                # the sink (the journal) gets another chance to record it.
-                continue
-            previous = state.checkpoint.items.get(key)
-            state.checkpoint.items[key] = ItemCheckpoint(
-                fingerprint=fingerprint(outcome.source_latest),
-                source_version=outcome.source_latest.version,
-                target_version=result.target_version
-                or (previous.target_version if previous else None),
-                applied_at=now,
-            )
-            state.dirty = True
+        self.lag.mark_applied(result.target, key)
+        if outcome.sink_error is not None:
+            # Leave the checkpoint behind so the next poll syncs the item again and the
+            # sink (the journal) gets another chance to record it.
+            return
+        previous = state.checkpoint.items.get(key)
+        state.checkpoint.items[key] = ItemCheckpoint(
+            fingerprint=fingerprint(outcome.source_latest),
+            source_version=outcome.source_latest.version,
+            target_version=result.target_version or (previous.target_version if previous else None),
+            applied_at=now,
+        )
+        state.dirty = True
+
+    def _suspend(self, state: TargetState, now: float, error: VaultError) -> None:
+        if state.suspended_until > now:
+            return  # already suspended by another item of this pass
+        state.failures += 1
+        pause = min(MAX_SUSPENSION_SECONDS, 2.0 ** min(state.failures, 6))
+        state.suspended_until = now + pause
+        self._log.warning(
+            "target.suspended", target=state.region, seconds=pause, reason=error.reason
+        )
 
     # -- observation -------------------------------------------------------------------
 
@@ -378,6 +423,9 @@ class PairReplicator:
                     "pending": self.lag.pending(region),
                     "items": len(state.checkpoint.items),
                     "last_success": iso(state.last_success),
+                    "suspended_until": iso(state.suspended_until)
+                    if state.suspended_until > self._clock()
+                    else None,
                     "conflicts": [
                         {"item": item, "reason": reason}
                         for item, reason in sorted(state.conflicts.items())

@@ -42,4 +42,7 @@ class ReplicatorSettings:
     max_concurrent_items: int = 16
     # SIGTERM: how long in-flight changes may finish before they are abandoned.
     drain_seconds: float = 10.0
+    # One target's share of one item may take this long; a slower or dead target fails
+    # that item (retried later) instead of holding the other targets back.
+    target_timeout_seconds: float = 15.0
     extra: dict[str, str] = field(default_factory=dict)

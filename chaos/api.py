@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from chaos.address import join_host_port, resolve_listen
 from chaos.collection import ProxyCollection, proxies_json
 from chaos.errors import ApiError, ListenError
 
@@ -225,9 +226,15 @@ class FaultProxy:
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             stack.push_async_callback(self.collection.close)
-            site = web.TCPSite(runner, self.host, self.port)
             try:
+                if self.port == 0:
+                    # A name like "localhost" would get one free port per address it
+                    # resolves to; bind one address so the URL names the only port.
+                    self.host, _ = await resolve_listen(join_host_port(self.host, 0))
+                site = web.TCPSite(runner, self.host, self.port)
                 await site.start()
+            except ApiError as exc:
+                raise ListenError(self.host, self.port, exc.message) from exc
             except OSError as exc:
                 reason = exc.strerror.lower() if exc.strerror else str(exc)
                 raise ListenError(self.host, self.port, reason) from exc

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chaos.address import join_host_port, split_host_port
 from chaos.errors import ApiError
-from chaos.proxy import join_host_port, split_host_port
 from chaos.stream import END, Channel, Chunk, Direction
 from chaos.toxics import TOXIC_TYPES, apply_toxic_update, parse_new_toxic, slice_points
 

@@ -29,6 +29,8 @@ from azure.core.exceptions import AzureError
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.keyvault.certificates.aio import CertificateClient
 from azure.keyvault.keys.aio import KeyClient
+from azure.keyvault.keys.crypto import KeyWrapAlgorithm
+from azure.keyvault.keys.crypto.aio import CryptographyClient
 from azure.keyvault.secrets.aio import SecretClient
 
 from vault import _sdk_models as sdk
@@ -37,7 +39,15 @@ from vault._azure_errors import map_azure_error
 from vault._kinds import CertificateCalls, KeyCalls, KindCalls, Listing, SecretCalls
 from vault._rate_policy import CURRENT_OP, RateControlPolicy
 from vault.errors import BadRequest, Forbidden, ItemConflict, ItemNotFound, VaultError
-from vault.models import Attributes, DeletedItem, ItemKind, ItemProperties, SecretValue, VaultRef
+from vault.models import (
+    Attributes,
+    DeletedItem,
+    ItemKind,
+    ItemProperties,
+    SecretValue,
+    VaultRef,
+    WrappedKey,
+)
 from vault.rate import RateController
 from vault.settings import VaultSettings
 
@@ -50,6 +60,8 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 # Key Vault keeps answering 409 for a name for a few seconds after it was purged (1-5 s,
 # DESIGN.md): within this long after our own purge, a 409 is retried with backoff.
 PURGE_SETTLE_SECONDS = 30.0
+# The one key-wrap algorithm kvdr uses with vault keys (RSA keys only).
+WRAP_ALGORITHM = KeyWrapAlgorithm.rsa_oaep_256
 
 
 def sdk_client_options(
@@ -105,8 +117,12 @@ class KeyVaultAdapter:
         keys: KeyClient,
         certificates: CertificateClient,
         rate: RateController,
+        crypto: Callable[[str], CryptographyClient] | None = None,
     ) -> None:
         self._ref = ref
+        # Builds a CryptographyClient for one key id with this adapter's transport and
+        # rate control (wrap_key / unwrap_key); None when built without `open`.
+        self._crypto = crypto
         self._secrets = secrets
         self._rate = rate
         self._kinds: dict[ItemKind, KindCalls] = {
@@ -145,7 +161,18 @@ class KeyVaultAdapter:
             certificates = await stack.enter_async_context(
                 CertificateClient(ref.url, credential, **options())
             )
-            yield cls(ref, secrets=secrets, keys=keys, certificates=certificates, rate=rate)
+
+            def crypto(key_id: str) -> CryptographyClient:
+                return CryptographyClient(key_id, credential, **options())
+
+            yield cls(
+                ref,
+                secrets=secrets,
+                keys=keys,
+                certificates=certificates,
+                rate=rate,
+                crypto=crypto,
+            )
 
     @property
     def ref(self) -> VaultRef:
@@ -390,6 +417,59 @@ class KeyVaultAdapter:
         return await self._call(
             op, item, lambda: calls.restore(blob), also_retry=self._after_purge(kind)
         )
+
+    async def wrap_key(self, name: str, key: bytes, version: str | None = None) -> WrappedKey:
+        """RSA-OAEP-256 wrap of `key` with vault key `name` (current version unless given).
+
+        The SDK fetches the public key once per client and wraps locally when the key
+        allows it (one GET), else asks the vault. A client per call: a rotated key's new
+        version is used from the next call on.
+        """
+        op = "wrap_key"
+        item = self._item(ItemKind.KEY, name, op)
+        key_id = f"{self._ref.url}/keys/{name}" + (f"/{version}" if version else "")
+
+        async def wrap() -> WrappedKey:
+            async with self._crypto_client(op, key_id) as client:
+                result = await client.wrap_key(WRAP_ALGORITHM, bytes(key))
+            return WrappedKey(
+                key_id=str(result.key_id or client.key_id or key_id),
+                algorithm=str(getattr(result.algorithm, "value", result.algorithm)),
+                encrypted_key=bytes(result.encrypted_key),
+            )
+
+        return await self._call(op, item, wrap)
+
+    async def unwrap_key(self, name: str, version: str, wrapped: bytes) -> bytes:
+        """RSA-OAEP-256 unwrap with one version of vault key `name` (done by the vault:
+        the private half never leaves it)."""
+        op = "unwrap_key"
+        item = self._item(ItemKind.KEY, name, op)
+        if not version or "/" in version:
+            raise BadRequest(
+                f"{op} {item} on vault {self._ref.label}: a key version is required",
+                vault=self._ref.label,
+                op=op,
+                code="InvalidVersion",
+            )
+        key_id = f"{self._ref.url}/keys/{name}/{version}"
+
+        async def unwrap() -> bytes:
+            async with self._crypto_client(op, key_id) as client:
+                result = await client.unwrap_key(WRAP_ALGORITHM, bytes(wrapped))
+            return bytes(result.key)
+
+        return await self._call(op, item, unwrap)
+
+    def _crypto_client(self, op: str, key_id: str) -> CryptographyClient:
+        if self._crypto is None:
+            raise VaultError(
+                f"{op} on vault {self._ref.label}: this adapter was not opened with "
+                "KeyVaultAdapter.open (no credential for key operations)",
+                vault=self._ref.label,
+                op=op,
+            )
+        return self._crypto(key_id)
 
     async def probe(self) -> None:
         """One page of one secret, no retry: a health check wants the answer now."""

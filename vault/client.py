@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from vault.models import Attributes, DeletedItem, ItemKind, ItemProperties, SecretValue, VaultRef
+from vault.models import (
+    Attributes,
+    DeletedItem,
+    ItemKind,
+    ItemProperties,
+    SecretValue,
+    VaultRef,
+    WrappedKey,
+)
 
 
 class VaultClient(Protocol):
@@ -57,6 +65,15 @@ class VaultClient(Protocol):
     async def backup_item(self, kind: ItemKind, name: str) -> bytes: ...
 
     async def restore_item(self, kind: ItemKind, backup: bytes) -> ItemProperties: ...
+
+    async def wrap_key(self, name: str, key: bytes, version: str | None = None) -> WrappedKey:
+        """Wrap `key` (a data key) with RSA-OAEP-256 under vault key `name` (its current
+        version unless `version`); the result names the key version that wrapped it."""
+        ...
+
+    async def unwrap_key(self, name: str, version: str, wrapped: bytes) -> bytes:
+        """Unwrap (RSA-OAEP-256) with one version of vault key `name`."""
+        ...
 
     async def probe(self) -> None:
         """One cheap authenticated request; raises a `VaultError` when unreachable."""

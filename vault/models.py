@@ -130,6 +130,19 @@ class Attributes:
         )
 
 
+@dataclass(frozen=True)
+class WrappedKey:
+    """A data key wrapped by a vault key: safe to store and log (it opens nothing alone).
+
+    `key_id` is the full id of the vault key version that wrapped it
+    (`https://<vault>/keys/<name>/<version>`); unwrapping needs that exact version.
+    """
+
+    key_id: str
+    algorithm: str
+    encrypted_key: bytes = field(repr=False)
+
+
 class ChangeOp(StrEnum):
     """What happened to an item."""
 

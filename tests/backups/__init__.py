@@ -1,0 +1,1 @@
+"""Tests of the backups part: journal, snapshots, encryption, restore."""

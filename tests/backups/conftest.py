@@ -1,0 +1,80 @@
+"""Helpers for the backups tests: KEKs of every kind and adapters on real emulators."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from backups.keks import LocalFileKek, RecoveryKek
+from tests.fixtures.emulator import AsyncStaticTokenCredential, EmulatorProcess, aio_key_client
+from vault import KeyVaultAdapter, VaultRef, VaultSettings
+
+_names = itertools.count()
+
+
+def unique(prefix: str) -> str:
+    """A name no other test of the session uses."""
+    return f"{prefix}-{next(_names)}"
+
+
+@functools.cache
+def recovery_private_pem() -> bytes:
+    """One RSA-2048 recovery key pair for the whole session (generation takes a while)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def recovery_public_pem() -> bytes:
+    key = serialization.load_pem_private_key(recovery_private_pem(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def recovery_public() -> RecoveryKek:
+    return RecoveryKek.from_public_pem(recovery_public_pem())
+
+
+def recovery_private() -> RecoveryKek:
+    return RecoveryKek.from_private_pem(recovery_private_pem())
+
+
+def local_kek() -> LocalFileKek:
+    """A fresh in-memory local KEK."""
+    return LocalFileKek(os.urandom(32))
+
+
+def emulator_settings(emu: EmulatorProcess, **overrides: Any) -> VaultSettings:
+    base: dict[str, Any] = {"ca_file": str(emu.ca_path), "verify_challenge_resource": False}
+    base.update(overrides)
+    return VaultSettings(**base)
+
+
+@asynccontextmanager
+async def open_adapter(
+    emu: EmulatorProcess, region: str | None = None, **overrides: Any
+) -> AsyncIterator[KeyVaultAdapter]:
+    """An adapter on `emu` (region label unique unless given, for separate metrics)."""
+    ref = VaultRef(region or unique(emu.region), emu.url)
+    async with KeyVaultAdapter.open(
+        ref, AsyncStaticTokenCredential(), emulator_settings(emu, **overrides)
+    ) as adapter:
+        yield adapter
+
+
+async def create_rsa_key(emu: EmulatorProcess, name: str) -> str:
+    """Create an RSA-2048 key (a vault KEK) with the official SDK; returns its version."""
+    async with aio_key_client(emu) as keys:
+        return (await keys.create_rsa_key(name, size=2048)).properties.version or ""

@@ -1,0 +1,80 @@
+"""Printing benchmark results: aligned tables, percentiles, ratios and target verdicts.
+
+Benchmarks report and never fail on a missed target (tests assert); a verdict names the
+target and, when missed, by how much.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of `values`; NaN for none."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ratio(numerator: float, denominator: float) -> str:
+    """`12.3x`, or `n/a` when the denominator is zero."""
+    if denominator <= 0 or math.isnan(numerator) or math.isnan(denominator):
+        return "n/a"
+    return f"{numerator / denominator:.1f}x"
+
+
+def at_least(value: float, target: float, unit: str = "") -> str:
+    """Verdict for a higher-is-better figure."""
+    if math.isnan(value):
+        return f"target >= {target:g}{unit}: no data"
+    if value >= target:
+        return f"target >= {target:g}{unit}: met"
+    short = f"{target - value:.3g}{unit}"
+    return f"target >= {target:g}{unit}: MISSED by {short} ({value / target:.0%} of it)"
+
+
+def at_most(value: float, target: float, unit: str = "") -> str:
+    """Verdict for a lower-is-better figure."""
+    if math.isnan(value):
+        return f"target < {target:g}{unit}: no data"
+    if value < target:
+        return f"target < {target:g}{unit}: met"
+    over = f"{value - target:.3g}{unit}"
+    return f"target < {target:g}{unit}: MISSED by {over} ({value / target:.1f}x it)"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain aligned table: first column left, the rest right."""
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        parts = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def header(title: str) -> str:
+    """Title line with date and machine, printed before each benchmark's table."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    cpus = os.cpu_count() or 0
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"== {title}\n   {when}, {cpus} cores, {python}"

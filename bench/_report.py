@@ -49,14 +49,31 @@ def at_most(value: float, target: float, unit: str = "") -> str:
     return f"target < {target:g}{unit}: MISSED by {over} ({value / target:.1f}x it)"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain aligned table: first column left, the rest right."""
+def no_more_than(value: float, target: float, unit: str = "") -> str:
+    """Verdict for a lower-is-better figure whose target includes the bound."""
+    if math.isnan(value):
+        return f"target <= {target:g}{unit}: no data"
+    if value <= target:
+        return f"target <= {target:g}{unit}: met"
+    over = f"{value - target:.3g}{unit}"
+    return f"target <= {target:g}{unit}: MISSED by {over} ({value / target:.1f}x it)"
+
+
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], align: str | None = None
+) -> str:
+    """A plain aligned table. `align` has one letter per column, `l` or `r`; by default
+    the first column is left-aligned and the rest right-aligned (figures)."""
     cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    sides = align or "l" + "r" * (len(headers) - 1)
+    if len(sides) != len(headers) or set(sides) - {"l", "r"}:
+        raise ValueError(f"align {align!r} must be one l or r per column ({len(headers)})")
 
     def line(row: list[str]) -> str:
-        parts = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        parts = [
+            c.ljust(w) if side == "l" else c.rjust(w)
+            for c, w, side in zip(row, widths, sides, strict=True)
         ]
         return "  ".join(parts).rstrip()
 

@@ -1,0 +1,97 @@
+"""List and run the benchmarks: `python -m bench [--list] [--full] [NAME ...]`.
+
+With no names every benchmark runs; in quick mode (the default) each gets small
+arguments so the whole set takes a few minutes, `--full` runs them at their defaults
+(the sizes bench/README.md reports). Each runs as its own process
+(`python -m bench.NAME`), so one's state never leaks into the next. The exit code is
+non-zero only when a benchmark crashed; benchmarks report missed targets, they do not
+fail on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pkgutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench._report import table
+
+HERE = Path(__file__).resolve().parent
+
+# Quick-mode arguments per benchmark (the full sizes are each script's defaults).
+QUICK_ARGS: dict[str, list[str]] = {
+    "replication_initial_sync": ["--secrets", "200"],
+    "replication_throttle": ["--secrets", "600", "--compare-items", "0"],
+    "replication_steady_state": ["--seconds", "10"],
+    "replication_read_cost": [
+        "--secrets",
+        "200",
+        "--seconds",
+        "10",
+        "--poll-interval",
+        "2",
+        "--reconcile-interval",
+        "5",
+    ],
+    "emulator_rps": ["--sets", "300", "--gets", "1000"],
+    "proxy_overhead": ["--round-trips", "500", "--megabytes", "32", "--rounds", "1"],
+}
+
+
+def discovered() -> list[str]:
+    """Every runnable benchmark module in this folder (private modules excluded)."""
+    return sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if not m.name.startswith("_"))
+
+
+def summary(name: str) -> str:
+    """The first line of a benchmark's docstring, without importing it (imports are slow)."""
+    text = (HERE / f"{name}.py").read_text()
+    for quote in ('"""', "'''"):
+        if quote in text:
+            return text.split(quote, 2)[1].strip().splitlines()[0]
+    return ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--full", action="store_true", help="run at full size (the defaults)")
+    args = parser.parse_args()
+
+    known = discovered()
+    if args.list:
+        rows = [
+            [name, summary(name), " ".join(QUICK_ARGS.get(name, ["(defaults)"]))] for name in known
+        ]
+        print(table(["benchmark", "what", "quick mode"], rows, align="lll"))
+        return 0
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(unknown)} (have: {', '.join(known)})")
+
+    chosen = args.names or known
+    results = []
+    for name in chosen:
+        if not args.full and name not in QUICK_ARGS and not args.names:
+            print(f"-- {name}: skipped in quick mode (no quick arguments known); --full runs it")
+            results.append([name, "skipped", "-"])
+            continue
+        extra = [] if args.full else QUICK_ARGS.get(name, [])
+        command = [sys.executable, "-m", f"bench.{name}", *extra]
+        print(f"-- {name}: {' '.join(command[1:])}", flush=True)
+        started = time.perf_counter()
+        code = subprocess.call(command, cwd=HERE.parent)
+        results.append(
+            [name, "ok" if code == 0 else f"CRASHED (exit {code})", time.perf_counter() - started]
+        )
+        print(flush=True)
+    print(table(["benchmark", "result", "seconds"], results, align="llr"))
+    return 0 if all(r[1] in ("ok", "skipped") for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

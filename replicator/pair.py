@@ -156,6 +156,7 @@ class PairReplicator:
         self.source_error: str | None = None
         # Items a sink (the journal) failed to record, with the error; cleared on success.
         self.sink_errors: dict[str, str] = {}
+        self._rpo_alarm = False
         self._log = log.bind(pair=pair.name)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -390,7 +391,19 @@ class PairReplicator:
     # -- observation -------------------------------------------------------------------
 
     def publish_metrics(self) -> None:
-        metrics.RPO_SECONDS.labels(self.pair.name).set(self.lag.rpo())
+        """Update the gauges, and log once when RPO crosses the objective either way."""
+        rpo = self.lag.rpo()
+        above = rpo > self.pair.rpo_objective_seconds
+        if above and not self._rpo_alarm:
+            self._log.warning(
+                "rpo.above_objective",
+                rpo_seconds=round(rpo, 1),
+                objective_seconds=self.pair.rpo_objective_seconds,
+            )
+        elif self._rpo_alarm and not above:
+            self._log.info("rpo.within_objective", rpo_seconds=round(rpo, 1))
+        self._rpo_alarm = above
+        metrics.RPO_SECONDS.labels(self.pair.name).set(rpo)
         for region, state in self.targets.items():
             metrics.REPLICATION_LAG_SECONDS.labels(self.pair.name, region).set(self.lag.lag(region))
             metrics.CONFLICTS.labels(self.pair.name, region).set(len(state.conflicts))

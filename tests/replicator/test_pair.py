@@ -212,6 +212,25 @@ class TestLagAndRpo:
         await replicator.poll()
         assert replicator.lag.rpo() == 0.0
 
+    async def test_rpo_above_objective_is_logged_once_and_cleared(self, world: World) -> None:
+        """Crossing the objective logs one warning; catching up logs that it is back."""
+        replicator = world.replicator(world.pair(rpo_objective_seconds=0.5))
+        await replicator.load()
+        await world.vaults["eastus"].set_secret("slowpoke", "value", Attributes())
+        world.emulators["westus"].set_read_only(True)
+        with capture_logs() as logs:
+            await replicator.poll()
+            await asyncio.sleep(0.7)
+            replicator.publish_metrics()
+            replicator.publish_metrics()
+            world.emulators["westus"].set_read_only(False)
+            replicator.targets["westus"].suspended_until = 0.0
+            await replicator.poll()
+            replicator.publish_metrics()
+        events = [e["event"] for e in logs if e["event"].startswith("rpo.")]
+        assert events == ["rpo.above_objective", "rpo.within_objective"]
+        assert replicator.status()["rpo_ok"] is True
+
 
 class TestThrottling:
     async def test_429s_slow_down_but_lose_nothing(self, make_world: WorldFactory) -> None:

@@ -40,6 +40,14 @@ class ItemCheckpoint:
     source_version: str
     target_version: str | None
     applied_at: float
+    # Set when the deletion sweep soft-deleted the item on this target (epoch seconds).
+    # The entry is kept, not dropped, so a recovery on the primary is recognised.
+    deleted_at: float | None = None
+
+    @property
+    def changed_at(self) -> float:
+        """When kvdr last changed this entry (applied or deleted)."""
+        return max(self.applied_at, self.deleted_at or 0.0)
 
 
 @dataclass
@@ -59,7 +67,9 @@ class Checkpoint:
             "target": self.target,
             "updated_at": self.updated_at,
             "items": {
+                # A fifth element only for deleted items: live entries stay as before.
                 key: [c.fingerprint, c.source_version, c.target_version, c.applied_at]
+                + ([c.deleted_at] if c.deleted_at is not None else [])
                 for key, c in sorted(self.items.items())
             },
         }
@@ -72,7 +82,11 @@ class Checkpoint:
             raise ValueError(f"unsupported checkpoint format {doc.get('format')!r}")
         items = {
             key: ItemCheckpoint(
-                fingerprint=v[0], source_version=v[1], target_version=v[2], applied_at=v[3]
+                fingerprint=v[0],
+                source_version=v[1],
+                target_version=v[2],
+                applied_at=v[3],
+                deleted_at=v[4] if len(v) > 4 else None,
             )
             for key, v in doc["items"].items()
         }
@@ -98,6 +112,11 @@ class CheckpointStore:
 
     def __init__(self, blobs: BlobStore) -> None:
         self._blobs = blobs
+
+    @property
+    def blobs(self) -> BlobStore:
+        """The store the checkpoints live in (the deletion guard keeps its state there too)."""
+        return self._blobs
 
     async def load(self, pair: str, target: str) -> Checkpoint:
         name = checkpoint_blob_name(pair, target)

@@ -29,3 +29,14 @@ CONFLICTS = Gauge(
     "Target items kvdr refuses to overwrite because it did not write them",
     ["pair", "target"],
 )
+DELETION_GUARD_TRIPPED = Gauge(
+    "kvdr_deletion_guard_tripped",
+    "1 while the pair's deletion guard withholds deletions (a mass deletion on the primary)",
+    ["pair"],
+)
+ITEM_EXPIRY_TIMESTAMP = Gauge(
+    "kvdr_item_expiry_timestamp_seconds",
+    "Earliest expiry (epoch seconds) among the items of this pair, region and kind that "
+    "expire within the pair's expiry horizon",
+    ["pair", "region", "kind"],
+)

@@ -21,6 +21,14 @@ class PairSettings:
     # Take over target items that kvdr did not write (they lack the kvdr tag).
     adopt: bool = False
     rpo_objective_seconds: float = 60.0
+    # Deletion guard and expiry watch (replicator/sweep.py, guard.py, expiry.py); None
+    # takes the value of ReplicatorSettings.
+    deletion_guard_min_items: int | None = None
+    deletion_guard_fraction: float | None = None
+    expiry_horizon_seconds: float | None = None
+    # Status, dashboard and metrics show a short hash instead of item names where the
+    # deletion guard and the expiry watch list items.
+    hide_names: bool = False
 
     def selects(self, name: str) -> bool:
         """True when an item name belongs to this pair (include, then exclude globs)."""
@@ -45,4 +53,13 @@ class ReplicatorSettings:
     # One target's share of one item may take this long; a slower or dead target fails
     # that item (retried later) instead of holding the other targets back.
     target_timeout_seconds: float = 15.0
+    # Deletions are found by comparing listings (Event Grid sends no delete events); each
+    # sweep lists the primary's live and deleted items of every kind of the pair.
+    deletion_sweep_interval_seconds: float = 300.0
+    # One sweep finding more than max(min_items, fraction * items) deleted stops deletion
+    # propagation for the pair until confirmed (pairs may override both).
+    deletion_guard_min_items: int = 10
+    deletion_guard_fraction: float = 0.25
+    # Items expiring within this long in any region are listed and exported.
+    expiry_horizon_seconds: float = 30 * 86400.0
     extra: dict[str, str] = field(default_factory=dict)

@@ -22,6 +22,7 @@ from vault.errors import (
 )
 from vault.models import (
     Attributes,
+    CertificateMaterial,
     Change,
     ChangeOp,
     DeletedItem,
@@ -37,6 +38,7 @@ from vault.settings import CredentialSettings, VaultSettings
 __all__ = [
     "Attributes",
     "BadRequest",
+    "CertificateMaterial",
     "Change",
     "ChangeOp",
     "CredentialSettings",

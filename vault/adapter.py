@@ -10,7 +10,9 @@ backoff for transient faults) and every HTTP request of it through `RateControlP
 off (`retry_total=0`) so that a 429 is counted and waited for in one place only. The
 SDK's delete/recover pollers still work with it off: they poll through 404s, which they
 read as "not yet", and a transient fault while polling surfaces as a `VaultError` that
-`delete_item` / `recover_item` retry idempotently.
+`delete_item` / `recover_item` retry idempotently. The key and certificate calls beyond
+the per-kind basics (policies, import, issuers, contacts) come from the mixin in
+`vault._key_certificate_calls`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from azure.keyvault.secrets.aio import SecretClient
 from vault import _sdk_models as sdk
 from vault import metrics
 from vault._azure_errors import map_azure_error
+from vault._key_certificate_calls import KeyCertificateCalls
 from vault._kinds import CertificateCalls, KeyCalls, KindCalls, Listing, SecretCalls
 from vault._rate_policy import CURRENT_OP, RateControlPolicy
 from vault.errors import BadRequest, Forbidden, ItemConflict, ItemNotFound, VaultError
@@ -106,7 +109,7 @@ def http_session(settings: VaultSettings) -> aiohttp.ClientSession:
     )
 
 
-class KeyVaultAdapter:
+class KeyVaultAdapter(KeyCertificateCalls):
     """One vault in one region, through the official SDK, rate-controlled."""
 
     def __init__(
@@ -124,6 +127,9 @@ class KeyVaultAdapter:
         # rate control (wrap_key / unwrap_key); None when built without `open`.
         self._crypto = crypto
         self._secrets = secrets
+        # Rotation and certificate policies, import, issuers, contacts (KeyCertificateCalls).
+        self._keys = keys
+        self._certificates = certificates
         self._rate = rate
         self._kinds: dict[ItemKind, KindCalls] = {
             ItemKind.SECRET: SecretCalls(secrets),

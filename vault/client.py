@@ -11,6 +11,7 @@ from typing import Protocol
 
 from vault.models import (
     Attributes,
+    CertificateMaterial,
     DeletedItem,
     ItemKind,
     ItemProperties,
@@ -18,6 +19,7 @@ from vault.models import (
     VaultRef,
     WrappedKey,
 )
+from vault.policies import CertificateContact, CertificateIssuer, CertificatePolicy, RotationPolicy
 
 
 class VaultClient(Protocol):
@@ -74,6 +76,51 @@ class VaultClient(Protocol):
     async def unwrap_key(self, name: str, version: str, wrapped: bytes) -> bytes:
         """Unwrap (RSA-OAEP-256) with one version of vault key `name`."""
         ...
+
+    # -- keys and certificates beyond backup and restore ----------------------------
+
+    async def get_key(self, name: str, version: str | None = None) -> ItemProperties:
+        """One key version's properties, with its `key_type` (listings carry none)."""
+        ...
+
+    async def get_rotation_policy(self, name: str) -> RotationPolicy: ...
+
+    async def set_rotation_policy(self, name: str, policy: RotationPolicy) -> RotationPolicy: ...
+
+    async def get_certificate_policy(self, name: str) -> CertificatePolicy: ...
+
+    async def set_certificate_policy(
+        self, name: str, policy: CertificatePolicy
+    ) -> CertificatePolicy: ...
+
+    async def get_certificate_material(self, name: str, version: str) -> CertificateMaterial:
+        """One certificate version's PFX (or PEM) from its secret; the private key is in
+        it only when the policy marks the key exportable."""
+        ...
+
+    async def import_certificate(
+        self,
+        name: str,
+        material: CertificateMaterial,
+        attributes: Attributes,
+        policy: CertificatePolicy | None = None,
+    ) -> ItemProperties:
+        """Import `material` as a new version of certificate `name`."""
+        ...
+
+    async def list_issuers(self) -> list[CertificateIssuer]: ...
+
+    async def set_issuer(
+        self, issuer: CertificateIssuer, previous: CertificateIssuer | None = None
+    ) -> CertificateIssuer:
+        """Create `issuer`, or update `previous` (this vault's) to match it."""
+        ...
+
+    async def get_contacts(self) -> tuple[CertificateContact, ...]: ...
+
+    async def set_contacts(
+        self, contacts: tuple[CertificateContact, ...]
+    ) -> tuple[CertificateContact, ...]: ...
 
     async def probe(self) -> None:
         """One cheap authenticated request; raises a `VaultError` when unreachable."""

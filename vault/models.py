@@ -26,6 +26,10 @@ class VaultRef:
 
     region: str
     url: str
+    # The vault's pricing tier: "standard", "premium" or "managed-hsm". Key Vault does
+    # not tell a client its own SKU, so it is configured; it decides which key types
+    # (HSM or not) the vault can hold as a mirror target.
+    sku: str = "standard"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", self.url.rstrip("/"))
@@ -92,6 +96,25 @@ class SecretValue:
     def __repr__(self) -> str:
         p = self.properties
         return f"SecretValue(name={p.name!r}, version={p.version!r}, value=<redacted>)"
+
+
+@dataclass(frozen=True)
+class CertificateMaterial:
+    """One certificate version as its secret holds it: a PFX (no password) or a PEM
+    bundle with the private key when the policy marks the key exportable. The bytes never
+    appear in repr."""
+
+    name: str
+    version: str
+    # "application/x-pkcs12" (PFX) or "application/x-pem-file" (PEM).
+    content_type: str
+    data: bytes = field(repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"CertificateMaterial(name={self.name!r}, version={self.version!r}, "
+            f"content_type={self.content_type!r}, data=<redacted>)"
+        )
 
 
 @dataclass(frozen=True)

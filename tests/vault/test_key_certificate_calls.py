@@ -18,7 +18,6 @@ from vault.policies import (
     PFX_CONTENT_TYPE,
     CertificateContact,
     CertificateIssuer,
-    CertificatePolicy,
     IssuerContact,
     RotationAction,
     RotationPolicy,
@@ -163,7 +162,9 @@ class TestCertificateCalls:
         """A disabled certificate version's material cannot be read (403)."""
         name = unique("dis")
         version = await create_certificate(emulator, name)
-        await vault.update_properties(ItemKind.CERTIFICATE, name, version, Attributes(enabled=False))
+        await vault.update_properties(
+            ItemKind.CERTIFICATE, name, version, Attributes(enabled=False)
+        )
         with pytest.raises(Forbidden):
             await vault.get_certificate_material(name, version)
 

@@ -5,16 +5,24 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from backups.keks import LocalFileKek, RecoveryKek
+from backups.journal import Journal
+from backups.keks import KekRing, LocalFileKek, RecoveryKek
+from backups.settings import BackupSettings
+from backups.stores import BackupStores
+from replicator.sink import version_fingerprint
+from storage.store import BlobStore
 from tests.fixtures.emulator import AsyncStaticTokenCredential, EmulatorProcess, aio_key_client
 from vault import KeyVaultAdapter, VaultRef, VaultSettings
+from vault.models import Change, ChangeOp, ItemKind, ItemProperties, ItemRef
 
 _names = itertools.count()
 
@@ -78,3 +86,74 @@ async def create_rsa_key(emu: EmulatorProcess, name: str) -> str:
     """Create an RSA-2048 key (a vault KEK) with the official SDK; returns its version."""
     async with aio_key_client(emu) as keys:
         return (await keys.create_rsa_key(name, size=2048)).properties.version or ""
+
+
+# -- journals over a blob store -------------------------------------------------------
+
+
+def journal_settings(**overrides: Any) -> BackupSettings:
+    """Quick settings for tests: short flush interval, no background snapshots."""
+    base: dict[str, Any] = {
+        "flush_interval_seconds": 0.05,
+        "flush_max_changes": 50,
+        "snapshot_interval_seconds": 10_000.0,
+        "retention_interval_seconds": 10_000.0,
+        "writer": "tests",
+    }
+    base.update(overrides)
+    return BackupSettings(**base)
+
+
+def make_journal(
+    store: BlobStore,
+    keks: KekRing | None = None,
+    replicas: Sequence[BlobStore] = (),
+    clock: Callable[[], float] = time.time,
+    **overrides: Any,
+) -> Journal:
+    return Journal(
+        BackupStores(store, replicas),
+        keks or KekRing([FIXED_KEK]),
+        journal_settings(**overrides),
+        fingerprint=version_fingerprint,
+        clock=clock,
+    )
+
+
+FIXED_KEK = LocalFileKek(os.urandom(32), "test key")
+RING = KekRing([FIXED_KEK])
+
+
+def secret_change(
+    name: str,
+    version: str,
+    value: str | None = "value",
+    *,
+    pair: str = "app",
+    op: ChangeOp = ChangeOp.NEW_VERSION,
+    at: datetime | None = None,
+    kind: ItemKind = ItemKind.SECRET,
+    payload: str | bytes | None = None,
+    **props: Any,
+) -> Change:
+    """A change as the replicator hands it over (sequence 0: the journal assigns it)."""
+    when = at or datetime.now(UTC)
+    properties = None
+    if op in (ChangeOp.NEW_VERSION, ChangeOp.UPDATE):
+        properties = ItemProperties(
+            kind=kind,
+            name=name,
+            version=version,
+            created_on=when.replace(microsecond=0),
+            updated_on=when.replace(microsecond=0),
+            **props,
+        )
+    material = payload if payload is not None else (value if op is ChangeOp.NEW_VERSION else None)
+    return Change(
+        pair=pair,
+        item=ItemRef(kind, name),
+        op=op,
+        observed_at=when,
+        properties=properties,
+        payload=material,
+    )

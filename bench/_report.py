@@ -36,7 +36,7 @@ def at_least(value: float, target: float, unit: str = "") -> str:
     if value >= target:
         return f"target >= {target:g}{unit}: met"
     short = f"{target - value:.3g}{unit}"
-    return f"target >= {target:g}{unit}: MISSED by {short} ({value / target:.0%} of it)"
+    return f"target >= {target:g}{unit}: MISSED by {short} ({value / target:.1%} of it)"
 
 
 def at_most(value: float, target: float, unit: str = "") -> str:
@@ -94,4 +94,5 @@ def header(title: str) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     cpus = os.cpu_count() or 0
     python = f"{platform.python_implementation()} {platform.python_version()}"
-    return f"== {title}\n   {when}, {cpus} cores, {python}"
+    load = os.getloadavg()[0]
+    return f"== {title}\n   {when}, {cpus} cores, {python}, load average (1 min) {load:.2f}"

@@ -196,9 +196,10 @@ def main() -> None:
         )
     )
     floor = budget_floor_seconds(args.secrets, defaults.secret_creates_per_10s)
+    wait = f"at least {floor:.0f} s" if floor else "no wait"
     print(
         f"kvdr's default budget: {defaults.secret_creates_per_10s} secret creates per 10 s per "
-        f"vault (90% of Azure's 300) -> at least {floor:.0f} s for {args.secrets} creates"
+        f"vault (90% of Azure's 300) -> {wait} for {args.secrets} creates"
     )
     for latency in latencies:
         base = next(r for r in runs if r.latency_ms == latency and r.label.startswith("seq"))

@@ -23,7 +23,8 @@ seeded secrets:
 Then, from the measured parts, the average over one reconciliation interval at the
 daemon's defaults (poll 10 s, reconcile 10 min) and at other intervals: cost per change
 on the change path (phase 3 without its poll listings) + (polls x poll pass + one
-reconciliation pass) / changes in the interval. Phase 4's interval is projected too, next
+reconciliation pass) / changes in the interval, where a reconciliation takes the place of
+the poll due with it. Phase 4's interval is projected too, next
 to its measured figure, as a check of that arithmetic.
 Target (issue 3): at most 3 requests on the primary per change, reconciliation included.
 """
@@ -237,7 +238,10 @@ def projected(
 ) -> float:
     """Average requests per change over one reconciliation interval (pure)."""
     changes = rate * every
-    return (changes * per_change + every / poll * poll_cost + reconcile_cost) / changes
+    # `run()` restarts the poll timer after each reconciliation, so the poll that would
+    # coincide with the next reconciliation never runs.
+    polls = max(0, math.ceil(every / poll) - 1)
+    return (changes * per_change + polls * poll_cost + reconcile_cost) / changes
 
 
 def main() -> None:

@@ -46,12 +46,8 @@ from emulator.errors import (
 )
 from emulator.objects import check_name, parse_attributes, parse_tags, read_json
 from emulator.paging import page_body, page_request
-from emulator.state import STATE_KEY, VaultState
+from emulator.state import VaultState, vault_state
 from emulator.store import DeletedObject, StoredVersion
-
-
-def _state(request: web.Request) -> VaultState:
-    return request.app[STATE_KEY]
 
 
 def _name(request: web.Request) -> str:
@@ -60,7 +56,7 @@ def _name(request: web.Request) -> str:
 
 async def get_certificate(request: web.Request) -> web.Response:
     """GET /certificates/{name}/{version} (no version: the latest)."""
-    state = _state(request)
+    state = vault_state(request)
     name = _name(request)
     stored = version_or_404(state, name, request.match_info.get("version", ""))
     policy = latest_or_404(state, name).doc["policy"]
@@ -80,7 +76,7 @@ def _set_enabled(state: VaultState, kind: str, name: str, path: str, enabled: bo
 
 async def update_certificate(request: web.Request) -> web.Response:
     """PATCH /certificates/{name}/{version}: enabled, tags (and the policy, if given)."""
-    state = _state(request)
+    state = vault_state(request)
     name = _name(request)
     body = await read_json(request)
     stored = version_or_404(state, name, request.match_info.get("version", ""))
@@ -112,7 +108,7 @@ async def update_certificate(request: web.Request) -> web.Response:
 
 async def get_policy(request: web.Request) -> web.Response:
     """GET /certificates/{name}/policy."""
-    state = _state(request)
+    state = vault_state(request)
     name = _name(request)
     latest = latest_or_404(state, name)
     return web.json_response(render_policy(state, request, latest.name, latest.doc["policy"]))
@@ -120,7 +116,7 @@ async def get_policy(request: web.Request) -> web.Response:
 
 async def update_policy(request: web.Request) -> web.Response:
     """PATCH /certificates/{name}/policy: the fields given replace the stored ones."""
-    state = _state(request)
+    state = vault_state(request)
     name = _name(request)
     body = await read_json(request)
     latest = latest_or_404(state, name)
@@ -150,7 +146,7 @@ def _pending_item(
 
 async def list_certificates(request: web.Request) -> web.Response:
     """GET /certificates: latest version of each; `includePending` adds pending-only names."""
-    state = _state(request)
+    state = vault_state(request)
     page = page_request(request)
     rows: list[tuple[str, dict[str, Any]]] = [
         (s.name.lower(), render_item(state, request, s, versioned=False))
@@ -169,7 +165,7 @@ async def list_certificates(request: web.Request) -> web.Response:
 
 async def list_versions(request: web.Request) -> web.Response:
     """GET /certificates/{name}/versions: every version, oldest first."""
-    state = _state(request)
+    state = vault_state(request)
     name = _name(request)
     page = page_request(request)
     try:
@@ -190,7 +186,7 @@ async def list_versions(request: web.Request) -> web.Response:
 
 async def delete_certificate(request: web.Request) -> web.Response:
     """DELETE /certificates/{name}: soft-delete it with its key and secret."""
-    state = _state(request)
+    state = vault_state(request)
     name = _name(request)
     latest_or_404(state, name)
     now, days = state.now(), state.settings.retention_days
@@ -212,13 +208,13 @@ def _deleted_or_404(state: VaultState, name: str) -> DeletedObject:
 
 async def get_deleted(request: web.Request) -> web.Response:
     """GET /deletedcertificates/{name}."""
-    state = _state(request)
+    state = vault_state(request)
     return web.json_response(render_deleted(state, request, _deleted_or_404(state, _name(request))))
 
 
 async def list_deleted(request: web.Request) -> web.Response:
     """GET /deletedcertificates."""
-    state = _state(request)
+    state = vault_state(request)
     page = page_request(request)
     _include_pending(request)
     rows = state.store.list_deleted(KIND, page.after, page.size + 1)
@@ -235,7 +231,7 @@ async def list_deleted(request: web.Request) -> web.Response:
 
 async def recover_deleted(request: web.Request) -> web.Response:
     """POST /deletedcertificates/{name}/recover: back with its key and secret."""
-    state = _state(request)
+    state = vault_state(request)
     name = _name(request)
     _deleted_or_404(state, name)
     with state.store.transaction():
@@ -248,7 +244,7 @@ async def recover_deleted(request: web.Request) -> web.Response:
 
 async def purge_deleted(request: web.Request) -> web.Response:
     """DELETE /deletedcertificates/{name}: erase it, its key and its secret (204)."""
-    state = _state(request)
+    state = vault_state(request)
     name = _name(request)
     _deleted_or_404(state, name)
     if state.settings.purge_protection:
@@ -271,7 +267,7 @@ def _versions_payload(versions: list[StoredVersion]) -> list[dict[str, Any]]:
 
 async def backup_certificate(request: web.Request) -> web.Response:
     """POST /certificates/{name}/backup: all versions with their keys and secrets, sealed."""
-    state = _state(request)
+    state = vault_state(request)
     name = _name(request)
     versions = state.store.all_versions(KIND, name)
     if not versions:
@@ -297,7 +293,7 @@ def _payload_versions(payload: Mapping[str, Any], kind: str) -> list[tuple[str, 
 
 async def restore_certificate(request: web.Request) -> web.Response:
     """POST /certificates/restore: recreate certificate, key and secret (name must be free)."""
-    state = _state(request)
+    state = vault_state(request)
     body = await read_json(request)
     blob = backup_blob.decode_value(body.get("value"), KIND)
     payload = backup_blob.open_blob(KIND, state.settings.geo, blob)

@@ -53,13 +53,9 @@ from emulator.certpolicy import (
 from emulator.errors import bad_parameter, conflict
 from emulator.keymaterial import KeyMaterial
 from emulator.objects import check_name, parse_attributes, parse_tags, read_json
-from emulator.state import STATE_KEY, VaultState
+from emulator.state import VaultState, vault_state
 
 HSM_SKUS = ("premium", "managed-hsm")
-
-
-def _state(request: web.Request) -> VaultState:
-    return request.app[STATE_KEY]
 
 
 def _name(request: web.Request) -> str:
@@ -142,7 +138,7 @@ def _csr_for(policy: Mapping[str, Any], key: PrivateKey | None) -> tuple[Private
 
 async def create_certificate(request: web.Request) -> web.Response:
     """POST /certificates/{name}/create: 202 with the certificate operation."""
-    state = _state(request)
+    state = vault_state(request)
     name = _name(request)
     body = await read_json(request)
     latest = state.store.get_latest(KIND, name)
@@ -218,7 +214,7 @@ async def create_certificate(request: web.Request) -> web.Response:
 
 async def import_certificate(request: web.Request) -> web.Response:
     """POST /certificates/{name}/import: a PFX or PEM with its private key."""
-    state = _state(request)
+    state = vault_state(request)
     name = _name(request)
     body = await read_json(request)
     value = body.get("value")

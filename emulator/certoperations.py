@@ -35,14 +35,10 @@ from emulator.errors import KeyVaultError, bad_parameter, conflict
 from emulator.keymaterial import KeyMaterial
 from emulator.objects import check_name, parse_attributes, parse_tags, read_json
 from emulator.paging import page_body, page_request
-from emulator.state import STATE_KEY, VaultState
+from emulator.state import VaultState, vault_state
 
 CONTACTS = "certificate-contacts"
 ISSUERS = "certificate-issuers"
-
-
-def _state(request: web.Request) -> VaultState:
-    return request.app[STATE_KEY]
 
 
 def _pending_not_found(name: str) -> KeyVaultError:
@@ -72,14 +68,14 @@ def _finished(operation: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
 
 async def get_pending(request: web.Request) -> web.Response:
     """GET /certificates/{name}/pending."""
-    state = _state(request)
+    state = vault_state(request)
     operation = _operation_or_404(state, check_name(request.match_info["name"]))
     return web.json_response(render_operation(state, request, operation))
 
 
 async def cancel_pending(request: web.Request) -> web.Response:
     """PATCH /certificates/{name}/pending: request cancellation of an operation in progress."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     body = await read_json(request)
     requested = body.get("cancellation_requested")
@@ -100,7 +96,7 @@ async def cancel_pending(request: web.Request) -> web.Response:
 
 async def delete_pending(request: web.Request) -> web.Response:
     """DELETE /certificates/{name}/pending: forget the operation (its key is discarded)."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     operation = _operation_or_404(state, name)
     delete_operation(state, name)
@@ -124,7 +120,7 @@ def _x5c(body: Mapping[str, Any]) -> list[bytes]:
 
 async def merge_certificate(request: web.Request) -> web.Response:
     """POST /certificates/{name}/pending/merge: 201 with the completed certificate."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     body = await read_json(request)
     blobs = _x5c(body)
@@ -231,7 +227,7 @@ def _parse_contacts(body: Mapping[str, Any]) -> list[dict[str, str]]:
 
 async def set_contacts(request: web.Request) -> web.Response:
     """PUT /certificates/contacts: replace the vault's certificate contacts."""
-    state = _state(request)
+    state = vault_state(request)
     contacts = _parse_contacts(await read_json(request))
     state.store.put_value(CONTACTS, "contacts", contacts)
     return web.json_response(_contacts_body(state, request, contacts))
@@ -239,13 +235,13 @@ async def set_contacts(request: web.Request) -> web.Response:
 
 async def get_contacts(request: web.Request) -> web.Response:
     """GET /certificates/contacts."""
-    state = _state(request)
+    state = vault_state(request)
     return web.json_response(_contacts_body(state, request, _contacts_or_404(state)))
 
 
 async def delete_contacts(request: web.Request) -> web.Response:
     """DELETE /certificates/contacts: returns the contacts that were removed."""
-    state = _state(request)
+    state = vault_state(request)
     contacts = _contacts_or_404(state)
     state.store.delete_value(CONTACTS, "contacts")
     return web.json_response(_contacts_body(state, request, contacts))
@@ -329,7 +325,7 @@ def _render_issuer(
 
 async def set_issuer(request: web.Request) -> web.Response:
     """PUT /certificates/issuers/{issuer}: create or replace an issuer."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["issuer"])
     fields = _issuer_fields(await read_json(request), require_provider=True)
     previous = state.store.get_value(ISSUERS, name.lower())
@@ -342,7 +338,7 @@ async def set_issuer(request: web.Request) -> web.Response:
 
 async def update_issuer(request: web.Request) -> web.Response:
     """PATCH /certificates/issuers/{issuer}: change the fields given."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["issuer"])
     fields = _issuer_fields(await read_json(request), require_provider=False)
     issuer = _issuer_or_404(state, name)
@@ -353,14 +349,14 @@ async def update_issuer(request: web.Request) -> web.Response:
 
 async def get_issuer(request: web.Request) -> web.Response:
     """GET /certificates/issuers/{issuer}."""
-    state = _state(request)
+    state = vault_state(request)
     issuer = _issuer_or_404(state, check_name(request.match_info["issuer"]))
     return web.json_response(_render_issuer(state, request, issuer))
 
 
 async def delete_issuer(request: web.Request) -> web.Response:
     """DELETE /certificates/issuers/{issuer}: returns the removed issuer."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["issuer"])
     issuer = _issuer_or_404(state, name)
     state.store.delete_value(ISSUERS, name.lower())
@@ -369,7 +365,7 @@ async def delete_issuer(request: web.Request) -> web.Response:
 
 async def list_issuers(request: web.Request) -> web.Response:
     """GET /certificates/issuers: id and provider of each issuer, paged."""
-    state = _state(request)
+    state = vault_state(request)
     page = page_request(request)
     after = (page.after or "").lower()
     rows = [v for k, v in state.store.list_values(ISSUERS).items() if k > after]

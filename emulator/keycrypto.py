@@ -20,11 +20,10 @@ from emulator.keydocs import (
     key_path,
     load_charged,
     material_of,
-    vault_state,
 )
 from emulator.keymaterial import KeyMaterialError, b64url_decode, b64url_encode, random_bytes
 from emulator.objects import check_name, object_url, read_json
-from emulator.state import VaultState
+from emulator.state import VaultState, vault_state
 from emulator.store import StoredVersion
 
 # URL segment -> the key_ops entry that allows it.

@@ -24,7 +24,7 @@ from emulator import throttle
 from emulator.errors import KeyVaultError, bad_parameter, not_found
 from emulator.keymaterial import DEFAULT_KEY_OPS, KeyMaterial, KeyMaterialError
 from emulator.objects import new_attributes, object_url, render_attributes
-from emulator.state import STATE_KEY, VaultState
+from emulator.state import VaultState
 from emulator.store import DeletedObject, StoredVersion
 
 KIND = "key"
@@ -41,11 +41,6 @@ KTYS_BY_SKU = {
     "managed-hsm": ("RSA-HSM", "EC-HSM", "oct-HSM"),
 }
 ALL_KTYS = ("RSA", "RSA-HSM", "EC", "EC-HSM", "oct", "oct-HSM")
-
-
-def vault_state(request: web.Request) -> VaultState:
-    """The vault this request is for."""
-    return request.app[STATE_KEY]
 
 
 def canonical_kty(value: object) -> str:

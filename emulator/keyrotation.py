@@ -26,11 +26,10 @@ from emulator.keydocs import (
     publish_new_version,
     refuse_managed,
     render_key,
-    vault_state,
 )
 from emulator.keymaterial import KeyMaterial
 from emulator.objects import check_name, object_url, read_json
-from emulator.state import VaultState
+from emulator.state import VaultState, vault_state
 
 POLICY_NAMESPACE = "key-rotation-policy"
 DAY = 86400

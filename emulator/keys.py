@@ -38,7 +38,6 @@ from emulator.keydocs import (
     render_deleted_item,
     render_item,
     render_key,
-    vault_state,
     with_hsm,
 )
 from emulator.keymaterial import KeyMaterial, KeyMaterialError
@@ -50,7 +49,7 @@ from emulator.objects import (
     updated_attributes,
 )
 from emulator.paging import page_body, page_request
-from emulator.state import VaultState
+from emulator.state import VaultState, vault_state
 from emulator.store import DeletedObject, StoredVersion
 
 # material_of is re-exported for the certificates part, which reads its key back.

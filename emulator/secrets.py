@@ -33,7 +33,7 @@ from emulator.objects import (
     updated_attributes,
 )
 from emulator.paging import page_body, page_request
-from emulator.state import STATE_KEY, VaultState
+from emulator.state import VaultState, vault_state
 from emulator.store import DeletedObject, StoredVersion
 
 KIND = "secret"
@@ -42,10 +42,6 @@ MAX_VALUE_BYTES = 25_600
 MAX_CONTENT_TYPE = 255
 PKCS12 = "application/x-pkcs12"
 PEM_FILE = "application/x-pem-file"
-
-
-def _state(request: web.Request) -> VaultState:
-    return request.app[STATE_KEY]
 
 
 def _version_param(request: web.Request) -> str:
@@ -169,7 +165,7 @@ def add_secret_version(
 
 async def set_secret(request: web.Request) -> web.Response:
     """PUT /secrets/{name}: a new version."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     body = await read_json(request)
     value = _validate_value(body)
@@ -228,7 +224,7 @@ def _converted(stored: StoredVersion, out_content_type: str) -> dict[str, Any] |
 
 async def get_secret(request: web.Request) -> web.Response:
     """GET /secrets/{name}/{version} (empty version: the latest)."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     stored = _get_version(state, name, _version_param(request))
     if not stored.doc.get("attributes", {}).get("enabled", True):
@@ -248,7 +244,7 @@ async def get_secret(request: web.Request) -> web.Response:
 
 async def update_secret(request: web.Request) -> web.Response:
     """PATCH /secrets/{name}/{version}: content type, attributes, tags of one version."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     body = await read_json(request)
     stored = _get_version(state, name, _version_param(request))
@@ -266,7 +262,7 @@ async def update_secret(request: web.Request) -> web.Response:
 
 async def list_secrets(request: web.Request) -> web.Response:
     """GET /secrets: latest version of each secret, without values."""
-    state = _state(request)
+    state = vault_state(request)
     page = page_request(request)
     rows = state.store.list_latest(KIND, page.after, page.size + 1)
     body = page_body(
@@ -282,7 +278,7 @@ async def list_secrets(request: web.Request) -> web.Response:
 
 async def list_versions(request: web.Request) -> web.Response:
     """GET /secrets/{name}/versions: every version, without values."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     page = page_request(request)
     after = None
@@ -305,7 +301,7 @@ async def list_versions(request: web.Request) -> web.Response:
 
 async def delete_secret(request: web.Request) -> web.Response:
     """DELETE /secrets/{name}: soft-delete every version."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     latest = state.store.get_latest(KIND, name)
     if latest is None:
@@ -324,7 +320,7 @@ def _get_deleted(state: VaultState, name: str) -> DeletedObject:
 
 async def get_deleted(request: web.Request) -> web.Response:
     """GET /deletedsecrets/{name}."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     deleted = _get_deleted(state, name)
     return web.json_response(render_deleted(state, request, deleted, with_value=False))
@@ -332,7 +328,7 @@ async def get_deleted(request: web.Request) -> web.Response:
 
 async def list_deleted(request: web.Request) -> web.Response:
     """GET /deletedsecrets."""
-    state = _state(request)
+    state = vault_state(request)
     page = page_request(request)
     rows = state.store.list_deleted(KIND, page.after, page.size + 1)
     body = page_body(
@@ -348,7 +344,7 @@ async def list_deleted(request: web.Request) -> web.Response:
 
 async def recover_deleted(request: web.Request) -> web.Response:
     """POST /deletedsecrets/{name}/recover."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     deleted = _get_deleted(state, name)
     _refuse_managed(deleted.latest, "recover")
@@ -358,7 +354,7 @@ async def recover_deleted(request: web.Request) -> web.Response:
 
 async def purge_deleted(request: web.Request) -> web.Response:
     """DELETE /deletedsecrets/{name}: erase for good (refused under purge protection)."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     deleted = _get_deleted(state, name)
     if state.settings.purge_protection:
@@ -373,7 +369,7 @@ async def purge_deleted(request: web.Request) -> web.Response:
 
 async def backup_secret(request: web.Request) -> web.Response:
     """POST /secrets/{name}/backup: all versions, sealed for this geography."""
-    state = _state(request)
+    state = vault_state(request)
     name = check_name(request.match_info["name"])
     versions = state.store.all_versions(KIND, name)
     if not versions:
@@ -393,7 +389,7 @@ async def backup_secret(request: web.Request) -> web.Response:
 
 async def restore_secret(request: web.Request) -> web.Response:
     """POST /secrets/restore: recreate a secret with all its versions from a backup."""
-    state = _state(request)
+    state = vault_state(request)
     body = await read_json(request)
     blob = backup_blob.decode_value(body.get("value"), KIND)
     payload = backup_blob.open_blob(KIND, state.settings.geo, blob)

@@ -96,3 +96,8 @@ class VaultState:
 
 
 STATE_KEY: web.AppKey[VaultState] = web.AppKey("vault_state", VaultState)
+
+
+def vault_state(request: web.Request) -> VaultState:
+    """The vault this request is for."""
+    return request.app[STATE_KEY]

@@ -30,6 +30,7 @@ from kvdr._config_fields import (
     type_name,
 )
 from kvdr._config_lines import KeyPath
+from replicator.lease import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from replicator.settings import ReplicatorSettings
 from storage.settings import AzureBlobSettings, LocalFolderSettings
 from vault.models import VaultRef
@@ -406,6 +407,17 @@ def read_storage(
 # -- [replication] and [vault] --------------------------------------------------------
 
 
+def _lease_duration(value: object) -> int:
+    seconds = duration()(value)
+    # Azure Blob leases last 15-60 whole seconds (infinite ones would outlive a crash).
+    if not seconds.is_integer() or not MIN_LEASE_SECONDS <= seconds <= MAX_LEASE_SECONDS:
+        raise Invalid(
+            f"must be whole seconds from {MIN_LEASE_SECONDS}s to {MAX_LEASE_SECONDS}s "
+            f"(Azure's lease limits), got {value!r}"
+        )
+    return int(seconds)
+
+
 def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSettings, float]:
     """Replicator timing and limits, and the default RPO objective of every pair."""
     table = Table(
@@ -418,6 +430,7 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
             "max_concurrent_items",
             "drain_timeout",
             "rpo_objective",
+            "lease_duration",
         ),
     )
     base = ReplicatorSettings()
@@ -431,6 +444,9 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
         ),
         drain_seconds=_pick(
             table.get("drain_timeout", duration(positive=False)), base.drain_seconds
+        ),
+        lease_duration_seconds=_pick(
+            table.get("lease_duration", _lease_duration), base.lease_duration_seconds
         ),
     )
     if settings.reconcile_interval_seconds < settings.poll_interval_seconds:

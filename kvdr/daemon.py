@@ -1,7 +1,10 @@
 """The daemon's lifecycle: which parts run, the HTTP server, and a clean stop.
 
 On SIGTERM: stop taking work, let in-flight items finish within the drain bound, cancel
-the rest, write the checkpoints, exit 0.
+the rest, write the checkpoints, release the pairs' leases, exit 0.
+
+Several daemons with the same configuration share the pairs: each runs only the pairs
+whose blob lease it holds (replicator/ownership.py, docs/high-availability.md).
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from failover.health import RegionProber
 from kvdr import __version__
 from kvdr.http_api import build_http_app
 from kvdr.wiring import Parts, open_parts
+from replicator.lease import LeaseTiming
+from replicator.ownership import RELEASE_SECONDS, PairOwnership
+from replicator.pair import PairReplicator
+from replicator.settings import PairSettings
 from vault.models import ItemKind
 
 if TYPE_CHECKING:
@@ -47,6 +54,7 @@ class Daemon:
         self.config = config
         self.parts: Parts | None = None
         self.prober: RegionProber | None = None
+        self.ownership: PairOwnership | None = None
         self.started_at = time.time()
         self._ready = False
         self.http_port: int | None = None
@@ -56,20 +64,23 @@ class Daemon:
     def ready(self) -> bool:
         return self._ready
 
+    def running_replicators(self) -> list[PairReplicator]:
+        """The pairs this daemon runs now (it holds their leases)."""
+        return self.ownership.replicators() if self.ownership else []
+
     def refresh_metrics(self) -> None:
-        if self.parts:
-            for replicator in self.parts.replicators:
-                replicator.publish_metrics()
+        for replicator in self.running_replicators():
+            replicator.publish_metrics()
 
     def status(self) -> dict[str, Any]:
-        parts = self.parts
         return {
             "instance": self.config.daemon.instance_id,
             "version": __version__,
             "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(),
             "ready": self._ready,
             "regions": [h.as_dict() for h in self.prober.health.values()] if self.prober else [],
-            "pairs": [r.status() for r in parts.replicators] if parts else [],
+            "pairs": self.ownership.status() if self.ownership else [],
+            "instances": self.ownership.instances() if self.ownership else [],
         }
 
     def on_vault_event(self, event_type: str, data: dict[str, Any]) -> bool:
@@ -87,7 +98,8 @@ class Daemon:
         source = str(data.get("VaultName", "")).lower()
         event_id = str(data.get("Id", ""))
         taken = False
-        for replicator in self.parts.replicators:
+        # Only the pairs running here: another daemon's pairs are found by its polling.
+        for replicator in self.running_replicators():
             primary = replicator.pair.primary
             if source in (vault_name(primary.url), primary.region.lower()) or (
                 event_id and event_id.startswith(primary.url + "/")
@@ -111,25 +123,42 @@ class Daemon:
             log.info("daemon.listening", url=f"http://{settings.listen_host}:{self.http_port}")
 
             self.parts = parts = await open_parts(self.config, stack)
-            for replicator in parts.replicators:
-                await replicator.load()
+            self.ownership = ownership = PairOwnership(
+                [r.pair for r in parts.replicators],
+                parts.blobs,
+                settings.instance_id,
+                LeaseTiming(self.config.replicator.lease_duration_seconds),
+                self._fresh_replicator,
+                self.config.replicator.drain_seconds,
+            )
             self.prober = RegionProber(parts.vaults)
+            # The first round of leases before ready: a lone daemon runs every pair at once.
+            await ownership.start()
             self._ready = True
-            log.info("daemon.started", pairs=[r.pair.name for r in parts.replicators])
+            log.info(
+                "daemon.started",
+                pairs=[r.pair.name for r in parts.replicators],
+                running=[r.pair.name for r in ownership.replicators()],
+            )
 
-            tasks = [asyncio.create_task(self.prober.run(stop), name="region-probes")]
-            tasks += [
-                asyncio.create_task(r.run(stop), name=f"pair-{r.pair.name}")
-                for r in parts.replicators
+            tasks = [
+                asyncio.create_task(self.prober.run(stop), name="region-probes"),
+                # Drains, flushes and releases the pairs it runs when `stop` is set.
+                asyncio.create_task(ownership.run(stop), name="pairs"),
             ]
             await self._supervise(tasks, stop)
             self._ready = False
-            for replicator in parts.replicators:
-                try:
-                    await replicator.flush()
-                except Exception as exc:  # report every pair, then exit
-                    log.error("checkpoint.flush_failed", pair=replicator.pair.name, error=str(exc))
             log.info("daemon.stopped")
+
+    def _fresh_replicator(self, pair: PairSettings) -> PairReplicator:
+        """A new replicator each time this daemon takes a pair; `parts.replicators` keeps
+        the latest one of every pair."""
+        assert self.parts is not None
+        replicator = self.parts.make_replicator(pair)
+        for index, previous in enumerate(self.parts.replicators):
+            if previous.pair.name == pair.name:
+                self.parts.replicators[index] = replicator
+        return replicator
 
     async def _supervise(self, tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
         """Wait for stop (or a part crashing), then drain within the bound and cancel."""
@@ -140,7 +169,8 @@ class Daemon:
                 log.error("daemon.part_failed", part=task.get_name(), error=repr(task.exception()))
         stop.set()
         drain = self.config.replicator.drain_seconds
-        _, pending = await asyncio.wait(tasks, timeout=drain)
+        # The pairs drain within `drain` by themselves, then flush and release their leases.
+        _, pending = await asyncio.wait(tasks, timeout=drain + RELEASE_SECONDS)
         for task in pending:
             log.warning("daemon.abandoned", part=task.get_name(), drain_seconds=drain)
             task.cancel()

@@ -5,12 +5,14 @@ actually started. The daemon and the one-shot commands share it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from replicator.checkpoint import CheckpointStore
 from replicator.pair import PairReplicator
+from replicator.settings import PairSettings
 from storage.open import open_store
 from storage.store import BlobStore
 from vault.adapter import KeyVaultAdapter
@@ -31,6 +33,9 @@ class Parts:
     blobs: BlobStore
     checkpoints: CheckpointStore
     replicators: list[PairReplicator]
+    # A fresh replicator for a pair (the daemon makes one each time it takes a pair's
+    # lease, so the checkpoints are loaded anew).
+    make_replicator: Callable[[PairSettings], PairReplicator]
 
 
 async def open_parts(
@@ -54,14 +59,20 @@ async def open_parts(
         )
     blobs = await stack.enter_async_context(open_store(config.storage, credential))
     checkpoints = CheckpointStore(blobs)
-    replicators = [
-        PairReplicator(
+
+    def make_replicator(pair: PairSettings) -> PairReplicator:
+        return PairReplicator(
             pair,
             config.replicator,
             vaults[pair.primary.region],
             {t.region: vaults[t.region] for t in pair.secondaries},
             checkpoints,
         )
-        for pair in pairs
-    ]
-    return Parts(vaults=vaults, blobs=blobs, checkpoints=checkpoints, replicators=replicators)
+
+    return Parts(
+        vaults=vaults,
+        blobs=blobs,
+        checkpoints=checkpoints,
+        replicators=[make_replicator(pair) for pair in pairs],
+        make_replicator=make_replicator,
+    )

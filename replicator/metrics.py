@@ -40,3 +40,8 @@ ITEM_EXPIRY_TIMESTAMP = Gauge(
     "expire within the pair's expiry horizon",
     ["pair", "region", "kind"],
 )
+LEADER = Gauge(
+    "kvdr_leader",
+    "1 on the daemon that holds the pair's lease and runs it, 0 on the others",
+    ["pair"],
+)

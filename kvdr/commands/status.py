@@ -36,6 +36,8 @@ def daemon_status(url: str, timeout: float = 3.0) -> dict[str, Any] | None:
 async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
     """What the checkpoints say, for when the daemon is not running."""
     from replicator.checkpoint import CheckpointStore
+    from replicator.lease import LeaseTiming
+    from replicator.members import Members
     from storage.open import open_store
     from vault.credentials import build_credential
 
@@ -45,6 +47,11 @@ async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
         await stack.enter_async_context(credential)
         blobs = await stack.enter_async_context(open_store(config.storage, credential))
         store = CheckpointStore(blobs)
+        # The daemons' heartbeats name each pair's owner (the last one, if none runs now).
+        members = Members(
+            blobs, "kvdr-status", LeaseTiming(config.replicator.lease_duration_seconds)
+        )
+        await members.refresh()
         for pair in config.replicator.pairs:
             targets = []
             for target in pair.secondaries:
@@ -56,11 +63,14 @@ async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
                         "last_success": cp.last_applied.isoformat() if cp.last_applied else None,
                     }
                 )
+            owner = members.owner(pair.name)
             pairs.append(
                 {
                     "name": pair.name,
                     "primary": pair.primary.region,
                     "rpo_objective_seconds": pair.rpo_objective_seconds,
+                    "owner": owner.instance if owner else None,
+                    "owner_since": owner.since if owner else None,
                     "targets": targets,
                 }
             )
@@ -89,6 +99,7 @@ def render(doc: dict[str, Any]) -> None:
         console.print(regions)
     pairs = Table(
         "pair",
+        "owner",
         "primary",
         "target",
         "RPO s",
@@ -111,17 +122,21 @@ def render(doc: dict[str, Any]) -> None:
                 else f"[red]{rpo:.1f} (above objective)[/]"
             )
         )
+        owner = p.get("owner") or "-"
+        if p.get("leader"):
+            owner = f"[bold]{owner}[/] (this daemon)"
         for t in p["targets"]:
             lag = t.get("lag_seconds")
             pairs.add_row(
                 p["name"],
+                owner,
                 p["primary"],
                 t["region"],
                 rpo_text,
                 str(p["rpo_objective_seconds"]),
                 "-" if lag is None else f"{lag:.1f}",
-                str(t.get("pending", "-")),
-                str(t["items"]),
+                _or_dash(t.get("pending")),
+                _or_dash(t.get("items")),
                 str(len(t.get("conflicts", []))),
                 t["last_success"] or "-",
             )
@@ -130,6 +145,11 @@ def render(doc: dict[str, Any]) -> None:
         for t in p["targets"]:
             for c in t.get("conflicts", []):
                 console.print(f"[yellow]conflict[/] {p['name']} -> {t['region']}: {c['reason']}")
+
+
+def _or_dash(value: object) -> str:
+    # None: a figure only the pair's owner knows (another daemon runs the pair).
+    return "-" if value is None else str(value)
 
 
 @click.command("status")

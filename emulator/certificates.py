@@ -45,7 +45,7 @@ from emulator.errors import (
     not_found,
 )
 from emulator.objects import check_name, parse_attributes, parse_tags, read_json
-from emulator.paging import page_body, page_request
+from emulator.paging import deleted_page, page_body, page_request, versions_page
 from emulator.state import VaultState, vault_state
 from emulator.store import DeletedObject, StoredVersion
 
@@ -167,19 +167,8 @@ async def list_versions(request: web.Request) -> web.Response:
     """GET /certificates/{name}/versions: every version, oldest first."""
     state = vault_state(request)
     name = _name(request)
-    page = page_request(request)
-    try:
-        after = int(page.after) if page.after is not None else None
-    except ValueError:
-        raise bad_parameter("$skiptoken is not a token this vault issued") from None
-    rows = state.store.list_versions(KIND, name, after, page.size + 1)
-    body = page_body(
-        request,
-        state.vault_url(request),
-        page,
-        rows,
-        lambda s: render_item(state, request, s, versioned=True),
-        lambda s: str(s.seq),
+    body = versions_page(
+        request, state, KIND, name, lambda s: render_item(state, request, s, versioned=True)
     )
     return web.json_response(body)
 
@@ -217,14 +206,8 @@ async def list_deleted(request: web.Request) -> web.Response:
     state = vault_state(request)
     page = page_request(request)
     _include_pending(request)
-    rows = state.store.list_deleted(KIND, page.after, page.size + 1)
-    body = page_body(
-        request,
-        state.vault_url(request),
-        page,
-        rows,
-        lambda d: render_deleted_item(state, request, d),
-        lambda d: d.name.lower(),
+    body = deleted_page(
+        request, state, KIND, lambda d: render_deleted_item(state, request, d), page=page
     )
     return web.json_response(body)
 

@@ -48,7 +48,7 @@ from emulator.objects import (
     read_json,
     updated_attributes,
 )
-from emulator.paging import page_body, page_request
+from emulator.paging import deleted_page, latest_page, versions_page
 from emulator.state import VaultState, vault_state
 from emulator.store import DeletedObject, StoredVersion
 
@@ -240,15 +240,8 @@ async def update_key(request: web.Request) -> web.Response:
 async def list_keys(request: web.Request) -> web.Response:
     """GET /keys: the latest version of each key, as KeyItems."""
     state = vault_state(request)
-    page = page_request(request)
-    rows = state.store.list_latest(KIND, page.after, page.size + 1)
-    body = page_body(
-        request,
-        state.vault_url(request),
-        page,
-        rows,
-        lambda s: render_item(state, request, s, versioned_id=False),
-        lambda s: s.name.lower(),
+    body = latest_page(
+        request, state, KIND, lambda s: render_item(state, request, s, versioned_id=False)
     )
     return web.json_response(body)
 
@@ -257,21 +250,8 @@ async def list_versions(request: web.Request) -> web.Response:
     """GET /keys/{name}/versions: every version, oldest first."""
     state = vault_state(request)
     name = check_name(request.match_info["name"])
-    page = page_request(request)
-    after = None
-    if page.after is not None:
-        try:
-            after = int(page.after)
-        except ValueError:
-            raise bad_parameter("$skiptoken is not a token this vault issued") from None
-    rows = state.store.list_versions(KIND, name, after, page.size + 1)
-    body = page_body(
-        request,
-        state.vault_url(request),
-        page,
-        rows,
-        lambda s: render_item(state, request, s, versioned_id=True),
-        lambda s: str(s.seq),
+    body = versions_page(
+        request, state, KIND, name, lambda s: render_item(state, request, s, versioned_id=True)
     )
     return web.json_response(body)
 
@@ -303,16 +283,7 @@ async def get_deleted(request: web.Request) -> web.Response:
 async def list_deleted(request: web.Request) -> web.Response:
     """GET /deletedkeys."""
     state = vault_state(request)
-    page = page_request(request)
-    rows = state.store.list_deleted(KIND, page.after, page.size + 1)
-    body = page_body(
-        request,
-        state.vault_url(request),
-        page,
-        rows,
-        lambda d: render_deleted_item(state, request, d),
-        lambda d: d.name.lower(),
-    )
+    body = deleted_page(request, state, KIND, lambda d: render_deleted_item(state, request, d))
     return web.json_response(body)
 
 

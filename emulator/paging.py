@@ -2,6 +2,8 @@
 
 The skip token is the base64url of the last key of the page (a name or a sequence
 number), so pages stay correct while objects are added or deleted between requests.
+`latest_page`, `versions_page` and `deleted_page` are the three store listings every
+object kind pages the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from emulator.errors import bad_parameter
+from emulator.state import VaultState
+from emulator.store import DeletedObject, StoredVersion
 
 MAX_RESULTS = 25
 T = TypeVar("T")
@@ -71,3 +75,67 @@ def page_body(
         query["maxresults"] = str(page.size)
         next_link = f"{vault_url}{request.path}?{urlencode(query, safe='$')}"
     return {"value": [render(r) for r in shown], "nextLink": next_link}
+
+
+def after_seq(page: PageRequest) -> int | None:
+    """The sequence number a version list resumes after; 400 for a token that is not one."""
+    if page.after is None:
+        return None
+    try:
+        return int(page.after)
+    except ValueError:
+        raise bad_parameter("$skiptoken is not a token this vault issued") from None
+
+
+def by_name(row: StoredVersion | DeletedObject) -> str:
+    """Paging key of lists ordered by object name (Key Vault names ignore case)."""
+    return row.name.lower()
+
+
+def by_seq(row: StoredVersion) -> str:
+    """Paging key of version lists, ordered by when each version was written."""
+    return str(row.seq)
+
+
+def latest_page(
+    request: web.Request,
+    state: VaultState,
+    kind: str,
+    render: Callable[[StoredVersion], dict[str, Any]],
+) -> dict[str, Any]:
+    """One page of the latest version of each live object of `kind`, by name."""
+    page = page_request(request)
+    rows = state.store.list_latest(kind, page.after, page.size + 1)
+    return page_body(request, state.vault_url(request), page, rows, render, by_name)
+
+
+def versions_page(
+    request: web.Request,
+    state: VaultState,
+    kind: str,
+    name: str,
+    render: Callable[[StoredVersion], dict[str, Any]],
+) -> dict[str, Any]:
+    """One page of the live versions of one object, oldest first."""
+    page = page_request(request)
+    rows = state.store.list_versions(kind, name, after_seq(page), page.size + 1)
+    return page_body(request, state.vault_url(request), page, rows, render, by_seq)
+
+
+def deleted_page(
+    request: web.Request,
+    state: VaultState,
+    kind: str,
+    render: Callable[[DeletedObject], dict[str, Any]],
+    *,
+    page: PageRequest | None = None,
+) -> dict[str, Any]:
+    """One page of the soft-deleted objects of `kind`, by name.
+
+    `page` is for a caller that checks more of the query after `maxresults` and
+    `$skiptoken` (as certificates check `includePending`) and so reads it first.
+    """
+    if page is None:
+        page = page_request(request)
+    rows = state.store.list_deleted(kind, page.after, page.size + 1)
+    return page_body(request, state.vault_url(request), page, rows, render, by_name)

@@ -32,7 +32,7 @@ from emulator.objects import (
     render_attributes,
     updated_attributes,
 )
-from emulator.paging import page_body, page_request
+from emulator.paging import deleted_page, latest_page, versions_page
 from emulator.state import VaultState, vault_state
 from emulator.store import DeletedObject, StoredVersion
 
@@ -263,15 +263,11 @@ async def update_secret(request: web.Request) -> web.Response:
 async def list_secrets(request: web.Request) -> web.Response:
     """GET /secrets: latest version of each secret, without values."""
     state = vault_state(request)
-    page = page_request(request)
-    rows = state.store.list_latest(KIND, page.after, page.size + 1)
-    body = page_body(
+    body = latest_page(
         request,
-        state.vault_url(request),
-        page,
-        rows,
+        state,
+        KIND,
         lambda s: render_secret(state, request, s, with_value=False, versioned_id=False),
-        lambda s: s.name.lower(),
     )
     return web.json_response(body)
 
@@ -280,21 +276,8 @@ async def list_versions(request: web.Request) -> web.Response:
     """GET /secrets/{name}/versions: every version, without values."""
     state = vault_state(request)
     name = check_name(request.match_info["name"])
-    page = page_request(request)
-    after = None
-    if page.after is not None:
-        try:
-            after = int(page.after)
-        except ValueError:
-            raise bad_parameter("$skiptoken is not a token this vault issued") from None
-    rows = state.store.list_versions(KIND, name, after, page.size + 1)
-    body = page_body(
-        request,
-        state.vault_url(request),
-        page,
-        rows,
-        lambda s: render_secret(state, request, s, with_value=False),
-        lambda s: str(s.seq),
+    body = versions_page(
+        request, state, KIND, name, lambda s: render_secret(state, request, s, with_value=False)
     )
     return web.json_response(body)
 
@@ -329,15 +312,11 @@ async def get_deleted(request: web.Request) -> web.Response:
 async def list_deleted(request: web.Request) -> web.Response:
     """GET /deletedsecrets."""
     state = vault_state(request)
-    page = page_request(request)
-    rows = state.store.list_deleted(KIND, page.after, page.size + 1)
-    body = page_body(
+    body = deleted_page(
         request,
-        state.vault_url(request),
-        page,
-        rows,
+        state,
+        KIND,
         lambda d: render_deleted(state, request, d, with_value=False, versioned_id=False),
-        lambda d: d.name.lower(),
     )
     return web.json_response(body)
 

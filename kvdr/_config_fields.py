@@ -214,3 +214,22 @@ def text_list(value: object) -> tuple[str, ...]:
             raise Invalid(f"expected a non-empty string, got {got}", at=index)
         items.append(item)
     return tuple(items)
+
+
+def fraction(value: object) -> float:
+    """A share above 0 and at most 1: a number such as 0.25 or a percentage string such
+    as "25%"."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            number = float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise Invalid(f'expected a percentage such as "25%", got {value!r}') from None
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        expected = 'a number such as 0.25 or a percentage such as "25%"'
+        raise Invalid(f"expected {expected}, got {type_name(value)}")
+    else:
+        number = float(value)
+    # Written so that NaN fails too.
+    if not 0.0 < number <= 1.0:
+        raise Invalid(f"must be more than 0 and at most 1 (100%), got {value!r}")
+    return number

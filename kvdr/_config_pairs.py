@@ -21,6 +21,8 @@ from kvdr._config_fields import (
     Table,
     boolean,
     duration,
+    fraction,
+    integer,
     suggest,
     text,
     text_list,
@@ -38,6 +40,10 @@ _PAIR_KEYS = (
     "exclude",
     "adopt",
     "rpo_objective",
+    "deletion_guard_min_items",
+    "deletion_guard_fraction",
+    "expiry_horizon",
+    "hide_names",
 )
 _PAIR_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
 _KIND_NAMES = tuple(kind.value for kind in ItemKind)
@@ -124,6 +130,10 @@ def _read_pair(
     exclude = table.get("exclude", text_list)
     adopt = table.get("adopt", boolean)
     rpo = table.get("rpo_objective", duration())
+    guard_min_items = table.get("deletion_guard_min_items", integer(0))
+    guard_fraction = table.get("deletion_guard_fraction", fraction)
+    expiry_horizon = table.get("expiry_horizon", duration())
+    hide_names = table.get("hide_names", boolean)
 
     if primary is not None and primary not in declared:
         _unknown_region(primary, table.at("primary"), declared, problems)
@@ -164,6 +174,10 @@ def _read_pair(
         exclude=exclude if exclude is not None else (),
         adopt=bool(adopt),
         rpo_objective_seconds=rpo if rpo is not None else default_rpo,
+        deletion_guard_min_items=guard_min_items,
+        deletion_guard_fraction=guard_fraction,
+        expiry_horizon_seconds=expiry_horizon,
+        hide_names=bool(hide_names),
     )
 
 

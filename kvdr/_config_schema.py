@@ -24,6 +24,7 @@ from kvdr._config_fields import (
     boolean,
     choice,
     duration,
+    fraction,
     integer,
     suggest,
     text,
@@ -430,6 +431,10 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
             "max_concurrent_items",
             "drain_timeout",
             "rpo_objective",
+            "deletion_sweep_interval",
+            "deletion_guard_min_items",
+            "deletion_guard_fraction",
+            "expiry_horizon",
             "lease_duration",
         ),
     )
@@ -444,6 +449,19 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
         ),
         drain_seconds=_pick(
             table.get("drain_timeout", duration(positive=False)), base.drain_seconds
+        ),
+        deletion_sweep_interval_seconds=_pick(
+            table.get("deletion_sweep_interval", duration()),
+            base.deletion_sweep_interval_seconds,
+        ),
+        deletion_guard_min_items=_pick(
+            table.get("deletion_guard_min_items", integer(0)), base.deletion_guard_min_items
+        ),
+        deletion_guard_fraction=_pick(
+            table.get("deletion_guard_fraction", fraction), base.deletion_guard_fraction
+        ),
+        expiry_horizon_seconds=_pick(
+            table.get("expiry_horizon", duration()), base.expiry_horizon_seconds
         ),
         lease_duration_seconds=_pick(
             table.get("lease_duration", _lease_duration), base.lease_duration_seconds

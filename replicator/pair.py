@@ -22,6 +22,8 @@ import structlog
 
 from replicator import metrics
 from replicator.checkpoint import Checkpoint, CheckpointStore, ItemCheckpoint
+from replicator.deletions import PairDeletions, SweepReport
+from replicator.guard import DeletionGuardStore
 from replicator.lag import LagTracker
 from replicator.mirror import ItemMirror, ItemOutcome, SecretMirror, TargetOutcome
 from replicator.plan import fingerprint
@@ -132,6 +134,7 @@ class PairReplicator:
         checkpoints: CheckpointStore,
         clock: Callable[[], float] = time.time,
         sinks: Sequence[ChangeSink] = (),
+        guards: DeletionGuardStore | None = None,
     ) -> None:
         self.pair = pair
         self._settings = settings
@@ -158,6 +161,10 @@ class PairReplicator:
         self.sink_errors: dict[str, str] = {}
         self._rpo_alarm = False
         self._log = log.bind(pair=pair.name)
+        # Deletion sweep, deletion guard and expiry watch (replicator/deletions.py).
+        self.deletions = PairDeletions(
+            pair, settings, source, self._targets, tuple(sinks), checkpoints, guards, clock
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -167,6 +174,7 @@ class PairReplicator:
             cp = await self._checkpoints.load(self.pair.name, region)
             self.targets[region] = TargetState(region=region, checkpoint=cp)
             self._log.info("checkpoint.loaded", target=region, items=len(cp.items))
+        await self.deletions.load_guard()
 
     async def flush(self) -> None:
         """Write every checkpoint that changed (ETag-conditional)."""
@@ -186,10 +194,12 @@ class PairReplicator:
         if not self.targets:
             await self.load()
         await self._guarded(self.reconcile)
+        await self._guarded(self.sweep)
         next_poll = self._clock() + self._settings.poll_interval_seconds
         next_reconcile = self._clock() + self._settings.reconcile_interval_seconds
+        next_sweep = self._clock() + self._settings.deletion_sweep_interval_seconds
         while not stop.is_set():
-            wait_s = max(0.0, min(next_poll, next_reconcile) - self._clock())
+            wait_s = max(0.0, min(next_poll, next_reconcile, next_sweep) - self._clock())
             refs = await self._wait_for_events(stop, wait_s)
             if stop.is_set():
                 break
@@ -203,6 +213,9 @@ class PairReplicator:
             elif now >= next_poll:
                 await self._guarded(self.poll)
                 next_poll = self._clock() + self._settings.poll_interval_seconds
+            if now >= next_sweep:
+                await self._guarded(self.sweep)
+                next_sweep = self._clock() + self._settings.deletion_sweep_interval_seconds
         await self.flush()
 
     async def _wait_for_events(self, stop: asyncio.Event, wait_s: float) -> dict[ItemRef, float]:
@@ -282,6 +295,37 @@ class PairReplicator:
             for region in self.targets:
                 self.lag.mark_pending(region, ref_key(ref), at)
         return await self._sync_many({r: list(self.targets) for r in refs})
+
+    async def sweep(self, confirm: bool = False) -> SweepReport:
+        """Propagate deletions and recoveries of the primary within the deletion guard,
+        and refresh the expiry watch (replicator/deletions.py, sweep.py). With `confirm`
+        the deletions a tripped guard withheld are applied and the guard is released."""
+        now = self._clock()
+        outcome = await self.deletions.sweep(
+            self._source_listing,
+            self.targets,
+            skip={r for r, s in self.targets.items() if s.suspended_until > now},
+            confirm=confirm,
+            flush=self.flush,
+        )
+        if outcome is None:
+            return SweepReport(errors=1, guard_tripped=self.deletions.guard.tripped)
+        for problem in outcome.problems:
+            state = self.targets[problem.region]
+            if problem.conflict is not None:
+                state.conflicts[problem.item] = problem.conflict
+            elif problem.error is not None:
+                at = datetime.fromtimestamp(now, UTC).isoformat()
+                error = problem.error
+                state.errors.append(
+                    {"at": at, "item": problem.item, "reason": error.reason, "message": str(error)}
+                )
+                if error.transient:
+                    self._suspend(state, now, error)
+        self.sink_errors.update(outcome.sink_errors)
+        for key in outcome.sink_recorded:
+            self.sink_errors.pop(key, None)
+        return outcome.report
 
     async def _sync_many(
         self,
@@ -407,6 +451,7 @@ class PairReplicator:
         for region, state in self.targets.items():
             metrics.REPLICATION_LAG_SECONDS.labels(self.pair.name, region).set(self.lag.lag(region))
             metrics.CONFLICTS.labels(self.pair.name, region).set(len(state.conflicts))
+        self.deletions.publish_metrics()
 
     def status(self) -> dict[str, Any]:
         """A JSON-ready view of this pair (names and versions only, never values)."""
@@ -429,6 +474,7 @@ class PairReplicator:
                 {"item": item, "message": message}
                 for item, message in sorted(self.sink_errors.items())[:RECENT_ERRORS]
             ],
+            **self.deletions.status(iso),
             "targets": [
                 {
                     "region": region,

@@ -36,6 +36,7 @@ def daemon_status(url: str, timeout: float = 3.0) -> dict[str, Any] | None:
 async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
     """What the checkpoints say, for when the daemon is not running."""
     from replicator.checkpoint import CheckpointStore
+    from replicator.guard import DeletionGuardStore
     from replicator.lease import LeaseTiming
     from replicator.members import Members
     from storage.open import open_store
@@ -47,6 +48,7 @@ async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
         await stack.enter_async_context(credential)
         blobs = await stack.enter_async_context(open_store(config.storage, credential))
         store = CheckpointStore(blobs)
+        guards = DeletionGuardStore(blobs)
         # The daemons' heartbeats name each pair's owner (the last one, if none runs now).
         members = Members(
             blobs, "kvdr-status", LeaseTiming(config.replicator.lease_duration_seconds)
@@ -69,6 +71,8 @@ async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
                     "name": pair.name,
                     "primary": pair.primary.region,
                     "rpo_objective_seconds": pair.rpo_objective_seconds,
+                    # Kept in blob storage: a tripped guard shows while no daemon runs.
+                    "deletion_guard": (await guards.load(pair.name)).view(pair.hide_names),
                     "owner": owner.instance if owner else None,
                     "owner_since": owner.since if owner else None,
                     "targets": targets,
@@ -145,6 +149,34 @@ def render(doc: dict[str, Any]) -> None:
         for t in p["targets"]:
             for c in t.get("conflicts", []):
                 console.print(f"[yellow]conflict[/] {p['name']} -> {t['region']}: {c['reason']}")
+    render_deletions(doc)
+
+
+def render_deletions(doc: dict[str, Any]) -> None:
+    """Tripped deletion guards and the items that expire within each pair's horizon."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for p in doc.get("pairs", []):
+        guard = p.get("deletion_guard") or {}
+        if guard.get("tripped"):
+            console.print(
+                f"[bold red]deletion guard tripped[/] {p['name']} since {guard['since']}: "
+                f"{guard['withheld_count']} deletions withheld "
+                f"({', '.join(guard['withheld'][:10])}); review, then run: "
+                f"{guard['release_with']}",
+                markup=True,
+                highlight=False,
+            )
+    rows = [(p["name"], e) for p in doc.get("pairs", []) for e in p.get("expiring") or []]
+    if not rows:
+        return
+    table = Table("pair", "region", "kind", "name", "expires", "days left", title="Expiring items")
+    for pair, e in rows:
+        days = "[red]expired[/]" if e["expired"] else f"{e['days_left']:.1f}"
+        table.add_row(pair, e["region"], e["kind"], e["name"], e["expires_on"], days)
+    console.print(table)
 
 
 def _or_dash(value: object) -> str:

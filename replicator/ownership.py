@@ -292,6 +292,8 @@ class PairOwnership:
                 if keeper.done():
                     outcome = "lost"
                     break
+            if outcome == "lost":
+                self._log.warning("pair.stopped_lease_lost", pair=slot.name, reason=_reason(keeper))
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self._failure = exc
@@ -331,7 +333,6 @@ class PairOwnership:
             if keeper.done():
                 # Lost: stop at once, write nothing more.
                 await _cancel(work)
-                self._log.warning("pair.stopped_lease_lost", pair=slot.name, reason=_reason(keeper))
                 return "lost"
             error = work.exception()
             if error is None:

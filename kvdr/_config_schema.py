@@ -26,6 +26,7 @@ from kvdr._config_fields import (
     duration,
     fraction,
     integer,
+    long_duration,
     suggest,
     text,
     type_name,
@@ -461,7 +462,7 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
             table.get("deletion_guard_fraction", fraction), base.deletion_guard_fraction
         ),
         expiry_horizon_seconds=_pick(
-            table.get("expiry_horizon", duration()), base.expiry_horizon_seconds
+            table.get("expiry_horizon", long_duration), base.expiry_horizon_seconds
         ),
         lease_duration_seconds=_pick(
             table.get("lease_duration", _lease_duration), base.lease_duration_seconds

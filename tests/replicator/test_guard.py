@@ -88,9 +88,7 @@ class TestGuardState:
         assert len(hidden_name("db-password")) == len("sha256:") + 12
         assert "db-password" not in json.dumps(shown)
         assert state.view()["withheld"] == ["secret/db-password"]
-        assert state.view()["release_with"] == (
-            "kvdr sync --once --pair app --confirm-deletions"
-        )
+        assert state.view()["release_with"] == ("kvdr sync --once --pair app --confirm-deletions")
 
     def test_limits_refuse_nonsense(self) -> None:
         """A fraction outside (0, 1] or a negative minimum is refused by name."""
@@ -119,9 +117,7 @@ class TestGuardStore:
 
 
 class TestGuardOnVaults:
-    async def test_mass_deletion_is_withheld_while_the_rest_replicates(
-        self, world: World
-    ) -> None:
+    async def test_mass_deletion_is_withheld_while_the_rest_replicates(self, world: World) -> None:
         """30 of 60 deleted trips the guard: nothing is deleted on the target, status,
         metric and an error log say so, a new secret still arrives, and a restarted
         replicator reads the guard back."""
@@ -142,9 +138,9 @@ class TestGuardOnVaults:
         guard = replicator.status()["deletion_guard"]
         assert guard["tripped"] and guard["deleted"] == 30 and guard["items"] == 60
         assert guard["withheld_count"] == 30 and "secret/mass-00" in guard["withheld"]
-        assert REGISTRY.get_sample_value(
-            "kvdr_deletion_guard_tripped", {"pair": "guard-trip"}
-        ) == 1.0
+        assert (
+            REGISTRY.get_sample_value("kvdr_deletion_guard_tripped", {"pair": "guard-trip"}) == 1.0
+        )
         alert = [e for e in logs if e["event"] == "deletion_guard.tripped"]
         assert alert and alert[0]["log_level"] == "error" and alert[0]["deleted"] == 30
 
@@ -205,8 +201,9 @@ class TestGuardAcrossProcesses:
         self, make_world: WorldFactory, tmp_path: Path
     ) -> None:
         """A real daemon trips on 30 of 60 deletions and deletes nothing, also after a
-        restart; `kvdr sync --once --pair app --confirm-deletions` (a separate process)
-        applies them and releases the guard, and the running daemon does not trip again."""
+        restart; `kvdr status` shows the guard with and without a daemon; `kvdr sync
+        --once --pair app --confirm-deletions` (a separate process) applies them and
+        releases the guard, and the running daemon does not trip again."""
         port = free_port()
         world = await make_world()
         names = [f"mass-{i:02d}" for i in range(60)]
@@ -217,9 +214,7 @@ class TestGuardAcrossProcesses:
         )
         daemon = DaemonProcess(config, port).start()
         try:
-            await wait_for(
-                lambda: pair_status(daemon).get("last_sweep"), 30, "the first sweep"
-            )
+            await wait_for(lambda: pair_status(daemon).get("last_sweep"), 30, "the first sweep")
             assert await live_names(world, "westus") == set(names)
             await delete_on_primary(world, names[:30])
             await wait_for(
@@ -230,8 +225,16 @@ class TestGuardAcrossProcesses:
             _, metrics = daemon.get("/metrics")
             assert 'kvdr_deletion_guard_tripped{pair="app"} 1.0' in metrics.decode()
             assert await live_names(world, "westus") == set(names)
+            human = kvdr("status", "--config", str(config))
+            assert (
+                "deletion guard tripped" in human.stdout and "--confirm-deletions" in human.stdout
+            )
 
             assert daemon.terminate() == 0
+            # No daemon: status reads the guard from blob storage.
+            offline = json.loads(kvdr("status", "--json", "--config", str(config)).stdout)
+            assert offline["source"] == "checkpoints"
+            assert offline["pairs"][0]["deletion_guard"]["withheld_count"] == 30
             daemon = DaemonProcess(config, port).start()
             await wait_for(
                 lambda: pair_status(daemon).get("last_sweep"), 30, "a sweep after the restart"
@@ -240,9 +243,15 @@ class TestGuardAcrossProcesses:
             assert await live_names(world, "westus") == set(names)
 
             result = kvdr(
-                "sync", "--once", "--pair", "app", "--confirm-deletions", "--json",
-                "--config", str(config),
-            )  # fmt: skip
+                "sync",
+                "--once",
+                "--pair",
+                "app",
+                "--confirm-deletions",
+                "--json",
+                "--config",
+                str(config),
+            )
             assert result.returncode == 0, result.stdout + result.stderr
             doc = json.loads(result.stdout)
             assert doc["ok"] is True
@@ -256,9 +265,7 @@ class TestGuardAcrossProcesses:
                 "the daemon to see the release",
             )
             seen = pair_status(daemon)["last_sweep"]
-            await wait_for(
-                lambda: pair_status(daemon)["last_sweep"] != seen, 15, "one more sweep"
-            )
+            await wait_for(lambda: pair_status(daemon)["last_sweep"] != seen, 15, "one more sweep")
             assert not pair_status(daemon)["deletion_guard"]["tripped"]
             _, metrics = daemon.get("/metrics")
             assert 'kvdr_deletion_guard_tripped{pair="app"} 0.0' in metrics.decode()

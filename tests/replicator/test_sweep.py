@@ -53,9 +53,7 @@ def sweeps(draw: st.DrawFn) -> dict[str, object]:
             f"secret/{n}": entry(draw(st.sampled_from([None, 5.0]))) for n in names
         }
     tripped = draw(st.booleans())
-    limits = GuardLimits(
-        draw(st.integers(0, 15)), draw(st.floats(0.01, 1.0, allow_nan=False))
-    )
+    limits = GuardLimits(draw(st.integers(0, 15)), draw(st.floats(0.01, 1.0, allow_nan=False)))
     old_limits = limits if draw(st.booleans()) else GuardLimits(99, 0.5)
     guard = (
         GuardState(pair="p").trip(

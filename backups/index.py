@@ -53,6 +53,9 @@ class JournalIndex:
             versions={p.version: self._fingerprint(p) for p, _, _ in versions}, deleted=deleted
         )
 
+    def reached(self, sequence: int, at: float) -> None:
+        pass  # the journal keeps its position itself
+
     def apply(self, change: Change) -> None:
         entry = self._items.setdefault(change.item, _Entry())
         props = change.properties

@@ -242,4 +242,5 @@ async def read_snapshot(
         raise ObjectUnreadable(name.blob, f"item {count + 1}: {exc}") from None
     if count != header.items:
         raise ObjectUnreadable(name.blob, f"it holds {count} items, its header says {header.items}")
+    target.reached(header.sequence, header.at)
     return header, opened.digest.hex()

@@ -35,6 +35,8 @@ class ReplayResult:
     unreadable: list[str] = field(default_factory=list)
     # The replay stopped at a change after `until` (later changes exist).
     stopped_early: bool = False
+    # Unreadable segments that the listing places after `until` (not needed, reported).
+    unreadable_after: list[str] = field(default_factory=list)
 
 
 async def replay(
@@ -98,6 +100,12 @@ async def replay(
         try:
             segment = await read_segment(store, keks, seg.name)
         except ObjectUnreadable:
+            if until is not None and seg.first_at is not None and seg.first_at > until:
+                # Its listing says it begins after `until` (times never go back within a
+                # generation): damage there does not change the state at `until`.
+                result.unreadable_after.append(seg.blob)
+                result.stopped_early = True
+                break
             if not allow_gap:
                 raise
             result.unreadable.append(seg.blob)

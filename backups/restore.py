@@ -70,6 +70,7 @@ class PointInTime:
     segments_read: int
     gaps: list[Gap] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    unreadable_after: list[str] = field(default_factory=list)
     earliest: float | None = None
     latest: float | None = None
 
@@ -84,6 +85,7 @@ class PointInTime:
             "segments_read": self.segments_read,
             "gaps_skipped": [g.describe() for g in self.gaps],
             "unreadable_skipped": self.unreadable,
+            "unreadable_after_time": self.unreadable_after,
             "earliest_restorable": _iso(self.earliest),
             "latest_recorded": _iso(self.latest),
         }
@@ -165,6 +167,7 @@ async def state_at(
         segments_read=result.segments_read,
         gaps=gaps + result.gaps,
         unreadable=result.unreadable,
+        unreadable_after=result.unreadable_after,
         earliest=earliest,
         latest=latest,
     )

@@ -35,6 +35,10 @@ class ReplayTarget(Protocol):
 
     def apply(self, change: Change) -> None: ...
 
+    def reached(self, sequence: int, at: float) -> None:
+        """The items loaded so far are the state at `sequence` (observed at `at`)."""
+        ...
+
 
 @dataclass
 class VersionState:
@@ -97,6 +101,10 @@ class PairState:
                 yield state
 
     # -- ReplayTarget --------------------------------------------------------------
+
+    def reached(self, sequence: int, at: float) -> None:
+        self.sequence = max(self.sequence, sequence)
+        self.at = max(self.at, at)
 
     def load_item(
         self,

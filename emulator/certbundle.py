@@ -25,10 +25,10 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator import secrets
+from emulator import secrets, softdelete
 from emulator.certmaterial import CertificateMaterial, PrivateKey
 from emulator.certpolicy import key_ops_for
-from emulator.errors import KeyVaultError, conflict, not_found
+from emulator.errors import KeyVaultError, conflict
 from emulator.keydocs import add_key_version, material_of
 from emulator.keymaterial import KeyMaterial
 from emulator.objects import new_attributes, object_url, render_attributes
@@ -139,24 +139,6 @@ def add_certificate_version(
     return stored
 
 
-def latest_or_404(state: VaultState, name: str) -> StoredVersion:
-    """The latest live certificate version, or 404 CertificateNotFound."""
-    stored = state.store.get_latest(KIND, name)
-    if stored is None:
-        raise not_found(KIND, name)
-    return stored
-
-
-def version_or_404(state: VaultState, name: str, version: str) -> StoredVersion:
-    """One live version (empty `version`: the latest), or 404."""
-    if not version:
-        return latest_or_404(state, name)
-    stored = state.store.get_version(KIND, name, version)
-    if stored is None:
-        raise not_found(KIND, name, version)
-    return stored
-
-
 def private_key_of(state: VaultState, stored: StoredVersion) -> PrivateKey:
     """The private key behind a certificate version (from its managed key)."""
     kid = str(stored.doc.get("kid") or "")
@@ -221,22 +203,12 @@ def render_item(
     return body
 
 
-def _deleted_fields(
-    state: VaultState, request: web.Request | None, deleted: DeletedObject
-) -> dict[str, Any]:
-    return {
-        "recoveryId": object_url(state, request, f"/deletedcertificates/{deleted.name}"),
-        "deletedDate": deleted.deleted_date,
-        "scheduledPurgeDate": deleted.scheduled_purge_date,
-    }
-
-
 def render_deleted(
     state: VaultState, request: web.Request | None, deleted: DeletedObject
 ) -> dict[str, Any]:
     """A DeletedCertificateBundle."""
     body = render_bundle(state, request, deleted.latest)
-    body.update(_deleted_fields(state, request, deleted))
+    body.update(softdelete.deleted_fields(state, request, deleted))
     return body
 
 
@@ -245,7 +217,7 @@ def render_deleted_item(
 ) -> dict[str, Any]:
     """A DeletedCertificateItem."""
     body = render_item(state, request, deleted.latest, versioned=False)
-    body.update(_deleted_fields(state, request, deleted))
+    body.update(softdelete.deleted_fields(state, request, deleted))
     return body
 
 

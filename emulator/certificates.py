@@ -17,18 +17,16 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator import backup_blob, certoperations
+from emulator import backup_blob, certoperations, softdelete
 from emulator.certbundle import (
     KIND,
     MANAGED_KINDS,
-    latest_or_404,
     pending_names,
     render_bundle,
     render_deleted,
     render_deleted_item,
     render_item,
     render_policy,
-    version_or_404,
 )
 from emulator.certissue import (
     check_sku,
@@ -40,14 +38,12 @@ from emulator.certissue import (
 from emulator.errors import (
     bad_parameter,
     conflict,
-    deleted_not_found,
-    forbidden_by_policy,
     not_found,
 )
-from emulator.objects import check_name, parse_attributes, parse_tags, read_json
+from emulator.objects import check_name, live_version, parse_attributes, parse_tags, read_json
 from emulator.paging import deleted_page, page_body, page_request, versions_page
 from emulator.state import VaultState, vault_state
-from emulator.store import DeletedObject, StoredVersion
+from emulator.store import StoredVersion
 
 
 def _name(request: web.Request) -> str:
@@ -58,8 +54,8 @@ async def get_certificate(request: web.Request) -> web.Response:
     """GET /certificates/{name}/{version} (no version: the latest)."""
     state = vault_state(request)
     name = _name(request)
-    stored = version_or_404(state, name, request.match_info.get("version", ""))
-    policy = latest_or_404(state, name).doc["policy"]
+    stored = live_version(state, KIND, name, request.match_info.get("version", ""))
+    policy = live_version(state, KIND, name).doc["policy"]
     return web.json_response(render_bundle(state, request, stored, policy=policy))
 
 
@@ -79,8 +75,8 @@ async def update_certificate(request: web.Request) -> web.Response:
     state = vault_state(request)
     name = _name(request)
     body = await read_json(request)
-    stored = version_or_404(state, name, request.match_info.get("version", ""))
-    latest = latest_or_404(state, name)
+    stored = live_version(state, KIND, name, request.match_info.get("version", ""))
+    latest = live_version(state, KIND, name)
     given = parse_attributes(body.get("attributes"))
     tags = parse_tags(body.get("tags")) if "tags" in body else stored.doc.get("tags")
     policy = latest.doc["policy"]
@@ -110,7 +106,7 @@ async def get_policy(request: web.Request) -> web.Response:
     """GET /certificates/{name}/policy."""
     state = vault_state(request)
     name = _name(request)
-    latest = latest_or_404(state, name)
+    latest = live_version(state, KIND, name)
     return web.json_response(render_policy(state, request, latest.name, latest.doc["policy"]))
 
 
@@ -119,7 +115,7 @@ async def update_policy(request: web.Request) -> web.Response:
     state = vault_state(request)
     name = _name(request)
     body = await read_json(request)
-    latest = latest_or_404(state, name)
+    latest = live_version(state, KIND, name)
     current = latest.doc["policy"]
     policy = stamp_policy(state, policy_or_400(body, "update", current), current)
     check_sku(state, policy)
@@ -177,7 +173,7 @@ async def delete_certificate(request: web.Request) -> web.Response:
     """DELETE /certificates/{name}: soft-delete it with its key and secret."""
     state = vault_state(request)
     name = _name(request)
-    latest_or_404(state, name)
+    live_version(state, KIND, name)
     now, days = state.now(), state.settings.retention_days
     with state.store.transaction():
         for kind in MANAGED_KINDS:
@@ -188,17 +184,11 @@ async def delete_certificate(request: web.Request) -> web.Response:
     return web.json_response(render_deleted(state, request, deleted))
 
 
-def _deleted_or_404(state: VaultState, name: str) -> DeletedObject:
-    deleted = state.store.get_deleted(KIND, name)
-    if deleted is None:
-        raise deleted_not_found(KIND, name)
-    return deleted
-
-
 async def get_deleted(request: web.Request) -> web.Response:
     """GET /deletedcertificates/{name}."""
     state = vault_state(request)
-    return web.json_response(render_deleted(state, request, _deleted_or_404(state, _name(request))))
+    deleted = softdelete.deleted_or_404(state, KIND, _name(request))
+    return web.json_response(render_deleted(state, request, deleted))
 
 
 async def list_deleted(request: web.Request) -> web.Response:
@@ -216,7 +206,7 @@ async def recover_deleted(request: web.Request) -> web.Response:
     """POST /deletedcertificates/{name}/recover: back with its key and secret."""
     state = vault_state(request)
     name = _name(request)
-    _deleted_or_404(state, name)
+    softdelete.deleted_or_404(state, KIND, name)
     with state.store.transaction():
         for kind in MANAGED_KINDS:
             if state.store.name_state(kind, name) == "deleted":
@@ -229,13 +219,8 @@ async def purge_deleted(request: web.Request) -> web.Response:
     """DELETE /deletedcertificates/{name}: erase it, its key and its secret (204)."""
     state = vault_state(request)
     name = _name(request)
-    _deleted_or_404(state, name)
-    if state.settings.purge_protection:
-        raise forbidden_by_policy(
-            f"Operation purge is not allowed on certificate {name}: purge protection is "
-            "enabled for this vault; it will be purged automatically when its retention "
-            "period ends."
-        )
+    softdelete.deleted_or_404(state, KIND, name)
+    softdelete.refuse_purge_protected(state, KIND, name)
     with state.store.transaction():
         for kind in MANAGED_KINDS:
             if state.store.name_state(kind, name) == "deleted":

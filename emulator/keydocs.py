@@ -20,10 +20,10 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator import throttle
-from emulator.errors import KeyVaultError, bad_parameter, not_found
+from emulator import softdelete, throttle
+from emulator.errors import KeyVaultError, bad_parameter
 from emulator.keymaterial import DEFAULT_KEY_OPS, KeyMaterial, KeyMaterialError
-from emulator.objects import new_attributes, object_url, render_attributes
+from emulator.objects import live_version, new_attributes, object_url, render_attributes
 from emulator.state import VaultState
 from emulator.store import DeletedObject, StoredVersion
 
@@ -199,22 +199,10 @@ def key_path(name: str, version: str | None = None) -> str:
     return f"/keys/{name}/{version}" if version else f"/keys/{name}"
 
 
-def load_version(state: VaultState, name: str, version: str) -> StoredVersion:
-    """A live version ('' = latest), or 404 KeyNotFound."""
-    stored = (
-        state.store.get_version(KIND, name, version)
-        if version
-        else state.store.get_latest(KIND, name)
-    )
-    if stored is None:
-        raise not_found(KIND, name, version or None)
-    return stored
-
-
 def load_charged(state: VaultState, name: str, version: str) -> StoredVersion:
-    """`load_version`, charging the key's budget (the vault's for an unknown key)."""
+    """A live version ('' = latest), charging the key's budget (the vault's for a 404)."""
     try:
-        stored = load_version(state, name, version)
+        stored = live_version(state, KIND, name, version)
     except KeyVaultError:
         state.throttle.charge(throttle.VAULT_OPS)
         raise
@@ -248,17 +236,6 @@ def publish_new_version(state: VaultState, stored: StoredVersion | dict[str, Any
         nbf=attributes.get("nbf"),
         exp=attributes.get("exp"),
     )
-
-
-def refuse_managed(stored: StoredVersion, operation: str) -> None:
-    """403 for changing a certificate's key on its own."""
-    if stored.doc.get("managed"):
-        raise KeyVaultError(
-            403,
-            "Forbidden",
-            f"Operation {operation} is not allowed on key {stored.name}: it is managed by a "
-            "certificate; change the certificate instead.",
-        )
 
 
 def render_jwk(
@@ -304,20 +281,13 @@ def render_item(
     return _render_common(state, stored, {"kid": object_url(state, request, path)})
 
 
-def _deleted_fields(
-    state: VaultState, request: web.Request | None, deleted: DeletedObject, body: dict[str, Any]
-) -> dict[str, Any]:
-    body["recoveryId"] = object_url(state, request, deleted.recovery_path)
-    body["deletedDate"] = deleted.deleted_date
-    body["scheduledPurgeDate"] = deleted.scheduled_purge_date
-    return body
-
-
 def render_deleted(
     state: VaultState, request: web.Request | None, deleted: DeletedObject
 ) -> dict[str, Any]:
     """A DeletedKeyBundle."""
-    return _deleted_fields(state, request, deleted, render_key(state, request, deleted.latest))
+    body = render_key(state, request, deleted.latest)
+    body.update(softdelete.deleted_fields(state, request, deleted))
+    return body
 
 
 def render_deleted_item(
@@ -325,4 +295,5 @@ def render_deleted_item(
 ) -> dict[str, Any]:
     """A DeletedKeyItem."""
     item = render_item(state, request, deleted.latest, versioned_id=False)
-    return _deleted_fields(state, request, deleted, item)
+    item.update(softdelete.deleted_fields(state, request, deleted))
+    return item

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator.errors import bad_parameter, not_found
+from emulator.errors import bad_parameter
 from emulator.keydocs import (
     KIND,
     add_key_version,
@@ -24,11 +24,10 @@ from emulator.keydocs import (
     key_path,
     material_of,
     publish_new_version,
-    refuse_managed,
     render_key,
 )
 from emulator.keymaterial import KeyMaterial
-from emulator.objects import check_name, object_url, read_json
+from emulator.objects import check_name, live_version, object_url, read_json, refuse_managed
 from emulator.state import VaultState, vault_state
 
 POLICY_NAMESPACE = "key-rotation-policy"
@@ -159,17 +158,10 @@ def _render_policy(
     return body
 
 
-def _live_name(state: VaultState, name: str) -> str:
-    latest = state.store.get_latest(KIND, name)
-    if latest is None:
-        raise not_found(KIND, name)
-    return latest.name
-
-
 async def get_policy(request: web.Request) -> web.Response:
     """GET /keys/{name}/rotationpolicy."""
     state = vault_state(request)
-    name = _live_name(state, check_name(request.match_info["name"]))
+    name = live_version(state, KIND, check_name(request.match_info["name"])).name
     return web.json_response(_render_policy(state, request, name, stored_policy(state, name)))
 
 
@@ -179,7 +171,7 @@ async def update_policy(request: web.Request) -> web.Response:
     name = check_name(request.match_info["name"])
     body = await read_json(request)
     parsed = parse_policy(body)
-    name = _live_name(state, name)
+    name = live_version(state, KIND, name).name
     now = state.now()
     previous = stored_policy(state, name)
     policy = dict(parsed, created=previous["created"] if previous else now, updated=now)
@@ -191,10 +183,8 @@ async def rotate_key(request: web.Request) -> web.Response:
     """POST /keys/{name}/rotate: a new version of the same type, size and curve."""
     state = vault_state(request)
     name = check_name(request.match_info["name"])
-    latest = state.store.get_latest(KIND, name)
-    if latest is None:
-        raise not_found(KIND, name)
-    refuse_managed(latest, "rotate")
+    latest = live_version(state, KIND, name)
+    refuse_managed(KIND, latest, "rotate")
     doc = latest.doc
     kty = str(doc["kty"])
     check_kty_allowed(state, kty)

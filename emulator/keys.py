@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator import backup_blob, keycrypto, keyrotation, throttle
-from emulator.errors import bad_parameter, conflict, deleted_not_found, forbidden_by_policy
+from emulator import backup_blob, keycrypto, keyrotation, softdelete, throttle
+from emulator.errors import bad_parameter, conflict
 from emulator.keydocs import (
     KIND,
     add_key_version,
@@ -27,13 +27,11 @@ from emulator.keydocs import (
     charge_key_create,
     check_kty_allowed,
     load_charged,
-    load_version,
     material_of,
     parse_exportable,
     parse_key_ops,
     parse_release_policy,
     publish_new_version,
-    refuse_managed,
     render_deleted,
     render_deleted_item,
     render_item,
@@ -46,11 +44,12 @@ from emulator.objects import (
     parse_attributes,
     parse_tags,
     read_json,
+    refuse_managed,
     updated_attributes,
+    writable_latest,
 )
 from emulator.paging import deleted_page, latest_page, versions_page
 from emulator.state import VaultState, vault_state
-from emulator.store import DeletedObject, StoredVersion
 
 # material_of is re-exported for the certificates part, which reads its key back.
 __all__ = ["KIND", "add_key_version", "material_of", "routes"]
@@ -80,16 +79,6 @@ def _optional_int(body: dict[str, Any], field: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad_parameter(f"{field} must be an integer.")
     return value
-
-
-def _check_name_free(state: VaultState, name: str) -> StoredVersion | None:
-    """409 while the name is soft-deleted; 403 for a certificate's key; else the latest."""
-    if state.store.name_state(KIND, name) == "deleted":
-        raise conflict(KIND, name, deleted=True)
-    latest = state.store.get_latest(KIND, name)
-    if latest is not None:
-        refuse_managed(latest, "create")
-    return latest
 
 
 @dataclass(frozen=True)
@@ -123,7 +112,7 @@ def _store_new(
     """Common tail of create and import: name check, write, event, response."""
     # Checked right before the write, with no await in between, so no other request can
     # take or delete the name meanwhile.
-    latest = _check_name_free(state, name)
+    latest = writable_latest(state, KIND, name, "create")
     if latest is None:
         # A name that was purged may have left its rotation policy behind.
         keyrotation.put_policy(state, name, None)
@@ -163,7 +152,7 @@ async def create_key(request: web.Request) -> web.Response:
     key_ops = parse_key_ops(body.get("key_ops"))
     fields = _NewKeyFields.parse(body)
     # Refuse a blocked name before spending a create budget or generating a key.
-    _check_name_free(state, name)
+    writable_latest(state, KIND, name, "create")
     charge_key_create(state, kty)
     try:
         # RSA-4096 takes a second or more to generate: off the event loop.
@@ -215,7 +204,7 @@ async def update_key(request: web.Request) -> web.Response:
     name = check_name(request.match_info["name"])
     body = await read_json(request)
     stored = load_charged(state, name, request.match_info.get("version", ""))
-    refuse_managed(stored, "update")
+    refuse_managed(KIND, stored, "update")
     doc = dict(stored.doc)
     if body.get("key_ops") is not None:
         doc["key_ops"] = parse_key_ops(body["key_ops"])
@@ -259,24 +248,14 @@ async def list_versions(request: web.Request) -> web.Response:
 async def delete_key(request: web.Request) -> web.Response:
     """DELETE /keys/{name}: soft-delete every version."""
     state = vault_state(request)
-    name = check_name(request.match_info["name"])
-    latest = load_version(state, name, "")
-    refuse_managed(latest, "delete")
-    deleted = state.store.soft_delete(KIND, name, state.now(), state.settings.retention_days)
+    deleted = softdelete.delete(state, KIND, check_name(request.match_info["name"]))
     return web.json_response(render_deleted(state, request, deleted))
-
-
-def _get_deleted(state: VaultState, name: str) -> DeletedObject:
-    deleted = state.store.get_deleted(KIND, name)
-    if deleted is None:
-        raise deleted_not_found(KIND, name)
-    return deleted
 
 
 async def get_deleted(request: web.Request) -> web.Response:
     """GET /deletedkeys/{name}."""
     state = vault_state(request)
-    deleted = _get_deleted(state, check_name(request.match_info["name"]))
+    deleted = softdelete.deleted_or_404(state, KIND, check_name(request.match_info["name"]))
     return web.json_response(render_deleted(state, request, deleted))
 
 
@@ -290,10 +269,7 @@ async def list_deleted(request: web.Request) -> web.Response:
 async def recover_deleted(request: web.Request) -> web.Response:
     """POST /deletedkeys/{name}/recover: back with all versions."""
     state = vault_state(request)
-    name = check_name(request.match_info["name"])
-    deleted = _get_deleted(state, name)
-    refuse_managed(deleted.latest, "recover")
-    latest = state.store.recover(KIND, name)
+    latest = softdelete.recover(state, KIND, check_name(request.match_info["name"]))
     return web.json_response(render_key(state, request, latest))
 
 
@@ -301,15 +277,8 @@ async def purge_deleted(request: web.Request) -> web.Response:
     """DELETE /deletedkeys/{name}: erase for good (refused under purge protection)."""
     state = vault_state(request)
     name = check_name(request.match_info["name"])
-    deleted = _get_deleted(state, name)
-    if state.settings.purge_protection:
-        raise forbidden_by_policy(
-            f"Operation purge is not allowed on key {name}: purge protection is enabled for "
-            "this vault; it will be purged automatically when its retention period ends."
-        )
-    refuse_managed(deleted.latest, "purge")
-    state.store.purge(KIND, name)
-    keyrotation.put_policy(state, deleted.name, None)
+    softdelete.purge(state, KIND, name)
+    keyrotation.put_policy(state, name, None)
     return web.Response(status=204)
 
 

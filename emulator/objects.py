@@ -1,4 +1,5 @@
-"""Key Vault rules every object kind shares: names, request bodies, attributes, tags, ids."""
+"""Key Vault rules every object kind shares: names, request bodies, attributes, tags, ids,
+the live-version lookup and the rules for names that are taken or managed."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator.errors import bad_parameter
+from emulator.errors import KeyVaultError, bad_parameter, conflict, not_found
 from emulator.state import VaultState
+from emulator.store import StoredVersion
 
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 # Azure allows at most 15 tags; names up to 512 and values up to 256 characters.
@@ -134,3 +136,49 @@ def object_url(state: VaultState, request: web.Request | None, path: str) -> str
     if path.startswith("https://") or path.startswith("http://"):
         return path
     return f"{state.vault_url(request)}{path}"
+
+
+def live_version(state: VaultState, kind: str, name: str, version: str = "") -> StoredVersion:
+    """A live version of an object (empty `version`: the latest), or 404 naming it."""
+    stored = (
+        state.store.get_version(kind, name, version)
+        if version
+        else state.store.get_latest(kind, name)
+    )
+    if stored is None:
+        raise not_found(kind, name, version or None)
+    return stored
+
+
+def refuse_managed(kind: str, stored: StoredVersion, operation: str) -> None:
+    """403 for changing a certificate's key or secret on its own, as Key Vault refuses it."""
+    if stored.doc.get("managed"):
+        raise KeyVaultError(
+            403,
+            "Forbidden",
+            f"Operation {operation} is not allowed on {kind} {stored.name}: it is managed by "
+            "a certificate; change the certificate instead.",
+        )
+
+
+def writable_latest(
+    state: VaultState, kind: str, name: str, operation: str
+) -> StoredVersion | None:
+    """The latest version before a new one is written (None for a new name).
+
+    409 while the name is soft-deleted (Azure keeps it until recovery or purge); 403 when
+    a certificate manages the object.
+    """
+    if state.store.name_state(kind, name) == "deleted":
+        raise conflict(kind, name, deleted=True)
+    latest = state.store.get_latest(kind, name)
+    if latest is not None:
+        refuse_managed(kind, latest, operation)
+    return latest
+
+
+def refuse_taken(state: VaultState, kind: str, name: str) -> None:
+    """409 when a live or soft-deleted object holds the name (a restore needs it free)."""
+    name_state = state.store.name_state(kind, name)
+    if name_state is not None:
+        raise conflict(kind, name, deleted=name_state == "deleted")

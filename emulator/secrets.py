@@ -13,24 +13,25 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator import backup_blob
+from emulator import backup_blob, softdelete
 from emulator.errors import (
     KeyVaultError,
     bad_parameter,
     conflict,
-    deleted_not_found,
-    forbidden_by_policy,
     not_found,
 )
 from emulator.objects import (
     check_name,
+    live_version,
     new_attributes,
     object_url,
     parse_attributes,
     parse_tags,
     read_json,
+    refuse_managed,
     render_attributes,
     updated_attributes,
+    writable_latest,
 )
 from emulator.paging import deleted_page, latest_page, versions_page
 from emulator.state import VaultState, vault_state
@@ -88,26 +89,8 @@ def render_deleted(
     body = render_secret(
         state, request, deleted.latest, with_value=with_value, versioned_id=versioned_id
     )
-    body["recoveryId"] = object_url(state, request, deleted.recovery_path)
-    body["deletedDate"] = deleted.deleted_date
-    body["scheduledPurgeDate"] = deleted.scheduled_purge_date
+    body.update(softdelete.deleted_fields(state, request, deleted))
     return body
-
-
-def _check_free(state: VaultState, name: str) -> None:
-    """Refuse a new version while the name is soft-deleted (409, as Azure does)."""
-    if state.store.name_state(KIND, name) == "deleted":
-        raise conflict(KIND, name, deleted=True)
-
-
-def _refuse_managed(stored: StoredVersion, operation: str) -> None:
-    if stored.doc.get("managed"):
-        raise KeyVaultError(
-            403,
-            "Forbidden",
-            f"Operation {operation} is not allowed on secret {stored.name}: it is managed by "
-            "a certificate; change the certificate instead.",
-        )
 
 
 def _validate_value(body: dict[str, Any]) -> str:
@@ -172,10 +155,7 @@ async def set_secret(request: web.Request) -> web.Response:
     content_type = _validate_content_type(body.get("contentType"))
     tags = parse_tags(body.get("tags"))
     attributes = parse_attributes(body.get("attributes"))
-    _check_free(state, name)
-    latest = state.store.get_latest(KIND, name)
-    if latest is not None:
-        _refuse_managed(latest, "set")
+    writable_latest(state, KIND, name, "set")
     stored = add_secret_version(
         state, name, value, content_type=content_type, tags=tags, attributes=attributes
     )
@@ -184,17 +164,6 @@ async def set_secret(request: web.Request) -> web.Response:
         "NewVersionCreated", KIND, stored.name, stored.version, nbf=attrs["nbf"], exp=attrs["exp"]
     )
     return web.json_response(render_secret(state, request, stored, with_value=True))
-
-
-def _get_version(state: VaultState, name: str, version: str) -> StoredVersion:
-    stored = (
-        state.store.get_version(KIND, name, version)
-        if version
-        else state.store.get_latest(KIND, name)
-    )
-    if stored is None:
-        raise not_found(KIND, name, version or None)
-    return stored
 
 
 def _converted(stored: StoredVersion, out_content_type: str) -> dict[str, Any] | None:
@@ -226,7 +195,7 @@ async def get_secret(request: web.Request) -> web.Response:
     """GET /secrets/{name}/{version} (empty version: the latest)."""
     state = vault_state(request)
     name = check_name(request.match_info["name"])
-    stored = _get_version(state, name, _version_param(request))
+    stored = live_version(state, KIND, name, _version_param(request))
     if not stored.doc.get("attributes", {}).get("enabled", True):
         raise KeyVaultError(
             403,
@@ -247,8 +216,8 @@ async def update_secret(request: web.Request) -> web.Response:
     state = vault_state(request)
     name = check_name(request.match_info["name"])
     body = await read_json(request)
-    stored = _get_version(state, name, _version_param(request))
-    _refuse_managed(stored, "update")
+    stored = live_version(state, KIND, name, _version_param(request))
+    refuse_managed(KIND, stored, "update")
     doc = dict(stored.doc)
     if "contentType" in body:
         doc["contentType"] = _validate_content_type(body["contentType"])
@@ -285,27 +254,14 @@ async def list_versions(request: web.Request) -> web.Response:
 async def delete_secret(request: web.Request) -> web.Response:
     """DELETE /secrets/{name}: soft-delete every version."""
     state = vault_state(request)
-    name = check_name(request.match_info["name"])
-    latest = state.store.get_latest(KIND, name)
-    if latest is None:
-        raise not_found(KIND, name)
-    _refuse_managed(latest, "delete")
-    deleted = state.store.soft_delete(KIND, name, state.now(), state.settings.retention_days)
+    deleted = softdelete.delete(state, KIND, check_name(request.match_info["name"]))
     return web.json_response(render_deleted(state, request, deleted, with_value=False))
-
-
-def _get_deleted(state: VaultState, name: str) -> DeletedObject:
-    deleted = state.store.get_deleted(KIND, name)
-    if deleted is None:
-        raise deleted_not_found(KIND, name)
-    return deleted
 
 
 async def get_deleted(request: web.Request) -> web.Response:
     """GET /deletedsecrets/{name}."""
     state = vault_state(request)
-    name = check_name(request.match_info["name"])
-    deleted = _get_deleted(state, name)
+    deleted = softdelete.deleted_or_404(state, KIND, check_name(request.match_info["name"]))
     return web.json_response(render_deleted(state, request, deleted, with_value=False))
 
 
@@ -324,25 +280,14 @@ async def list_deleted(request: web.Request) -> web.Response:
 async def recover_deleted(request: web.Request) -> web.Response:
     """POST /deletedsecrets/{name}/recover."""
     state = vault_state(request)
-    name = check_name(request.match_info["name"])
-    deleted = _get_deleted(state, name)
-    _refuse_managed(deleted.latest, "recover")
-    latest = state.store.recover(KIND, name)
+    latest = softdelete.recover(state, KIND, check_name(request.match_info["name"]))
     return web.json_response(render_secret(state, request, latest, with_value=False))
 
 
 async def purge_deleted(request: web.Request) -> web.Response:
     """DELETE /deletedsecrets/{name}: erase for good (refused under purge protection)."""
     state = vault_state(request)
-    name = check_name(request.match_info["name"])
-    deleted = _get_deleted(state, name)
-    if state.settings.purge_protection:
-        raise forbidden_by_policy(
-            f"Operation purge is not allowed on secret {name}: purge protection is enabled "
-            "for this vault; it will be purged automatically when its retention period ends."
-        )
-    _refuse_managed(deleted.latest, "purge")
-    state.store.purge(KIND, name)
+    softdelete.purge(state, KIND, check_name(request.match_info["name"]))
     return web.Response(status=204)
 
 

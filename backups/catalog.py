@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from backups import paths
 from backups.paths import HeadName, SegmentName, SnapshotName
@@ -191,6 +192,41 @@ class PairCatalog:
     @property
     def size(self) -> int:
         return sum(g.size for g in self.generations.values())
+
+    def summary(self) -> dict[str, Any]:
+        """What `kvdr snapshot list` shows: generations, snapshots, coverage, sizes, gaps."""
+        generations = []
+        for gen in self.ordered():
+            oldest = gen.snapshots[0] if gen.snapshots else None
+            since = 0 if gen.starts_complete() or oldest is None else oldest.sequence
+            generations.append(
+                {
+                    "generation": gen.generation,
+                    "started": gen.started.isoformat(),
+                    "last_sequence": gen.last_sequence,
+                    "segments": len(gen.segments),
+                    "snapshots": [
+                        {
+                            "sequence": s.sequence,
+                            "at": _iso(s.at),
+                            "size": s.size,
+                            "blob": s.blob,
+                        }
+                        for s in gen.snapshots
+                    ],
+                    "earliest_restorable": _iso(gen.earliest_restorable()),
+                    "latest_restorable": _iso(gen.latest_restorable()),
+                    "size": gen.size,
+                    "gaps": [g.describe() for g in gen.gaps(since)],
+                }
+            )
+        return {
+            "pair": self.pair,
+            "earliest_restorable": _iso(self.earliest_restorable()),
+            "latest_restorable": _iso(self.latest_restorable()),
+            "size": self.size,
+            "generations": generations,
+        }
 
 
 def build_catalog(pair: str, infos: Sequence[BlobInfo]) -> PairCatalog:

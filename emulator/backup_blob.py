@@ -7,6 +7,9 @@ derived with HKDF from the geography's name, so two emulators started with the s
 `--geo` open each other's backups and a different geography cannot (it gets Azure-style
 refusal naming both geographies). This models Azure's rule; it is not meant to keep a
 determined local user out.
+
+Each kind's payload holds lists of `{"version", "doc"}` entries (`version_entries`,
+`version_docs`); what else it holds is up to the kind.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import re
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -24,7 +28,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from emulator.errors import KeyVaultError, bad_parameter
+from emulator.errors import KIND_TITLE, KeyVaultError, bad_parameter, not_found
+from emulator.state import VaultState
+from emulator.store import StoredVersion
 
 MAGIC = b"KVDR-EMU-BACKUP1"
 _SALT = b"kvdr emulator backup blob v1"
@@ -103,3 +109,40 @@ def decode_value(value: object, kind: str) -> bytes:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError):
         raise bad_parameter(f"value: the {kind} backup blob is not valid base64url") from None
+
+
+def open_request(body: dict[str, Any], kind: str, geo: str) -> dict[str, Any]:
+    """The payload of a restore request's blob, or 400 as Key Vault refuses it."""
+    return open_blob(kind, geo, decode_value(body.get("value"), kind))
+
+
+def backup_body(kind: str, geo: str, payload: dict[str, Any]) -> dict[str, str]:
+    """A backup response: the payload sealed for this geography, as base64url `value`."""
+    return {"value": encode_value(seal(kind, geo, payload))}
+
+
+def backup_versions(state: VaultState, kind: str, name: str) -> list[StoredVersion]:
+    """Every live version of an object, oldest first: 404 for none, 400 above the limit."""
+    versions = state.store.all_versions(kind, name)
+    if not versions:
+        raise not_found(kind, name)
+    if len(versions) > MAX_BACKUP_VERSIONS:
+        raise bad_parameter(
+            f"{KIND_TITLE[kind]} {name} has {len(versions)} versions; backups hold at most "
+            f"{MAX_BACKUP_VERSIONS}."
+        )
+    return versions
+
+
+def version_entries(versions: Sequence[StoredVersion]) -> list[dict[str, Any]]:
+    """The payload's list of versions, oldest first."""
+    return [{"version": v.version, "doc": v.doc} for v in versions]
+
+
+def version_docs(entries: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(version, doc) pairs from a payload's list, for `VersionStore.restore_versions`.
+
+    A malformed list raises KeyError, TypeError or ValueError; the caller answers 400
+    naming its kind, together with its other payload fields.
+    """
+    return [(str(v["version"]), dict(v["doc"])) for v in entries]

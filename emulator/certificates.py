@@ -38,12 +38,17 @@ from emulator.certissue import (
 from emulator.errors import (
     bad_parameter,
     conflict,
-    not_found,
 )
-from emulator.objects import check_name, live_version, parse_attributes, parse_tags, read_json
+from emulator.objects import (
+    check_name,
+    live_version,
+    parse_attributes,
+    parse_tags,
+    read_json,
+    refuse_taken,
+)
 from emulator.paging import deleted_page, page_body, page_request, versions_page
 from emulator.state import VaultState, vault_state
-from emulator.store import StoredVersion
 
 
 def _name(request: web.Request) -> str:
@@ -229,32 +234,23 @@ async def purge_deleted(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _versions_payload(versions: list[StoredVersion]) -> list[dict[str, Any]]:
-    return [{"version": v.version, "doc": v.doc} for v in versions]
-
-
 async def backup_certificate(request: web.Request) -> web.Response:
     """POST /certificates/{name}/backup: all versions with their keys and secrets, sealed."""
     state = vault_state(request)
     name = _name(request)
-    versions = state.store.all_versions(KIND, name)
-    if not versions:
-        raise not_found(KIND, name)
-    if len(versions) > backup_blob.MAX_BACKUP_VERSIONS:
-        raise bad_parameter(
-            f"Certificate {name} has {len(versions)} versions; backups hold at most "
-            f"{backup_blob.MAX_BACKUP_VERSIONS}."
-        )
-    payload: dict[str, Any] = {"name": versions[-1].name, KIND: _versions_payload(versions)}
+    versions = backup_blob.backup_versions(state, KIND, name)
+    payload: dict[str, Any] = {
+        "name": versions[-1].name,
+        KIND: backup_blob.version_entries(versions),
+    }
     for kind in MANAGED_KINDS:
-        payload[kind] = _versions_payload(state.store.all_versions(kind, name))
-    blob = backup_blob.seal(KIND, state.settings.geo, payload)
-    return web.json_response({"value": backup_blob.encode_value(blob)})
+        payload[kind] = backup_blob.version_entries(state.store.all_versions(kind, name))
+    return web.json_response(backup_blob.backup_body(KIND, state.settings.geo, payload))
 
 
 def _payload_versions(payload: Mapping[str, Any], kind: str) -> list[tuple[str, dict[str, Any]]]:
     try:
-        return [(str(v["version"]), dict(v["doc"])) for v in payload.get(kind) or []]
+        return backup_blob.version_docs(payload.get(kind) or [])
     except (KeyError, TypeError, ValueError):
         raise bad_parameter("the certificate backup blob is malformed") from None
 
@@ -262,23 +258,20 @@ def _payload_versions(payload: Mapping[str, Any], kind: str) -> list[tuple[str, 
 async def restore_certificate(request: web.Request) -> web.Response:
     """POST /certificates/restore: recreate certificate, key and secret (name must be free)."""
     state = vault_state(request)
-    body = await read_json(request)
-    blob = backup_blob.decode_value(body.get("value"), KIND)
-    payload = backup_blob.open_blob(KIND, state.settings.geo, blob)
+    payload = backup_blob.open_request(await read_json(request), KIND, state.settings.geo)
     name = check_name(str(payload.get("name", "")))
     versions = {kind: _payload_versions(payload, kind) for kind in (KIND, *MANAGED_KINDS)}
     if not versions[KIND]:
         raise bad_parameter("the certificate backup blob holds no versions")
-    for kind in (KIND, *MANAGED_KINDS):
+    refuse_taken(state, KIND, name)
+    for kind in MANAGED_KINDS:
         name_state = state.store.name_state(kind, name)
         if name_state is not None:
-            message = None
-            if kind != KIND:
-                message = (
-                    f"A {kind} named {name} already exists"
-                    + (" in a deleted but recoverable state" if name_state == "deleted" else "")
-                    + f"; certificate {name} cannot be restored under its name."
-                )
+            message = (
+                f"A {kind} named {name} already exists"
+                + (" in a deleted but recoverable state" if name_state == "deleted" else "")
+                + f"; certificate {name} cannot be restored under its name."
+            )
             raise conflict(KIND, name, deleted=name_state == "deleted", message=message)
     with state.store.transaction():
         for kind in MANAGED_KINDS:

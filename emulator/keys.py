@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from emulator import backup_blob, keycrypto, keyrotation, softdelete, throttle
-from emulator.errors import bad_parameter, conflict
+from emulator.errors import bad_parameter
 from emulator.keydocs import (
     KIND,
     add_key_version,
@@ -45,6 +45,7 @@ from emulator.objects import (
     parse_tags,
     read_json,
     refuse_managed,
+    refuse_taken,
     updated_attributes,
     writable_latest,
 )
@@ -287,25 +288,19 @@ async def backup_key(request: web.Request) -> web.Response:
     state = vault_state(request)
     name = check_name(request.match_info["name"])
     latest = load_charged(state, name, "")
-    versions = state.store.all_versions(KIND, name)
-    if len(versions) > backup_blob.MAX_BACKUP_VERSIONS:
-        raise bad_parameter(
-            f"Key {name} has {len(versions)} versions; backups hold at most "
-            f"{backup_blob.MAX_BACKUP_VERSIONS}."
-        )
+    versions = backup_blob.backup_versions(state, KIND, name)
     payload = {
         "name": latest.name,
-        "versions": [{"version": v.version, "doc": v.doc} for v in versions],
+        "versions": backup_blob.version_entries(versions),
         "rotation_policy": keyrotation.stored_policy(state, latest.name),
     }
-    blob = backup_blob.seal(KIND, state.settings.geo, payload)
-    return web.json_response({"value": backup_blob.encode_value(blob)})
+    return web.json_response(backup_blob.backup_body(KIND, state.settings.geo, payload))
 
 
 def _restored_versions(payload: dict[str, Any]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
     try:
         name = check_name(str(payload["name"]))
-        versions = [(str(v["version"]), dict(v["doc"])) for v in payload["versions"]]
+        versions = backup_blob.version_docs(payload["versions"])
         for _, doc in versions:
             canonical_kty(doc["kty"])
             KeyMaterial.from_jwk(doc["material"])
@@ -319,15 +314,11 @@ def _restored_versions(payload: dict[str, Any]) -> tuple[str, list[tuple[str, di
 async def restore_key(request: web.Request) -> web.Response:
     """POST /keys/restore: recreate a key with all its versions (same geography only)."""
     state = vault_state(request)
-    body = await read_json(request)
-    blob = backup_blob.decode_value(body.get("value"), KIND)
-    payload = backup_blob.open_blob(KIND, state.settings.geo, blob)
+    payload = backup_blob.open_request(await read_json(request), KIND, state.settings.geo)
     name, versions = _restored_versions(payload)
     for kty in {str(doc["kty"]) for _, doc in versions}:
         check_kty_allowed(state, kty)
-    name_state = state.store.name_state(KIND, name)
-    if name_state is not None:
-        raise conflict(KIND, name, deleted=name_state == "deleted")
+    refuse_taken(state, KIND, name)
     with state.store.transaction():
         restored = state.store.restore_versions(KIND, name, versions)
         policy = payload.get("rotation_policy")

@@ -17,8 +17,6 @@ from emulator import backup_blob, softdelete
 from emulator.errors import (
     KeyVaultError,
     bad_parameter,
-    conflict,
-    not_found,
 )
 from emulator.objects import (
     check_name,
@@ -29,6 +27,7 @@ from emulator.objects import (
     parse_tags,
     read_json,
     refuse_managed,
+    refuse_taken,
     render_attributes,
     updated_attributes,
     writable_latest,
@@ -295,38 +294,23 @@ async def backup_secret(request: web.Request) -> web.Response:
     """POST /secrets/{name}/backup: all versions, sealed for this geography."""
     state = vault_state(request)
     name = check_name(request.match_info["name"])
-    versions = state.store.all_versions(KIND, name)
-    if not versions:
-        raise not_found(KIND, name)
-    if len(versions) > backup_blob.MAX_BACKUP_VERSIONS:
-        raise bad_parameter(
-            f"Secret {name} has {len(versions)} versions; backups hold at most "
-            f"{backup_blob.MAX_BACKUP_VERSIONS}."
-        )
-    payload = {
-        "name": versions[-1].name,
-        "versions": [{"version": v.version, "doc": v.doc} for v in versions],
-    }
-    blob = backup_blob.seal(KIND, state.settings.geo, payload)
-    return web.json_response({"value": backup_blob.encode_value(blob)})
+    versions = backup_blob.backup_versions(state, KIND, name)
+    payload = {"name": versions[-1].name, "versions": backup_blob.version_entries(versions)}
+    return web.json_response(backup_blob.backup_body(KIND, state.settings.geo, payload))
 
 
 async def restore_secret(request: web.Request) -> web.Response:
     """POST /secrets/restore: recreate a secret with all its versions from a backup."""
     state = vault_state(request)
-    body = await read_json(request)
-    blob = backup_blob.decode_value(body.get("value"), KIND)
-    payload = backup_blob.open_blob(KIND, state.settings.geo, blob)
+    payload = backup_blob.open_request(await read_json(request), KIND, state.settings.geo)
     try:
         name = check_name(str(payload["name"]))
-        versions = [(str(v["version"]), dict(v["doc"])) for v in payload["versions"]]
+        versions = backup_blob.version_docs(payload["versions"])
     except (KeyError, TypeError, ValueError):
         raise bad_parameter("the secret backup blob is malformed") from None
     if not versions:
         raise bad_parameter("the secret backup blob holds no versions")
-    name_state = state.store.name_state(KIND, name)
-    if name_state is not None:
-        raise conflict(KIND, name, deleted=name_state == "deleted")
+    refuse_taken(state, KIND, name)
     restored = state.store.restore_versions(KIND, name, versions)
     return web.json_response(render_secret(state, request, restored[-1], with_value=False))
 

@@ -33,6 +33,7 @@ from kvdr._config_fields import (
 )
 from kvdr._config_lines import KeyPath
 from replicator.lease import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
+from replicator.plan_keys import SKUS
 from replicator.settings import ReplicatorSettings
 from storage.settings import AzureBlobSettings, LocalFolderSettings
 from vault.models import VaultRef
@@ -265,8 +266,11 @@ def read_regions(raw: object, problems: Problems) -> dict[str, VaultRef]:
                 where,
                 f"region name {name!r} must be 1-63 lowercase letters, digits, '-' or '_'",
             )
-        table = Table(body, where, problems, ("vault_url",))
+        table = Table(body, where, problems, ("vault_url", "sku"))
         url = table.require("vault_url", _vault_url, "the vault's https:// URL")
+        # Key Vault does not tell a client its tier; it decides which key types a mirror
+        # can restore into the vault (HSM keys need premium), checked at start.
+        sku = table.get("sku", choice(SKUS, fold_case=True))
         if url is None:
             continue
         same = seen_urls.get(url.lower())
@@ -274,7 +278,7 @@ def read_regions(raw: object, problems: Problems) -> dict[str, VaultRef]:
             problems.error((*where, "vault_url"), f"the same vault as region {same!r}")
             continue
         seen_urls[url.lower()] = name
-        regions[name] = VaultRef(region=name, url=url)
+        regions[name] = VaultRef(region=name, url=url, sku=sku or "standard")
     return regions
 
 

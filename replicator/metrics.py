@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 RPO_SECONDS = Gauge(
     "kvdr_rpo_seconds",
@@ -44,4 +44,17 @@ LEADER = Gauge(
     "kvdr_leader",
     "1 on the daemon that holds the pair's lease and runs it, 0 on the others",
     ["pair"],
+)
+BLOCKED = Gauge(
+    "kvdr_replication_blocked",
+    "Items whose new versions this target cannot take (purge protection, key type its "
+    "SKU does not hold); status names each with the reason and the remedy",
+    ["pair", "target", "kind"],
+)
+REPLACE_ABSENCE_SECONDS = Histogram(
+    "kvdr_replace_absence_seconds",
+    "How long a key or certificate was absent on a target while kvdr replaced its copy "
+    "(delete, purge, restore of the newer backup)",
+    ["pair", "target", "kind"],
+    buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
 )

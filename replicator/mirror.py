@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -37,6 +37,9 @@ class TargetOutcome:
     conflict: str | None = None
     error: VaultError | None = None
     target_version: str | None = None
+    # The target cannot take the item's new versions (purge protection, a key type its
+    # SKU does not hold): the reason and the remedy. Reported, the pair goes on.
+    blocked: str | None = None
 
     @property
     def applied(self) -> bool:
@@ -76,6 +79,26 @@ class ItemMirror(Protocol):
         self, name: str, targets: list[str], on_target: TargetDone | None = None
     ) -> ItemOutcome:
         """Bring item `name` up to date on each of `targets` and in every sink."""
+        ...
+
+
+@runtime_checkable
+class VaultLevelMirror(Protocol):
+    """A mirror that also copies what belongs to the vault rather than to one item
+    (certificate issuers and contacts); the replicator calls it on each full pass."""
+
+    async def sync_vault_level(self, targets: list[str]) -> dict[str, VaultError | None]:
+        """Bring the vault-level settings of each target in line; the error per target."""
+        ...
+
+
+@runtime_checkable
+class StartCheck(Protocol):
+    """A mirror with something to check before its pair starts (key types against the
+    targets' SKUs): configuration errors found at start, not at 3 a.m."""
+
+    async def check_start(self) -> list[str]:
+        """Problems that make the pair unable to run, one message each (empty: fine)."""
         ...
 
 
@@ -124,8 +147,9 @@ class SecretMirror:
             source_versions = []
         except VaultError as exc:
             return ItemOutcome(ref=ref, source_latest=None, source_error=exc)
-        if not source_versions:
-            # Gone from the source since it was listed; deletions are the sweep's job.
+        if not source_versions or source_versions[-1].managed:
+            # Gone from the source since it was listed (deletions are the sweep's job),
+            # or a certificate's secret named by an event: it travels with its certificate.
             return ItemOutcome(ref=ref, source_latest=None)
         outcome = ItemOutcome(ref=ref, source_latest=source_versions[-1])
         values = SecretValues(self._source)

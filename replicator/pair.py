@@ -21,11 +21,20 @@ from typing import Any
 import structlog
 
 from replicator import metrics
+from replicator.certificate_mirror import CertificateMirror
 from replicator.checkpoint import Checkpoint, CheckpointStore, ItemCheckpoint
 from replicator.deletions import PairDeletions, SweepReport
 from replicator.guard import DeletionGuardStore
+from replicator.key_mirror import KeyMirror
 from replicator.lag import LagTracker
-from replicator.mirror import ItemMirror, ItemOutcome, SecretMirror, TargetOutcome
+from replicator.mirror import (
+    ItemMirror,
+    ItemOutcome,
+    SecretMirror,
+    StartCheck,
+    TargetOutcome,
+    VaultLevelMirror,
+)
 from replicator.plan import fingerprint
 from replicator.settings import PairSettings, ReplicatorSettings
 from replicator.sink import ChangeSink
@@ -70,6 +79,8 @@ def secret_mirror(
 
 # Which mirror handles which kind; keys and certificates register theirs here.
 MIRRORS: dict[ItemKind, MirrorFactory] = {ItemKind.SECRET: secret_mirror}
+MIRRORS[ItemKind.KEY] = KeyMirror.for_pair
+MIRRORS[ItemKind.CERTIFICATE] = CertificateMirror.for_pair
 
 # A target that stops answering is left alone for a while (doubling up to this many
 # seconds) so the pair's other targets keep their pace; its changes wait as lag.
@@ -87,10 +98,13 @@ class SyncReport:
     skipped: int = 0
     conflicts: int = 0
     errors: int = 0
+    # Items a target cannot take (purge protection, key type): status says why.
+    blocked: int = 0
 
     def add(self, other: SyncReport) -> None:
         for name in ("items", "copied", "updated", "unchanged", "skipped", "conflicts", "errors"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.blocked += other.blocked
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -103,6 +117,8 @@ class TargetState:
     region: str
     checkpoint: Checkpoint
     conflicts: dict[str, str] = field(default_factory=dict)
+    # Items whose new versions this target cannot take: item -> reason and remedy.
+    blocked: dict[str, str] = field(default_factory=dict)
     errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
     last_success: float | None = None
     dirty: bool = False
@@ -160,6 +176,8 @@ class PairReplicator:
         # Items a sink (the journal) failed to record, with the error; cleared on success.
         self.sink_errors: dict[str, str] = {}
         self._rpo_alarm = False
+        # Why the pair does not run: configuration errors found at start (check_start).
+        self.refused: str | None = None
         self._log = log.bind(pair=pair.name)
         # Deletion sweep, deletion guard and expiry watch (replicator/deletions.py).
         self.deletions = PairDeletions(
@@ -193,6 +211,10 @@ class PairReplicator:
         """Reconcile, then poll, react to events and reconcile again on intervals."""
         if not self.targets:
             await self.load()
+        if not await self._start_allowed():
+            # Refused: this pair waits for the stop; the daemon's other pairs run on.
+            await stop.wait()
+            return
         await self._guarded(self.reconcile)
         await self._guarded(self.sweep)
         next_poll = self._clock() + self._settings.poll_interval_seconds
@@ -217,6 +239,30 @@ class PairReplicator:
                 await self._guarded(self.sweep)
                 next_sweep = self._clock() + self._settings.deletion_sweep_interval_seconds
         await self.flush()
+
+    async def check_start(self) -> list[str]:
+        """Configuration errors that keep this pair from starting, from every mirror that
+        checks something at start (an HSM key a target's SKU cannot hold, say)."""
+        problems: list[str] = []
+        for mirror in self._mirrors.values():
+            if isinstance(mirror, StartCheck):
+                problems += await mirror.check_start()
+        return problems
+
+    async def _start_allowed(self) -> bool:
+        try:
+            problems = await self.check_start()
+        except VaultError as exc:
+            # An unreachable primary proves nothing wrong with the configuration: start,
+            # and let each restore check the key type again.
+            self._log.warning("start_check.skipped", reason=exc.reason, error=str(exc))
+            return True
+        if not problems:
+            return True
+        self.refused = "; ".join(problems)
+        self._log.error("pair.refused", problems=problems)
+        self.publish_metrics()
+        return False
 
     async def _wait_for_events(self, stop: asyncio.Event, wait_s: float) -> dict[ItemRef, float]:
         refs: dict[ItemRef, float] = {}
@@ -284,10 +330,37 @@ class PairReplicator:
                 self.lag.mark_pending(region, item_key(props.kind, props.name), since)
         work = {p.ref: list(self.targets) for p in listing}
         report = await self._sync_many(work, progress)
+        await self._sync_vault_level()
         report.items = len(listing)
         self.last_reconcile = self._clock()
         self.last_poll = self.last_reconcile
         return report
+
+    async def _sync_vault_level(self) -> None:
+        """What some mirrors copy for the vault as a whole (certificate issuers and
+        contacts), once per full pass."""
+        now = self._clock()
+        live = [r for r, s in self.targets.items() if s.suspended_until <= now]
+        for kind, mirror in self._mirrors.items():
+            if not isinstance(mirror, VaultLevelMirror):
+                continue
+            try:
+                results = await mirror.sync_vault_level(live)
+            except VaultError as exc:
+                # The source's failure; the items of this pass are done and checkpointed.
+                self.source_error = str(exc)
+                self._log.warning("vault_level.failed", kind=kind.value, error=str(exc))
+                continue
+            for region, error in results.items():
+                if error is not None:
+                    self.targets[region].errors.append(
+                        {
+                            "at": datetime.fromtimestamp(now, UTC).isoformat(),
+                            "item": f"{kind.value} issuers and contacts",
+                            "reason": error.reason,
+                            "message": str(error),
+                        }
+                    )
 
     async def sync_refs(self, refs: Mapping[ItemRef, float]) -> SyncReport:
         """Sync the given items on every target (the event path)."""
@@ -402,8 +475,15 @@ class PairReplicator:
             state.conflicts[key] = result.conflict
         else:
             state.conflicts.pop(key, None)
-            if not result.copied and not result.updated:
+            if not result.copied and not result.updated and result.blocked is None:
                 report.unchanged += 1
+        # Blocked, like a conflict, is reported on its own and leaves the lag: only an
+        # operator can change it; each full pass looks again.
+        if result.blocked is not None:
+            report.blocked += 1
+            state.blocked[key] = result.blocked
+        else:
+            state.blocked.pop(key, None)
         state.last_success = now
         state.failures = 0
         # A conflict is reported on its own; it is not a change kvdr is about to apply,
@@ -451,6 +531,9 @@ class PairReplicator:
         for region, state in self.targets.items():
             metrics.REPLICATION_LAG_SECONDS.labels(self.pair.name, region).set(self.lag.lag(region))
             metrics.CONFLICTS.labels(self.pair.name, region).set(len(state.conflicts))
+            for kind in self._mirrors:
+                blocked = sum(1 for item in state.blocked if item.startswith(f"{kind.value}/"))
+                metrics.BLOCKED.labels(self.pair.name, region, kind.value).set(blocked)
         self.deletions.publish_metrics()
 
     def status(self) -> dict[str, Any]:
@@ -470,6 +553,7 @@ class PairReplicator:
             "last_reconcile": iso(self.last_reconcile),
             "last_poll": iso(self.last_poll),
             "source_error": self.source_error,
+            "refused": self.refused,
             "journal_errors": [
                 {"item": item, "message": message}
                 for item, message in sorted(self.sink_errors.items())[:RECENT_ERRORS]
@@ -488,6 +572,10 @@ class PairReplicator:
                     "conflicts": [
                         {"item": item, "reason": reason}
                         for item, reason in sorted(state.conflicts.items())
+                    ],
+                    "blocked": [
+                        {"item": item, "reason": reason}
+                        for item, reason in sorted(state.blocked.items())
                     ],
                     "recent_errors": list(state.errors),
                 }

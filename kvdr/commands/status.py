@@ -88,6 +88,7 @@ async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
 
 def render(doc: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -149,6 +150,16 @@ def render(doc: dict[str, Any]) -> None:
         for t in p["targets"]:
             for c in t.get("conflicts", []):
                 console.print(f"[yellow]conflict[/] {p['name']} -> {t['region']}: {c['reason']}")
+            for b in t.get("blocked", []):
+                console.print(
+                    f"[yellow]blocked[/] {p['name']} -> {t['region']}: {escape(b['reason'])}",
+                    highlight=False,
+                )
+        if p.get("refused"):
+            console.print(
+                f"[bold red]pair refused to start[/] {p['name']}: {escape(p['refused'])}",
+                highlight=False,
+            )
     render_deletions(doc)
 
 

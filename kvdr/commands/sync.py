@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from kvdr.config import KvdrConfig
 
 
+class PairsRefused(Exception):
+    """A pair cannot start (a configuration error found at start, such as an HSM key
+    whose target's sku cannot hold it); nothing was synced."""
+
+
 async def sync_once(
     config: KvdrConfig, pair: str | None, show_progress: bool, confirm_deletions: bool = False
 ) -> list[dict[str, Any]]:
@@ -40,6 +45,9 @@ async def sync_once(
     results: list[dict[str, Any]] = []
     async with AsyncExitStack() as stack:
         parts = await open_parts(config, stack, only_pair=pair)
+        problems = [p for r in parts.replicators for p in await r.check_start()]
+        if problems:
+            raise PairsRefused("\n".join(problems))
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -61,7 +69,7 @@ async def sync_once(
                 await replicator.flush()
                 status = replicator.status()
                 targets = [
-                    {k: t[k] for k in ("region", "conflicts", "recent_errors")}
+                    {k: t[k] for k in ("region", "conflicts", "blocked", "recent_errors")}
                     for t in status["targets"]
                 ]
                 results.append(
@@ -104,6 +112,8 @@ def command(
         results = asyncio.run(sync_once(config, pair, show_progress, confirm_deletions))
     except UnknownPair as exc:
         fail(str(exc), EXIT_USAGE)
+    except PairsRefused as exc:
+        fail(f"refusing to sync:\n{exc}", EXIT_USAGE)
     errors = sum(r["errors"] + r["deletions"]["errors"] for r in results)
     # Withheld deletions fail the run: a script must notice that a pair stopped
     # propagating deletions.
@@ -135,6 +145,10 @@ def command(
             for target in r["targets"]:
                 for conflict in target["conflicts"]:
                     click.echo(f"  conflict on {target['region']}: {conflict['reason']}")
+                for blocked in target["blocked"]:
+                    click.echo(
+                        f"  blocked on {target['region']}: {blocked['item']}: {blocked['reason']}"
+                    )
                 for error in target["recent_errors"]:
                     click.echo(
                         f"  error on {target['region']}: {error['item']}: {error['message']}"

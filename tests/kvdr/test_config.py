@@ -675,3 +675,26 @@ class TestLocalConfig:
         rendered = render_local_toml(Path("/s"))
         assert "${" not in rendered
         assert parse_config(rendered, "x", {}).replicator.pairs[0].name == "demo"
+
+
+class TestRegionSku:
+    def test_sku_defaults_to_standard_and_is_read(self, tmp_path: Path) -> None:
+        """`sku` is optional (standard), case-insensitive, and lands on the VaultRef."""
+        text = MINIMAL.replace(
+            'vault_url = "https://b.vault.azure.net"',
+            'vault_url = "https://b.vault.azure.net"\nsku = "Premium"',
+        )
+        config = load_config(write(tmp_path, text), env={})
+        assert config.regions["eastus"].sku == "standard"
+        assert config.regions["westus"].sku == "premium"
+        assert config.replicator.pairs[0].secondaries[0].sku == "premium"
+
+    def test_unknown_sku_is_located_with_the_choices(self, tmp_path: Path) -> None:
+        """A misspelt sku is an error at its line naming the valid ones."""
+        text = MINIMAL.replace(
+            'vault_url = "https://b.vault.azure.net"',
+            'vault_url = "https://b.vault.azure.net"\nsku = "premum"',
+        )
+        issue = only_issue(write(tmp_path, text))
+        assert (issue.key, issue.line) == ("regions.westus.sku", 5)
+        assert "'premium'" in issue.message and "managed-hsm" in issue.message

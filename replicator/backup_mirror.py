@@ -1,0 +1,363 @@
+"""Mirroring by backup and restore: what the key and certificate mirrors share.
+
+Keys and certificates cannot be written version by version like secrets (the material
+never leaves the vault unwrapped); Azure's backup blob carries every version and restores
+only into a free name in the same geography. `BackupMirror` holds the parts both kinds
+share: reading the source once per item for all targets and sinks, handing the sinks each
+new version with the item's backup blob as payload, restore (recovering a soft-deleted
+copy first), the one purge DESIGN.md allows (kvdr's own copy, replaced by a newer backup
+of the same object, with its window of absence measured), blocking, and the per-target
+time bound. `KeyMirror` and `CertificateMirror` plan and apply the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar, cast
+
+import structlog
+
+from replicator import metrics
+from replicator.mirror import ItemOutcome, TargetDone, TargetOutcome
+from replicator.plan import UpdateVersion
+from replicator.plan_keys import key_type_refusal
+from replicator.settings import PairSettings
+from replicator.sink import ChangeSink, changes_for_sink
+from vault.client import VaultClient
+from vault.errors import (
+    DeletedButRecoverable,
+    Forbidden,
+    ItemConflict,
+    ItemNotFound,
+    NoAnswer,
+    VaultError,
+)
+from vault.models import Attributes, ChangeOp, ItemKind, ItemProperties, ItemRef
+
+log = structlog.get_logger("kvdr.mirror")
+
+T = TypeVar("T")
+
+# Replacing a copy takes several calls (delete and its poller, purge, Azure's 409s for
+# 1-5 s after a purge, restore). Once the delete is sent, the per-target bound is pushed
+# out to this, so a slow replace is not cut off between purge and restore.
+REPLACE_TIMEOUT_SECONDS = 120.0
+
+
+class RestoreResult(StrEnum):
+    RESTORED = "restored"
+    # The name was soft-deleted on the target: recovered; plan again against it.
+    RECOVERED = "recovered"
+    # The name is held by another object on the target (reported as a conflict).
+    NAME_IN_USE = "name_in_use"
+
+
+class SourceReads:
+    """Reads of one source item shared by every target and sink of one sync, each made
+    at most once (a backup is large and every read counts against the vault's budget)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[Hashable, asyncio.Future[Any]] = {}
+
+    async def once(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(read())
+            # Retrieved here too, so a failure seen by no one (its waiter timed out) is
+            # not reported as "never retrieved" by asyncio.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._tasks[key] = task
+        # Shielded: a target that times out while waiting must not cancel the read the
+        # other targets share.
+        return cast(T, await asyncio.shield(task))
+
+
+class BackupMirror(ABC):
+    """Mirrors one kind (keys or certificates) of one pair by backup and restore."""
+
+    kind: ItemKind
+
+    def __init__(
+        self,
+        pair: PairSettings,
+        source: VaultClient,
+        targets: Mapping[str, VaultClient],
+        sinks: Sequence[ChangeSink] = (),
+        target_timeout_seconds: float = 15.0,
+    ) -> None:
+        self._pair = pair
+        self._source = source
+        self._targets = targets
+        self._sinks = tuple(sinks)
+        self._target_timeout = target_timeout_seconds
+        self._log = log.bind(pair=pair.name, source=pair.primary.region)
+
+    # -- the ItemMirror contract --------------------------------------------------------
+
+    async def sync(
+        self, name: str, targets: list[str], on_target: TargetDone | None = None
+    ) -> ItemOutcome:
+        """Bring item `name` up to date in every sink, then on each of `targets`."""
+        ref = ItemRef(self.kind, name)
+        try:
+            source_versions = await self._source.list_versions(self.kind, name)
+        except ItemNotFound:
+            source_versions = []
+        except VaultError as exc:
+            return ItemOutcome(ref=ref, source_latest=None, source_error=exc)
+        if not source_versions or source_versions[-1].managed:
+            # Gone since it was listed (deletions are the sweep's job), or a certificate's
+            # key named by an event: it travels with its certificate.
+            return ItemOutcome(ref=ref, source_latest=None)
+        outcome = ItemOutcome(ref=ref, source_latest=source_versions[-1])
+        reads = SourceReads()
+        await self._record(ref, source_versions, reads, outcome)
+
+        async def one(region: str) -> None:
+            result = await self._sync_target(name, source_versions, region, reads)
+            outcome.targets[region] = result
+            if on_target is not None:
+                on_target(outcome, result)
+
+        await asyncio.gather(*(one(t) for t in targets))
+        return outcome
+
+    # -- what subclasses implement ------------------------------------------------------
+
+    @abstractmethod
+    async def _sync_target_once(
+        self,
+        name: str,
+        source_versions: list[ItemProperties],
+        target: VaultClient,
+        reads: SourceReads,
+        outcome: TargetOutcome,
+        deadline: asyncio.Timeout,
+    ) -> None:
+        """Plan and apply one item on one target (VaultErrors are reported by the caller)."""
+
+    # -- shared steps -------------------------------------------------------------------
+
+    def _item(self, name: str) -> str:
+        return f"{self.kind.value}/{name}"
+
+    async def backup(self, reads: SourceReads, name: str) -> bytes:
+        """The source's backup blob of `name`, read once per sync."""
+        return await reads.once("backup", lambda: self._source.backup_item(self.kind, name))
+
+    async def _record(
+        self,
+        ref: ItemRef,
+        source_versions: list[ItemProperties],
+        reads: SourceReads,
+        outcome: ItemOutcome,
+    ) -> None:
+        """Hand every sink what it lacks of this item; each new version carries the item's
+        backup blob (which holds every version up to it) as its payload."""
+        now = datetime.now(UTC)
+        for sink in self._sinks:
+            try:
+                recorded = await sink.recorded(self._pair.name, ref)
+                changes = changes_for_sink(self._pair.name, ref, source_versions, recorded, now)
+                filled = []
+                for change in changes:
+                    if change.op is ChangeOp.NEW_VERSION:
+                        change = replace(change, payload=await self.backup(reads, ref.name))
+                    filled.append(change)
+                if filled:
+                    await sink.record(filled)
+            except Exception as exc:  # any sink failure: the item is synced again later
+                outcome.sink_error = exc
+                self._log.warning("sink.failed", item=str(ref), error=str(exc))
+
+    async def _sync_target(
+        self,
+        name: str,
+        source_versions: list[ItemProperties],
+        region: str,
+        reads: SourceReads,
+    ) -> TargetOutcome:
+        target = self._targets[region]
+        outcome = TargetOutcome(target=region)
+        item = self._item(name)
+        try:
+            async with asyncio.timeout(self._target_timeout) as deadline:
+                await self._sync_target_once(
+                    name, source_versions, target, reads, outcome, deadline
+                )
+        except TimeoutError:
+            outcome.error = NoAnswer(
+                f"{item} on vault {region}: no result within the time allowed",
+                vault=region,
+                op="mirror",
+            )
+            self._log.warning("mirror.timeout", item=item, target=region)
+        except VaultError as exc:
+            outcome.error = exc
+            self._log.warning(
+                "mirror.failed", item=item, target=region, reason=exc.reason, error=str(exc)
+            )
+        if outcome.error is not None:
+            metrics.REPLICATION_ERRORS.labels(self._pair.name, region, outcome.error.reason).inc()
+        return outcome
+
+    async def _target_versions(self, target: VaultClient, name: str) -> list[ItemProperties]:
+        try:
+            return await target.list_versions(self.kind, name)
+        except ItemNotFound:
+            return []
+
+    def _refusal_for_type(self, name: str, key_type: str | None, target: VaultClient) -> str | None:
+        """Why `target` cannot hold this item's key type (with the remedy), or None."""
+        refusal = key_type_refusal(key_type, target.ref.sku)
+        if refusal is None:
+            return None
+        region = target.ref.region
+        return (
+            f"{self.kind.value} {name!r} cannot be mirrored into {region!r} "
+            f"(sku {target.ref.sku}): {refusal}. Remedy: set regions.{region}.sku if that "
+            f"vault's tier is another, mirror into a premium vault, or exclude the "
+            f"{self.kind.value} from pair {self._pair.name!r}"
+        )
+
+    def _block(self, outcome: TargetOutcome, name: str, reason: str) -> None:
+        outcome.blocked = reason
+        self._log.warning(
+            "mirror.blocked", item=self._item(name), target=outcome.target, reason=reason
+        )
+
+    def _conflict(self, outcome: TargetOutcome, name: str, reason: str) -> None:
+        outcome.conflict = reason
+        self._log.warning(
+            "mirror.conflict", item=self._item(name), target=outcome.target, reason=reason
+        )
+
+    async def _restore(
+        self,
+        target: VaultClient,
+        name: str,
+        reads: SourceReads,
+        outcome: TargetOutcome,
+        versions: int,
+    ) -> RestoreResult:
+        """Restore the source's backup where the target has no such name."""
+        backup = await self.backup(reads, name)
+        started = time.monotonic()
+        region = target.ref.region
+        try:
+            await target.restore_item(self.kind, backup)
+        except DeletedButRecoverable:
+            # Azure refuses a restore into a soft-deleted name (409): bring the copy back
+            # and plan again against it (DESIGN.md, mirror).
+            await target.recover_item(self.kind, name)
+            self._log.info("target.recovered", item=self._item(name), target=region)
+            return RestoreResult.RECOVERED
+        except ItemConflict:
+            self._conflict(
+                outcome,
+                name,
+                f"the name {name!r} is in use on the target by an object kvdr cannot see as "
+                f"a {self.kind.value} (a certificate's key or secret, say); rename one side",
+            )
+            return RestoreResult.NAME_IN_USE
+        outcome.copied += versions
+        metrics.CHANGES_APPLIED.labels(self._pair.name, region, self.kind.value, "restore").inc()
+        self._log.info(
+            f"{self.kind.value}.restored",
+            item=self._item(name),
+            target=region,
+            versions=versions,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return RestoreResult.RESTORED
+
+    async def _replace(
+        self,
+        target: VaultClient,
+        name: str,
+        reads: SourceReads,
+        outcome: TargetOutcome,
+        versions: int,
+        deadline: asyncio.Timeout,
+    ) -> None:
+        """Replace kvdr's copy on `target` with the source's newer backup: delete, purge,
+        restore. The only purge kvdr ever makes (DESIGN.md); the caller planned it only
+        for a copy whose every version the new backup holds."""
+        region = target.ref.region
+        item = self._item(name)
+        # Read before anything is deleted: a source that cannot answer leaves the copy be.
+        backup = await self.backup(reads, name)
+        deadline.reschedule(asyncio.get_running_loop().time() + REPLACE_TIMEOUT_SECONDS)
+        started = time.monotonic()
+        await target.delete_item(self.kind, name)
+        try:
+            await target.purge_item(self.kind, name)
+        except VaultError as exc:
+            # The copy must not stay deleted because its replacement failed.
+            with suppress(VaultError):
+                await target.recover_item(self.kind, name)
+            if isinstance(exc, Forbidden):
+                reason = (
+                    f"{self.kind.value} {name!r} has {versions} version(s) on the primary that "
+                    f"this target lacks, and the target refused to purge kvdr's copy "
+                    f"({exc.code or exc.reason}) although its recovery level allowed it; the "
+                    f"copy was recovered. Remedy: let kvdr's identity purge on this vault "
+                    f"(permission keys/purge or certificates/purge), or mirror into a vault "
+                    f"without purge protection"
+                )
+                self._block(outcome, name, reason)
+                return
+            raise
+        try:
+            await target.restore_item(self.kind, backup)
+        except VaultError as exc:
+            self._log.error(
+                "replace.restore_failed",
+                item=item,
+                target=region,
+                error=str(exc),
+                state="absent on the target until the next pass restores it",
+            )
+            raise
+        absence = time.monotonic() - started
+        metrics.REPLACE_ABSENCE_SECONDS.labels(self._pair.name, region, self.kind.value).observe(
+            absence
+        )
+        metrics.CHANGES_APPLIED.labels(self._pair.name, region, self.kind.value, "replace").inc()
+        outcome.copied += versions
+        self._log.info(
+            f"{self.kind.value}.replaced",
+            item=item,
+            target=region,
+            new_versions=versions,
+            absence_ms=round(absence * 1000, 1),
+        )
+
+    async def _update(
+        self,
+        target: VaultClient,
+        name: str,
+        update: UpdateVersion,
+        attributes: Attributes,
+        outcome: TargetOutcome,
+    ) -> None:
+        started = time.monotonic()
+        region = target.ref.region
+        await target.update_properties(self.kind, name, update.target_version, attributes)
+        outcome.updated += 1
+        metrics.CHANGES_APPLIED.labels(self._pair.name, region, self.kind.value, "update").inc()
+        self._log.info(
+            f"{self.kind.value}.attributes_mirrored",
+            item=self._item(name),
+            target=region,
+            source_version=update.source.version,
+            target_version=update.target_version,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )

@@ -1,0 +1,206 @@
+"""CertificateMirror: certificates of one pair (with their keys, secrets and policies),
+and the vault's certificate issuers and contacts.
+
+A certificate absent on a target is restored from the source's backup: every version,
+its policy, private key and secret. New versions of a certificate the target holds are
+imported from the certificate's PFX when the policy marks the key exportable (no window
+of absence; works under purge protection), else they replace kvdr's copy like keys do
+or are reported as blocked (`replicator.plan_certificates`). The policy is kept equal.
+
+Issuers and contacts belong to the vault, not to one certificate: `sync_vault_level`
+copies them on each full pass. Key Vault never returns an issuer's password, so an
+issuer arrives without it (set it on the secondary once; kvdr does not overwrite it),
+and kvdr deletes no issuer or contact on a target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from replicator import metrics
+from replicator.backup_mirror import BackupMirror, RestoreResult, SourceReads
+from replicator.mirror import TargetOutcome
+from replicator.plan_certificates import (
+    certificate_attributes,
+    plan_certificate,
+    plan_contacts,
+    plan_issuers,
+)
+from replicator.plan_keys import Action
+from replicator.settings import PairSettings, ReplicatorSettings
+from replicator.sink import ChangeSink
+from vault.client import VaultClient
+from vault.errors import NoAnswer, VaultError
+from vault.models import CertificateMaterial, ItemKind, ItemProperties
+from vault.policies import CertificateContact, CertificateIssuer, CertificatePolicy
+
+
+class CertificateMirror(BackupMirror):
+    """Mirrors certificates of one pair, and the vault's issuers and contacts."""
+
+    kind = ItemKind.CERTIFICATE
+
+    @classmethod
+    def for_pair(
+        cls,
+        pair: PairSettings,
+        settings: ReplicatorSettings,
+        source: VaultClient,
+        targets: Mapping[str, VaultClient],
+        sinks: Sequence[ChangeSink],
+    ) -> CertificateMirror:
+        """The factory `replicator.pair.MIRRORS` calls."""
+        return cls(pair, source, targets, sinks, settings.target_timeout_seconds)
+
+    async def _sync_target_once(
+        self,
+        name: str,
+        source_versions: list[ItemProperties],
+        target: VaultClient,
+        reads: SourceReads,
+        outcome: TargetOutcome,
+        deadline: asyncio.Timeout,
+    ) -> None:
+        policy: CertificatePolicy = await reads.once(
+            "policy", lambda: self._source.get_certificate_policy(name)
+        )
+        # A second round only after a soft-deleted copy was recovered.
+        for _ in range(2):
+            target_versions = await self._target_versions(target, name)
+            plan = plan_certificate(
+                name,
+                source_versions,
+                target_versions,
+                exportable=policy.key_exportable,
+                adopt=self._pair.adopt,
+            )
+            outcome.skipped = plan.skipped
+            if plan.restores:
+                refusal = self._refusal_for_type(name, policy.key_type, target)
+                if refusal is not None:
+                    self._block(outcome, name, refusal)
+                    return
+            if plan.action is Action.RESTORE:
+                restored = await self._restore(target, name, reads, outcome, len(plan.missing))
+                if restored is RestoreResult.RECOVERED:
+                    continue
+                if restored is RestoreResult.NAME_IN_USE:
+                    return
+            elif plan.action is Action.REPLACE:
+                await self._replace(target, name, reads, outcome, len(plan.missing), deadline)
+                if outcome.blocked is not None:
+                    return
+            elif plan.action is Action.CONFLICT:
+                self._conflict(outcome, name, plan.reason or "not kvdr's copy")
+                return
+            elif plan.action is Action.BLOCKED:
+                self._block(outcome, name, plan.reason or "blocked")
+            for source_version in plan.imports:
+                await self._import(target, name, source_version, policy, reads, outcome)
+            for update in plan.updates:
+                imported = update.target_version != update.source.version
+                attributes = certificate_attributes(update.source, imported=imported)
+                await self._update(target, name, update, attributes, outcome)
+            if not plan.restores:
+                await self._mirror_policy(target, name, policy, outcome)
+            if outcome.target_version is None:
+                if plan.restores:
+                    outcome.target_version = source_versions[-1].version
+                elif target_versions:
+                    outcome.target_version = target_versions[-1].version
+            return
+
+    async def _import(
+        self,
+        target: VaultClient,
+        name: str,
+        source: ItemProperties,
+        policy: CertificatePolicy,
+        reads: SourceReads,
+        outcome: TargetOutcome,
+    ) -> None:
+        """Import one source version's PFX as a new target version, tagged with it."""
+        version = source.version
+
+        async def read() -> CertificateMaterial:
+            return await self._source.get_certificate_material(name, version)
+
+        material: CertificateMaterial = await reads.once(("material", version), read)
+        written = await target.import_certificate(
+            name, material, certificate_attributes(source, imported=True), policy
+        )
+        outcome.copied += 1
+        outcome.target_version = written.version
+        region = target.ref.region
+        metrics.CHANGES_APPLIED.labels(self._pair.name, region, "certificate", "import").inc()
+        self._log.info(
+            "certificate.imported",
+            item=f"certificate/{name}",
+            target=region,
+            source_version=version,
+            target_version=written.version,
+        )
+
+    async def _mirror_policy(
+        self, target: VaultClient, name: str, wanted: CertificatePolicy, outcome: TargetOutcome
+    ) -> None:
+        """Keep the target's policy (which shapes its next version) equal to the source's."""
+        if await target.get_certificate_policy(name) == wanted:
+            return
+        await target.set_certificate_policy(name, wanted)
+        outcome.updated += 1
+        region = target.ref.region
+        metrics.CHANGES_APPLIED.labels(self._pair.name, region, "certificate", "policy").inc()
+        self._log.info("certificate.policy_mirrored", item=f"certificate/{name}", target=region)
+
+    # -- issuers and contacts -----------------------------------------------------------
+
+    async def sync_vault_level(self, targets: list[str]) -> dict[str, VaultError | None]:
+        """Copy the source's certificate issuers and contacts onto each target.
+
+        A source that cannot be read raises (it is the source's error, not the targets').
+        """
+        issuers = await self._source.list_issuers()
+        contacts = await self._source.get_contacts()
+
+        async def one(region: str) -> tuple[str, VaultError | None]:
+            try:
+                async with asyncio.timeout(self._target_timeout):
+                    await self._sync_vault_level(self._targets[region], issuers, contacts)
+            except TimeoutError:
+                return region, NoAnswer(
+                    f"certificate issuers and contacts on vault {region}: no result in time",
+                    vault=region,
+                    op="mirror",
+                )
+            except VaultError as exc:
+                self._log.warning(
+                    "issuers.failed", target=region, reason=exc.reason, error=str(exc)
+                )
+                return region, exc
+            return region, None
+
+        return dict(await asyncio.gather(*(one(t) for t in targets)))
+
+    async def _sync_vault_level(
+        self,
+        target: VaultClient,
+        issuers: list[CertificateIssuer],
+        contacts: tuple[CertificateContact, ...],
+    ) -> None:
+        region = target.ref.region
+        for issuer, previous in plan_issuers(issuers, await target.list_issuers()):
+            await target.set_issuer(issuer, previous)
+            metrics.CHANGES_APPLIED.labels(self._pair.name, region, "certificate", "issuer").inc()
+            self._log.info(
+                "issuer.mirrored",
+                issuer=issuer.name,
+                target=region,
+                created=previous is None,
+            )
+        wanted = plan_contacts(contacts, await target.get_contacts())
+        if wanted is not None:
+            await target.set_contacts(wanted)
+            metrics.CHANGES_APPLIED.labels(self._pair.name, region, "certificate", "contacts").inc()
+            self._log.info("contacts.mirrored", target=region, contacts=len(wanted))

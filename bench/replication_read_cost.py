@@ -10,8 +10,9 @@ are left out (kvdr never writes to a primary); everything else is kvdr's, includ
 seeded secrets:
 
 1. initial sync: `load()`, `reconcile()`, `flush()` onto an empty secondary;
-2. idle passes: one `poll()` and one `reconcile()` with nothing to copy (the fixed costs
-   of change detection: listing pages, and one version listing per item);
+2. idle passes: one `poll()`, one `reconcile()` and one deletion `sweep()` with nothing
+   to do (the fixed costs of change detection: listing pages, one version listing per
+   item, the deleted-items listing);
 3. steady state, polls only: `PairReplicator.run()` (what the daemon runs) polling every
    `--poll-interval` (default 10 s, the daemon's default) while `--rate` writes per
    second (20) go to `--names` (200) of the secrets for `--seconds` (45); counted from
@@ -22,9 +23,10 @@ seeded secrets:
 
 Then, from the measured parts, the average over one reconciliation interval at the
 daemon's defaults (poll 10 s, reconcile 10 min) and at other intervals: cost per change
-on the change path (phase 3 without its poll listings) + (polls x poll pass + one
-reconciliation pass) / changes in the interval, where a reconciliation takes the place of
-the poll due with it. Phase 4's interval is projected too, next
+on the change path (phase 3 without the listings of its polls and sweeps) + (polls x
+poll pass + one reconciliation pass + sweeps x sweep pass) / changes in the interval,
+where a reconciliation takes the place of the poll due with it and a sweep runs every
+5 min (the daemon's default). Phase 4's interval is projected too, next
 to its measured figure, as a check of that arithmetic.
 Target (issue 3): at most 3 requests on the primary per change, reconciliation included.
 """
@@ -42,6 +44,7 @@ from typing import Any
 from bench._report import header, no_more_than, table
 from bench._world import BenchStack, op_count, open_world, secret_names, seed_secrets
 from bench._write_load import WriteLog, write_load
+from replicator.deletions import SweepReport
 from replicator.pair import PairReplicator, SyncReport
 from replicator.settings import ReplicatorSettings
 from tests.fixtures.emulator import EmulatorProcess, aio_secret_client
@@ -52,6 +55,7 @@ BUDGET_WINDOW_SECONDS = 10.0
 CATCH_UP_TIMEOUT_SECONDS = 60.0
 DAEMON_POLL_SECONDS = ReplicatorSettings().poll_interval_seconds
 DAEMON_RECONCILE_SECONDS = ReplicatorSettings().reconcile_interval_seconds
+DAEMON_SWEEP_SECONDS = ReplicatorSettings().deletion_sweep_interval_seconds
 # "Never" within a benchmark: the change path alone.
 NO_RECONCILE = 86_400.0
 
@@ -63,6 +67,7 @@ class CountingReplicator(PairReplicator):
         super().__init__(*args, **kwargs)
         self.polls = 0
         self.reconciles = 0
+        self.sweeps = 0
 
     async def poll(self) -> SyncReport:
         self.polls += 1
@@ -71,6 +76,10 @@ class CountingReplicator(PairReplicator):
     async def reconcile(self, progress: Callable[[int, int], None] | None = None) -> SyncReport:
         self.reconciles += 1
         return await super().reconcile(progress)
+
+    async def sweep(self, confirm: bool = False) -> SweepReport:
+        self.sweeps += 1
+        return await super().sweep(confirm)
 
 
 def build_replicator(world: World, settings: ReplicatorSettings) -> CountingReplicator:
@@ -98,6 +107,7 @@ class Phase:
     changes: int = 0
     polls: int = 0
     reconciles: int = 0
+    sweeps: int = 0
     seconds: float = math.nan
 
     @property
@@ -164,7 +174,7 @@ async def steady_state(
         if not count_startup:
             while replicator.last_reconcile is None:
                 await asyncio.sleep(0.01)
-            replicator.polls = replicator.reconciles = 0
+            replicator.polls = replicator.reconciles = replicator.sweeps = 0
             begin(primary, secondary)
             started = time.perf_counter()
         load = WriteLog()
@@ -177,6 +187,7 @@ async def steady_state(
     phase = finish(Phase(label), primary, secondary)
     phase.seconds = time.perf_counter() - started
     phase.polls, phase.reconciles = replicator.polls, replicator.reconciles
+    phase.sweeps = replicator.sweeps
     return phase
 
 
@@ -207,6 +218,9 @@ async def measure(
         begin(primary, secondary)
         await replicator.reconcile()
         phases.append(finish(Phase("idle reconcile pass", reconciles=1), primary, secondary))
+        begin(primary, secondary)
+        await replicator.sweep()
+        phases.append(finish(Phase("idle deletion sweep", sweeps=1), primary, secondary))
 
         # The initial copy spent the secondary's create budget for this window.
         await asyncio.sleep(BUDGET_WINDOW_SECONDS + 1)
@@ -228,20 +242,24 @@ async def measure(
     return phases
 
 
-def projected(
-    per_change: float,
-    poll_cost: float,
-    reconcile_cost: float,
-    rate: float,
-    poll: float,
-    every: float,
-) -> float:
+@dataclass(frozen=True)
+class Costs:
+    """Requests of one idle pass of each kind (what a pass costs with nothing to copy)."""
+
+    poll: float
+    reconcile: float
+    sweep: float
+
+
+def projected(per_change: float, costs: Costs, rate: float, poll: float, every: float) -> float:
     """Average requests per change over one reconciliation interval (pure)."""
     changes = rate * every
     # `run()` restarts the poll timer after each reconciliation, so the poll that would
     # coincide with the next reconciliation never runs.
     polls = max(0, math.ceil(every / poll) - 1)
-    return (changes * per_change + polls * poll_cost + reconcile_cost) / changes
+    sweeps = every / DAEMON_SWEEP_SECONDS
+    fixed = polls * costs.poll + costs.reconcile + sweeps * costs.sweep
+    return (changes * per_change + fixed) / changes
 
 
 def main() -> None:
@@ -271,7 +289,7 @@ def main() -> None:
         asyncio.run(seed_secrets(primary, names))
         phases = asyncio.run(measure(stack, primary, secondary, args, names))
 
-    initial, idle_poll, idle_reconcile, polls_only, with_reconcile = phases
+    initial, idle_poll, idle_reconcile, idle_sweep, polls_only, with_reconcile = phases
     print()
     print(header(f"requests on the primary per replicated change ({args.secrets} secrets)"))
     rows = [
@@ -280,6 +298,7 @@ def main() -> None:
             f"{p.seconds:.1f} s" if not math.isnan(p.seconds) else "",
             p.polls,
             p.reconciles,
+            p.sweeps,
             p.requests,
             p.changes,
             p.per_change,
@@ -287,7 +306,10 @@ def main() -> None:
         for p in phases
     ]
     print(
-        table(["phase", "time", "polls", "reconciles", "requests", "changes", "per change"], rows)
+        table(
+            ["phase", "time", "polls", "reconciles", "sweeps", "requests", "changes", "per change"],
+            rows,
+        )
     )
     for p in phases:
         print(f"  {p.label}: {p.by_op()}")
@@ -297,16 +319,15 @@ def main() -> None:
         f"{args.reconcile_interval:g} s (plus the one at start)"
     )
 
-    # The change path: what a change costs beyond the listing of the poll that found it.
+    # The change path: what a change costs beyond the listings of the passes around it.
+    fixed = polls_only.polls * idle_poll.requests + polls_only.sweeps * idle_sweep.requests
     change_path = (
-        (polls_only.requests - polls_only.polls * idle_poll.requests) / polls_only.changes
-        if polls_only.changes
-        else math.nan
+        (polls_only.requests - fixed) / polls_only.changes if polls_only.changes else math.nan
     )
     print(
-        f"per change on the change path (poll listings taken out): {change_path:.2f}; "
-        f"fixed: a poll pass {idle_poll.requests}, a reconciliation pass "
-        f"{idle_reconcile.requests} requests"
+        f"per change on the change path (listings of polls and sweeps taken out): "
+        f"{change_path:.2f}; fixed: a poll pass {idle_poll.requests}, a reconciliation pass "
+        f"{idle_reconcile.requests}, a deletion sweep {idle_sweep.requests} requests"
     )
     print()
     print(
@@ -326,7 +347,11 @@ def main() -> None:
     projection_rows = []
     for poll, every, note in intervals:
         value = projected(
-            change_path, idle_poll.requests, idle_reconcile.requests, args.rate, poll, every
+            change_path,
+            Costs(idle_poll.requests, idle_reconcile.requests, idle_sweep.requests),
+            args.rate,
+            poll,
+            every,
         )
         projection_rows.append(
             [f"poll {poll:g} s, reconcile {every:g} s", value, no_more_than(value, TARGET), note]

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from emulator.errors import KIND_TITLE, KeyVaultError, bad_parameter, not_found
+from emulator.objects import check_name
 from emulator.state import VaultState
 from emulator.store import StoredVersion
 
@@ -146,3 +147,17 @@ def version_docs(entries: Any) -> list[tuple[str, dict[str, Any]]]:
     naming its kind, together with its other payload fields.
     """
     return [(str(v["version"]), dict(v["doc"])) for v in entries]
+
+
+def named_versions(
+    payload: dict[str, Any], kind: str
+) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """The name and (version, doc) pairs of a `{"name", "versions"}` payload, or 400."""
+    try:
+        name = check_name(str(payload["name"]))
+        versions = version_docs(payload["versions"])
+    except (KeyError, TypeError, ValueError):
+        raise bad_parameter(f"the {kind} backup blob is malformed") from None
+    if not versions:
+        raise bad_parameter(f"the {kind} backup blob holds no versions")
+    return name, versions

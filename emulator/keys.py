@@ -298,16 +298,13 @@ async def backup_key(request: web.Request) -> web.Response:
 
 
 def _restored_versions(payload: dict[str, Any]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    name, versions = backup_blob.named_versions(payload, KIND)
     try:
-        name = check_name(str(payload["name"]))
-        versions = backup_blob.version_docs(payload["versions"])
         for _, doc in versions:
             canonical_kty(doc["kty"])
             KeyMaterial.from_jwk(doc["material"])
     except (KeyError, TypeError, ValueError):
         raise bad_parameter("the key backup blob is malformed") from None
-    if not versions:
-        raise bad_parameter("the key backup blob holds no versions")
     return name, versions
 
 

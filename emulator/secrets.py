@@ -303,13 +303,7 @@ async def restore_secret(request: web.Request) -> web.Response:
     """POST /secrets/restore: recreate a secret with all its versions from a backup."""
     state = vault_state(request)
     payload = backup_blob.open_request(await read_json(request), KIND, state.settings.geo)
-    try:
-        name = check_name(str(payload["name"]))
-        versions = backup_blob.version_docs(payload["versions"])
-    except (KeyError, TypeError, ValueError):
-        raise bad_parameter("the secret backup blob is malformed") from None
-    if not versions:
-        raise bad_parameter("the secret backup blob holds no versions")
+    name, versions = backup_blob.named_versions(payload, KIND)
     refuse_taken(state, KIND, name)
     restored = state.store.restore_versions(KIND, name, versions)
     return web.json_response(render_secret(state, request, restored[-1], with_value=False))

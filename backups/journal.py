@@ -201,7 +201,16 @@ class Journal:
         for pair, group in grouped.items():
             pair_log = await self.pair_log(pair)
             if pair_log.fenced:
-                raise JournalFenced(f"the journal of pair {pair!r} is written by another process")
+                # Another process wrote since (a lease hand-over, say): what this one
+                # buffered was never durable; start again from what storage holds.
+                log.warning(
+                    "backups.journal_reopened",
+                    pair=pair,
+                    dropped=len(pair_log.buffer),
+                    reason="fenced by another writer",
+                )
+                self._logs.pop(pair, None)
+                pair_log = await self.pair_log(pair)
             for change in group:
                 at = max(change.observed_at.timestamp(), pair_log.last_at)
                 pair_log.sequence += 1

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from backups.settings import BackupSettings
+from kvdr._config_backups import read_backups
 from kvdr._config_env import apply_env_overrides
 from kvdr._config_fields import Problem, Problems
 from kvdr._config_lines import KeyPath, locate_keys
@@ -87,6 +89,8 @@ class KvdrConfig:
     vault: VaultSettings
     # Problems that do not stop kvdr, for the daemon to log at start.
     warnings: tuple[ConfigIssue, ...] = ()
+    # `[backups]`: None when the section is absent or disabled.
+    backups: BackupSettings | None = None
 
     def summary(self) -> dict[str, Any]:
         """What the configuration sets up, safe to print (no secret, no connection string)."""
@@ -216,6 +220,12 @@ def _load_text(
         lambda: read_pairs(doc.get("pairs"), regions, declared, default_rpo, problems),
     )
 
+    writer = daemon.instance_id if daemon is not None else ""
+    backups = guarded(
+        "backups",
+        lambda: read_backups(doc.get("backups"), regions, declared, env, problems, writer),
+    )
+
     lines = locate_keys(text)
     issues = [_issue(file, problem, lines, origins) for problem in problems.items]
     # By line, as an editor shows them; problems from the environment after the file's.
@@ -239,6 +249,7 @@ def _load_text(
         replicator=dataclasses.replace(replication[0], pairs=pairs),
         vault=vault,
         warnings=tuple(issues),
+        backups=backups,
     )
     return config, issues
 

@@ -41,7 +41,16 @@ from vault.settings import CREDENTIAL_KINDS, CredentialSettings, VaultSettings
 
 T = TypeVar("T")
 
-SECTIONS = ("daemon", "credential", "regions", "storage", "replication", "vault", "pairs")
+SECTIONS = (
+    "daemon",
+    "credential",
+    "regions",
+    "storage",
+    "replication",
+    "vault",
+    "pairs",
+    "backups",
+)
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 

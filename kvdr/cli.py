@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, str] = {
     "sync": "kvdr.commands.sync:command",
     "up": "kvdr.commands.up:command",
     "down": "kvdr.commands.down:command",
+    "snapshot": "kvdr.commands.snapshot:command",
+    "restore": "kvdr.commands.restore:command",
 }
 
 

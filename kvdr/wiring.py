@@ -8,11 +8,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from azure.core.credentials_async import AsyncTokenCredential
+
+from backups.journal import Journal
+from backups.keks import KekRing, KeyEncryptionKey, LocalFileKek, RecoveryKek, VaultKek
+from backups.settings import BackupSettings, LocalKekSettings, RecoveryKekSettings
+from backups.stores import BackupStores
 from replicator.checkpoint import CheckpointStore
 from replicator.pair import PairReplicator
 from replicator.settings import PairSettings
+from replicator.sink import version_fingerprint
 from storage.open import open_store
 from storage.store import BlobStore
 from vault.adapter import KeyVaultAdapter
@@ -27,6 +35,10 @@ class UnknownPair(ValueError):
     """`--pair` named a pair the configuration does not have."""
 
 
+class BackupsNotConfigured(ValueError):
+    """A backups command on a configuration without a `[backups]` section."""
+
+
 @dataclass
 class Parts:
     vaults: dict[str, VaultClient]
@@ -36,6 +48,16 @@ class Parts:
     # A fresh replicator for a pair (the daemon makes one each time it takes a pair's
     # lease, so the checkpoints are loaded anew).
     make_replicator: Callable[[PairSettings], PairReplicator]
+    # The journal every replicator hands its changes to (None without [backups]).
+    journal: Journal | None = None
+
+
+@dataclass
+class BackupParts:
+    """What reading or writing backups needs: the stores and the key-encryption keys."""
+
+    stores: BackupStores
+    keks: KekRing
 
 
 async def open_parts(
@@ -59,6 +81,13 @@ async def open_parts(
         )
     blobs = await stack.enter_async_context(open_store(config.storage, credential))
     checkpoints = CheckpointStore(blobs)
+    journal: Journal | None = None
+    if config.backups is not None:
+        parts = await open_backups(config, stack, credential, vaults, blobs, config.backups)
+        journal = await stack.enter_async_context(
+            Journal(parts.stores, parts.keks, config.backups, fingerprint=version_fingerprint)
+        )
+    sinks = (journal,) if journal is not None else ()
 
     def make_replicator(pair: PairSettings) -> PairReplicator:
         return PairReplicator(
@@ -67,6 +96,7 @@ async def open_parts(
             vaults[pair.primary.region],
             {t.region: vaults[t.region] for t in pair.secondaries},
             checkpoints,
+            sinks=sinks,
         )
 
     return Parts(
@@ -75,4 +105,91 @@ async def open_parts(
         checkpoints=checkpoints,
         replicators=[make_replicator(pair) for pair in pairs],
         make_replicator=make_replicator,
+        journal=journal,
     )
+
+
+@dataclass
+class BackupSession:
+    """What the backup commands work with: the credential, vault adapters by region (for
+    vault KEKs; a restore target is opened on top), and the backup stores and KEKs."""
+
+    credential: AsyncTokenCredential
+    vaults: dict[str, VaultClient]
+    blobs: BlobStore
+    backups: BackupParts
+
+
+async def open_backup_session(
+    config: KvdrConfig,
+    stack: AsyncExitStack,
+    *,
+    recovery_key: Path | None = None,
+    recovery_password: bytes | None = None,
+) -> BackupSession:
+    """Open the blob store and KEKs of `[backups]` (no replicator, no journal)."""
+    if config.backups is None:
+        raise BackupsNotConfigured(
+            f"{config.source}: no [backups] section (or enabled = false): backups are off"
+        )
+    credential = build_credential(config.credential)
+    await stack.enter_async_context(credential)
+    blobs = await stack.enter_async_context(open_store(config.storage, credential))
+    vaults: dict[str, VaultClient] = {}
+    parts = await open_backups(
+        config,
+        stack,
+        credential,
+        vaults,
+        blobs,
+        config.backups,
+        recovery_key=recovery_key,
+        recovery_password=recovery_password,
+    )
+    return BackupSession(credential=credential, vaults=vaults, blobs=blobs, backups=parts)
+
+
+async def open_backups(
+    config: KvdrConfig,
+    stack: AsyncExitStack,
+    credential: AsyncTokenCredential,
+    vaults: dict[str, VaultClient],
+    blobs: BlobStore,
+    settings: BackupSettings,
+    *,
+    recovery_key: Path | None = None,
+    recovery_password: bytes | None = None,
+) -> BackupParts:
+    """The backup stores (primary + replicas) and the KEK ring of `settings`.
+
+    Vault KEKs use the region's adapter (opened here when no pair uses that region).
+    `recovery_key` adds the offline recovery key's private half (a restore or verify that
+    was handed it); it is the only way kvdr ever holds that half.
+    """
+    keks: list[KeyEncryptionKey] = []
+    for kek in settings.keks:
+        if isinstance(kek, LocalKekSettings):
+            keks.append(_local_kek(kek))
+        elif isinstance(kek, RecoveryKekSettings):
+            keks.append(RecoveryKek.from_file(kek.public_key_path))
+        else:
+            if kek.region not in vaults:
+                vaults[kek.region] = await stack.enter_async_context(
+                    KeyVaultAdapter.open(config.regions[kek.region], credential, config.vault)
+                )
+            keks.append(VaultKek(vaults[kek.region], kek.key))
+    if recovery_key is not None:
+        keks.append(RecoveryKek.from_file(recovery_key, recovery_password))
+    replicas = [
+        await stack.enter_async_context(open_store(replica, credential))
+        for replica in settings.replicas
+    ]
+    return BackupParts(stores=BackupStores(blobs, replicas), keks=KekRing(keks))
+
+
+def _local_kek(settings: LocalKekSettings) -> LocalFileKek:
+    """The local key file, created on first use when the settings say so (local stack)."""
+    file = Path(settings.path)
+    if settings.create and not file.exists():
+        return LocalFileKek.create_key_file(file)
+    return LocalFileKek.from_file(file)

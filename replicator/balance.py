@@ -3,11 +3,12 @@
 Availability comes first: a pair that nobody claims is tried by every daemon, however
 many pairs it already holds, so a dead owner's pairs are taken as soon as their leases
 expire. Evenness comes second and only by hand-over: a daemon holding at least two
-pairs more than another gives one up per tick, so the counts end at most one apart.
-For a few ticks only daemons below their fair share (pairs / live daemons, rounded up;
-the one with two fewer always is) try to take it: the giver announces it as
-`handing_over` in its heartbeat and keeps away from it a little longer. A pair is never
-handed over within `min_hold` of being taken, so pairs do not bounce.
+pairs more than another gives up what it holds above its fair share (pairs / live
+daemons, rounded up), at least one pair, so the counts end at most one apart. For a few
+ticks only daemons below their share (the one with two fewer always is) try to take
+those, each no more than it lacks: the giver announces them as `handing_over` in its
+heartbeat and keeps away from them a little longer. A pair is never handed over within
+`min_hold` of being taken, so pairs do not bounce.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class BalanceView:
     peers: tuple[Peer, ...]
     now: float
     min_hold: float
-    # Pairs of `held` this daemon is handing over right now.
+    # Pairs this daemon is handing over: being released, or released and on offer but
+    # not taken yet (no further hand-over until they are, or counts would overshoot).
     releasing: frozenset[str] = frozenset()
     # Pairs this daemon gave up recently and must leave to others for a while.
     cooling: frozenset[str] = frozenset()
@@ -52,7 +54,7 @@ class BalancePlan:
 
     share: int
     acquire: tuple[str, ...]
-    release: str | None
+    release: tuple[str, ...] = ()
 
 
 def fair_share(pairs: int, members: int) -> int:
@@ -68,19 +70,26 @@ def plan_balance(view: BalanceView) -> BalancePlan:
     for peer in view.peers:
         claimed |= peer.held
         offered |= peer.handing_over
-    acquire = tuple(
-        pair
-        for pair in view.pairs
-        if pair not in view.held
-        and pair not in view.cooling
-        and pair not in claimed
-        and (pair not in offered or len(keeps) < share)
-    )
-    release: str | None = None
+    # Offered pairs only up to this daemon's share, so two givers do not make the
+    # first taker the next giver.
+    wanted = max(0, share - len(keeps))
+    acquire: list[str] = []
+    for pair in view.pairs:
+        if pair in view.held or pair in view.cooling or pair in claimed:
+            continue
+        if pair in offered:
+            if wanted == 0:
+                continue
+            wanted -= 1
+        acquire.append(pair)
+    release: tuple[str, ...] = ()
     if not view.releasing and any(peer.keeps <= len(keeps) - 2 for peer in view.peers):
-        settled = [p for p in keeps if view.now - view.held[p] >= view.min_hold]
-        if settled:
-            # The most recently taken pair: the others have been running longest and
-            # are least likely to be in the middle of their first full pass.
-            release = max(settled, key=lambda p: (view.held[p], p))
-    return BalancePlan(share=share, acquire=acquire, release=release)
+        # The most recently taken pairs first: the others have been running longest
+        # and are least likely to be in the middle of their first full pass.
+        settled = sorted(
+            (p for p in keeps if view.now - view.held[p] >= view.min_hold),
+            key=lambda p: (view.held[p], p),
+            reverse=True,
+        )
+        release = tuple(settled[: max(1, len(keeps) - share)])
+    return BalancePlan(share=share, acquire=tuple(acquire), release=release)

@@ -198,6 +198,12 @@ class PairOwnership:
             # Keep the last view: the leases stay correct without it.
             self._log.warning("members.refresh_failed", error=str(exc))
         held = {s.name: s.taken_at for s in self._slots.values() if s.active}
+        claimed = {p for v in self.members.live() for p in v.heartbeat.held}
+        handing_over = {
+            s.name
+            for s in self._slots.values()
+            if (s.active and s.handing_over) or (s.offered_until > now and s.name not in claimed)
+        }
         plan = plan_balance(
             BalanceView(
                 pairs=tuple(self._slots),
@@ -208,14 +214,12 @@ class PairOwnership:
                 ),
                 now=now,
                 min_hold=MIN_HOLD_TICKS * self.timing.tick,
-                releasing=frozenset(
-                    s.name for s in self._slots.values() if s.active and s.handing_over
-                ),
+                releasing=frozenset(handing_over),
                 cooling=frozenset(s.name for s in self._slots.values() if s.cooling_until > now),
             )
         )
-        if plan.release is not None:
-            self._hand_over(self._slots[plan.release], plan.share)
+        for name in plan.release:
+            self._hand_over(self._slots[name], plan.share)
         await asyncio.gather(*(self._try_take(self._slots[name]) for name in plan.acquire))
         await self._beat()
 
@@ -308,6 +312,7 @@ class PairOwnership:
             slot.lease.drop()
             if slot.handing_over:
                 self._offer(slot)
+                self._wake.set()  # tell the others now, not a tick later
             self._forget(slot)
             self._log.info("pair.left", pair=slot.name, outcome=outcome)
 

@@ -71,18 +71,24 @@ class TestPlan:
         """A pair this daemon just gave up is left to the others for a while."""
         assert "p2" not in plan(cooling=frozenset({"p2"})).acquire
 
-    def test_hands_over_one_pair_to_a_daemon_with_two_fewer(self) -> None:
-        """Holding six with a peer holding none, one pair (the latest taken) is given up."""
+    def test_hands_over_what_is_above_the_share(self) -> None:
+        """Holding six with a peer holding none, the three latest taken are given up."""
         held = {p: float(i) for i, p in enumerate(PAIRS)}
         result = plan(held, peers=(Peer(frozenset()),))
-        assert result.release == "p5"
+        assert result.share == 3 and result.release == ("p5", "p4", "p3")
+
+    def test_takes_no_more_offered_pairs_than_it_lacks(self) -> None:
+        """Below its share by one, a daemon tries one of two offered pairs."""
+        giver = Peer(frozenset({"p0", "p1"}), handing_over=frozenset({"p2", "p3"}))
+        result = plan({"p4": 0.0}, peers=(giver, Peer(frozenset({"p5"}))))
+        assert result.share == 2 and result.acquire == ("p2",)
 
     def test_no_hand_over_when_one_apart(self) -> None:
         """Two, two, one, one is as even as six pairs over four daemons get: nothing moves."""
         held = {"p0": 0.0, "p1": 0.0}
         peers = (Peer(frozenset({"p2", "p3"})), Peer(frozenset({"p4"})), Peer(frozenset({"p5"})))
         result = plan(held, peers=peers)
-        assert result.share == 2 and result.release is None
+        assert result.share == 2 and result.release == ()
 
     def test_hand_over_below_share_when_two_apart(self) -> None:
         """Four, four, two: even within the share of four, the two-apart daemon gives one."""
@@ -92,18 +98,18 @@ class TestPlan:
         result = plan_balance(
             BalanceView(pairs=pairs, held=held, peers=peers, now=100.0, min_hold=10.0)
         )
-        assert result.share == 4 and result.release is not None
+        assert result.share == 4 and len(result.release) == 1
 
     def test_recently_taken_pairs_stay(self) -> None:
         """A pair is not handed over within min_hold of being taken."""
         held = {p: 95.0 for p in PAIRS}
-        assert plan(held, peers=(Peer(frozenset()),)).release is None
+        assert plan(held, peers=(Peer(frozenset()),)).release == ()
 
     def test_one_hand_over_at_a_time(self) -> None:
-        """While one pair is being handed over no second one is."""
+        """While pairs are being handed over no further ones are."""
         held = {p: 0.0 for p in PAIRS}
         result = plan(held, peers=(Peer(frozenset()),), releasing=frozenset({"p0"}))
-        assert result.release is None
+        assert result.release == ()
 
 
 # -- a simulation of several daemons ticking against leases ---------------------------
@@ -155,8 +161,7 @@ def simulate(
             peers = tuple(
                 other.peer(t)
                 for other in sims
-                if other is not sim
-                and (other.dead_at is None or t - other.dead_at <= FRESH_TICKS)
+                if other is not sim and (other.dead_at is None or t - other.dead_at <= FRESH_TICKS)
             )
             result = plan_balance(
                 BalanceView(
@@ -165,14 +170,17 @@ def simulate(
                     peers=peers,
                     now=t,
                     min_hold=MIN_HOLD_TICKS,
+                    releasing=frozenset(
+                        p for p, u in sim.offered_until.items() if u > t and lease[p] is None
+                    ),
                     cooling=frozenset(p for p, u in sim.cooling_until.items() if u > t),
                 )
             )
-            if result.release is not None:
-                del sim.held[result.release]
-                lease[result.release] = None
-                sim.offered_until[result.release] = t + OFFER_TICKS
-                sim.cooling_until[result.release] = t + 2 * OFFER_TICKS
+            for pair in result.release:
+                del sim.held[pair]
+                lease[pair] = None
+                sim.offered_until[pair] = t + OFFER_TICKS
+                sim.cooling_until[pair] = t + 2 * OFFER_TICKS
                 if now >= rounds * 3 // 4:
                     late_releases += 1
             for pair in result.acquire:

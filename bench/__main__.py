@@ -1,8 +1,8 @@
 """List and run the benchmarks: `python -m bench [--list] [--full] [NAME ...]`.
 
 With no names every benchmark runs; in quick mode (the default) each gets small
-arguments so the whole set takes a few minutes, `--full` runs them at their defaults
-(the sizes bench/README.md reports). Each runs as its own process
+arguments (its `QUICK_ARGS`) so the whole set takes a few minutes, `--full` runs them at
+their defaults (the sizes bench/README.md reports). Each runs as its own process
 (`python -m bench.NAME`), so one's state never leaks into the next. The exit code is
 non-zero only when a benchmark crashed; benchmarks report missed targets, they do not
 fail on them.
@@ -11,6 +11,7 @@ fail on them.
 from __future__ import annotations
 
 import argparse
+import ast
 import pkgutil
 import subprocess
 import sys
@@ -21,24 +22,30 @@ from bench._report import table
 
 HERE = Path(__file__).resolve().parent
 
-# Quick-mode arguments per benchmark (the full sizes are each script's defaults).
-QUICK_ARGS: dict[str, list[str]] = {
-    "replication_initial_sync": ["--secrets", "200"],
-    "replication_throttle": ["--secrets", "600", "--compare-items", "0"],
-    "replication_steady_state": ["--seconds", "10"],
-    "replication_read_cost": [
-        "--secrets",
-        "200",
-        "--seconds",
-        "10",
-        "--poll-interval",
-        "2",
-        "--reconcile-interval",
-        "5",
-    ],
+# Quick-mode arguments of benchmarks that do not declare their own. A benchmark declares
+# them as a module-level list literal, `QUICK_ARGS = ["--secrets", "200"]`, read here
+# without importing the module; the full sizes are each script's defaults.
+FALLBACK_QUICK_ARGS: dict[str, list[str]] = {
     "emulator_rps": ["--sets", "300", "--gets", "1000"],
     "proxy_overhead": ["--round-trips", "500", "--megabytes", "32", "--rounds", "1"],
 }
+
+
+def quick_args(name: str) -> list[str] | None:
+    """The benchmark's `QUICK_ARGS` literal, else the fallback above, else None."""
+    tree = ast.parse((HERE / f"{name}.py").read_text())
+    for node in tree.body:
+        target = None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        if isinstance(target, ast.Name) and target.id == "QUICK_ARGS":
+            found = ast.literal_eval(value)
+            if not isinstance(found, list) or not all(isinstance(a, str) for a in found):
+                raise ValueError(f"bench/{name}.py: QUICK_ARGS must be a list of strings")
+            return found
+    return FALLBACK_QUICK_ARGS.get(name)
 
 
 def discovered() -> list[str]:
@@ -51,7 +58,8 @@ def summary(name: str) -> str:
     text = (HERE / f"{name}.py").read_text()
     for quote in ('"""', "'''"):
         if quote in text:
-            return text.split(quote, 2)[1].strip().splitlines()[0]
+            paragraph = text.split(quote, 2)[1].strip().split("\n\n")[0]
+            return " ".join(paragraph.split())
     return ""
 
 
@@ -65,7 +73,8 @@ def main() -> int:
     known = discovered()
     if args.list:
         rows = [
-            [name, summary(name), " ".join(QUICK_ARGS.get(name, ["(defaults)"]))] for name in known
+            [name, summary(name), " ".join(quick_args(name) or ["(not run in quick mode)"])]
+            for name in known
         ]
         print(table(["benchmark", "what", "quick mode"], rows, align="lll"))
         return 0
@@ -76,11 +85,12 @@ def main() -> int:
     chosen = args.names or known
     results = []
     for name in chosen:
-        if not args.full and name not in QUICK_ARGS and not args.names:
-            print(f"-- {name}: skipped in quick mode (no quick arguments known); --full runs it")
+        quick = quick_args(name)
+        if not args.full and quick is None and not args.names:
+            print(f"-- {name}: skipped in quick mode (it declares no QUICK_ARGS); --full runs it")
             results.append([name, "skipped", "-"])
             continue
-        extra = [] if args.full else QUICK_ARGS.get(name, [])
+        extra = [] if args.full else quick or []
         command = [sys.executable, "-m", f"bench.{name}", *extra]
         print(f"-- {name}: {' '.join(command[1:])}", flush=True)
         started = time.perf_counter()

@@ -39,6 +39,9 @@ from bench._world import (
 from tests.fixtures.emulator import EmulatorProcess, secret_client
 from vault.settings import VaultSettings
 
+# `python -m bench` (quick mode) runs this with these arguments.
+QUICK_ARGS = ["--secrets", "200"]
+
 TARGET_RATIO = 10.0
 VERIFY_SAMPLE = 25
 # Far above any Azure limit: the run is then bounded by concurrency and latency only.

@@ -50,6 +50,18 @@ from replicator.settings import ReplicatorSettings
 from tests.fixtures.emulator import EmulatorProcess, aio_secret_client
 from tests.fixtures.regions import World
 
+# `python -m bench` (quick mode) runs this with these arguments.
+QUICK_ARGS = [
+    "--secrets",
+    "200",
+    "--seconds",
+    "10",
+    "--poll-interval",
+    "2",
+    "--reconcile-interval",
+    "5",
+]
+
 TARGET = 3.0
 BUDGET_WINDOW_SECONDS = 10.0
 CATCH_UP_TIMEOUT_SECONDS = 60.0

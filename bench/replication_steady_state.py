@@ -49,6 +49,9 @@ from tests.fixtures.emulator import EmulatorProcess, aio_secret_client
 from tests.fixtures.regions import World
 from vault.models import ItemKind
 
+# `python -m bench` (quick mode) runs this with these arguments.
+QUICK_ARGS = ["--seconds", "10"]
+
 EVENTS_MODE_POLL = "10s"
 RECONCILE_INTERVAL = "10m"
 TARGET_EVENTS_P99 = 2.0

@@ -51,6 +51,9 @@ from replicator.pair import SyncReport
 from tests.fixtures.emulator import EmulatorProcess
 from vault.settings import VaultSettings
 
+# `python -m bench` (quick mode) runs this with these arguments.
+QUICK_ARGS = ["--secrets", "600", "--compare-items", "0"]
+
 AZURE_SECRET_CREATES_PER_10S = 300
 TARGET_SHARE = 0.90
 WINDOW_SECONDS = 10.0

@@ -54,7 +54,7 @@ def discovered() -> list[str]:
 
 
 def summary(name: str) -> str:
-    """The first line of a benchmark's docstring, without importing it (imports are slow)."""
+    """The first paragraph of a benchmark's docstring, read without importing it."""
     text = (HERE / f"{name}.py").read_text()
     for quote in ('"""', "'''"):
         if quote in text:

@@ -96,6 +96,18 @@ def render(doc: dict[str, Any]) -> None:
         console.print("[yellow]daemon not running[/]: showing the last checkpoints")
     else:
         console.print(f"daemon [bold]{doc.get('instance')}[/] (kvdr {doc.get('version')})")
+    others = [i for i in doc.get("instances", []) if not i.get("self")]
+    if others:
+        # Several daemons share the pairs (docs/high-availability.md).
+        console.print(
+            "other daemons: "
+            + ", ".join(
+                f"{escape(i['instance'])} ({len(i['pairs'])} pairs)"
+                if i["live"]
+                else f"{escape(i['instance'])} [yellow](silent)[/]"
+                for i in others
+            )
+        )
     if doc.get("regions"):
         regions = Table("region", "vault", "state", "last check", "error", title="Regions")
         for r in doc["regions"]:

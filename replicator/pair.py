@@ -169,7 +169,12 @@ class PairReplicator:
         self.targets: dict[str, TargetState] = {}
         self._events: asyncio.Queue[tuple[ItemRef, float]] = asyncio.Queue()
         self._item_locks: dict[ItemRef, asyncio.Lock] = {}
-        self._limit = asyncio.Semaphore(settings.max_concurrent_items)
+        # Per kind: items of one kind waiting on that kind's budget (secret creates are
+        # 300 per 10 s; keys and certificates spend the vault's 4,000) keep no slot from
+        # the others.
+        self._limits = {
+            kind: asyncio.Semaphore(settings.max_concurrent_items) for kind in self._mirrors
+        }
         self.last_reconcile: float | None = None
         self.last_poll: float | None = None
         self.source_error: str | None = None
@@ -413,7 +418,7 @@ class PairReplicator:
 
         async def one(ref: ItemRef, regions: list[str]) -> None:
             nonlocal done
-            async with self._limit:
+            async with self._limits[ref.kind]:
                 now = self._clock()
                 live = [r for r in regions if self.targets[r].suspended_until <= now]
                 # One lock per item (bounded by the vault's item count): an event and a

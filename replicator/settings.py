@@ -46,7 +46,9 @@ class ReplicatorSettings:
     poll_interval_seconds: float = 10.0
     # Full pass that compares versions item by item and finds what events and polls missed.
     reconcile_interval_seconds: float = 600.0
-    # Items mirrored at once per target; the vault adapter bounds requests on top.
+    # Items mirrored at once per target, per kind (a kind waiting on its own budget,
+    # secret creates at 300 per 10 s, does not hold the others back); the vault adapter
+    # bounds requests on top.
     max_concurrent_items: int = 16
     # SIGTERM: how long in-flight changes may finish before they are abandoned.
     drain_seconds: float = 10.0

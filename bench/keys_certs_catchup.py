@@ -45,6 +45,9 @@ from replicator.pair import SyncReport
 from tests.fixtures.emulator import EmulatorProcess, aio_certificate_client, aio_key_client
 from vault.models import ItemKind
 
+# `python -m bench` (quick mode): a small vault, no second catch-up.
+QUICK_ARGS = ["--secrets", "100", "--keys", "20", "--certificates", "10", "--no-compare"]
+
 WINDOW_SECONDS = 10.0
 SECRET_CREATES_PER_10S = 300
 OTHER_OPS_PER_10S = 4000

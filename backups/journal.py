@@ -152,6 +152,7 @@ class Journal:
         """Stop the loop and flush what is buffered (errors are logged: nothing more can
         be done at exit, and the next start recovers from what is durable)."""
         self._stop.set()
+        self._wake.set()  # the loop may be waiting out a flush interval
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -506,13 +507,18 @@ class Journal:
         if now - self._last_retention < self._settings.retention_interval_seconds:
             return
         self._last_retention = now
-        for pair in list(self._logs):
-            try:
-                await enforce_retention(
-                    self._stores.primary, pair, self._settings.retention, now=now
-                )
-            except StorageError as exc:
-                log.error("backups.retention_failed", pair=pair, error=str(exc))
+        # Each store is planned from its own listing: a replica may lag behind.
+        for store in (self._stores.primary, *self._stores.replicas):
+            for pair in list(self._logs):
+                try:
+                    await enforce_retention(store, pair, self._settings.retention, now=now)
+                except StorageError as exc:
+                    log.error(
+                        "backups.retention_failed",
+                        pair=pair,
+                        store=store.description,
+                        error=str(exc),
+                    )
 
 
 def _check_change(change: Change) -> None:

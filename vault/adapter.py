@@ -65,6 +65,9 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 PURGE_SETTLE_SECONDS = 30.0
 # The one key-wrap algorithm kvdr uses with vault keys (RSA keys only).
 WRAP_ALGORITHM = KeyWrapAlgorithm.rsa_oaep_256
+# How long a wrapping client (holding the key's public half) is reused: wrapping is then
+# local, no request per object; a rotated key is picked up within this time.
+WRAPPER_SECONDS = 300.0
 
 
 def sdk_client_options(
@@ -126,6 +129,8 @@ class KeyVaultAdapter(KeyCertificateCalls):
         # Builds a CryptographyClient for one key id with this adapter's transport and
         # rate control (wrap_key / unwrap_key); None when built without `open`.
         self._crypto = crypto
+        # key id -> (monotonic time made, client) of clients that wrap with a current key.
+        self._wrappers: dict[str, tuple[float, CryptographyClient]] = {}
         self._secrets = secrets
         # Rotation and certificate policies, import, issuers, contacts (KeyCertificateCalls).
         self._keys = keys
@@ -171,7 +176,7 @@ class KeyVaultAdapter(KeyCertificateCalls):
             def crypto(key_id: str) -> CryptographyClient:
                 return CryptographyClient(key_id, credential, **options())
 
-            yield cls(
+            adapter = cls(
                 ref,
                 secrets=secrets,
                 keys=keys,
@@ -179,6 +184,8 @@ class KeyVaultAdapter(KeyCertificateCalls):
                 rate=rate,
                 crypto=crypto,
             )
+            stack.push_async_callback(adapter._close_wrappers)
+            yield adapter
 
     @property
     def ref(self) -> VaultRef:
@@ -428,16 +435,21 @@ class KeyVaultAdapter(KeyCertificateCalls):
         """RSA-OAEP-256 wrap of `key` with vault key `name` (current version unless given).
 
         The SDK fetches the public key once per client and wraps locally when the key
-        allows it (one GET), else asks the vault. A client per call: a rotated key's new
-        version is used from the next call on.
+        allows it (one GET), else asks the vault. A client is reused for
+        `WRAPPER_SECONDS`, so a rotated key's new version is used from then on.
         """
         op = "wrap_key"
         item = self._item(ItemKind.KEY, name, op)
         key_id = f"{self._ref.url}/keys/{name}" + (f"/{version}" if version else "")
 
         async def wrap() -> WrappedKey:
-            async with self._crypto_client(op, key_id) as client:
+            client = await self._wrapper(op, key_id)
+            try:
                 result = await client.wrap_key(WRAP_ALGORITHM, bytes(key))
+            except BaseException:
+                # A client that failed is not reused (the key may be gone or disabled).
+                await self._drop_wrapper(key_id)
+                raise
             return WrappedKey(
                 key_id=str(result.key_id or client.key_id or key_id),
                 algorithm=str(getattr(result.algorithm, "value", result.algorithm)),
@@ -466,6 +478,24 @@ class KeyVaultAdapter(KeyCertificateCalls):
             return bytes(result.key)
 
         return await self._call(op, item, unwrap)
+
+    async def _wrapper(self, op: str, key_id: str) -> CryptographyClient:
+        made = self._wrappers.get(key_id)
+        if made is not None and time.monotonic() - made[0] < WRAPPER_SECONDS:
+            return made[1]
+        await self._drop_wrapper(key_id)
+        client = self._crypto_client(op, key_id)
+        self._wrappers[key_id] = (time.monotonic(), client)
+        return client
+
+    async def _drop_wrapper(self, key_id: str) -> None:
+        made = self._wrappers.pop(key_id, None)
+        if made is not None:
+            await made[1].close()
+
+    async def _close_wrappers(self) -> None:
+        for key_id in list(self._wrappers):
+            await self._drop_wrapper(key_id)
 
     def _crypto_client(self, op: str, key_id: str) -> CryptographyClient:
         if self._crypto is None:

@@ -31,6 +31,7 @@ from kvdr.commands._shared import (
     fail,
     load_config_or_exit,
 )
+from kvdr.commands.snapshot import recovery_password
 
 if TYPE_CHECKING:
     from backups.restore import RestoreScope
@@ -135,7 +136,9 @@ async def run_restore(
     ref = target_ref(config, target_url)
     scope = scope_of(config, pair, items)
     async with AsyncExitStack() as stack:
-        session = await open_backup_session(config, stack, recovery_key=recovery_key)
+        session = await open_backup_session(
+            config, stack, recovery_key=recovery_key, recovery_password=recovery_password()
+        )
         point = await state_at(
             session.blobs,
             session.backups.keks,

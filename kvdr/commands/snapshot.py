@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -33,6 +34,16 @@ from kvdr.commands._shared import (
     fail,
     load_config_or_exit,
 )
+
+# An encrypted recovery key's passphrase comes from the environment, never the command line
+# (which other users of the host can read).
+RECOVERY_PASSWORD_ENV = "KVDR_RECOVERY_KEY_PASSWORD"
+
+
+def recovery_password() -> bytes | None:
+    value = os.environ.get(RECOVERY_PASSWORD_ENV)
+    return value.encode() if value else None
+
 
 if TYPE_CHECKING:
     from kvdr.config import KvdrConfig
@@ -66,7 +77,9 @@ def _run(
 
     async def main() -> T:
         async with AsyncExitStack() as stack:
-            session = await open_backup_session(config, stack, recovery_key=recovery_key)
+            session = await open_backup_session(
+                config, stack, recovery_key=recovery_key, recovery_password=recovery_password()
+            )
             return await work(session)
 
     try:

@@ -44,15 +44,22 @@ class TestVaultSeamWrap:
     async def test_old_version_still_unwraps_after_rotation(
         self, emulator: EmulatorProcess
     ) -> None:
-        """After a new key version, new wraps use it and old wraps still open."""
+        """After a new key version, new wraps use it (once the cached public key expires,
+        or from a new adapter) and old wraps still open."""
         name = unique("kek")
         first = await create_rsa_key(emulator, name)
         async with open_adapter(emulator) as vault:
             old = await vault.wrap_key(name, b"k" * 32)
             second = await create_rsa_key(emulator, name)
+            cached = await vault.wrap_key(name, b"c" * 32)
+            assert old.key_id.endswith(first) and cached.key_id.endswith(first)
+            pinned = await vault.wrap_key(name, b"p" * 32, version=second)
+            assert pinned.key_id.endswith(second)
+        async with open_adapter(emulator) as vault:
             new = await vault.wrap_key(name, b"n" * 32)
-            assert old.key_id.endswith(first) and new.key_id.endswith(second)
+            assert new.key_id.endswith(second)
             assert await vault.unwrap_key(name, first, old.encrypted_key) == b"k" * 32
+            assert await vault.unwrap_key(name, second, new.encrypted_key) == b"n" * 32
 
     async def test_missing_key_and_bad_input(self, emulator: EmulatorProcess) -> None:
         """A missing key is ItemNotFound; a bad name or empty version is refused before I/O."""

@@ -12,6 +12,7 @@ watch with the same listing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -211,6 +212,13 @@ class PairDeletions:
         tripped = 1 if self.guard.tripped else 0
         metrics.DELETION_GUARD_TRIPPED.labels(self._pair.name).set(tripped)
         self.expiry.publish_metrics()
+
+    def forget_metrics(self) -> None:
+        """This process no longer runs the pair (another daemon took it over): its
+        series must not linger here and alert twice."""
+        with contextlib.suppress(KeyError):
+            metrics.DELETION_GUARD_TRIPPED.remove(self._pair.name)
+        self.expiry.forget_metrics()
 
     async def _apply(
         self,

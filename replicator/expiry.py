@@ -149,6 +149,11 @@ class ExpiryWatch:
             metrics.ITEM_EXPIRY_TIMESTAMP.labels(self._pair.name, region, kind.value).set(at)
         self._series = series
 
+    def forget_metrics(self) -> None:
+        for region, kind in self._series:
+            metrics.ITEM_EXPIRY_TIMESTAMP.remove(self._pair.name, region, kind)
+        self._series = set()
+
 
 def horizon_days(seconds: float) -> float:
     return round(seconds / 86400, 3)

@@ -197,6 +197,26 @@ class TestExpiryOnVaults:
         assert replicator.status()["expiring"] == []
         assert metric("expiry-secondary", "westus") is None
 
+    async def test_series_go_when_the_pair_moves_away(self, world: World) -> None:
+        """After forget_metrics (the pair runs on another daemon now) neither the guard
+        nor the expiry series of the pair are exported here."""
+        await world.vaults["eastus"].set_secret("soon", "v-soon", Attributes(expires_on=in_days(1)))
+        replicator = world.replicator(world.pair(name="expiry-moved"))
+        await replicator.load()
+        await replicator.sweep()
+        replicator.publish_metrics()
+        assert metric("expiry-moved", "eastus") is not None
+        assert (
+            REGISTRY.get_sample_value("kvdr_deletion_guard_tripped", {"pair": "expiry-moved"})
+            == 0.0
+        )
+        replicator.deletions.forget_metrics()
+        assert metric("expiry-moved", "eastus") is None
+        assert (
+            REGISTRY.get_sample_value("kvdr_deletion_guard_tripped", {"pair": "expiry-moved"})
+            is None
+        )
+
     async def test_hidden_names_in_status(self, world: World) -> None:
         """With hide_names the listed names are `sha256:` hashes and the real name is
         nowhere in the pair's status."""

@@ -14,11 +14,15 @@ with `--throttle azure` (300 secret creates per 10 s, as Azure) receives the res
   applications sharing the vault);
 - Azure's limit: 300 per 10 s.
 
+N should be several times the budget: the first 10 s window admits a burst of up to the
+whole budget at once, so a small N measures the burst, not the sustained rate.
+
 Reported: creates per 10 s over the whole restore, as a share of Azure's 300 and of the
 adapter's budget, and the 429s the vault answered. Every run is checked: the target holds
 N secrets and a sample of values matches the primary.
 
-Target (issue 5): at least 90% of the secret-create budget (270 of 300 per 10 s).
+Target (issue 5): at least 90% of the secret-create budget (the adapter's; the table also
+shows the rate against Azure's 300 per 10 s).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ async def record_all(journal: Journal, world_vault: object, names: list[str]) ->
 
 async def run(args: argparse.Namespace) -> None:
     rows = []
-    shares: dict[int, float] = {}
+    shares: dict[int, float] = {}  # creates per 10 s as a share of the adapter's budget
     with BenchStack() as stack:
         primary = stack.emulator("eastus")
         names = secret_names(args.secrets)
@@ -106,7 +110,7 @@ async def run(args: argparse.Namespace) -> None:
                             f"{len(bad)} sampled values differ"
                         )
                 per_10s = creates / seconds * 10
-                shares[budget] = per_10s / AZURE_CREATES_PER_10S
+                shares[budget] = per_10s / budget
                 rows.append(
                     [
                         f"{budget} per 10 s",
@@ -127,7 +131,7 @@ async def run(args: argparse.Namespace) -> None:
     )
     print(f"{args.secrets} secrets; time includes reading and decrypting the journal")
     for budget, share in shares.items():
-        print(f"budget {budget}: " + at_least(share * 100, TARGET_SHARE * 100, "% of 300/10 s"))
+        print(f"budget {budget}/10 s: " + at_least(share * 100, TARGET_SHARE * 100, "% of it"))
 
 
 def main() -> None:

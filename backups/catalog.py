@@ -133,6 +133,16 @@ class GenerationCatalog:
                 chosen = snap
         return chosen
 
+    def chain_start(self) -> int:
+        """The sequence the kept segments continue from: 0 when they reach back to 1,
+        else the newest snapshot below the first segment (retention deletes the segments
+        a snapshot covers; anything between that snapshot and them is a gap)."""
+        if not self.segments or self.starts_complete():
+            return 0
+        first = self.segments[0].name.first
+        below = [s.sequence for s in self.snapshots if s.sequence < first]
+        return max(below, default=0)
+
     def starts_complete(self) -> bool:
         """True when segments reach back to sequence 1 without a gap."""
         return bool(self.segments) and self.segments[0].name.first == 1
@@ -197,8 +207,7 @@ class PairCatalog:
         """What `kvdr snapshot list` shows: generations, snapshots, coverage, sizes, gaps."""
         generations = []
         for gen in self.ordered():
-            oldest = gen.snapshots[0] if gen.snapshots else None
-            since = 0 if gen.starts_complete() or oldest is None else oldest.sequence
+            since = gen.chain_start()
             generations.append(
                 {
                     "generation": gen.generation,

@@ -20,6 +20,7 @@ an object copied under another name, or into another pair or generation, fails t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -107,7 +108,9 @@ async def seal(chunks: Iterable[bytes], binding: Binding, keks: KekRing) -> tupl
 
     Chunks are compressed as they come, so a large snapshot is never held uncompressed.
     """
-    compressed, digest = _compress(chunks)
+    # In a worker thread: a snapshot of a large pair takes seconds to encode and compress,
+    # and the event loop keeps replicating meanwhile (zlib releases the GIL).
+    compressed, digest = await asyncio.to_thread(_compress, chunks)
     data_key = AESGCM.generate_key(bit_length=256)
     nonce = os.urandom(NONCE_BYTES)
     wraps = await keks.wrap_all(data_key)

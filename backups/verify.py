@@ -147,9 +147,7 @@ def _check_listing(gen: GenerationCatalog, report: VerifyReport) -> None:
         report.findings.append(
             Finding(b.blob, f"overlaps {a.blob}: two writers, or a copied object")
         )
-    oldest = gen.snapshots[0] if gen.snapshots else None
-    since = 0 if gen.starts_complete() or oldest is None else oldest.sequence
-    for gap in gen.gaps(since):
+    for gap in gen.gaps(gen.chain_start()):
         blob = gap.before.blob if gap.before else gen.generation
         report.findings.append(Finding(blob, f"journal gap: {gap.describe()}"))
     if not gen.segments and not gen.snapshots:
@@ -203,6 +201,7 @@ def _check_links(
 ) -> None:
     """Predecessor digests between decrypted neighbours."""
     ending_at = {s.name.last: s for s in gen.segments}
+    snapshot_at = {s.sequence: s for s in gen.snapshots}
     for seg in gen.segments:
         if seg.blob not in prevs:
             continue
@@ -213,6 +212,15 @@ def _check_links(
                 )
             continue
         before = ending_at.get(seg.name.first - 1)
+        base = snapshot_at.get(seg.name.first - 1)
+        if before is None and base is not None and base.blob in prevs:
+            # The segment it follows is gone (retention); the snapshot there names the
+            # same predecessor digest.
+            if prevs[seg.blob] != prevs[base.blob]:
+                report.findings.append(
+                    Finding(seg.blob, f"does not follow {base.blob}: predecessor digests differ")
+                )
+            continue
         if (
             before is not None
             and before.blob in digests

@@ -14,6 +14,7 @@ from backups.retention import HOUR, enforce_retention, plan_retention
 from backups.settings import RetentionPolicy
 from backups.snapshot import create_snapshot
 from backups.stores import BackupStores
+from backups.verify import verify_pair
 from storage import AzureBlobStore
 from storage.store import BlobInfo
 from tests.backups.conftest import RING, make_journal, secret_change
@@ -165,3 +166,5 @@ class TestApply:
         assert [(s.name.first, s.name.last) for s in gen.segments] == [(4, 4)]
         assert [s.sequence for s in gen.snapshots] == [1, 2, 3]  # daily points + window base
         assert len(plan.delete) == 3
+        report = await verify_pair(blob_container, RING, PAIR)
+        assert report.ok, report.findings  # what retention leaves is a clean chain

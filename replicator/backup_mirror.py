@@ -286,14 +286,28 @@ class BackupMirror(ABC):
         outcome: TargetOutcome,
         versions: int,
         deadline: asyncio.Timeout,
+        still_ours: Callable[[list[ItemProperties]], bool],
     ) -> None:
         """Replace kvdr's copy on `target` with the source's newer backup: delete, purge,
         restore. The only purge kvdr ever makes (DESIGN.md); the caller planned it only
-        for a copy whose every version the new backup holds."""
+        for a copy whose every version the new backup holds, and `still_ours` checks that
+        again on a fresh listing right before the delete."""
         region = target.ref.region
         item = self._item(name)
         # Read before anything is deleted: a source that cannot answer leaves the copy be.
         backup = await self.backup(reads, name)
+        current = await self._target_versions(target, name)
+        if not current or not still_ours(current):
+            # Changed on the target since it was planned (someone wrote a version, or
+            # deleted it): nothing is deleted; the next pass plans again.
+            self._log.warning("replace.aborted", item=item, target=region)
+            outcome.error = ItemConflict(
+                f"{item} on vault {region}: changed on the target while kvdr was about to "
+                "replace its copy; left as it is, planned again on the next pass",
+                vault=region,
+                op="replace",
+            )
+            return
         deadline.reschedule(asyncio.get_running_loop().time() + REPLACE_TIMEOUT_SECONDS)
         started = time.monotonic()
         await target.delete_item(self.kind, name)

@@ -26,6 +26,7 @@ from replicator.plan_certificates import (
     plan_certificate,
     plan_contacts,
     plan_issuers,
+    source_version_of,
 )
 from replicator.plan_keys import Action
 from replicator.settings import PairSettings, ReplicatorSettings
@@ -65,6 +66,7 @@ class CertificateMirror(BackupMirror):
         policy: CertificatePolicy = await reads.once(
             "policy", lambda: self._source.get_certificate_policy(name)
         )
+        source_ids = {v.version for v in source_versions}
         # A second round only after a soft-deleted copy was recovered.
         for _ in range(2):
             target_versions = await self._target_versions(target, name)
@@ -88,8 +90,18 @@ class CertificateMirror(BackupMirror):
                 if restored is RestoreResult.NAME_IN_USE:
                     return
             elif plan.action is Action.REPLACE:
-                await self._replace(target, name, reads, outcome, len(plan.missing), deadline)
-                if outcome.blocked is not None:
+                await self._replace(
+                    target,
+                    name,
+                    reads,
+                    outcome,
+                    len(plan.missing),
+                    deadline,
+                    still_ours=lambda current: all(
+                        source_version_of(t, source_ids) is not None for t in current
+                    ),
+                )
+                if outcome.error is not None or outcome.blocked is not None:
                     return
             elif plan.action is Action.CONFLICT:
                 self._conflict(outcome, name, plan.reason or "not kvdr's copy")

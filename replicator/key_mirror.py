@@ -86,6 +86,7 @@ class KeyMirror(BackupMirror):
         outcome: TargetOutcome,
         deadline: asyncio.Timeout,
     ) -> None:
+        source_ids = {v.version for v in source_versions}
         # A second round only after a soft-deleted copy was recovered.
         for _ in range(2):
             target_versions = await self._target_versions(target, name)
@@ -103,8 +104,16 @@ class KeyMirror(BackupMirror):
                 if restored is RestoreResult.NAME_IN_USE:
                     return
             elif plan.action is Action.REPLACE:
-                await self._replace(target, name, reads, outcome, len(plan.missing), deadline)
-                if outcome.blocked is not None:
+                await self._replace(
+                    target,
+                    name,
+                    reads,
+                    outcome,
+                    len(plan.missing),
+                    deadline,
+                    still_ours=lambda current: all(t.version in source_ids for t in current),
+                )
+                if outcome.error is not None or outcome.blocked is not None:
                     return
             elif plan.action is Action.CONFLICT:
                 self._conflict(outcome, name, plan.reason or "not kvdr's copy")

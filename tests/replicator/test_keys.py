@@ -212,6 +212,50 @@ class TestRotation:
         ]
         assert len(journaled) == 1 and isinstance(journaled[0].payload, bytes)
 
+    async def test_replace_is_abandoned_when_the_target_changed_meanwhile(
+        self, world: World
+    ) -> None:
+        """A version written on the target between planning and replacing makes kvdr
+        leave the key alone (nothing deleted or purged) and report it."""
+        east, west = world.emulators["eastus"], world.emulators["westus"]
+        await create_rsa(east, "raced", 2048)
+        replicator = world.replicator(world.pair(kinds=KEYS))
+        await replicator.load()
+        await replicator.reconcile()
+        await asyncio.sleep(1.1)
+        await create_rsa(east, "raced", 2048)
+        target = world.vaults["westus"]
+        listings = 0
+
+        class RacingTarget:
+            """The real target adapter; someone writes a version after kvdr's first look."""
+
+            def __getattr__(self, attr: str) -> object:
+                return getattr(target, attr)
+
+            async def list_versions(self, kind: ItemKind, name: str) -> list[ItemProperties]:
+                nonlocal listings
+                listings += 1
+                if listings == 2:
+                    await create_rsa(west, name, 2048)
+                return await target.list_versions(kind, name)
+
+        pair = world.pair(kinds=KEYS)
+        racing = PairReplicator(
+            pair,
+            ReplicatorSettings(pairs=(pair,)),
+            world.vaults["eastus"],
+            {"westus": RacingTarget()},  # type: ignore[dict-item]
+            world.checkpoints,
+        )
+        await racing.load()
+        report = await racing.poll()
+        assert report.errors == 1 and report.copied == 0
+        (error,) = racing.status()["targets"][0]["recent_errors"]
+        assert error["item"] == "key/raced" and "changed on the target" in error["message"]
+        assert len(await version_ids(world, "westus", "raced")) == 2
+        assert await target.list_deleted(ItemKind.KEY) == []
+
     async def test_soft_deleted_copy_is_recovered_then_replaced(self, world: World) -> None:
         """A copy someone soft-deleted on the target is recovered (no 409 loop), then
         replaced with the rotated key."""

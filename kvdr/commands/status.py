@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import urllib.error
 import urllib.request
 from contextlib import AsyncExitStack
@@ -20,6 +21,8 @@ import click
 from kvdr.commands._shared import EXIT_OK, config_option, emit_json, load_config_or_exit
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from kvdr.config import KvdrConfig
 
 
@@ -86,12 +89,18 @@ async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
     }
 
 
-def render(doc: dict[str, Any]) -> None:
+def status_console() -> Console:
+    """Rich console; piped output gets a width that fits the tables instead of 80."""
     from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=180)
+
+
+def render(doc: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = status_console()
     if doc.get("source") == "checkpoints":
         console.print("[yellow]daemon not running[/]: showing the last checkpoints")
     else:
@@ -177,10 +186,9 @@ def render(doc: dict[str, Any]) -> None:
 
 def render_deletions(doc: dict[str, Any]) -> None:
     """Tripped deletion guards and the items that expire within each pair's horizon."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = status_console()
     for p in doc.get("pairs", []):
         guard = p.get("deletion_guard") or {}
         if guard.get("tripped"):

@@ -5,6 +5,7 @@ policies, issuers and contacts."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 
 from azure.keyvault.certificates import CertificateContact as SdkContact
@@ -182,6 +183,11 @@ class TestNewVersions:
         await prove_same_material(east, west, "renewed", second, b_version=imported.version)
         assert not [e for e in logs if e["event"] == "certificate.replaced"]
         assert await world.vaults["westus"].list_deleted(ItemKind.CERTIFICATE) == []
+        # The PFX (with its private key) passed through kvdr: none of it in logs or status.
+        pfx = (await world.vaults["eastus"].get_certificate_material("renewed", second)).data
+        shown = repr(logs) + repr(replicator.status())
+        assert base64.b64encode(pfx)[100:140].decode() not in shown
+        assert pfx[100:140].hex() not in shown
         # Idempotent: the tag ties the import to its source version.
         again = await replicator.reconcile()
         assert again.copied == 0 and again.updated == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -285,5 +286,10 @@ class TestSharedPairs:
             assert {i["instance"] for i in doc["instances"] if i["live"]} == survivor_ids
         finally:
             daemons[0].kill()
-            codes = [d.terminate() for d in daemons[1:] if d.process is not None]
+            survivors = [d for d in daemons[1:] if d.process is not None]
+            for daemon in survivors:
+                # Both at once, so neither takes over the other's pairs on the way out.
+                if daemon.process is not None and daemon.process.poll() is None:
+                    daemon.process.send_signal(signal.SIGTERM)
+            codes = [d.terminate() for d in survivors]
         assert codes == [0, 0]

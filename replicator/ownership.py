@@ -360,6 +360,9 @@ class PairOwnership:
     def _forget(self, slot: _Slot) -> None:
         """This daemon no longer runs the pair: its live gauges must not linger here."""
         metrics.LEADER.labels(slot.name).set(0)
+        if slot.replicator is not None:
+            # Guard and expiry series too: another daemon exports them now.
+            slot.replicator.deletions.forget_metrics()
         slot.replicator = None
         with contextlib.suppress(KeyError):
             metrics.RPO_SECONDS.remove(slot.name)

@@ -81,6 +81,8 @@ class Daemon:
             "regions": [h.as_dict() for h in self.prober.health.values()] if self.prober else [],
             "pairs": self.ownership.status() if self.ownership else [],
             "instances": self.ownership.instances() if self.ownership else [],
+            # Journal positions of the pairs this daemon records (no item names).
+            "journal": self.parts.journal.status() if self.parts and self.parts.journal else [],
         }
 
     def on_vault_event(self, event_type: str, data: dict[str, Any]) -> bool:

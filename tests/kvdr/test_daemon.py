@@ -205,3 +205,31 @@ class TestStopping:
             assert daemon.terminate() == 0
         for name in names[:20]:
             assert len(await world.vaults["westus"].list_versions(ItemKind.SECRET, name)) == 1
+
+
+class TestJournalInStatus:
+    async def test_status_shows_journal_position(
+        self, make_world: WorldFactory, tmp_path: Path
+    ) -> None:
+        """With [backups] configured, /status shows each journal's sequence and flushes."""
+        port = free_port()
+        world = await make_world()
+        await world.vaults["eastus"].set_secret("journaled", "value-j", Attributes())
+        extra = (
+            '\n[backups]\nflush_interval = "500ms"\n\n[[backups.keks]]\nkind = "file"\n'
+            f'path = "{tmp_path / "backup.key"}"\ncreate = true\n'
+        )
+        config = write_config(world, tmp_path / "kvdr.toml", port=port, extra=extra)
+        daemon = DaemonProcess(config, port).start()
+        try:
+
+            async def journaled() -> bool:
+                journal = daemon.status()["journal"]
+                return bool(journal) and journal[0]["durable_sequence"] >= 1
+
+            await wait_for(journaled, 20, "the journal to record the secret")
+            entry = daemon.status()["journal"][0]
+            assert entry["pair"] == "app" and entry["last_error"] is None
+            assert "journaled" not in json.dumps(daemon.status()["journal"])
+        finally:
+            assert daemon.terminate() == 0

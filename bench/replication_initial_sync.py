@@ -24,8 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench._report import at_least, header, ratio, table
 from bench._world import (
@@ -55,15 +56,22 @@ class Run:
     label: str
     latency_ms: int
     seconds: float
+    # CPU this process spent copying: less sensitive than `seconds` to other load.
+    cpu_seconds: float
     copied: int
     on_secondary: int
     mismatches: int
+    # The machine's 1-minute load average when the copy ended.
+    load: float = field(default_factory=lambda: os.getloadavg()[0])
 
 
-def sequential_sdk_copy(primary: EmulatorProcess, secondary: EmulatorProcess) -> tuple[float, int]:
-    """The baseline: list, then get + set one secret at a time with the sync SDK."""
+def sequential_sdk_copy(
+    primary: EmulatorProcess, secondary: EmulatorProcess
+) -> tuple[float, float, int]:
+    """The baseline: list, then get + set one secret at a time with the sync SDK;
+    returns seconds, CPU seconds and the count copied."""
     with secret_client(primary) as source, secret_client(secondary) as target:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         copied = 0
         for props in source.list_properties_of_secrets():
             name = props.name or ""
@@ -78,27 +86,28 @@ def sequential_sdk_copy(primary: EmulatorProcess, secondary: EmulatorProcess) ->
                 expires_on=props.expires_on,
             )
             copied += 1
-        return time.perf_counter() - started, copied
+        return time.perf_counter() - started, time.process_time() - cpu, copied
 
 
 async def kvdr_copy(
     stack: BenchStack, primary: EmulatorProcess, secondary: EmulatorProcess, **vault_options: int
-) -> tuple[float, int, int, int]:
-    """kvdr's initial sync; returns seconds, copied, count on the secondary, mismatches."""
+) -> tuple[float, float, int, int, int]:
+    """kvdr's initial sync; returns seconds, CPU seconds, copied, count on the secondary
+    and sample mismatches."""
     async with open_world(
         stack, {"eastus": primary, "westus": secondary}, **vault_options
     ) as world:
         replicator = world.replicator(world.pair())
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await replicator.load()
         report = await replicator.reconcile()
         await replicator.flush()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         present = await live_secret_names(world.vaults["westus"])
         bad = await sample_mismatches(
             world.vaults["eastus"], world.vaults["westus"], present, VERIFY_SAMPLE
         )
-        return seconds, report.copied, len(present), len(bad)
+        return seconds, cpu, report.copied, len(present), len(bad)
 
 
 async def verify_copy(
@@ -149,9 +158,12 @@ def main() -> None:
 
         for latency in latencies:
             secondary = stack.emulator("westus", latency_ms=latency)
-            seconds, copied = sequential_sdk_copy(primary, secondary)
+            seconds, cpu, copied = sequential_sdk_copy(primary, secondary)
+            load = os.getloadavg()[0]
             present, bad = asyncio.run(verify_copy(stack, primary, secondary))
-            runs.append(Run("sequential sync SDK", latency, seconds, copied, present, bad))
+            runs.append(
+                Run("sequential sync SDK", latency, seconds, cpu, copied, present, bad, load)
+            )
             stack.stop(secondary)
             print(f"  latency {latency} ms: baseline {seconds:.1f} s", flush=True)
 
@@ -160,10 +172,10 @@ def main() -> None:
                 variants.append(("kvdr, budget lifted", LIFTED_BUDGETS))
             for label, options in variants:
                 secondary = stack.emulator("westus", latency_ms=latency)
-                seconds, copied, present, bad = asyncio.run(
+                seconds, cpu, copied, present, bad = asyncio.run(
                     kvdr_copy(stack, primary, secondary, **options)
                 )
-                runs.append(Run(label, latency, seconds, copied, present, bad))
+                runs.append(Run(label, latency, seconds, cpu, copied, present, bad))
                 stack.stop(secondary)
                 print(f"  latency {latency} ms: {label} {seconds:.1f} s", flush=True)
 
@@ -180,6 +192,8 @@ def main() -> None:
                 run.seconds,
                 run.copied / run.seconds if run.seconds else math.nan,
                 ratio(base.seconds, run.seconds),
+                run.cpu_seconds / run.copied * 1000 if run.copied else math.nan,
+                run.load,
                 f"{run.on_secondary}/{args.secrets}",
                 run.mismatches,
             ]
@@ -192,11 +206,17 @@ def main() -> None:
                 "seconds",
                 "secrets/s",
                 "vs baseline",
+                "client CPU ms/secret",
+                "load",
                 "on secondary",
                 "bad values",
             ],
             rows,
         )
+    )
+    print(
+        "client CPU: this process (SDK loop, or kvdr with its adapters); load: the machine's "
+        "1-minute load average as the copy ended (2 cores; the emulators run beside it)"
     )
     floor = budget_floor_seconds(args.secrets, defaults.secret_creates_per_10s)
     wait = f"at least {floor:.0f} s" if floor else "no wait"

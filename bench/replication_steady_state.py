@@ -31,8 +31,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -77,9 +79,18 @@ class ModeResult:
     watched: int = 0
     reader_gets_per_second: float = math.nan
     delivery_delays: list[float] = field(default_factory=list)
+    # CPU the daemon process used from the first write until every copy had landed.
+    daemon_cpu_seconds: float = math.nan
 
     def target(self) -> float:
         return TARGET_EVENTS_P99 if self.mode == "events" else self.poll_interval + 2.0
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def wait_until(check: Any, timeout: float, what: str) -> None:
@@ -170,9 +181,11 @@ async def measure(
     # The initial copy spent up to `names` of the secondary's create budget (270 per 10 s
     # in kvdr): measuring before that window has passed would measure the seeding.
     await asyncio.sleep(BUDGET_WINDOW_SECONDS + 1)
+    assert daemon.process is not None
     async with Reader(secondary, result) as reader, aio_secret_client(primary) as client:
         # The challenge round trip is set-up, not load.
         await client.get_secret(names[0])
+        cpu_before = process_cpu_seconds(daemon.process.pid)
         writes = result.load.writes
         load = asyncio.create_task(write_load(client, names, args.rate, args.seconds, result.load))
         watched: set[int] = set()
@@ -196,6 +209,7 @@ async def measure(
     deadline = time.monotonic() + ARRIVAL_TIMEOUT_SECONDS
     while time.monotonic() < deadline and len(sink.events()) < expected:
         await asyncio.sleep(0.2)
+    result.daemon_cpu_seconds = process_cpu_seconds(daemon.process.pid) - cpu_before
     # The copy of each source version carries its tag; its event says when it landed.
     copy_of: dict[tuple[str, str], str] = {}
     for name in names:
@@ -268,6 +282,7 @@ def report(results: list[ModeResult], args: argparse.Namespace) -> None:
                 percentile(rd, 50),
                 percentile(rd, 99),
                 r.reader_gets_per_second,
+                r.daemon_cpu_seconds / len(ev) * 1000 if ev else math.nan,
             ]
         )
     print(
@@ -283,6 +298,7 @@ def report(results: list[ModeResult], args: argparse.Namespace) -> None:
                 "reader p50",
                 "reader p99",
                 "reader GET/s",
+                "daemon CPU ms/change",
             ],
             rows,
         )

@@ -19,10 +19,9 @@ against the budget of 300 (target: sustained >= 90%, i.e. 270), 429s seen on eac
 and that nothing was lost (count on the secondary, duplicates, values of a sample).
 
 A second run (`--compare-items 64`, 0 skips it) repeats the sync onto another fresh
-secondary with `max_concurrent_items=64`: with the default 16 items in flight, the
-items that hold a create grant are the only ones prepared, so after each budget window
-opens the next creates wait for their items' reads (list versions on both sides, get the
-value) before they can use the budget; more items in flight keep reads ahead of it.
+secondary with `max_concurrent_items=64`, to tell whether the 16 items in flight by
+default limit how fully each budget window is used (an item holds its slot while its
+create waits for budget, and the next creates need their items' reads first).
 """
 
 from __future__ import annotations

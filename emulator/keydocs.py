@@ -178,9 +178,14 @@ def add_key_version(
 
 @functools.lru_cache(maxsize=512)
 def _material_from(serialized: str) -> KeyMaterial:
-    # Importing an RSA JWK validates the key, which costs milliseconds; crypto requests
-    # use the same few versions again and again.
-    return KeyMaterial.from_jwk(json.loads(serialized))
+    # The store holds only material this emulator wrote, so the RSA consistency check
+    # is skipped; the cache serves crypto requests that use the same versions again.
+    return KeyMaterial.from_jwk(json.loads(serialized), trusted=True)
+
+
+def trusted_material(material: Any) -> KeyMaterial:
+    """Key material this emulator wrote (its store, or a backup blob it sealed)."""
+    return _material_from(json.dumps(material, sort_keys=True))
 
 
 def material_of(stored: StoredVersion) -> KeyMaterial:

@@ -194,8 +194,13 @@ class KeyMaterial:
         return cls(key)
 
     @classmethod
-    def from_jwk(cls, jwk: Mapping[str, Any]) -> KeyMaterial:
-        """Import a private JWK: RSA (with or without CRT parameters), EC or oct."""
+    def from_jwk(cls, jwk: Mapping[str, Any], *, trusted: bool = False) -> KeyMaterial:
+        """Import a private JWK: RSA (with or without CRT parameters), EC or oct.
+
+        `trusted` skips the RSA consistency check (about 50 ms per RSA-2048 key) for
+        material this emulator wrote itself: its own store, or a backup blob whose
+        authenticated encryption proves an emulator sealed it. User imports are checked.
+        """
         if not isinstance(jwk, Mapping):
             raise KeyMaterialError("'key' must be a JSON Web Key object")
         base = _base_kty(jwk.get("kty"))
@@ -206,7 +211,7 @@ class KeyMaterial:
         if jwk.get("d") is None:
             raise KeyMaterialError("'key.d' is required: Key Vault imports private keys only")
         if base == "RSA":
-            return cls(_rsa_from_jwk(jwk))
+            return cls(_rsa_from_jwk(jwk, trusted=trusted))
         return cls(_ec_from_jwk(jwk))
 
     # ----- description ------------------------------------------------------------------
@@ -385,7 +390,7 @@ class KeyMaterial:
         return KeyMaterialError(f"algorithm '{algorithm}' is not supported for {self.kty} keys")
 
 
-def _rsa_from_jwk(jwk: Mapping[str, Any]) -> rsa.RSAPrivateKey:
+def _rsa_from_jwk(jwk: Mapping[str, Any], *, trusted: bool = False) -> rsa.RSAPrivateKey:
     n, e, d = (_jwk_int(jwk, field) for field in ("n", "e", "d"))
     crt_fields = ("p", "q", "dp", "dq", "qi")
     present = [field for field in crt_fields if jwk.get(field) is not None]
@@ -400,7 +405,7 @@ def _rsa_from_jwk(jwk: Mapping[str, Any]) -> rsa.RSAPrivateKey:
             p, q = rsa.rsa_recover_prime_factors(n, e, d)
             dp, dq, qi = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
         numbers = rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, rsa.RSAPublicNumbers(e, n))
-        return numbers.private_key()
+        return numbers.private_key(unsafe_skip_rsa_key_validation=trusted)
     except KeyMaterialError:
         raise
     except (ValueError, TypeError) as exc:

@@ -239,7 +239,10 @@ class PairReplicator:
                 next_poll = self._clock() + self._settings.poll_interval_seconds
             elif now >= next_poll:
                 await self._guarded(self.poll)
-                next_poll = self._clock() + self._settings.poll_interval_seconds
+                # A fixed cadence: a slow pass does not stretch the poll period (and the
+                # time a change waits to be seen); a pass longer than the period runs the
+                # next one at once rather than piling up.
+                next_poll = max(next_poll + self._settings.poll_interval_seconds, self._clock())
             if now >= next_sweep:
                 await self._guarded(self.sweep)
                 next_sweep = self._clock() + self._settings.deletion_sweep_interval_seconds

@@ -127,6 +127,7 @@ class PairDeletions:
             targets,
             settings.expiry_horizon_seconds if horizon is None else horizon,
             clock,
+            timeout_seconds=settings.target_timeout_seconds,
         )
         self.guard = GuardState(pair=pair.name)
         self.last_sweep: float | None = None

@@ -19,6 +19,7 @@ are left out: their certificate is listed.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -101,10 +102,12 @@ class ExpiryWatch:
         targets: Mapping[str, VaultClient],
         horizon_seconds: float,
         clock: Callable[[], float] = time.time,
+        timeout_seconds: float = 15.0,
     ) -> None:
         self._pair = pair
         self._targets = targets
         self.horizon_seconds = horizon_seconds
+        self._timeout = timeout_seconds
         self._clock = clock
         self._listings: dict[str, list[ItemProperties]] = {}
         self.items: list[ExpiringItem] = []
@@ -120,17 +123,24 @@ class ExpiryWatch:
         """Take the primary's listing as given; list every secondary."""
         self._listings[self._pair.primary.region] = source_listing
         self.errors.pop(self._pair.primary.region, None)
-        for region, client in self._targets.items():
+
+        async def list_region(region: str, client: VaultClient) -> None:
+            # Concurrently and bounded in time: a dead region must not hold the pair's
+            # loop (and with it every other target) for the adapter's whole retry budget.
             try:
                 listing: list[ItemProperties] = []
-                for kind in sorted(self._pair.kinds):
-                    listing += await client.list_items(kind)
-            except VaultError as exc:
-                self.errors[region] = str(exc)
-                self._log.warning("expiry.listing_failed", target=region, reason=exc.reason)
-                continue
+                async with asyncio.timeout(self._timeout):
+                    for kind in sorted(self._pair.kinds):
+                        listing += await client.list_items(kind)
+            except (VaultError, TimeoutError) as exc:
+                reason = exc.reason if isinstance(exc, VaultError) else "timeout"
+                self.errors[region] = str(exc) or f"no listing within {self._timeout:.0f} s"
+                self._log.warning("expiry.listing_failed", target=region, reason=reason)
+                return
             self._listings[region] = listing
             self.errors.pop(region, None)
+
+        await asyncio.gather(*(list_region(r, c) for r, c in self._targets.items()))
         self.items = expiring_items(
             self._listings, self._clock(), self.horizon_seconds, self._selects
         )

@@ -176,12 +176,28 @@ class LocalStack:
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out = (logs / f"{name}.log").open("ab")
+        # A process group of its own: Ctrl-C on `kvdr up` (which the terminal sends to
+        # the whole foreground group) must reach only kvdr up, which stops the daemon
+        # first (its last checkpoint and journal writes need Azurite) and then these.
         process = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
         )
         out.close()
         self.processes.append((name, process))
+        self._write_pids()
         return process
+
+    @property
+    def pids_file(self) -> Path:
+        return self.state_dir / "stack.pids"
+
+    def _write_pids(self) -> None:
+        """The children's pids, for `kvdr down` when kvdr up itself cannot stop them."""
+        self.pids_file.write_text("".join(f"{p.pid}\n" for _, p in self.processes))
 
     def start(self) -> None:
         check_ports(self.ports)
@@ -285,6 +301,7 @@ class LocalStack:
                 process.kill()
                 process.wait()
         self.processes.clear()
+        self.pids_file.unlink(missing_ok=True)
 
     def blob_connection_string(self) -> str:
         return azurite_connection_string(self.ports.blob)

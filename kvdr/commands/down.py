@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -9,7 +10,9 @@ import time
 import click
 
 from kvdr.commands._shared import EXIT_FAILED, fail
-from kvdr.commands.up import PID_FILE
+from kvdr.commands.up import PID_FILE, STATE_DIR
+
+STACK_PIDS = STATE_DIR / "stack.pids"
 
 
 def _alive(pid: int) -> bool:
@@ -37,15 +40,26 @@ def command(timeout: float) -> None:
         PID_FILE.unlink(missing_ok=True)
         click.echo(f"the local stack (pid {pid}) had already stopped")
         return
-    # `kvdr up --detach` made its process a session and group leader; its children
-    # (emulators, Azurite, proxy) are in the same group and get the signal too.
-    os.killpg(pid, signal.SIGTERM)
+    # Only `kvdr up` gets the signal: it stops the daemon first (whose last writes need
+    # Azurite), then the emulators, Azurite and the proxy it started.
+    os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.2)
     if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
+        for victim in (pid, *_stack_pids()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
         click.echo(f"the local stack (pid {pid}) did not stop in {timeout:.0f} s; killed it")
     else:
         click.echo(f"stopped the local stack (pid {pid})")
     PID_FILE.unlink(missing_ok=True)
+
+
+def _stack_pids() -> list[int]:
+    """The children `kvdr up` started (its `stack.pids`), for the last resort."""
+    try:
+        text = STACK_PIDS.read_text()
+    except OSError:
+        return []
+    return [int(line) for line in text.split() if line.isdigit()]

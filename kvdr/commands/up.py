@@ -121,7 +121,7 @@ def start_detached(config_path: Path | None) -> None:
         except OSError:
             pass
         time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGTERM)
+    os.kill(process.pid, signal.SIGTERM)  # it stops what it started
     fail(f"local stack was not ready within 120 s; see {log_path}", EXIT_FAILED)
 
 
@@ -144,6 +144,9 @@ def command(config_path: Path | None, detach: bool) -> None:
     from kvdr.log_setup import configure_logging
 
     configure_logging("auto", "info")
+    # SIGTERM while the stack is still starting: unwind through run_stack's `finally`
+    # so every process started so far is stopped (the daemon installs its own handler).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         run_stack(config_path)
     except StackError as exc:

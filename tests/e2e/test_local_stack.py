@@ -80,15 +80,17 @@ class TestKvdrUp:
                 "westus": True,
             }
             assert doc["pairs"][0]["targets"][0]["items"] == 3
-            pid = int((tmp_path / ".kvdr" / "up.pid").read_text())
+            pids = [int((tmp_path / ".kvdr" / "up.pid").read_text())]
+            pids += [int(p) for p in (tmp_path / ".kvdr" / "stack.pids").read_text().split()]
+            assert len(pids) == 5  # kvdr up, the proxy, two emulators, Azurite
         finally:
             stopped = kvdr("down", cwd=tmp_path)
-        assert stopped.returncode == 0 and "stopped" in stopped.stdout
+        assert stopped.returncode == 0 and "stopped the local stack" in stopped.stdout
         assert not (tmp_path / ".kvdr" / "up.pid").exists()
-        leftover = subprocess.run(
-            ["pgrep", "-g", str(pid)], capture_output=True, text=True, check=False
-        )
-        assert leftover.stdout.strip() == "", "processes of the stack survived kvdr down"
+        for pid in pids:
+            status = Path(f"/proc/{pid}/status")
+            alive = status.exists() and "zombie" not in status.read_text().lower()
+            assert not alive, f"process {pid} of the stack survived kvdr down"
 
 
 @pytest.fixture(scope="module")

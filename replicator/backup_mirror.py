@@ -14,32 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable
 from contextlib import suppress
-from dataclasses import replace
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar, cast
 
 import structlog
 
 from replicator import metrics
-from replicator.mirror import ItemOutcome, TargetDone, TargetOutcome
+from replicator.mirror import MirrorBase, TargetOutcome
 from replicator.plan import UpdateVersion
 from replicator.plan_keys import key_type_refusal
-from replicator.settings import PairSettings
-from replicator.sink import ChangeSink, changes_for_sink
 from vault.client import VaultClient
 from vault.errors import (
     DeletedButRecoverable,
     Forbidden,
     ItemConflict,
     ItemNotFound,
-    NoAnswer,
     VaultError,
 )
-from vault.models import Attributes, ChangeOp, ItemKind, ItemProperties, ItemRef
+from vault.models import Attributes, ItemProperties, ItemRef
 
 log = structlog.get_logger("kvdr.mirror")
 
@@ -79,134 +73,22 @@ class SourceReads:
         return cast(T, await asyncio.shield(task))
 
 
-class BackupMirror(ABC):
+class BackupMirror(MirrorBase[SourceReads]):
     """Mirrors one kind (keys or certificates) of one pair by backup and restore."""
 
-    kind: ItemKind
+    def _new_reads(self) -> SourceReads:
+        return SourceReads()
 
-    def __init__(
-        self,
-        pair: PairSettings,
-        source: VaultClient,
-        targets: Mapping[str, VaultClient],
-        sinks: Sequence[ChangeSink] = (),
-        target_timeout_seconds: float = 15.0,
-    ) -> None:
-        self._pair = pair
-        self._source = source
-        self._targets = targets
-        self._sinks = tuple(sinks)
-        self._target_timeout = target_timeout_seconds
-        self._log = log.bind(pair=pair.name, source=pair.primary.region)
-
-    # -- the ItemMirror contract --------------------------------------------------------
-
-    async def sync(
-        self, name: str, targets: list[str], on_target: TargetDone | None = None
-    ) -> ItemOutcome:
-        """Bring item `name` up to date in every sink, then on each of `targets`."""
-        ref = ItemRef(self.kind, name)
-        try:
-            source_versions = await self._source.list_versions(self.kind, name)
-        except ItemNotFound:
-            source_versions = []
-        except VaultError as exc:
-            return ItemOutcome(ref=ref, source_latest=None, source_error=exc)
-        if not source_versions or source_versions[-1].managed:
-            # Gone since it was listed (deletions are the sweep's job), or a certificate's
-            # key named by an event: it travels with its certificate.
-            return ItemOutcome(ref=ref, source_latest=None)
-        outcome = ItemOutcome(ref=ref, source_latest=source_versions[-1])
-        reads = SourceReads()
-        await self._record(ref, source_versions, reads, outcome)
-
-        async def one(region: str) -> None:
-            result = await self._sync_target(name, source_versions, region, reads)
-            outcome.targets[region] = result
-            if on_target is not None:
-                on_target(outcome, result)
-
-        await asyncio.gather(*(one(t) for t in targets))
-        return outcome
-
-    # -- what subclasses implement ------------------------------------------------------
-
-    @abstractmethod
-    async def _sync_target_once(
-        self,
-        name: str,
-        source_versions: list[ItemProperties],
-        target: VaultClient,
-        reads: SourceReads,
-        outcome: TargetOutcome,
-        deadline: asyncio.Timeout,
-    ) -> None:
-        """Plan and apply one item on one target (VaultErrors are reported by the caller)."""
-
-    # -- shared steps -------------------------------------------------------------------
-
-    def _item(self, name: str) -> str:
-        return f"{self.kind.value}/{name}"
+    async def _payload(
+        self, ref: ItemRef, props: ItemProperties, reads: SourceReads
+    ) -> str | bytes | None:
+        # Each new version carries the item's backup blob, which holds every version up
+        # to it.
+        return await self.backup(reads, ref.name)
 
     async def backup(self, reads: SourceReads, name: str) -> bytes:
         """The source's backup blob of `name`, read once per sync."""
         return await reads.once("backup", lambda: self._source.backup_item(self.kind, name))
-
-    async def _record(
-        self,
-        ref: ItemRef,
-        source_versions: list[ItemProperties],
-        reads: SourceReads,
-        outcome: ItemOutcome,
-    ) -> None:
-        """Hand every sink what it lacks of this item; each new version carries the item's
-        backup blob (which holds every version up to it) as its payload."""
-        now = datetime.now(UTC)
-        for sink in self._sinks:
-            try:
-                recorded = await sink.recorded(self._pair.name, ref)
-                changes = changes_for_sink(self._pair.name, ref, source_versions, recorded, now)
-                filled = []
-                for change in changes:
-                    if change.op is ChangeOp.NEW_VERSION:
-                        change = replace(change, payload=await self.backup(reads, ref.name))
-                    filled.append(change)
-                if filled:
-                    await sink.record(filled)
-            except Exception as exc:  # any sink failure: the item is synced again later
-                outcome.sink_error = exc
-                self._log.warning("sink.failed", item=str(ref), error=str(exc))
-
-    async def _sync_target(
-        self,
-        name: str,
-        source_versions: list[ItemProperties],
-        region: str,
-        reads: SourceReads,
-    ) -> TargetOutcome:
-        target = self._targets[region]
-        outcome = TargetOutcome(target=region)
-        item = self._item(name)
-        try:
-            async with asyncio.timeout(self._target_timeout) as deadline:
-                await self._sync_target_once(
-                    name, source_versions, target, reads, outcome, deadline
-                )
-        except TimeoutError:
-            outcome.error = NoAnswer(
-                f"{item} on vault {region}: no result within the time allowed",
-                vault=region,
-                op="mirror",
-            )
-            self._log.warning("mirror.timeout", item=item, target=region)
-        except VaultError as exc:
-            outcome.error = exc
-            self._log.warning(
-                "mirror.failed", item=item, target=region, reason=exc.reason, error=str(exc)
-            )
-        if outcome.error is not None:
-            metrics.REPLICATION_ERRORS.labels(self._pair.name, region, outcome.error.reason).inc()
-        return outcome
 
     async def _target_versions(self, target: VaultClient, name: str) -> list[ItemProperties]:
         try:

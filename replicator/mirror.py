@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 import structlog
 
@@ -24,6 +25,9 @@ from vault.errors import DeletedButRecoverable, ItemNotFound, NoAnswer, VaultErr
 from vault.models import ChangeOp, ItemKind, ItemProperties, ItemRef, SecretValue
 
 log = structlog.get_logger("kvdr.mirror")
+
+# The per-sync cache of source reads a kind uses (secret values, backup blobs).
+R = TypeVar("R")
 
 
 @dataclass
@@ -118,8 +122,17 @@ class SecretValues:
         return await task
 
 
-class SecretMirror:
-    """Mirrors secrets of one pair from its primary onto its secondaries."""
+class MirrorBase(ABC, Generic[R]):
+    """What every kind's mirror shares: read the source's versions once, hand the sinks
+    what they lack first, then bring each target up to date concurrently, each within the
+    target timeout and reported through `on_target` as soon as it is done.
+
+    A kind supplies the per-sync cache of source reads (`_new_reads`), the material a
+    sink gets with a new version (`_payload`) and the work on one target
+    (`_sync_target_once`).
+    """
+
+    kind: ItemKind
 
     def __init__(
         self,
@@ -136,27 +149,31 @@ class SecretMirror:
         self._target_timeout = target_timeout_seconds
         self._log = log.bind(pair=pair.name, source=pair.primary.region)
 
+    def _item(self, name: str) -> str:
+        return f"{self.kind.value}/{name}"
+
     async def sync(
         self, name: str, targets: list[str], on_target: TargetDone | None = None
     ) -> ItemOutcome:
-        """Bring secret `name` up to date on each of `targets` and in every sink."""
-        ref = ItemRef(ItemKind.SECRET, name)
+        """Bring item `name` up to date in every sink, then on each of `targets`."""
+        ref = ItemRef(self.kind, name)
         try:
-            source_versions = await self._source.list_versions(ItemKind.SECRET, name)
+            source_versions = await self._source.list_versions(self.kind, name)
         except ItemNotFound:
             source_versions = []
         except VaultError as exc:
             return ItemOutcome(ref=ref, source_latest=None, source_error=exc)
         if not source_versions or source_versions[-1].managed:
             # Gone from the source since it was listed (deletions are the sweep's job),
-            # or a certificate's secret named by an event: it travels with its certificate.
+            # or a certificate's key or secret named by an event: it travels with its
+            # certificate.
             return ItemOutcome(ref=ref, source_latest=None)
         outcome = ItemOutcome(ref=ref, source_latest=source_versions[-1])
-        values = SecretValues(self._source)
-        await self._record(ref, source_versions, values, outcome)
+        reads = self._new_reads()
+        await self._record(ref, source_versions, reads, outcome)
 
         async def one(region: str) -> None:
-            result = await self._sync_target(name, source_versions, region, values)
+            result = await self._sync_target(name, source_versions, region, reads)
             outcome.targets[region] = result
             if on_target is not None:
                 on_target(outcome, result)
@@ -164,14 +181,38 @@ class SecretMirror:
         await asyncio.gather(*(one(t) for t in targets))
         return outcome
 
+    # -- what each kind implements --------------------------------------------------------
+
+    @abstractmethod
+    def _new_reads(self) -> R:
+        """A fresh cache of source reads, shared by the sinks and targets of one sync."""
+
+    @abstractmethod
+    async def _payload(self, ref: ItemRef, props: ItemProperties, reads: R) -> str | bytes | None:
+        """The material recorded with a new version, or None to record it without."""
+
+    @abstractmethod
+    async def _sync_target_once(
+        self,
+        name: str,
+        source_versions: list[ItemProperties],
+        target: VaultClient,
+        reads: R,
+        outcome: TargetOutcome,
+        deadline: asyncio.Timeout,
+    ) -> None:
+        """Plan and apply one item on one target (VaultErrors are reported by the caller)."""
+
+    # -- shared steps -----------------------------------------------------------------------
+
     async def _record(
         self,
         ref: ItemRef,
         source_versions: list[ItemProperties],
-        values: SecretValues,
+        reads: R,
         outcome: ItemOutcome,
     ) -> None:
-        """Hand every sink what it lacks of this secret, values included."""
+        """Hand every sink what it lacks of this item, new versions with their material."""
         now = datetime.now(UTC)
         for sink in self._sinks:
             try:
@@ -179,12 +220,10 @@ class SecretMirror:
                 changes = changes_for_sink(self._pair.name, ref, source_versions, recorded, now)
                 filled = []
                 for change in changes:
-                    props = change.properties
-                    if change.op is ChangeOp.NEW_VERSION and props is not None and props.enabled:
-                        secret = await values.get(ref.name, props.version)
-                        change = replace(change, payload=secret.value)
-                    # A disabled version's value cannot be read: it is recorded without
-                    # one, and restore reports it as such.
+                    if change.op is ChangeOp.NEW_VERSION and change.properties is not None:
+                        payload = await self._payload(ref, change.properties, reads)
+                        if payload is not None:
+                            change = replace(change, payload=payload)
                     filled.append(change)
                 if filled:
                     await sink.record(filled)
@@ -196,25 +235,50 @@ class SecretMirror:
         self,
         name: str,
         source_versions: list[ItemProperties],
-        target_region: str,
-        values: SecretValues,
+        region: str,
+        reads: R,
     ) -> TargetOutcome:
-        target = self._targets[target_region]
-        outcome = TargetOutcome(target=target_region)
+        target = self._targets[region]
+        outcome = TargetOutcome(target=region)
+        item = self._item(name)
         try:
-            async with asyncio.timeout(self._target_timeout):
-                await self._sync_target_once(name, source_versions, target, values, outcome)
+            async with asyncio.timeout(self._target_timeout) as deadline:
+                await self._sync_target_once(
+                    name, source_versions, target, reads, outcome, deadline
+                )
         except TimeoutError:
-            exc = NoAnswer(
-                f"secret/{name} on vault {target_region}: no result within "
-                f"{self._target_timeout:.0f} s",
-                vault=target_region,
+            outcome.error = NoAnswer(
+                f"{item} on vault {region}: no result within the time allowed",
+                vault=region,
                 op="mirror",
             )
+            self._log.warning("mirror.timeout", item=item, target=region)
+        except VaultError as exc:
             outcome.error = exc
-            metrics.REPLICATION_ERRORS.labels(self._pair.name, target_region, exc.reason).inc()
-            self._log.warning("mirror.timeout", item=f"secret/{name}", target=target_region)
+            self._log.warning(
+                "mirror.failed", item=item, target=region, reason=exc.reason, error=str(exc)
+            )
+        if outcome.error is not None:
+            metrics.REPLICATION_ERRORS.labels(self._pair.name, region, outcome.error.reason).inc()
         return outcome
+
+
+class SecretMirror(MirrorBase[SecretValues]):
+    """Mirrors secrets of one pair from its primary onto its secondaries."""
+
+    kind = ItemKind.SECRET
+
+    def _new_reads(self) -> SecretValues:
+        return SecretValues(self._source)
+
+    async def _payload(
+        self, ref: ItemRef, props: ItemProperties, reads: SecretValues
+    ) -> str | bytes | None:
+        # A disabled version's value cannot be read: it is recorded without one, and
+        # restore reports it as such.
+        if not props.enabled:
+            return None
+        return (await reads.get(ref.name, props.version)).value
 
     async def _sync_target_once(
         self,
@@ -223,39 +287,29 @@ class SecretMirror:
         target: VaultClient,
         values: SecretValues,
         outcome: TargetOutcome,
+        deadline: asyncio.Timeout,
     ) -> None:
         target_region = outcome.target
-        try:
-            plan = await self._plan(name, source_versions, target)
-            if plan.conflict is None and (plan.copies or plan.updates):
-                try:
-                    await self._apply(plan, target, values, outcome)
-                except DeletedButRecoverable:
-                    # Azure refuses a new version while the name is soft-deleted (409
-                    # ObjectIsDeletedButRecoverable): recover it, then plan again against
-                    # what recovery brought back.
-                    await target.recover_item(ItemKind.SECRET, name)
-                    self._log.info("target.recovered", item=f"secret/{name}", target=target_region)
-                    plan = await self._plan(name, source_versions, target)
-                    await self._apply(plan, target, values, outcome)
-            outcome.skipped = plan.skipped
-            outcome.conflict = plan.conflict
-            if plan.conflict is not None:
-                self._log.warning(
-                    "mirror.conflict",
-                    item=f"secret/{name}",
-                    target=target_region,
-                    reason=plan.conflict,
-                )
-        except VaultError as exc:
-            outcome.error = exc
-            metrics.REPLICATION_ERRORS.labels(self._pair.name, target_region, exc.reason).inc()
+        plan = await self._plan(name, source_versions, target)
+        if plan.conflict is None and (plan.copies or plan.updates):
+            try:
+                await self._apply(plan, target, values, outcome)
+            except DeletedButRecoverable:
+                # Azure refuses a new version while the name is soft-deleted (409
+                # ObjectIsDeletedButRecoverable): recover it, then plan again against
+                # what recovery brought back.
+                await target.recover_item(ItemKind.SECRET, name)
+                self._log.info("target.recovered", item=f"secret/{name}", target=target_region)
+                plan = await self._plan(name, source_versions, target)
+                await self._apply(plan, target, values, outcome)
+        outcome.skipped = plan.skipped
+        outcome.conflict = plan.conflict
+        if plan.conflict is not None:
             self._log.warning(
-                "mirror.failed",
+                "mirror.conflict",
                 item=f"secret/{name}",
                 target=target_region,
-                reason=exc.reason,
-                error=str(exc),
+                reason=plan.conflict,
             )
 
     async def _plan(

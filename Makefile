@@ -30,6 +30,7 @@ run: install
 # The whole suite: lint, types, the default tests, then the slow ones.
 test: install install-browser
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -m "not slow"
 	$(BIN)/python -m pytest -m slow || test $$? -eq 5
@@ -39,6 +40,7 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 bench: install

@@ -210,7 +210,12 @@ class PairReplicator:
     def notify(self, kind: ItemKind, name: str, version: str | None = None) -> None:
         """An event says `name` changed on the primary: sync it soon."""
         if kind in self.pair.kinds and self.pair.selects(name):
-            self._events.put_nowait((ItemRef(kind, name), self._clock()))
+            ref, now = ItemRef(kind, name), self._clock()
+            # Pending from the moment kvdr knows of it, even while a long pass keeps the
+            # loop from reading the queue: the lag and RPO must show the wait.
+            for region in self.targets:
+                self.lag.mark_pending(region, ref_key(ref), now)
+            self._events.put_nowait((ref, now))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile, then poll, react to events and reconcile again on intervals."""

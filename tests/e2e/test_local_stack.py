@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,13 +125,22 @@ async def faults(stack: tuple[LocalStack, DaemonProcess]) -> AsyncIterator[Fault
     await proxy.reset()
 
 
-async def sample_status(daemon: DaemonProcess, seconds: float) -> list[dict[str, Any]]:
-    samples = []
+async def watch_status(
+    daemon: DaemonProcess, until: Callable[[dict[str, Any]], bool], seconds: float
+) -> list[dict[str, Any]]:
+    """Status documents every 0.2 s until one satisfies `until` or `seconds` pass."""
+    samples: list[dict[str, Any]] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         samples.append(await asyncio.to_thread(daemon.status))
+        if until(samples[-1]):
+            break
         await asyncio.sleep(0.2)
     return samples
+
+
+def westus_lag(doc: dict[str, Any]) -> float:
+    return float(doc["pairs"][0]["targets"][0]["lag_seconds"]) if doc["pairs"] else 0.0
 
 
 class TestFaultsOnTheStack:
@@ -141,15 +150,30 @@ class TestFaultsOnTheStack:
         """1.5 s of latency on the westus link shows as replication lag in status, and the
         lag returns to 0 once the toxic is gone."""
         local, daemon = stack
+        # The first full pass must be over, or the toxic slows it rather than the change.
+        first_pass = await watch_status(
+            daemon, lambda d: bool(d["pairs"]) and d["pairs"][0]["last_reconcile"], 60
+        )
+        assert first_pass[-1]["pairs"][0]["last_reconcile"], daemon.logs()
+        items_before = first_pass[-1]["pairs"][0]["targets"][0]["items"]
         async with primary_client(local.state_dir, local.ports.eastus) as primary:
             async with faults.toxic("westus-vault", "latency", attributes={"latency": 1500}):
                 await primary.set_secret("slow-link", "value-a")
-                samples = await sample_status(daemon, 6)
-            lags = [s["pairs"][0]["targets"][0]["lag_seconds"] for s in samples]
-            assert max(lags) >= 1.5, lags
+                samples = await watch_status(daemon, lambda d: westus_lag(d) >= 1.5, 30)
+            lags = [westus_lag(s) for s in samples]
+            assert max(lags) >= 1.5, (lags, daemon.logs()[-4000:])
             await primary.set_secret("fast-link", "value-b")
-            after = await sample_status(daemon, 3)
-        assert after[-1]["pairs"][0]["targets"][0]["lag_seconds"] == 0.0
+            after = await watch_status(
+                daemon,
+                lambda d: (
+                    d["pairs"][0]["targets"][0]["items"] == items_before + 2
+                    and westus_lag(d) == 0.0
+                    and d["pairs"][0]["rpo_seconds"] == 0.0
+                ),
+                30,
+            )
+        assert after[-1]["pairs"][0]["targets"][0]["items"] == items_before + 2
+        assert westus_lag(after[-1]) == 0.0, [westus_lag(s) for s in after]
         assert after[-1]["pairs"][0]["rpo_seconds"] == 0.0
 
     async def test_primary_link_down_then_region_recovers(

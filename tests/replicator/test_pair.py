@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from structlog.testing import capture_logs
 from replicator.plan import SOURCE_VERSION_TAG
 from tests.fixtures.regions import World, WorldFactory
 from vault.adapter import KeyVaultAdapter
-from vault.models import Attributes, ItemKind, ItemProperties
+from vault.models import Attributes, ItemKind, ItemProperties, ItemRef
 
 SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
 
@@ -210,6 +211,26 @@ class TestLagAndRpo:
         assert replicator.status()["targets"][0]["recent_errors"]
         world.emulators["westus"].set_read_only(False)
         await replicator.poll()
+        assert replicator.lag.rpo() == 0.0
+
+    async def test_event_waiting_for_a_busy_loop_counts_as_lag(self, world: World) -> None:
+        """A change an event announced is pending from the event on, even while no pass
+        has picked it up yet; syncing it brings the lag back to 0."""
+        replicator = world.replicator(world.pair())
+        await replicator.load()
+        await replicator.reconcile()
+        await world.vaults["eastus"].set_secret("announced", "value", Attributes())
+        replicator.notify(ItemKind.SECRET, "announced")
+        replicator.notify(ItemKind.SECRET, "gone-before-the-pass")
+        await asyncio.sleep(0.6)
+        assert replicator.lag.lag("westus") >= 0.5
+        assert replicator.lag.pending("westus") == 2
+        await replicator.sync_refs(
+            {
+                ItemRef(ItemKind.SECRET, "announced"): time.time(),
+                ItemRef(ItemKind.SECRET, "gone-before-the-pass"): time.time(),
+            }
+        )
         assert replicator.lag.rpo() == 0.0
 
     async def test_rpo_above_objective_is_logged_once_and_cleared(self, world: World) -> None:

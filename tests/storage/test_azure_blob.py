@@ -125,9 +125,7 @@ class TestSecondaryFallback:
         names = [e["event"] for e in logs if str(e["event"]).startswith("storage.")]
         assert names == ["storage.read_fallback", "storage.primary_back", "storage.read_fallback"]
 
-    async def test_open_while_primary_unreachable(
-        self, azurite: Azurite, relay: TcpRelay
-    ) -> None:
+    async def test_open_while_primary_unreachable(self, azurite: Azurite, relay: TcpRelay) -> None:
         """A store opens during a primary outage and reads from the secondary."""
         container = unique_container()
         async with AzureBlobStore(relayed(azurite, relay, container)) as store:

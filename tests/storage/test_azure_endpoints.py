@@ -40,8 +40,11 @@ class TestDeriveSecondary:
 
     @pytest.mark.parametrize(
         "primary",
-        ["https://backups.example.com", "https://acct-secondary.blob.core.windows.net",
-         "http://127.0.0.1:10000/"],
+        [
+            "https://backups.example.com",
+            "https://acct-secondary.blob.core.windows.net",
+            "http://127.0.0.1:10000/",
+        ],
     )
     def test_no_rule_gives_none(self, primary: str) -> None:
         """Custom domains, secondaries and account-less URLs have no derivable secondary."""
@@ -51,10 +54,12 @@ class TestDeriveSecondary:
 class TestResolve:
     def test_account_name_and_suffix(self) -> None:
         """AccountName + EndpointSuffix give the standard hosts and a key credential."""
-        endpoints = resolve(AzureBlobSettings(
-            connection_string=f"DefaultEndpointsProtocol=https;AccountName=acct;"
-            f"AccountKey={SECRET};EndpointSuffix=core.usgovcloudapi.net"
-        ))
+        endpoints = resolve(
+            AzureBlobSettings(
+                connection_string=f"DefaultEndpointsProtocol=https;AccountName=acct;"
+                f"AccountKey={SECRET};EndpointSuffix=core.usgovcloudapi.net"
+            )
+        )
         assert endpoints.primary == "https://acct.blob.core.usgovcloudapi.net"
         assert endpoints.secondary == "https://acct-secondary.blob.core.usgovcloudapi.net"
         assert isinstance(endpoints.credential, AzureNamedKeyCredential)
@@ -62,8 +67,10 @@ class TestResolve:
 
     def test_explicit_secondaries_win(self) -> None:
         """BlobSecondaryEndpoint beats derivation; secondary_account_url beats both."""
-        text = (f"AccountName=acct;AccountKey={SECRET};BlobEndpoint=https://blobs.example.com;"
-                "BlobSecondaryEndpoint=https://blobs-ro.example.com")
+        text = (
+            f"AccountName=acct;AccountKey={SECRET};BlobEndpoint=https://blobs.example.com;"
+            "BlobSecondaryEndpoint=https://blobs-ro.example.com"
+        )
         assert resolve(AzureBlobSettings(connection_string=text)).secondary == (
             "https://blobs-ro.example.com"
         )
@@ -80,10 +87,12 @@ class TestResolve:
 
     def test_sas_connection_string(self) -> None:
         """A SharedAccessSignature becomes a SAS credential for both endpoints."""
-        endpoints = resolve(AzureBlobSettings(
-            connection_string=f"BlobEndpoint=https://acct.blob.core.windows.net/;"
-            f"SharedAccessSignature=sv=2024&sig={SECRET}"
-        ))
+        endpoints = resolve(
+            AzureBlobSettings(
+                connection_string=f"BlobEndpoint=https://acct.blob.core.windows.net/;"
+                f"SharedAccessSignature=sv=2024&sig={SECRET}"
+            )
+        )
         assert isinstance(endpoints.credential, AzureSasCredential)
         assert endpoints.secondary == "https://acct-secondary.blob.core.windows.net"
 
@@ -110,8 +119,10 @@ class TestStoreConstruction:
 
     def test_description_hides_sas(self) -> None:
         """A SAS in account_url never reaches the store's description."""
-        store = AzureBlobStore(AzureBlobSettings(
-            account_url=f"https://a.blob.core.windows.net/?sv=1&sig={SECRET}", container="kvdr"
-        ))
+        store = AzureBlobStore(
+            AzureBlobSettings(
+                account_url=f"https://a.blob.core.windows.net/?sv=1&sig={SECRET}", container="kvdr"
+            )
+        )
         assert store.description == "azure-blob https://a.blob.core.windows.net/kvdr"
         assert store.secondary_description == "https://a-secondary.blob.core.windows.net/kvdr"

@@ -10,8 +10,10 @@ SECRET = "c2VjcmV0LWtleS1tYXRlcmlhbA=="
 
 
 class TestAzureBlobSettings:
-    @pytest.mark.parametrize("container", ["ab", "Upper", "has_underscore", "-lead", "trail-",
-                                           "double--hyphen", "x" * 64])
+    @pytest.mark.parametrize(
+        "container",
+        ["ab", "Upper", "has_underscore", "-lead", "trail-", "double--hyphen", "x" * 64],
+    )
     def test_bad_container_names(self, container: str) -> None:
         """Container names outside Azure's rule are refused, naming the container."""
         with pytest.raises(ValueError, match="container"):
@@ -41,8 +43,12 @@ class TestAzureBlobSettings:
 
     @pytest.mark.parametrize(
         ("field", "value"),
-        [("retries", -1), ("retries", 1.5), ("connect_timeout_seconds", 0),
-         ("primary_retry_seconds", -3)],
+        [
+            ("retries", -1),
+            ("retries", 1.5),
+            ("connect_timeout_seconds", 0),
+            ("primary_retry_seconds", -3),
+        ],
     )
     def test_bad_numbers(self, field: str, value: object) -> None:
         """Negative retries and non-positive timeouts are refused, naming the field."""

@@ -6,6 +6,7 @@ wrapped by the adapter into `SecretValue`, whose repr hides it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 
 from azure.keyvault.certificates import CertificateProperties, DeletedCertificate
@@ -24,9 +25,21 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
-def secret_properties(p: SecretProperties) -> ItemProperties:
+# The three SDK property types share these attribute names (not a common base class).
+_SdkProperties = SecretProperties | KeyProperties | CertificateProperties
+
+
+def _properties(
+    kind: ItemKind,
+    p: _SdkProperties,
+    *,
+    content_type: str | None = None,
+    managed: bool = False,
+    key_type: str | None = None,
+) -> ItemProperties:
+    """The attributes every kind has, plus the few only some kinds carry."""
     return ItemProperties(
-        kind=ItemKind.SECRET,
+        kind=kind,
         name=p.name or "",
         version=p.version or "",
         enabled=bool(p.enabled) if p.enabled is not None else True,
@@ -34,71 +47,49 @@ def secret_properties(p: SecretProperties) -> ItemProperties:
         expires_on=p.expires_on,
         created_on=p.created_on,
         updated_on=p.updated_on,
-        content_type=p.content_type,
+        content_type=content_type,
         tags=dict(p.tags or {}),
-        managed=bool(p.managed),
+        managed=managed,
+        key_type=key_type,
         recovery_level=_text(p.recovery_level),
     )
+
+
+def secret_properties(p: SecretProperties) -> ItemProperties:
+    return _properties(ItemKind.SECRET, p, content_type=p.content_type, managed=bool(p.managed))
 
 
 def key_properties(p: KeyProperties, key_type: object = None) -> ItemProperties:
     """Key properties; `key_type` comes from the full key where the call returned one."""
-    return ItemProperties(
-        kind=ItemKind.KEY,
-        name=p.name or "",
-        version=p.version or "",
-        enabled=bool(p.enabled) if p.enabled is not None else True,
-        not_before=p.not_before,
-        expires_on=p.expires_on,
-        created_on=p.created_on,
-        updated_on=p.updated_on,
-        tags=dict(p.tags or {}),
-        managed=bool(p.managed),
-        key_type=_text(key_type),
-        recovery_level=_text(p.recovery_level),
-    )
+    return _properties(ItemKind.KEY, p, managed=bool(p.managed), key_type=_text(key_type))
 
 
 def certificate_properties(p: CertificateProperties) -> ItemProperties:
-    return ItemProperties(
-        kind=ItemKind.CERTIFICATE,
-        name=p.name or "",
-        version=p.version or "",
-        enabled=bool(p.enabled) if p.enabled is not None else True,
-        not_before=p.not_before,
-        expires_on=p.expires_on,
-        created_on=p.created_on,
-        updated_on=p.updated_on,
-        tags=dict(p.tags or {}),
-        recovery_level=_text(p.recovery_level),
+    return _properties(ItemKind.CERTIFICATE, p)
+
+
+def _deleted(
+    kind: ItemKind,
+    d: DeletedSecret | DeletedKey | DeletedCertificate,
+    deleted_on: datetime | None,
+) -> DeletedItem:
+    """`deleted_on` is passed in: certificates name it differently from the others."""
+    return DeletedItem(
+        kind=kind,
+        name=d.name or "",
+        deleted_on=deleted_on,
+        scheduled_purge_date=d.scheduled_purge_date,
+        recovery_id=d.recovery_id,
     )
 
 
 def deleted_secret(d: DeletedSecret) -> DeletedItem:
-    return DeletedItem(
-        kind=ItemKind.SECRET,
-        name=d.name or "",
-        deleted_on=d.deleted_date,
-        scheduled_purge_date=d.scheduled_purge_date,
-        recovery_id=d.recovery_id,
-    )
+    return _deleted(ItemKind.SECRET, d, d.deleted_date)
 
 
 def deleted_key(d: DeletedKey) -> DeletedItem:
-    return DeletedItem(
-        kind=ItemKind.KEY,
-        name=d.name or "",
-        deleted_on=d.deleted_date,
-        scheduled_purge_date=d.scheduled_purge_date,
-        recovery_id=d.recovery_id,
-    )
+    return _deleted(ItemKind.KEY, d, d.deleted_date)
 
 
 def deleted_certificate(d: DeletedCertificate) -> DeletedItem:
-    return DeletedItem(
-        kind=ItemKind.CERTIFICATE,
-        name=d.name or "",
-        deleted_on=d.deleted_on,
-        scheduled_purge_date=d.scheduled_purge_date,
-        recovery_id=d.recovery_id,
-    )
+    return _deleted(ItemKind.CERTIFICATE, d, d.deleted_on)

@@ -1,6 +1,8 @@
 """`kvdr sync --once [--pair NAME] [--json] [--confirm-deletions]`: one full pass, then exit.
 
-A pass is a reconciliation followed by a deletion sweep. When the sweep finds the pair's
+A pass is a reconciliation followed by a deletion sweep, run under the pair's lease like
+a daemon runs it; a pair whose lease a daemon holds is left to that daemon (exit 1, the
+owner named). When the sweep finds the pair's
 deletion guard tripped (or trips it), the withheld deletions are listed and the command
 exits 1; `--confirm-deletions` (with `--pair`) applies them once and releases the guard.
 """
@@ -11,7 +13,7 @@ import asyncio
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -26,7 +28,15 @@ from kvdr.commands._shared import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
     from kvdr.config import KvdrConfig
+    from replicator.deletions import SweepReport
+    from replicator.lease import PairLease
+    from replicator.members import Members
+    from replicator.pair import PairReplicator, SyncReport
+
+_T = TypeVar("_T")
 
 
 class PairsRefused(Exception):
@@ -34,13 +44,26 @@ class PairsRefused(Exception):
     whose target's sku cannot hold it); nothing was synced."""
 
 
+class LeaseLostMidPass(Exception):
+    """The pair's lease could not be kept while this command synced it."""
+
+
 async def sync_once(
     config: KvdrConfig, pair: str | None, show_progress: bool, confirm_deletions: bool = False
 ) -> list[dict[str, Any]]:
-    """Reconcile and sweep every selected pair once and write the checkpoints."""
+    """Reconcile and sweep every selected pair once and write the checkpoints.
+
+    Each pair is synced under its lease, like a daemon runs it, so this command never
+    writes to a pair's targets alongside the daemon that owns it. A pair whose lease is
+    held elsewhere is left to its owner and reported with `run_by`; with
+    `confirm_deletions` the withheld deletions are applied all the same (the guard and
+    checkpoint protocol is safe beside a running owner, see replicator/guard.py).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from kvdr.wiring import open_parts
+    from replicator.lease import LeaseTiming, PairLease
+    from replicator.members import Members
 
     results: list[dict[str, Any]] = []
     async with AsyncExitStack() as stack:
@@ -48,6 +71,8 @@ async def sync_once(
         problems = [p for r in parts.replicators for p in await r.check_start()]
         if problems:
             raise PairsRefused("\n".join(problems))
+        timing = LeaseTiming(config.replicator.lease_duration_seconds)
+        members = Members(parts.blobs, config.daemon.instance_id, timing)
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -57,31 +82,101 @@ async def sync_once(
         )
         with progress:
             for replicator in parts.replicators:
+                name = replicator.pair.name
                 await replicator.load()
-                task = progress.add_task(f"pair {replicator.pair.name}", total=None)
+                lease = PairLease(parts.blobs, name, timing)
+                if not await lease.acquire():
+                    run_by = await _holder(members, name)
+                    sweep = None
+                    if confirm_deletions:
+                        sweep = await replicator.sweep(confirm=True)
+                        await replicator.flush()
+                    results.append(_result(replicator, None, sweep, run_by))
+                    continue
+                task = progress.add_task(f"pair {name}", total=None)
 
                 def advance(done: int, total: int, task: Any = task) -> None:
                     progress.update(task, completed=done, total=total)
 
-                report = await replicator.reconcile(progress=advance)
-                await replicator.flush()
-                sweep = await replicator.sweep(confirm=confirm_deletions)
-                await replicator.flush()
-                status = replicator.status()
-                targets = [
-                    {k: t[k] for k in ("region", "conflicts", "blocked", "recent_errors")}
-                    for t in status["targets"]
-                ]
-                results.append(
-                    {
-                        "pair": replicator.pair.name,
-                        **report.as_dict(),
-                        "targets": targets,
-                        "deletions": sweep.as_dict(),
-                        "deletion_guard": status["deletion_guard"],
-                    }
-                )
+                try:
+                    report, sweep = await _under_lease(
+                        lease, _pass(replicator, advance, confirm_deletions)
+                    )
+                finally:
+                    await lease.release()
+                results.append(_result(replicator, report, sweep, None))
     return results
+
+
+async def _pass(
+    replicator: PairReplicator, advance: Callable[[int, int], None], confirm: bool
+) -> tuple[SyncReport, SweepReport]:
+    report = await replicator.reconcile(progress=advance)
+    await replicator.flush()
+    sweep = await replicator.sweep(confirm=confirm)
+    await replicator.flush()
+    return report, sweep
+
+
+async def _under_lease(lease: PairLease, work: Coroutine[Any, Any, _T]) -> _T:
+    """Run `work` while renewing `lease`; stop it at once if the lease is lost."""
+    keeper = asyncio.create_task(lease.keep())
+    task = asyncio.create_task(work)
+    try:
+        await asyncio.wait({task, keeper}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise LeaseLostMidPass(
+                f"lost the lease of pair {lease.pair} mid-pass ({keeper.result()}); "
+                "what was copied stays, the next pass finds the rest"
+            )
+        return task.result()
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+
+
+async def _holder(members: Members, pair: str) -> str:
+    """Who runs `pair`, as the daemons' heartbeats tell (best effort)."""
+    from storage import StorageError
+
+    try:
+        await members.refresh()
+    except StorageError:
+        return "another process"
+    owner = members.owner(pair)
+    if owner is None:
+        return "another process"
+    return f"daemon {owner.instance}" if owner.live else f"daemon {owner.instance} (silent)"
+
+
+def _result(
+    replicator: PairReplicator,
+    report: SyncReport | None,
+    sweep: SweepReport | None,
+    run_by: str | None,
+) -> dict[str, Any]:
+    status = replicator.status()
+    targets = [
+        {k: t[k] for k in ("region", "conflicts", "blocked", "recent_errors")}
+        for t in status["targets"]
+    ]
+    return {
+        "pair": replicator.pair.name,
+        # Not synced by this command when another process holds the pair's lease.
+        "run_by": run_by,
+        **(report or _empty_report()).as_dict(),
+        "targets": targets,
+        "deletions": sweep.as_dict() if sweep is not None else None,
+        "deletion_guard": status["deletion_guard"],
+    }
+
+
+def _empty_report() -> SyncReport:
+    from replicator.pair import SyncReport
+
+    return SyncReport()
 
 
 @click.command("sync")
@@ -114,43 +209,54 @@ def command(
         fail(str(exc), EXIT_USAGE)
     except PairsRefused as exc:
         fail(f"refusing to sync:\n{exc}", EXIT_USAGE)
-    errors = sum(r["errors"] + r["deletions"]["errors"] for r in results)
+    except LeaseLostMidPass as exc:
+        fail(str(exc), EXIT_FAILED)
+    errors = sum(r["errors"] + (r["deletions"] or {"errors": 0})["errors"] for r in results)
     # Withheld deletions fail the run: a script must notice that a pair stopped
-    # propagating deletions.
+    # propagating deletions. So does a pair this command left to its owner: the pass it
+    # asked for did not happen here.
     guarded = [r["pair"] for r in results if r["deletion_guard"]["tripped"]]
+    elsewhere = [r["pair"] for r in results if r["run_by"] and not confirm_deletions]
     if as_json:
-        emit_json({"pairs": results, "ok": errors == 0 and not guarded})
+        emit_json({"pairs": results, "ok": errors == 0 and not guarded and not elsewhere})
     else:
         for r in results:
-            click.echo(
-                f"pair {r['pair']}: {r['items']} items, copied {r['copied']}, "
-                f"updated {r['updated']}, unchanged {r['unchanged']}, skipped {r['skipped']}, "
-                f"conflicts {r['conflicts']}, errors {r['errors']}"
-            )
-            d = r["deletions"]
-            click.echo(
-                f"  deletions: deleted {d['deleted']}, recovered {d['recovered']}, "
-                f"withheld {d['withheld']}, errors {d['errors']}"
-            )
-            guard = r["deletion_guard"]
-            if guard["tripped"]:
-                click.echo(
-                    f"  deletion guard TRIPPED since {guard['since']}: {guard['deleted']} of "
-                    f"{guard['items']} items deleted on the primary (more than "
-                    f"{guard['threshold']:g}); withheld: {', '.join(guard['withheld'])}"
-                )
-                click.echo(f"  review them, then run: {guard['release_with']}")
-            elif guard["released_by"] and confirm_deletions:
-                click.echo(f"  deletion guard released ({guard['released_by']})")
-            for target in r["targets"]:
-                for conflict in target["conflicts"]:
-                    click.echo(f"  conflict on {target['region']}: {conflict['reason']}")
-                for blocked in target["blocked"]:
-                    click.echo(
-                        f"  blocked on {target['region']}: {blocked['item']}: {blocked['reason']}"
-                    )
-                for error in target["recent_errors"]:
-                    click.echo(
-                        f"  error on {target['region']}: {error['item']}: {error['message']}"
-                    )
-    sys.exit(EXIT_FAILED if errors or guarded else EXIT_OK)
+            _print_pair(r, confirm_deletions)
+    sys.exit(EXIT_FAILED if errors or guarded or elsewhere else EXIT_OK)
+
+
+def _print_pair(r: dict[str, Any], confirm_deletions: bool) -> None:
+    if r["run_by"]:
+        click.echo(
+            f"pair {r['pair']}: run by {r['run_by']}, which holds its lease; not synced by "
+            "this command (the owner replicates it; `kvdr status` shows how far it is)"
+        )
+    else:
+        click.echo(
+            f"pair {r['pair']}: {r['items']} items, copied {r['copied']}, "
+            f"updated {r['updated']}, unchanged {r['unchanged']}, skipped {r['skipped']}, "
+            f"conflicts {r['conflicts']}, errors {r['errors']}"
+        )
+    d = r["deletions"]
+    if d is not None:
+        click.echo(
+            f"  deletions: deleted {d['deleted']}, recovered {d['recovered']}, "
+            f"withheld {d['withheld']}, errors {d['errors']}"
+        )
+    guard = r["deletion_guard"]
+    if guard["tripped"]:
+        click.echo(
+            f"  deletion guard TRIPPED since {guard['since']}: {guard['deleted']} of "
+            f"{guard['items']} items deleted on the primary (more than "
+            f"{guard['threshold']:g}); withheld: {', '.join(guard['withheld'])}"
+        )
+        click.echo(f"  review them, then run: {guard['release_with']}")
+    elif guard["released_by"] and confirm_deletions:
+        click.echo(f"  deletion guard released ({guard['released_by']})")
+    for target in r["targets"]:
+        for conflict in target["conflicts"]:
+            click.echo(f"  conflict on {target['region']}: {conflict['reason']}")
+        for blocked in target["blocked"]:
+            click.echo(f"  blocked on {target['region']}: {blocked['item']}: {blocked['reason']}")
+        for error in target["recent_errors"]:
+            click.echo(f"  error on {target['region']}: {error['item']}: {error['message']}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from replicator.lease import LeaseTiming, PairLease
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.regions import World
 from vault.models import Attributes
@@ -64,6 +66,44 @@ class TestSyncOnce:
         world.emulators["westus"].set_read_only(False)
         assert result.returncode == 1
         assert "error on westus: secret/lonely" in result.stdout
+
+    async def test_pair_run_by_a_daemon_is_left_to_it(self, world: World, tmp_path: Path) -> None:
+        """While a daemon holds the pair's lease, `kvdr sync --once` writes nothing beside
+        it: it names the daemon and exits 1."""
+        port = free_port()
+        config = write_config(world, tmp_path / "kvdr.toml", port=port)
+        daemon = DaemonProcess(config, port).start()
+        try:
+            result = kvdr("sync", "--once", "--json", "--config", str(config))
+            human = kvdr("sync", "--once", "--config", str(config))
+        finally:
+            daemon.terminate()
+        assert result.returncode == 1, result.stdout + result.stderr
+        doc = json.loads(result.stdout)
+        assert doc["ok"] is False
+        assert doc["pairs"][0]["run_by"] == "daemon test-daemon"
+        assert doc["pairs"][0]["copied"] == 0 and doc["pairs"][0]["deletions"] is None
+        assert human.returncode == 1
+        assert "pair app: run by daemon test-daemon, which holds its lease" in human.stdout
+
+    async def test_syncs_under_the_lease_and_gives_it_back(
+        self, world: World, tmp_path: Path
+    ) -> None:
+        """A lease held by another process keeps the command off the pair; once free, the
+        command takes it for its pass and releases it at the end."""
+        await world.vaults["eastus"].set_secret("leased", "v-leased", Attributes())
+        config = write_config(world, tmp_path / "kvdr.toml", port=free_port())
+        other = PairLease(world.blobs, "app", LeaseTiming(15))
+        assert await other.acquire()
+        held = await asyncio.to_thread(kvdr, "sync", "--once", "--config", str(config))
+        assert held.returncode == 1 and "run by another process" in held.stdout
+        assert "copied" not in held.stdout
+        await other.release()
+        free = await asyncio.to_thread(kvdr, "sync", "--once", "--config", str(config))
+        assert free.returncode == 0, free.stdout + free.stderr
+        assert "copied 1" in free.stdout
+        # Released at the end, not left to expire: another holder gets it at once.
+        assert await PairLease(world.blobs, "app", LeaseTiming(15)).acquire()
 
     def test_missing_config_is_a_usage_error(self, tmp_path: Path) -> None:
         """No configuration anywhere: exit 2 with a hint."""

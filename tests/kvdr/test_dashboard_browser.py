@@ -106,3 +106,30 @@ class TestDashboardInBrowser:
             world.emulators["westus"].set_read_only(False)
         finally:
             daemon.terminate()
+
+    async def test_conflict_is_listed_for_an_operator(
+        self, make_world: WorldFactory, tmp_path: Path
+    ) -> None:
+        """A target secret kvdr did not write shows in "Needs an operator" with the
+        target, the item and the remedy, and is counted in the pair's row."""
+        port = free_port()
+        world = await make_world()
+        await world.vaults["eastus"].set_secret("taken", "primary-value", Attributes())
+        await world.vaults["westus"].set_secret("taken", "someone-elses", Attributes())
+        config = write_config(world, tmp_path / "kvdr.toml", port=port)
+        daemon = DaemonProcess(config, port).start()
+        try:
+            for _ in range(100):
+                if daemon.status()["pairs"][0]["targets"][0]["conflicts"]:
+                    break
+                await asyncio.sleep(0.2)
+            url = f"http://127.0.0.1:{port}/"
+            dom = await asyncio.to_thread(browse, url, tmp_path / "profile", "--dump-dom")
+        finally:
+            daemon.terminate()
+        row = re.search(r'<tr data-pair="app" data-state="conflict">(.*?)</tr>', dom)
+        assert row is not None, "no conflict row on the page"
+        cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
+        assert cells[:4] == ["app", "westus", "conflict", "secret/taken"]
+        assert "adopt" in cells[4]
+        assert "primary-value" not in dom and "someone-elses" not in dom

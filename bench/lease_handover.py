@@ -29,12 +29,11 @@ import argparse
 import asyncio
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 from bench._report import at_most, header, table
 from bench._world import BenchStack, open_world
-from tests.fixtures.daemon import DaemonProcess, free_port
+from tests.fixtures.daemon import DaemonProcess, PairTable, free_port, write_shared_config
 from tests.fixtures.regions import World
 from vault.errors import ItemNotFound
 from vault.models import Attributes
@@ -46,47 +45,12 @@ POLL_SECONDS = 0.05
 SETTLE_TIMEOUT_SECONDS = 120.0
 
 
-def write_config(
-    world: World, path: Path, *, port: int, instance: str, pairs: int, lease: int
-) -> Path:
-    """A daemon's configuration: shared by all daemons except listen port and instance."""
-    regions = "\n".join(
-        f'[regions.{r}]\nvault_url = "{e.url}"\n' for r, e in world.emulators.items()
-    )
-    pair_tables = "".join(
-        f'\n[[pairs]]\nname = "p{i}"\nprimary = "eastus"\nsecondaries = ["westus"]\n'
-        f'include = ["p{i}-*"]\n'
+def pair_tables(pairs: int) -> dict[str, PairTable]:
+    """Pairs p0, p1, ... over eastus -> westus, each taking the names with its prefix."""
+    return {
+        f"p{i}": {"primary": "eastus", "secondaries": ["westus"], "include": [f"p{i}-*"]}
         for i in range(pairs)
-    )
-    path.write_text(
-        f"""
-[daemon]
-listen = "127.0.0.1:{port}"
-instance_id = "{instance}"
-log_format = "json"
-
-[credential]
-kind = "emulator"
-emulator_state_dir = "{world.emulators["eastus"].state_dir}"
-ca_file = "{world.ca_file}"
-
-{regions}
-[storage]
-container = "{world.blobs.container_name}"
-connection_string = "{world.azurite.connection_string}"
-
-[replication]
-poll_interval = "1s"
-reconcile_interval = "10m"
-drain_timeout = "5s"
-lease_duration = "{lease}s"
-
-[vault]
-verify_challenge_resource = false
-ca_file = "{world.ca_file}"
-{pair_tables}"""
-    )
-    return path
+    }
 
 
 def owners(daemons: list[DaemonProcess], pairs: int) -> dict[str, str] | None:
@@ -192,13 +156,13 @@ async def run_lease(
         daemons = []
         for index in range(daemon_count):
             port = free_port()
-            config = write_config(
+            config = write_shared_config(
                 world,
                 stack.folder / f"lease{lease}-kvdr-{index}.toml",
                 port=port,
                 instance=f"kvdr-{index}",
-                pairs=pairs,
-                lease=lease,
+                pairs=pair_tables(pairs),
+                lease_seconds=lease,
             )
             daemons.append(DaemonProcess(config, port))
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from replicator.plan import SOURCE_VERSION_TAG
-from tests.fixtures.daemon import DaemonProcess, free_port
+from tests.fixtures.daemon import DaemonProcess, free_port, write_shared_config
 from tests.fixtures.regions import World, WorldFactory
 from vault.errors import VaultError
 from vault.models import Attributes, ItemKind
@@ -56,54 +56,6 @@ NAMES = {
     "pe": [f"w-{i}" for i in range(ITEMS)],
     "pf": [f"f-{i}" for i in range(ITEMS)],
 }
-
-
-def toml_list(values: Sequence[str]) -> str:
-    return "[" + ", ".join(f'"{v}"' for v in values) + "]"
-
-
-def write_ha_config(world: World, path: Path, *, port: int, instance: str) -> Path:
-    """The shared configuration; only the listen port and the instance id differ."""
-    regions = "\n".join(
-        f'[regions.{r}]\nvault_url = "{e.url}"\n' for r, e in world.emulators.items()
-    )
-    pairs = ""
-    for name, pair in PAIRS.items():
-        pairs += f'\n[[pairs]]\nname = "{name}"\nprimary = "{pair["primary"]}"\n'
-        pairs += f"secondaries = {toml_list(pair['secondaries'])}\n"
-        pairs += f"include = {toml_list(pair['include'])}\n"
-        if "exclude" in pair:
-            pairs += f"exclude = {toml_list(pair['exclude'])}\n"
-    path.write_text(
-        f"""
-[daemon]
-listen = "127.0.0.1:{port}"
-instance_id = "{instance}"
-log_format = "json"
-
-[credential]
-kind = "emulator"
-emulator_state_dir = "{world.emulators["eastus"].state_dir}"
-ca_file = "{world.ca_file}"
-
-{regions}
-[storage]
-container = "{world.blobs.container_name}"
-connection_string = "{world.azurite.connection_string}"
-
-[replication]
-poll_interval = "1s"
-reconcile_interval = "10m"
-drain_timeout = "5s"
-max_concurrent_items = 2
-lease_duration = "{LEASE_SECONDS}s"
-
-[vault]
-verify_challenge_resource = false
-ca_file = "{world.ca_file}"
-{pairs}"""
-    )
-    return path
 
 
 async def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -197,8 +149,14 @@ class TestSharedPairs:
         daemons = []
         for index in range(3):
             port = free_port()
-            config = write_ha_config(
-                world, tmp_path / f"kvdr-{index}.toml", port=port, instance=f"kvdr-{index}"
+            config = write_shared_config(
+                world,
+                tmp_path / f"kvdr-{index}.toml",
+                port=port,
+                instance=f"kvdr-{index}",
+                pairs=PAIRS,
+                lease_seconds=LEASE_SECONDS,
+                max_concurrent_items=2,
             )
             daemons.append(DaemonProcess(config, port))
 

@@ -50,7 +50,7 @@ from emulator.objects import (
     updated_attributes,
     writable_latest,
 )
-from emulator.paging import deleted_page, latest_page, versions_page
+from emulator.paging import latest_page, versions_page
 from emulator.state import VaultState, vault_state
 
 # material_of is re-exported for the certificates part, which reads its key back.
@@ -247,43 +247,6 @@ async def list_versions(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def delete_key(request: web.Request) -> web.Response:
-    """DELETE /keys/{name}: soft-delete every version."""
-    state = vault_state(request)
-    deleted = softdelete.delete(state, KIND, check_name(request.match_info["name"]))
-    return web.json_response(render_deleted(state, request, deleted))
-
-
-async def get_deleted(request: web.Request) -> web.Response:
-    """GET /deletedkeys/{name}."""
-    state = vault_state(request)
-    deleted = softdelete.deleted_or_404(state, KIND, check_name(request.match_info["name"]))
-    return web.json_response(render_deleted(state, request, deleted))
-
-
-async def list_deleted(request: web.Request) -> web.Response:
-    """GET /deletedkeys."""
-    state = vault_state(request)
-    body = deleted_page(request, state, KIND, lambda d: render_deleted_item(state, request, d))
-    return web.json_response(body)
-
-
-async def recover_deleted(request: web.Request) -> web.Response:
-    """POST /deletedkeys/{name}/recover: back with all versions."""
-    state = vault_state(request)
-    latest = softdelete.recover(state, KIND, check_name(request.match_info["name"]))
-    return web.json_response(render_key(state, request, latest))
-
-
-async def purge_deleted(request: web.Request) -> web.Response:
-    """DELETE /deletedkeys/{name}: erase for good (refused under purge protection)."""
-    state = vault_state(request)
-    name = check_name(request.match_info["name"])
-    softdelete.purge(state, KIND, name)
-    keyrotation.put_policy(state, name, None)
-    return web.Response(status=204)
-
-
 async def backup_key(request: web.Request) -> web.Response:
     """POST /keys/{name}/backup: all versions and the rotation policy, sealed for this geo."""
     state = vault_state(request)
@@ -326,6 +289,20 @@ async def restore_key(request: web.Request) -> web.Response:
     return web.json_response(render_key(state, request, restored[-1]))
 
 
+def _forget_rotation_policy(state: VaultState, name: str) -> None:
+    keyrotation.put_policy(state, name, None)
+
+
+SOFT_DELETE = softdelete.SoftDeleteApi(
+    kind=KIND,
+    label="Key",
+    render_deleted=render_deleted,
+    render_deleted_item=render_deleted_item,
+    render_recovered=render_key,
+    after_purge=_forget_rotation_policy,
+)
+
+
 def _register_budgets() -> None:
     # The throttle middleware charges VAULT_OPS for any operation not in OP_BUCKETS;
     # `None` there tells it the handler charges the key's own budget instead.
@@ -342,7 +319,7 @@ def routes(state: VaultState) -> list[web.RouteDef]:
         web.post("/keys/{name}/create", create_key, name="CreateKey"),
         web.post("/keys/{name}/rotate", keyrotation.rotate_key, name="RotateKey"),
         web.put("/keys/{name}", import_key, name="ImportKey"),
-        web.delete("/keys/{name}", delete_key, name="DeleteKey"),
+        SOFT_DELETE.delete_route(),
         web.get("/keys/{name}/versions", list_versions, name="GetKeyVersions"),
         web.post("/keys/{name}/backup", backup_key, name="BackupKey"),
         web.get("/keys/{name}/rotationpolicy", keyrotation.get_policy, name="GetKeyRotationPolicy"),
@@ -356,8 +333,5 @@ def routes(state: VaultState) -> list[web.RouteDef]:
         web.patch("/keys/{name}/", update_key, name="UpdateKey:latest"),
         web.patch("/keys/{name}/{version}", update_key, name="UpdateKey"),
         *keycrypto.routes(),
-        web.get("/deletedkeys", list_deleted, name="GetDeletedKeys"),
-        web.get("/deletedkeys/{name}", get_deleted, name="GetDeletedKey"),
-        web.delete("/deletedkeys/{name}", purge_deleted, name="PurgeDeletedKey"),
-        web.post("/deletedkeys/{name}/recover", recover_deleted, name="RecoverDeletedKey"),
+        *SOFT_DELETE.deleted_routes(),
     ]

@@ -32,7 +32,7 @@ from emulator.objects import (
     updated_attributes,
     writable_latest,
 )
-from emulator.paging import deleted_page, latest_page, versions_page
+from emulator.paging import latest_page, versions_page
 from emulator.state import VaultState, vault_state
 from emulator.store import DeletedObject, StoredVersion
 
@@ -250,46 +250,6 @@ async def list_versions(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def delete_secret(request: web.Request) -> web.Response:
-    """DELETE /secrets/{name}: soft-delete every version."""
-    state = vault_state(request)
-    deleted = softdelete.delete(state, KIND, check_name(request.match_info["name"]))
-    return web.json_response(render_deleted(state, request, deleted, with_value=False))
-
-
-async def get_deleted(request: web.Request) -> web.Response:
-    """GET /deletedsecrets/{name}."""
-    state = vault_state(request)
-    deleted = softdelete.deleted_or_404(state, KIND, check_name(request.match_info["name"]))
-    return web.json_response(render_deleted(state, request, deleted, with_value=False))
-
-
-async def list_deleted(request: web.Request) -> web.Response:
-    """GET /deletedsecrets."""
-    state = vault_state(request)
-    body = deleted_page(
-        request,
-        state,
-        KIND,
-        lambda d: render_deleted(state, request, d, with_value=False, versioned_id=False),
-    )
-    return web.json_response(body)
-
-
-async def recover_deleted(request: web.Request) -> web.Response:
-    """POST /deletedsecrets/{name}/recover."""
-    state = vault_state(request)
-    latest = softdelete.recover(state, KIND, check_name(request.match_info["name"]))
-    return web.json_response(render_secret(state, request, latest, with_value=False))
-
-
-async def purge_deleted(request: web.Request) -> web.Response:
-    """DELETE /deletedsecrets/{name}: erase for good (refused under purge protection)."""
-    state = vault_state(request)
-    softdelete.purge(state, KIND, check_name(request.match_info["name"]))
-    return web.Response(status=204)
-
-
 async def backup_secret(request: web.Request) -> web.Response:
     """POST /secrets/{name}/backup: all versions, sealed for this geography."""
     state = vault_state(request)
@@ -309,13 +269,26 @@ async def restore_secret(request: web.Request) -> web.Response:
     return web.json_response(render_secret(state, request, restored[-1], with_value=False))
 
 
+# The Deleted...Bundle of a secret carries no value: Key Vault answers deletes and
+# recovers with the secret's properties only.
+SOFT_DELETE = softdelete.SoftDeleteApi(
+    kind=KIND,
+    label="Secret",
+    render_deleted=lambda state, request, d: render_deleted(state, request, d, with_value=False),
+    render_deleted_item=lambda state, request, d: render_deleted(
+        state, request, d, with_value=False, versioned_id=False
+    ),
+    render_recovered=lambda state, request, s: render_secret(state, request, s, with_value=False),
+)
+
+
 def routes(state: VaultState) -> list[web.RouteDef]:
     """The secret routes (specific paths before `{version}` patterns)."""
     return [
         web.post("/secrets/restore", restore_secret, name="RestoreSecret"),
         web.get("/secrets", list_secrets, name="GetSecrets"),
         web.put("/secrets/{name}", set_secret, name="SetSecret"),
-        web.delete("/secrets/{name}", delete_secret, name="DeleteSecret"),
+        SOFT_DELETE.delete_route(),
         web.get("/secrets/{name}/versions", list_versions, name="GetSecretVersions"),
         web.post("/secrets/{name}/backup", backup_secret, name="BackupSecret"),
         web.get("/secrets/{name}", get_secret, name="GetSecret:latest"),
@@ -323,8 +296,5 @@ def routes(state: VaultState) -> list[web.RouteDef]:
         web.get("/secrets/{name}/{version}", get_secret, name="GetSecret"),
         web.patch("/secrets/{name}/", update_secret, name="UpdateSecret:latest"),
         web.patch("/secrets/{name}/{version}", update_secret, name="UpdateSecret"),
-        web.get("/deletedsecrets", list_deleted, name="GetDeletedSecrets"),
-        web.get("/deletedsecrets/{name}", get_deleted, name="GetDeletedSecret"),
-        web.delete("/deletedsecrets/{name}", purge_deleted, name="PurgeDeletedSecret"),
-        web.post("/deletedsecrets/{name}/recover", recover_deleted, name="RecoverDeletedSecret"),
+        *SOFT_DELETE.deleted_routes(),
     ]

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.azurite",
     "tests.fixtures.chaos",
     "tests.fixtures.regions",
+    "tests.fixtures.event_receiver",
 ]

@@ -7,12 +7,9 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
@@ -43,6 +40,7 @@ from tests.fixtures.emulator import (
     key_client,
     secret_client,
 )
+from tests.fixtures.event_receiver import EventReceiver
 
 # The SDK's poller sleeps this long between polls; the emulator needs none.
 NO_WAIT = {"_polling_interval": 0}
@@ -660,45 +658,14 @@ class TestBadInput:
             assert keys.get_key("hsm").key_type == "RSA-HSM"
 
 
-@dataclass
-class _Receiver:
-    """An Event Grid webhook that answers the validation handshake and records events."""
-
-    events: list[dict[str, Any]] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        if body[0]["eventType"] == "Microsoft.EventGrid.SubscriptionValidationEvent":
-            return web.json_response({"validationResponse": body[0]["data"]["validationCode"]})
-        self.events.extend(body)
-        self.arrived.set()
-        return web.Response()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[_Receiver]:
-    recv = _Receiver()
-    app = web.Application()
-    app.router.add_post("/events", recv.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    recv.url = f"http://127.0.0.1:{runner.addresses[0][1]}/events"
-    yield recv
-    await runner.cleanup()
-
-
 class TestEvents:
     """Event Grid: a new certificate version is announced with its key and secret."""
 
     async def test_new_version_events(
-        self, make_emulator: EmulatorFactory, receiver: _Receiver
+        self, make_emulator: EmulatorFactory, event_receiver: EventReceiver
     ) -> None:
         """CertificateNewVersionCreated (and Key/Secret) carry the certificate's version."""
-        emu = make_emulator(events_to=[receiver.url])
+        emu = make_emulator(events_to=[event_receiver.url])
         async with aio_certificate_client(emu) as client:
             cert = await client.create_certificate("announced", _policy(), **NO_WAIT)
         wanted = {
@@ -706,17 +673,11 @@ class TestEvents:
             "Microsoft.KeyVault.KeyNewVersionCreated",
             "Microsoft.KeyVault.SecretNewVersionCreated",
         }
-
-        async def all_arrived() -> None:
-            while not wanted <= {e["eventType"] for e in receiver.events}:
-                receiver.arrived.clear()
-                await receiver.arrived.wait()
-
-        await asyncio.wait_for(all_arrived(), 15)
+        events = await event_receiver.wait_until(
+            lambda events: wanted <= {e["eventType"] for e in events}
+        )
         event = next(
-            e
-            for e in receiver.events
-            if e["eventType"] == "Microsoft.KeyVault.CertificateNewVersionCreated"
+            e for e in events if e["eventType"] == "Microsoft.KeyVault.CertificateNewVersionCreated"
         )
         assert event["subject"] == "announced"
         assert event["data"]["ObjectName"] == "announced"

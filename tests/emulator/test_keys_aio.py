@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.keyvault.keys import (
     JsonWebKey,
@@ -22,6 +20,7 @@ from azure.keyvault.keys.crypto import EncryptionAlgorithm, KeyWrapAlgorithm, Si
 
 from emulator.keymaterial import KeyMaterial, b64url_decode
 from tests.fixtures.emulator import EmulatorFactory, EmulatorProcess, aio_key_client, key_client
+from tests.fixtures.event_receiver import EventReceiver
 
 POLL = {"_polling_interval": 0.05}
 DIGEST = hashlib.sha256(b"kvdr aio").digest()
@@ -193,40 +192,16 @@ class TestThrottle:
 class TestEventsAndPersistence:
     """KeyNewVersionCreated events; keys survive SIGKILL."""
 
-    async def test_new_version_events(self, make_emulator: EmulatorFactory) -> None:
+    async def test_new_version_events(
+        self, make_emulator: EmulatorFactory, event_receiver: EventReceiver
+    ) -> None:
         """create, import and rotate each send Microsoft.KeyVault.KeyNewVersionCreated."""
-        events: list[dict[str, Any]] = []
-        arrived = asyncio.Event()
-
-        async def handle(request: web.Request) -> web.Response:
-            body = await request.json()
-            if body[0]["eventType"] == "Microsoft.EventGrid.SubscriptionValidationEvent":
-                return web.json_response({"validationResponse": body[0]["data"]["validationCode"]})
-            events.extend(body)
-            arrived.set()
-            return web.Response()
-
-        app = web.Application()
-        app.router.add_post("/events", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        try:
-            url = f"http://127.0.0.1:{runner.addresses[0][1]}/events"
-            emu = make_emulator(events_to=[url])
-            name = unique("evt")
-            async with aio_key_client(emu) as client:
-                created = await client.create_ec_key(name)
-                rotated = await client.rotate_key(name)
-
-            async def two_events() -> None:
-                while len(events) < 2:
-                    arrived.clear()
-                    await arrived.wait()
-
-            await asyncio.wait_for(two_events(), WAIT_SECONDS)
-        finally:
-            await runner.cleanup()
+        emu = make_emulator(events_to=[event_receiver.url])
+        name = unique("evt")
+        async with aio_key_client(emu) as client:
+            created = await client.create_ec_key(name)
+            rotated = await client.rotate_key(name)
+        events = await event_receiver.wait_until(lambda events: len(events) >= 2, WAIT_SECONDS)
         assert [e["eventType"] for e in events] == ["Microsoft.KeyVault.KeyNewVersionCreated"] * 2
         assert [e["data"]["Version"] for e in events] == [
             created.properties.version,

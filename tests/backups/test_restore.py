@@ -118,6 +118,28 @@ class Shared:
     timeline: Timeline
     store: AzureBlobStore
 
+    async def restore_after(
+        self, target: KeyVaultAdapter, moment: datetime, *, force: bool = False
+    ) -> tuple[PointInTime, RestorePlan, RestoreReport]:
+        """Restore the shared journal into `target` as it was 30 s after `moment`."""
+        return await restore_into(self.store, target, moment + timedelta(seconds=30), force=force)
+
+
+async def check_key_and_certificate(
+    emu: EmulatorProcess, target: KeyVaultAdapter, timeline: Timeline, *, versions: int
+) -> None:
+    """The target holds exactly the first `versions` versions of the key and of the
+    certificate, each with the original's material (`emu` serves `target`)."""
+    keys, certs = timeline.keys[:versions], timeline.certs[:versions]
+    restored_keys = await target.list_versions(ItemKind.KEY, KEY.name)
+    assert [k.version for k in restored_keys] == [v for v, _ in keys]
+    for version, public in keys:
+        assert await proves_private_key(target, KEY.name, version, public)
+    restored_certs = await target.list_versions(ItemKind.CERTIFICATE, CERT.name)
+    assert [c.version for c in restored_certs] == [v for v, _ in certs]
+    for version, der in certs:
+        assert await certificate_der(emu, CERT.name, version) == der
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared(
@@ -161,40 +183,33 @@ async def write_timeline(primary: EmulatorProcess, store: AzureBlobStore) -> Tim
     return Timeline(t1, t2, t3, keys, certs)
 
 
+@pytest.fixture
+def fresh(make_emulator: EmulatorFactory) -> EmulatorProcess:
+    """An empty vault in another region of the same geography: the restore target."""
+    return make_emulator(region="westus")
+
+
 class TestPointInTime:
     async def test_between_t1_and_t2_gives_the_first_versions(
-        self, shared: Shared, make_emulator: EmulatorFactory
+        self, shared: Shared, fresh: EmulatorProcess
     ) -> None:
         """Restoring to just after t1 into a fresh vault gives v1 of all three kinds."""
-        timeline, blob_container = shared.timeline, shared.store
-        fresh = make_emulator(region="westus")
+        timeline = shared.timeline
         async with open_adapter(fresh) as target:
-            _, _, report = await restore_into(
-                blob_container, target, timeline.t1 + timedelta(seconds=30)
-            )
+            _, _, report = await shared.restore_after(target, timeline.t1)
             assert report.ok and report.restored == 3
             secret = await target.list_versions(ItemKind.SECRET, SECRET.name)
             assert len(secret) == 1 and (await target.get_secret(SECRET.name)).value == "value-one"
             assert secret[0].content_type == "text/plain"
-            (key_version, public), _ = timeline.keys
-            key = await target.list_versions(ItemKind.KEY, KEY.name)
-            assert [k.version for k in key] == [key_version]
-            assert await proves_private_key(target, KEY.name, key_version, public)
-            cert_version, der = timeline.certs[0]
-            certs = await target.list_versions(ItemKind.CERTIFICATE, CERT.name)
-            assert [c.version for c in certs] == [cert_version]
-            assert await certificate_der(fresh, CERT.name, cert_version) == der
+            await check_key_and_certificate(fresh, target, timeline, versions=1)
 
     async def test_between_t2_and_t3_gives_both_versions(
-        self, shared: Shared, make_emulator: EmulatorFactory
+        self, shared: Shared, fresh: EmulatorProcess
     ) -> None:
         """Just after t2: both versions of each item, the second one current."""
-        timeline, blob_container = shared.timeline, shared.store
-        fresh = make_emulator(region="westus")
+        timeline = shared.timeline
         async with open_adapter(fresh) as target:
-            _, _, report = await restore_into(
-                blob_container, target, timeline.t2 + timedelta(seconds=30)
-            )
+            _, _, report = await shared.restore_after(target, timeline.t2)
             assert report.ok
             values = [
                 (await target.get_secret(SECRET.name, v.version)).value
@@ -203,42 +218,27 @@ class TestPointInTime:
             assert values == ["value-one", "value-two"]
             current = (await target.get_secret(SECRET.name)).properties
             assert current.tags["env"] == "prod"
-            keys = await target.list_versions(ItemKind.KEY, KEY.name)
-            assert [k.version for k in keys] == [v for v, _ in timeline.keys]
-            for version, public in timeline.keys:
-                assert await proves_private_key(target, KEY.name, version, public)
-            certs = await target.list_versions(ItemKind.CERTIFICATE, CERT.name)
-            assert [c.version for c in certs] == [v for v, _ in timeline.certs]
-            for version, der in timeline.certs:
-                assert await certificate_der(fresh, CERT.name, version) == der
+            await check_key_and_certificate(fresh, target, timeline, versions=2)
 
     async def test_after_t3_everything_is_deleted(
-        self, shared: Shared, make_emulator: EmulatorFactory
+        self, shared: Shared, fresh: EmulatorProcess
     ) -> None:
         """After the deletions there is nothing to restore, and a restore deletes them."""
-        timeline, blob_container = shared.timeline, shared.store
-        fresh = make_emulator(region="westus")
+        timeline = shared.timeline
         async with open_adapter(fresh) as target:
-            _, plan, _ = await restore_into(
-                blob_container, target, timeline.t2 + timedelta(seconds=30)
-            )
-            _, plan, report = await restore_into(
-                blob_container, target, timeline.t3 + timedelta(seconds=30), force=True
-            )
+            await shared.restore_after(target, timeline.t2)
+            _, plan, report = await shared.restore_after(target, timeline.t3, force=True)
             assert plan.counts()["delete"] == 3 and report.ok
             for kind in ItemKind:
                 assert await target.list_items(kind) == []
 
     async def test_applying_twice_changes_nothing(
-        self, shared: Shared, make_emulator: EmulatorFactory
+        self, shared: Shared, fresh: EmulatorProcess
     ) -> None:
         """A second run over the restored vault plans nothing: idempotent."""
-        timeline, blob_container = shared.timeline, shared.store
-        fresh = make_emulator(region="westus")
-        at = timeline.t2 + timedelta(seconds=30)
         async with open_adapter(fresh) as target:
-            await restore_into(blob_container, target, at)
-            _, plan, _ = await restore_into(blob_container, target, at, force=True)
+            await shared.restore_after(target, shared.timeline.t2)
+            _, plan, _ = await shared.restore_after(target, shared.timeline.t2, force=True)
             assert plan.empty and plan.unchanged == 3
 
 
@@ -329,12 +329,9 @@ class TestGeography:
     ) -> None:
         """Into a vault of another geography, secrets restore; keys and certificates are
         reported one by one with the reason."""
-        timeline, blob_container = shared.timeline, shared.store
         elsewhere = make_emulator(region="westeurope", geo="eu")
         async with open_adapter(elsewhere) as target:
-            _, _, report = await restore_into(
-                blob_container, target, timeline.t2 + timedelta(seconds=30)
-            )
+            _, _, report = await shared.restore_after(target, shared.timeline.t2)
         assert report.restored == 1
         failed = {f["item"]: f["reason"] for f in report.failed}
         assert set(failed) == {str(KEY), str(CERT)}

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import structlog
@@ -39,13 +38,13 @@ from storage.errors import (
     StorageUnavailable,
 )
 from storage.settings import AzureBlobSettings
-from storage.store import Blob, BlobInfo
+from storage.store import Blob, BlobInfo, StoreLifecycle
 
 T = TypeVar("T")
 log = structlog.get_logger("kvdr.storage")
 
 
-class AzureBlobStore:
+class AzureBlobStore(StoreLifecycle):
     """One container of an Azure storage account; use as `async with AzureBlobStore(...)`.
 
     `credential` is the async Azure credential used with `account_url` (or with a
@@ -128,17 +127,6 @@ class AzureBlobStore:
                 await client.close()
         self._primary = self._secondary = None
 
-    async def __aenter__(self) -> Self:
-        return await self.open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     def _require_primary(self) -> ContainerClient:
         if self._primary is None:
             raise RuntimeError(f"{self.description} is not open; use 'async with'")
@@ -153,23 +141,8 @@ class AzureBlobStore:
     async def put_if_absent(
         self, name: str, data: bytes, metadata: dict[str, str] | None = None
     ) -> BlobInfo:
-        check_blob_name(name)
-        meta = check_metadata(metadata)
         # overwrite=False makes the SDK send If-None-Match: *.
-        result = await self._call(
-            "put_if_absent",
-            name,
-            self._require_primary()
-            .get_blob_client(name)
-            .upload_blob(
-                data,
-                overwrite=False,
-                metadata=meta,
-                content_settings=_content_settings(data),
-                validate_content=True,
-            ),
-        )
-        return _info_from_upload(name, data, meta, result)
+        return await self._upload("put_if_absent", name, data, metadata, overwrite=False)
 
     async def put(
         self,
@@ -179,23 +152,32 @@ class AzureBlobStore:
         if_match: str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> BlobInfo:
+        return await self._upload("put", name, data, metadata, overwrite=True, if_match=if_match)
+
+    async def _upload(
+        self,
+        operation: Operation,
+        name: str,
+        data: bytes,
+        metadata: dict[str, str] | None,
+        *,
+        overwrite: bool,
+        if_match: str | None = None,
+    ) -> BlobInfo:
         check_blob_name(name)
         meta = check_metadata(metadata)
-        conditions: dict[str, Any] = {}
-        if if_match is not None:
-            conditions = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
         result = await self._call(
-            "put",
+            operation,
             name,
             self._require_primary()
             .get_blob_client(name)
             .upload_blob(
                 data,
-                overwrite=True,
+                overwrite=overwrite,
                 metadata=meta,
                 content_settings=_content_settings(data),
                 validate_content=True,
-                **conditions,
+                **_if_match(if_match),
             ),
         )
         return _info_from_upload(name, data, meta, result)
@@ -203,13 +185,12 @@ class AzureBlobStore:
     async def delete(self, name: str, *, if_match: str | None = None) -> None:
         """Delete `name`; `BlobNotFound` when absent, `PreconditionFailed` on a stale ETag."""
         check_blob_name(name)
-        conditions: dict[str, Any] = {}
-        if if_match is not None:
-            conditions = {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
         await self._call(
             "delete",
             name,
-            self._require_primary().delete_blob(name, delete_snapshots="include", **conditions),
+            self._require_primary().delete_blob(
+                name, delete_snapshots="include", **_if_match(if_match)
+            ),
         )
 
     # --- reads (primary, then secondary) ---------------------------------------------
@@ -314,6 +295,13 @@ def _both_down(operation: Operation, blob: str) -> StorageUnavailable:
     return StorageUnavailable(
         f"{where}: primary and secondary storage endpoints are both unreachable", blob=blob
     )
+
+
+def _if_match(etag: str | None) -> dict[str, Any]:
+    """The SDK's keyword arguments for If-Match on `etag`; none without one."""
+    if etag is None:
+        return {}
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
 
 
 def _content_settings(data: bytes) -> ContentSettings:

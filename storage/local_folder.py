@@ -35,7 +35,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from storage._names import (
@@ -55,13 +54,13 @@ from storage.errors import (
     StorageError,
 )
 from storage.settings import LocalFolderSettings
-from storage.store import Blob, BlobInfo
+from storage.store import Blob, BlobInfo, StoreLifecycle
 
 T = TypeVar("T")
 _SIDECAR_FORMAT = 1
 
 
-class LocalFolderStore:
+class LocalFolderStore(StoreLifecycle):
     """A folder of blobs; use as `async with LocalFolderStore(settings)`."""
 
     def __init__(self, settings: LocalFolderSettings) -> None:
@@ -103,17 +102,6 @@ class LocalFolderStore:
 
     async def close(self) -> None:
         return None
-
-    async def __aenter__(self) -> Self:
-        return await self.open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # --- paths and locking ------------------------------------------------------------
 
@@ -301,14 +289,7 @@ class LocalFolderStore:
     async def put_if_absent(
         self, name: str, data: bytes, metadata: dict[str, str] | None = None
     ) -> BlobInfo:
-        check_blob_name(name)
-        meta = check_metadata(metadata)
-        data = bytes(data)
-        return await self._run(
-            True,
-            name,
-            lambda: self._write_sync(name, data, meta, if_absent=True, if_match=None),
-        )
+        return await self._write(name, data, metadata, if_absent=True, if_match=None)
 
     async def put(
         self,
@@ -318,13 +299,24 @@ class LocalFolderStore:
         if_match: str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> BlobInfo:
+        return await self._write(name, data, metadata, if_absent=False, if_match=if_match)
+
+    async def _write(
+        self,
+        name: str,
+        data: bytes,
+        metadata: dict[str, str] | None,
+        *,
+        if_absent: bool,
+        if_match: str | None,
+    ) -> BlobInfo:
         check_blob_name(name)
         meta = check_metadata(metadata)
         data = bytes(data)
         return await self._run(
             True,
             name,
-            lambda: self._write_sync(name, data, meta, if_absent=False, if_match=if_match),
+            lambda: self._write_sync(name, data, meta, if_absent=if_absent, if_match=if_match),
         )
 
     async def delete(self, name: str, *, if_match: str | None = None) -> None:

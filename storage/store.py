@@ -6,9 +6,11 @@ over `BlobStore` so no backend reimplements it.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 
 @dataclass(frozen=True)
@@ -78,3 +80,24 @@ class BlobStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class StoreLifecycle(ABC):
+    """What every backend does for `async with`: open on entry, close on exit."""
+
+    @abstractmethod
+    async def open(self) -> Self: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

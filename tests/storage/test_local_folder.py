@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import storage.local_folder as local_folder
+import storage._folder_layout as folder_layout
 from storage import (
     BlobNotFound,
     CorruptBlob,
@@ -104,14 +104,14 @@ class TestIntegrity:
 
 def crash_when_renaming(monkeypatch: pytest.MonkeyPatch, into: str) -> None:
     """Make the rename whose target lies under `into` fail, as a crash there would."""
-    real = local_folder._replace
+    real = folder_layout.replace_durably
 
     def failing(source: Path, target: Path) -> None:
         if into in target.as_posix():
             raise OSError(5, "simulated crash")
         real(source, target)
 
-    monkeypatch.setattr(local_folder, "_replace", failing)
+    monkeypatch.setattr(folder_layout, "replace_durably", failing)
 
 
 class TestCrashRecovery:

@@ -12,17 +12,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from replicator import metrics
+from replicator.accounting import (
+    Accounting,
+    SyncReport,
+    TargetState,
+    changed_items,
+    item_key,
+    ref_key,
+)
 from replicator.certificate_mirror import CertificateMirror
-from replicator.checkpoint import Checkpoint, CheckpointStore, ItemCheckpoint
+from replicator.checkpoint import CheckpointStore
 from replicator.deletions import PairDeletions, SweepReport
 from replicator.guard import DeletionGuardStore
 from replicator.key_mirror import KeyMirror
@@ -35,7 +39,7 @@ from replicator.mirror import (
     TargetOutcome,
     VaultLevelMirror,
 )
-from replicator.plan import fingerprint
+from replicator.pair_status import RpoAlarm, pair_status
 from replicator.settings import PairSettings, ReplicatorSettings
 from replicator.sink import ChangeSink
 from vault.client import VaultClient
@@ -44,16 +48,16 @@ from vault.models import ItemKind, ItemProperties, ItemRef
 
 log = structlog.get_logger("kvdr.replicator")
 
-RECENT_ERRORS = 20
-
-
-def item_key(kind: ItemKind, name: str) -> str:
-    return f"{kind.value}/{name}"
-
-
-def ref_key(ref: ItemRef) -> str:
-    return item_key(ref.kind, ref.name)
-
+# Names other modules (the daemon, `kvdr sync`, benchmarks) import from here.
+__all__ = [
+    "MIRRORS",
+    "PairReplicator",
+    "SyncReport",
+    "TargetState",
+    "changed_items",
+    "item_key",
+    "ref_key",
+]
 
 MirrorFactory = Callable[
     [
@@ -81,61 +85,6 @@ def secret_mirror(
 MIRRORS: dict[ItemKind, MirrorFactory] = {ItemKind.SECRET: secret_mirror}
 MIRRORS[ItemKind.KEY] = KeyMirror.for_pair
 MIRRORS[ItemKind.CERTIFICATE] = CertificateMirror.for_pair
-
-# A target that stops answering is left alone for a while (doubling up to this many
-# seconds) so the pair's other targets keep their pace; its changes wait as lag.
-MAX_SUSPENSION_SECONDS = 60.0
-
-
-@dataclass
-class SyncReport:
-    """Counts of one pass (`kvdr sync --once` prints these)."""
-
-    items: int = 0
-    copied: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-    conflicts: int = 0
-    errors: int = 0
-    # Items a target cannot take (purge protection, key type): status says why.
-    blocked: int = 0
-
-    def add(self, other: SyncReport) -> None:
-        for name in ("items", "copied", "updated", "unchanged", "skipped", "conflicts", "errors"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.blocked += other.blocked
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class TargetState:
-    """What status shows for one target."""
-
-    region: str
-    checkpoint: Checkpoint
-    conflicts: dict[str, str] = field(default_factory=dict)
-    # Items whose new versions this target cannot take: item -> reason and remedy.
-    blocked: dict[str, str] = field(default_factory=dict)
-    errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
-    last_success: float | None = None
-    dirty: bool = False
-    # Circuit breaker: consecutive unreachable results and until when to skip the target.
-    failures: int = 0
-    suspended_until: float = 0.0
-
-
-def changed_items(listing: list[ItemProperties], checkpoint: Checkpoint) -> list[ItemProperties]:
-    """Items of the source listing whose latest version or attributes differ from what
-    the checkpoint says was applied (pure)."""
-    changed = []
-    for props in listing:
-        applied = checkpoint.items.get(item_key(props.kind, props.name))
-        if applied is None or applied.fingerprint != fingerprint(props):
-            changed.append(props)
-    return changed
 
 
 class PairReplicator:
@@ -166,7 +115,8 @@ class PairReplicator:
             for kind in sorted(pair.kinds)
         }
         self.lag = LagTracker(self._targets, clock)
-        self.targets: dict[str, TargetState] = {}
+        # Target states (filled by `load()`), lag, the source's and the sinks' errors.
+        self._accounts = Accounting({}, self.lag, clock, pair.name)
         self._events: asyncio.Queue[tuple[ItemRef, float]] = asyncio.Queue()
         self._item_locks: dict[ItemRef, asyncio.Lock] = {}
         # Per kind: items of one kind waiting on that kind's budget (secret creates are
@@ -177,10 +127,7 @@ class PairReplicator:
         }
         self.last_reconcile: float | None = None
         self.last_poll: float | None = None
-        self.source_error: str | None = None
-        # Items a sink (the journal) failed to record, with the error; cleared on success.
-        self.sink_errors: dict[str, str] = {}
-        self._rpo_alarm = False
+        self._rpo_alarm = RpoAlarm(pair)
         # Why the pair does not run: configuration errors found at start (check_start).
         self.refused: str | None = None
         self._log = log.bind(pair=pair.name)
@@ -188,6 +135,25 @@ class PairReplicator:
         self.deletions = PairDeletions(
             pair, settings, source, self._targets, tuple(sinks), checkpoints, guards, clock
         )
+
+    @property
+    def targets(self) -> dict[str, TargetState]:
+        """Each target's state (what status shows), by region."""
+        return self._accounts.targets
+
+    @property
+    def source_error(self) -> str | None:
+        """The primary's last error, None once it answered again."""
+        return self._accounts.source_error
+
+    @source_error.setter
+    def source_error(self, value: str | None) -> None:
+        self._accounts.source_error = value
+
+    @property
+    def sink_errors(self) -> dict[str, str]:
+        """Items a sink (the journal) failed to record, with the error."""
+        return self._accounts.sink_errors
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -353,7 +319,7 @@ class PairReplicator:
         """What some mirrors copy for the vault as a whole (certificate issuers and
         contacts), once per full pass."""
         now = self._clock()
-        live = [r for r, s in self.targets.items() if s.suspended_until <= now]
+        live = self._accounts.live_targets(self.targets)
         for kind, mirror in self._mirrors.items():
             if not isinstance(mirror, VaultLevelMirror):
                 continue
@@ -366,14 +332,8 @@ class PairReplicator:
                 continue
             for region, error in results.items():
                 if error is not None:
-                    self.targets[region].errors.append(
-                        {
-                            "at": datetime.fromtimestamp(now, UTC).isoformat(),
-                            "item": f"{kind.value} issuers and contacts",
-                            "reason": error.reason,
-                            "message": str(error),
-                        }
-                    )
+                    item = f"{kind.value} issuers and contacts"
+                    self.targets[region].record_error(now, item, error)
 
     async def sync_refs(self, refs: Mapping[ItemRef, float]) -> SyncReport:
         """Sync the given items on every target (the event path)."""
@@ -401,13 +361,9 @@ class PairReplicator:
             if problem.conflict is not None:
                 state.conflicts[problem.item] = problem.conflict
             elif problem.error is not None:
-                at = datetime.fromtimestamp(now, UTC).isoformat()
-                error = problem.error
-                state.errors.append(
-                    {"at": at, "item": problem.item, "reason": error.reason, "message": str(error)}
-                )
-                if error.transient:
-                    self._suspend(state, now, error)
+                state.record_error(now, problem.item, problem.error)
+                if problem.error.transient:
+                    self._accounts.suspend(state, now, problem.error)
         self.sink_errors.update(outcome.sink_errors)
         for key in outcome.sink_recorded:
             self.sink_errors.pop(key, None)
@@ -422,18 +378,17 @@ class PairReplicator:
         done = 0
 
         def target_done(outcome: ItemOutcome, result: TargetOutcome) -> None:
-            self._account_target(outcome, result, report)
+            self._accounts.target_done(outcome, result, report)
 
         async def one(ref: ItemRef, regions: list[str]) -> None:
             nonlocal done
             async with self._limits[ref.kind]:
-                now = self._clock()
-                live = [r for r in regions if self.targets[r].suspended_until <= now]
+                live = self._accounts.live_targets(regions)
                 # One lock per item (bounded by the vault's item count): an event and a
                 # poll for the same item must not write the same version twice.
                 async with self._item_locks.setdefault(ref, asyncio.Lock()):
                     outcome = await self._mirrors[ref.kind].sync(ref.name, live, target_done)
-            self._account_item(outcome, report)
+            self._accounts.item_done(outcome, report)
             done += 1
             if progress is not None:
                 progress(done, len(work))
@@ -443,155 +398,23 @@ class PairReplicator:
                 group.create_task(one(ref, regions))
         return report
 
-    def _account_item(self, outcome: ItemOutcome, report: SyncReport) -> None:
-        """What concerns the item as a whole: the source and the sinks."""
-        key = ref_key(outcome.ref)
-        if outcome.source_error is not None:
-            report.errors += 1
-            self.source_error = str(outcome.source_error)
-        elif outcome.source_latest is None:
-            # Gone from the source: nothing left to apply (deletions are the sweep's).
-            for region in self.targets:
-                self.lag.mark_applied(region, key)
-        elif outcome.sink_error is not None:
-            report.errors += 1
-            self.sink_errors[key] = str(outcome.sink_error)
-        else:
-            self.sink_errors.pop(key, None)
-
-    def _account_target(
-        self, outcome: ItemOutcome, result: TargetOutcome, report: SyncReport
-    ) -> None:
-        """One target is done with one item: counts, conflicts, lag and its checkpoint."""
-        assert outcome.source_latest is not None  # targets run only for a listed source
-        key = ref_key(outcome.ref)
-        now = self._clock()
-        state = self.targets[result.target]
-        report.copied += result.copied
-        report.updated += result.updated
-        report.skipped += len(result.skipped)
-        if result.error is not None:
-            report.errors += 1
-            state.errors.append(
-                {
-                    "at": datetime.fromtimestamp(now, UTC).isoformat(),
-                    "item": key,
-                    "reason": result.error.reason,
-                    "message": str(result.error),
-                }
-            )
-            if result.error.transient:
-                self._suspend(state, now, result.error)
-            return
-        if result.conflict is not None:
-            report.conflicts += 1
-            state.conflicts[key] = result.conflict
-        else:
-            state.conflicts.pop(key, None)
-            if not result.copied and not result.updated and result.blocked is None:
-                report.unchanged += 1
-        # Blocked, like a conflict, is reported on its own and leaves the lag: only an
-        # operator can change it; each full pass looks again.
-        if result.blocked is not None:
-            report.blocked += 1
-            state.blocked[key] = result.blocked
-        else:
-            state.blocked.pop(key, None)
-        state.last_success = now
-        state.failures = 0
-        # A conflict is reported on its own; it is not a change kvdr is about to apply,
-        # so it leaves the lag like an applied change does.
-        self.lag.mark_applied(result.target, key)
-        if outcome.sink_error is not None:
-            # Leave the checkpoint behind so the next poll syncs the item again and the
-            # sink (the journal) gets another chance to record it.
-            return
-        previous = state.checkpoint.items.get(key)
-        state.checkpoint.items[key] = ItemCheckpoint(
-            fingerprint=fingerprint(outcome.source_latest),
-            source_version=outcome.source_latest.version,
-            target_version=result.target_version or (previous.target_version if previous else None),
-            applied_at=now,
-        )
-        state.dirty = True
-
-    def _suspend(self, state: TargetState, now: float, error: VaultError) -> None:
-        if state.suspended_until > now:
-            return  # already suspended by another item of this pass
-        state.failures += 1
-        pause = min(MAX_SUSPENSION_SECONDS, 2.0 ** min(state.failures, 6))
-        state.suspended_until = now + pause
-        self._log.warning(
-            "target.suspended", target=state.region, seconds=pause, reason=error.reason
-        )
-
     # -- observation -------------------------------------------------------------------
 
     def publish_metrics(self) -> None:
         """Update the gauges, and log once when RPO crosses the objective either way."""
-        rpo = self.lag.rpo()
-        above = rpo > self.pair.rpo_objective_seconds
-        if above and not self._rpo_alarm:
-            self._log.warning(
-                "rpo.above_objective",
-                rpo_seconds=round(rpo, 1),
-                objective_seconds=self.pair.rpo_objective_seconds,
-            )
-        elif self._rpo_alarm and not above:
-            self._log.info("rpo.within_objective", rpo_seconds=round(rpo, 1))
-        self._rpo_alarm = above
-        metrics.RPO_SECONDS.labels(self.pair.name).set(rpo)
-        for region, state in self.targets.items():
-            metrics.REPLICATION_LAG_SECONDS.labels(self.pair.name, region).set(self.lag.lag(region))
-            metrics.CONFLICTS.labels(self.pair.name, region).set(len(state.conflicts))
-            for kind in self._mirrors:
-                blocked = sum(1 for item in state.blocked if item.startswith(f"{kind.value}/"))
-                metrics.BLOCKED.labels(self.pair.name, region, kind.value).set(blocked)
-        self.deletions.publish_metrics()
+        self._rpo_alarm.publish(self.lag, self.targets, self._mirrors, self.deletions)
 
     def status(self) -> dict[str, Any]:
         """A JSON-ready view of this pair (names and versions only, never values)."""
-        rpo = self.lag.rpo()
-
-        def iso(ts: float | None) -> str | None:
-            return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
-
-        return {
-            "name": self.pair.name,
-            "primary": self.pair.primary.region,
-            "kinds": sorted(k.value for k in self.pair.kinds),
-            "rpo_seconds": round(rpo, 3),
-            "rpo_objective_seconds": self.pair.rpo_objective_seconds,
-            "rpo_ok": rpo <= self.pair.rpo_objective_seconds,
-            "last_reconcile": iso(self.last_reconcile),
-            "last_poll": iso(self.last_poll),
-            "source_error": self.source_error,
-            "refused": self.refused,
-            "journal_errors": [
-                {"item": item, "message": message}
-                for item, message in sorted(self.sink_errors.items())[:RECENT_ERRORS]
-            ],
-            **self.deletions.status(iso),
-            "targets": [
-                {
-                    "region": region,
-                    "lag_seconds": round(self.lag.lag(region), 3),
-                    "pending": self.lag.pending(region),
-                    "items": len(state.checkpoint.items),
-                    "last_success": iso(state.last_success),
-                    "suspended_until": iso(state.suspended_until)
-                    if state.suspended_until > self._clock()
-                    else None,
-                    "conflicts": [
-                        {"item": item, "reason": reason}
-                        for item, reason in sorted(state.conflicts.items())
-                    ],
-                    "blocked": [
-                        {"item": item, "reason": reason}
-                        for item, reason in sorted(state.blocked.items())
-                    ],
-                    "recent_errors": list(state.errors),
-                }
-                for region, state in self.targets.items()
-            ],
-        }
+        return pair_status(
+            self.pair,
+            lag=self.lag,
+            targets=self.targets,
+            deletions=self.deletions,
+            last_reconcile=self.last_reconcile,
+            last_poll=self.last_poll,
+            source_error=self.source_error,
+            refused=self.refused,
+            sink_errors=self.sink_errors,
+            clock=self._clock,
+        )

@@ -20,6 +20,7 @@ from storage import AzureBlobStore, BlobStore, StorageUnavailable
 from storage.store import BlobInfo
 from tests.backups.conftest import RING, make_journal, secret_change
 from tests.fixtures.azurite import Azurite, fresh_container
+from tests.fixtures.waiting import wait_for
 from tests.storage.tcp_relay import TcpRelay
 from vault.models import ChangeOp, ItemKind, ItemRef
 
@@ -29,15 +30,6 @@ PAIR = "app"
 async def segments(store: BlobStore, pair: str = PAIR) -> list[SegmentName]:
     catalog = await load_catalog(store, pair)
     return [s.name for g in catalog.ordered() for s in g.segments]
-
-
-async def wait_for(predicate: object, timeout: float = 10.0) -> None:
-    """Poll an async predicate until true (not a timing assertion: a bound on waiting)."""
-    assert callable(predicate)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -98,7 +90,7 @@ class TestRecording:
             async def all_durable() -> bool:
                 return (await journal.position(PAIR)).sequence == 12
 
-            await wait_for(all_durable)
+            await wait_for(all_durable, 10, "every change durable")
         ranges = [(s.first, s.last) for s in await segments(blob_container)]
         assert ranges == [(1, 5), (6, 10), (11, 12)]
 

@@ -3,7 +3,6 @@ earlier ones, never over a gap; a journal restarts from a snapshot."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from backups.state import PairState
 from backups.stores import BackupStores
 from storage import AzureBlobStore
 from tests.backups.conftest import RING, make_journal, secret_change
+from tests.fixtures.waiting import wait_for
 from vault.models import ChangeOp, ItemKind
 
 PAIR = "app"
@@ -135,8 +135,5 @@ class TestJournalRestartsFromSnapshots:
 
         async with make_journal(blob_container, snapshot_interval_seconds=0.05) as journal:
             await journal.record([secret_change("db", "v1")])
-            for _ in range(500):
-                if await snapshots():
-                    break
-                await asyncio.sleep(0.02)
+            await wait_for(snapshots, 10, "the loop's snapshot")
         assert await snapshots() == [1]

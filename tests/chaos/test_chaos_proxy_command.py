@@ -7,12 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.fixtures.waiting import wait_for_sync
 
 KVDR = [sys.executable, "-m", "kvdr"]
 
@@ -25,14 +26,14 @@ def start(log_path: Path, *args: str) -> subprocess.Popen[bytes]:
 
 
 def wait_for_url(proc: subprocess.Popen[bytes], log_path: Path) -> str:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def announced() -> str | None:
         match = re.search(r"Toxiproxy API on (http://\S+)", log_path.read_text())
         if match:
             return match.group(1)
         assert proc.poll() is None, log_path.read_text()
-        time.sleep(0.05)
-    raise AssertionError("kvdr chaos-proxy did not start")
+        return None
+
+    return wait_for_sync(announced, 20, "kvdr chaos-proxy to start")
 
 
 @pytest.fixture

@@ -5,30 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.regions import WorldFactory
+from tests.fixtures.waiting import wait_for
 from vault.adapter import KeyVaultAdapter
 from vault.errors import ItemNotFound
 from vault.models import Attributes, ItemKind
 
 VALUE_MARKER = "daemon-leak-marker-0f9e"
-
-
-async def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 async def has_secret(vault: KeyVaultAdapter, name: str, value: str) -> bool:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.regions import WorldFactory
+from tests.fixtures.waiting import wait_for
 from vault.models import Attributes
 
 pytestmark = pytest.mark.browser
@@ -119,10 +120,9 @@ class TestDashboardInBrowser:
         config = write_config(world, tmp_path / "kvdr.toml", port=port)
         daemon = DaemonProcess(config, port).start()
         try:
-            for _ in range(100):
-                if daemon.status()["pairs"][0]["targets"][0]["conflicts"]:
-                    break
-                await asyncio.sleep(0.2)
+            await wait_for(
+                lambda: daemon.status()["pairs"][0]["targets"][0]["conflicts"], 20, "the conflict"
+            )
             url = f"http://127.0.0.1:{port}/"
             dom = await asyncio.to_thread(browse, url, tmp_path / "profile", "--dump-dom")
         finally:

@@ -10,13 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from replicator.plan import SOURCE_VERSION_TAG
 from tests.fixtures.daemon import DaemonProcess, free_port, write_shared_config
 from tests.fixtures.regions import World, WorldFactory
+from tests.fixtures.waiting import wait_for
 from vault.errors import VaultError
 from vault.models import Attributes, ItemKind
 
@@ -56,18 +57,6 @@ NAMES = {
     "pe": [f"w-{i}" for i in range(ITEMS)],
     "pf": [f"f-{i}" for i in range(ITEMS)],
 }
-
-
-async def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def leaders(daemons: Sequence[DaemonProcess]) -> dict[str, list[str]]:

@@ -3,17 +3,15 @@ and restoring work from its secondary (read) endpoint."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from structlog.testing import capture_logs
 
 from backups.catalog import load_catalog
 from backups.restore import RestoreScope, apply_plan, read_target, scoped, state_at
 from backups.restore_plan import plan_restore
 from tests.backups.conftest import RING, make_journal, open_adapter, secret_change
-from tests.fixtures.azurite import Azurite, fresh_container
+from tests.fixtures.azurite import Azurite, fresh_container, relayed_settings
 from tests.fixtures.emulator import EmulatorFactory
 from tests.storage.tcp_relay import TcpRelay
 from vault.models import ItemKind
@@ -21,30 +19,13 @@ from vault.models import ItemKind
 PAIR = "app"
 
 
-@pytest.fixture
-async def relay(azurite: Azurite) -> AsyncIterator[TcpRelay]:
-    hop = TcpRelay(azurite.port)
-    await hop.start()
-    try:
-        yield hop
-    finally:
-        await hop.stop()
-
-
 class TestSecondaryEndpoint:
     async def test_list_and_restore_with_the_primary_down(
-        self, azurite: Azurite, relay: TcpRelay, make_emulator: EmulatorFactory
+        self, azurite: Azurite, azurite_relay: TcpRelay, make_emulator: EmulatorFactory
     ) -> None:
         """Written through the primary; with it cut, the listing and a restore into a
         fresh vault are served by the secondary endpoint."""
-        settings = {
-            "connection_string": azurite.connection_string.replace(
-                f":{azurite.port}/", f":{relay.port}/"
-            ),
-            "secondary_account_url": azurite.secondary_endpoint,
-            "retries": 0,
-            "connect_timeout_seconds": 1.0,
-        }
+        settings = relayed_settings(azurite, azurite_relay)
         now = datetime.now(UTC)
         async with fresh_container(azurite, **settings) as store:
             journal = make_journal(store)
@@ -55,7 +36,7 @@ class TestSecondaryEndpoint:
                 ]
             )
             await journal.close()
-            await relay.stop()
+            await azurite_relay.stop()
             with capture_logs() as logs:
                 summary = (await load_catalog(store, PAIR)).summary()
                 point = await state_at(store, RING, PAIR, now, now=now)

@@ -4,7 +4,6 @@ restart, generations, faults, fencing and replicas."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +18,7 @@ from replicator.sink import version_fingerprint
 from storage import AzureBlobStore, BlobStore, StorageUnavailable
 from storage.store import BlobInfo
 from tests.backups.conftest import RING, make_journal, secret_change
-from tests.fixtures.azurite import Azurite, fresh_container
+from tests.fixtures.azurite import Azurite, fresh_container, relayed_settings
 from tests.fixtures.waiting import wait_for
 from tests.storage.tcp_relay import TcpRelay
 from vault.models import ChangeOp, ItemKind, ItemRef
@@ -30,16 +29,6 @@ PAIR = "app"
 async def segments(store: BlobStore, pair: str = PAIR) -> list[SegmentName]:
     catalog = await load_catalog(store, pair)
     return [s.name for g in catalog.ordered() for s in g.segments]
-
-
-@pytest.fixture
-async def relay(azurite: Azurite) -> AsyncIterator[TcpRelay]:
-    hop = TcpRelay(azurite.port)
-    await hop.start()
-    try:
-        yield hop
-    finally:
-        await hop.stop()
 
 
 class TestRecording:
@@ -228,26 +217,19 @@ class FlakyPuts:
 
 class TestFaults:
     async def test_storage_outage_keeps_changes_until_it_is_back(
-        self, azurite: Azurite, relay: TcpRelay
+        self, azurite: Azurite, azurite_relay: TcpRelay
     ) -> None:
         """With storage cut, record() still accepts (interval mode), flush fails, and the
         same segment is written once storage is back."""
-        settings = {
-            "connection_string": azurite.connection_string.replace(
-                f":{azurite.port}/", f":{relay.port}/"
-            ),
-            "secondary_account_url": azurite.secondary_endpoint,
-            "retries": 0,
-            "connect_timeout_seconds": 1.0,
-        }
+        settings = relayed_settings(azurite, azurite_relay)
         async with fresh_container(azurite, **settings) as store:
             journal = make_journal(store)
             await journal.record([secret_change("db", "v1")])
-            await relay.stop()
+            await azurite_relay.stop()
             await journal.record([secret_change("db", "v2")])
             with pytest.raises(JournalUnavailable, match="cannot write journal segment"):
                 await journal.flush()
-            await relay.start()
+            await azurite_relay.start()
             await journal.flush()
             assert [(s.first, s.last) for s in await segments(store)] == [(1, 2)]
 
@@ -301,23 +283,17 @@ class TestReplicas:
             assert (await replica.get(name.blob)).data == (await blob_container.get(name.blob)).data
 
     async def test_replica_outage_queues_copies(
-        self, blob_container: AzureBlobStore, azurite: Azurite, relay: TcpRelay
+        self, blob_container: AzureBlobStore, azurite: Azurite, azurite_relay: TcpRelay
     ) -> None:
         """An unreachable replica does not stop the journal; copies follow once it is back."""
-        settings = {
-            "connection_string": azurite.connection_string.replace(
-                f":{azurite.port}/", f":{relay.port}/"
-            ),
-            "retries": 0,
-            "connect_timeout_seconds": 1.0,
-        }
+        settings = relayed_settings(azurite, azurite_relay, secondary=False)
         async with fresh_container(azurite, **settings) as replica:
             journal = make_journal(blob_container, replicas=[replica])
-            await relay.stop()
+            await azurite_relay.stop()
             await journal.record([secret_change("db", "v1")])
             await journal.flush()
             assert journal._stores.pending_replica_copies == 1
-            await relay.start()
+            await azurite_relay.start()
             await journal._stores.copy_pending()
             (name,) = await segments(blob_container)
             assert (await replica.get(name.blob)).data == (await blob_container.get(name.blob)).data

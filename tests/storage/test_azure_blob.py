@@ -30,16 +30,6 @@ from tests.fixtures.azurite import (
 from tests.storage.tcp_relay import TcpRelay
 
 
-@pytest.fixture
-async def relay(azurite: Azurite) -> AsyncIterator[TcpRelay]:
-    hop = TcpRelay(azurite.port)
-    await hop.start()
-    try:
-        yield hop
-    finally:
-        await hop.stop()
-
-
 def relayed(azurite: Azurite, hop: TcpRelay, container: str, **extra: object) -> AzureBlobSettings:
     """Primary through the relay (so a test can cut it), secondary straight to Azurite."""
     primary = f"http://127.0.0.1:{hop.port}/{ACCOUNT}"
@@ -53,9 +43,9 @@ def relayed(azurite: Azurite, hop: TcpRelay, container: str, **extra: object) ->
 
 
 @pytest.fixture
-async def relayed_store(azurite: Azurite, relay: TcpRelay) -> AsyncIterator[AzureBlobStore]:
+async def relayed_store(azurite: Azurite, azurite_relay: TcpRelay) -> AsyncIterator[AzureBlobStore]:
     container = unique_container()
-    async with AzureBlobStore(relayed(azurite, relay, container)) as store:
+    async with AzureBlobStore(relayed(azurite, azurite_relay, container)) as store:
         yield store
     await delete_container(azurite, container)
 
@@ -77,12 +67,12 @@ def events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMappi
 
 class TestSecondaryFallback:
     async def test_reads_fall_back_when_primary_unreachable(
-        self, relayed_store: AzureBlobStore, relay: TcpRelay, azurite: Azurite
+        self, relayed_store: AzureBlobStore, azurite_relay: TcpRelay, azurite: Azurite
     ) -> None:
         """With the primary cut, get and list are served by the secondary; logged once."""
         for i in range(3):
             await relayed_store.put_if_absent(f"journal/{i}", f"segment {i}".encode())
-        await relay.stop()
+        await azurite_relay.stop()
         with capture_logs() as logs:
             assert (await relayed_store.get("journal/1")).data == b"segment 1"
             listed = await relayed_store.list("journal/")
@@ -94,45 +84,47 @@ class TestSecondaryFallback:
         assert ACCOUNT_KEY not in repr(logs)
 
     async def test_writes_fail_when_primary_unreachable(
-        self, relayed_store: AzureBlobStore, relay: TcpRelay
+        self, relayed_store: AzureBlobStore, azurite_relay: TcpRelay
     ) -> None:
         """Writes never go to the secondary: with the primary cut they raise StorageUnavailable."""
-        await relay.stop()
+        await azurite_relay.stop()
         with pytest.raises(StorageUnavailable) as caught:
             await relayed_store.put_if_absent("checkpoints/p/westus.json", b"{}")
         assert caught.value.blob == "checkpoints/p/westus.json"
         assert "checkpoints/p/westus.json" in str(caught.value)
-        await relay.start()
+        await azurite_relay.start()
         assert await relayed_store.list("checkpoints/") == []
 
     async def test_primary_used_again_after_it_returns(
-        self, azurite: Azurite, relay: TcpRelay
+        self, azurite: Azurite, azurite_relay: TcpRelay
     ) -> None:
         """After primary_retry_seconds, reads return to the primary and say so in the log."""
         container = unique_container()
-        settings = relayed(azurite, relay, container, primary_retry_seconds=0.2)
+        settings = relayed(azurite, azurite_relay, container, primary_retry_seconds=0.2)
         async with AzureBlobStore(settings) as store:
             await store.put_if_absent("control", b"epoch=1")
             with capture_logs() as logs:
-                await relay.stop()
+                await azurite_relay.stop()
                 await store.get("control")
-                await relay.start()
+                await azurite_relay.start()
                 await asyncio.sleep(0.3)
                 await store.get("control")
-                await relay.stop()
+                await azurite_relay.stop()
                 await store.get("control")
         await delete_container(azurite, container)
         names = [e["event"] for e in logs if str(e["event"]).startswith("storage.")]
         assert names == ["storage.read_fallback", "storage.primary_back", "storage.read_fallback"]
 
-    async def test_open_while_primary_unreachable(self, azurite: Azurite, relay: TcpRelay) -> None:
+    async def test_open_while_primary_unreachable(
+        self, azurite: Azurite, azurite_relay: TcpRelay
+    ) -> None:
         """A store opens during a primary outage and reads from the secondary."""
         container = unique_container()
-        async with AzureBlobStore(relayed(azurite, relay, container)) as store:
+        async with AzureBlobStore(relayed(azurite, azurite_relay, container)) as store:
             await store.put_if_absent("snapshots/1", b"state")
-        await relay.stop()
+        await azurite_relay.stop()
         with capture_logs() as logs:
-            async with AzureBlobStore(relayed(azurite, relay, container)) as store:
+            async with AzureBlobStore(relayed(azurite, azurite_relay, container)) as store:
                 assert (await store.get("snapshots/1")).data == b"state"
         assert events(logs, "storage.container_check_skipped")
         await delete_container(azurite, container)

@@ -184,6 +184,8 @@ class Accounting:
             source_version=outcome.source_latest.version,
             target_version=result.target_version or (previous.target_version if previous else None),
             applied_at=now,
+            # Applied in full: a conflict or a block left versions or attributes behind.
+            history=outcome.history if result.conflict is None and result.blocked is None else None,
         )
         state.dirty = True
 

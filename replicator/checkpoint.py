@@ -43,6 +43,9 @@ class ItemCheckpoint:
     # Set when the deletion sweep soft-deleted the item on this target (epoch seconds).
     # The entry is kept, not dropped, so a recovery on the primary is recognised.
     deleted_at: float | None = None
+    # `plan.versions_digest` of the source versions last applied in full (every version
+    # and its attributes): a full pass trusts the target's listing only while it holds.
+    history: str | None = None
 
     @property
     def changed_at(self) -> float:
@@ -66,12 +69,7 @@ class Checkpoint:
             "pair": self.pair,
             "target": self.target,
             "updated_at": self.updated_at,
-            "items": {
-                # A fifth element only for deleted items: live entries stay as before.
-                key: [c.fingerprint, c.source_version, c.target_version, c.applied_at]
-                + ([c.deleted_at] if c.deleted_at is not None else [])
-                for key, c in sorted(self.items.items())
-            },
+            "items": {key: _item_entry(c) for key, c in sorted(self.items.items())},
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -87,6 +85,7 @@ class Checkpoint:
                 target_version=v[2],
                 applied_at=v[3],
                 deleted_at=v[4] if len(v) > 4 else None,
+                history=v[5] if len(v) > 5 else None,
             )
             for key, v in doc["items"].items()
         }
@@ -101,6 +100,18 @@ class Checkpoint:
     @property
     def last_applied(self) -> datetime | None:
         return datetime.fromtimestamp(self.updated_at, UTC) if self.updated_at else None
+
+
+def _item_entry(c: ItemCheckpoint) -> list[Any]:
+    """One item as a JSON list. Optional fields only when set, and appended, so a reader
+    that knows fewer of them still reads the ones it knows (a fifth element is the
+    deletion time, a sixth the history)."""
+    entry: list[Any] = [c.fingerprint, c.source_version, c.target_version, c.applied_at]
+    if c.deleted_at is not None or c.history is not None:
+        entry.append(c.deleted_at)
+    if c.history is not None:
+        entry.append(c.history)
+    return entry
 
 
 class CheckpointConflict(Exception):

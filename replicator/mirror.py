@@ -17,7 +17,14 @@ from typing import Generic, Protocol, TypeVar, runtime_checkable
 import structlog
 
 from replicator import metrics
-from replicator.plan import SecretPlan, SkippedVersion, plan_secret, target_attributes
+from replicator.plan import (
+    SecretPlan,
+    SkippedVersion,
+    listed_in_sync,
+    plan_secret,
+    target_attributes,
+    versions_digest,
+)
 from replicator.settings import PairSettings
 from replicator.sink import ChangeSink, changes_for_sink
 from vault.client import VaultClient
@@ -61,10 +68,23 @@ class ItemOutcome:
     source_error: VaultError | None = None
     # A sink (the journal) could not record the item's changes: it is synced again.
     sink_error: Exception | None = None
+    # `plan.versions_digest` of the source versions this sync applied (kinds that prove
+    # items in sync from a target listing keep it in the checkpoint).
+    history: str | None = None
 
     @property
     def name(self) -> str:
         return self.ref.name
+
+
+@dataclass(frozen=True)
+class ListedItem:
+    """What a full pass knows of one item on one target before syncing it: the target's
+    latest version as the target's listing shows it (None: not listed) and the history
+    its checkpoint holds for the item."""
+
+    latest: ItemProperties | None
+    history: str | None = None
 
 
 # Called as soon as one target is done with an item, so a slow target does not delay
@@ -79,8 +99,16 @@ class ItemMirror(Protocol):
     then every target concurrently, each reported through `on_target` when it is done.
     """
 
+    # True when `sync` can take a target's listing (`listed`) as proof that the target
+    # holds the item, and so skip that target's per-item reads.
+    proves_by_listing: bool
+
     async def sync(
-        self, name: str, targets: list[str], on_target: TargetDone | None = None
+        self,
+        name: str,
+        targets: list[str],
+        on_target: TargetDone | None = None,
+        listed: Mapping[str, ListedItem] | None = None,
     ) -> ItemOutcome:
         """Bring item `name` up to date on each of `targets` and in every sink."""
         ...
@@ -133,6 +161,7 @@ class MirrorBase(ABC, Generic[R]):
     """
 
     kind: ItemKind
+    proves_by_listing = False
 
     def __init__(
         self,
@@ -153,9 +182,17 @@ class MirrorBase(ABC, Generic[R]):
         return f"{self.kind.value}/{name}"
 
     async def sync(
-        self, name: str, targets: list[str], on_target: TargetDone | None = None
+        self,
+        name: str,
+        targets: list[str],
+        on_target: TargetDone | None = None,
+        listed: Mapping[str, ListedItem] | None = None,
     ) -> ItemOutcome:
-        """Bring item `name` up to date in every sink, then on each of `targets`."""
+        """Bring item `name` up to date in every sink, then on each of `targets`.
+
+        A target whose entry in `listed` proves it in sync (`_listed_in_sync`) is not
+        read at all; every other target gets the per-item path.
+        """
         ref = ItemRef(self.kind, name)
         try:
             source_versions = await self._source.list_versions(self.kind, name)
@@ -169,11 +206,17 @@ class MirrorBase(ABC, Generic[R]):
             # certificate.
             return ItemOutcome(ref=ref, source_latest=None)
         outcome = ItemOutcome(ref=ref, source_latest=source_versions[-1])
+        if self.proves_by_listing:
+            outcome.history = versions_digest(source_versions)
         reads = self._new_reads()
         await self._record(ref, source_versions, reads, outcome)
 
         async def one(region: str) -> None:
-            result = await self._sync_target(name, source_versions, region, reads)
+            hint = (listed or {}).get(region)
+            if hint is not None and self._listed_in_sync(source_versions, hint):
+                result = TargetOutcome(target=region)
+            else:
+                result = await self._sync_target(name, source_versions, region, reads)
             outcome.targets[region] = result
             if on_target is not None:
                 on_target(outcome, result)
@@ -182,6 +225,11 @@ class MirrorBase(ABC, Generic[R]):
         return outcome
 
     # -- what each kind implements --------------------------------------------------------
+
+    def _listed_in_sync(self, source_versions: list[ItemProperties], listed: ListedItem) -> bool:
+        """True when the target's listing entry proves the target holds the item (kinds
+        with `proves_by_listing` say when)."""
+        return False
 
     @abstractmethod
     def _new_reads(self) -> R:
@@ -267,9 +315,15 @@ class SecretMirror(MirrorBase[SecretValues]):
     """Mirrors secrets of one pair from its primary onto its secondaries."""
 
     kind = ItemKind.SECRET
+    # kvdr's tag on a target version names the source version it copies, and listings
+    # carry tags: a target listing proves most items of a full pass in sync.
+    proves_by_listing = True
 
     def _new_reads(self) -> SecretValues:
         return SecretValues(self._source)
+
+    def _listed_in_sync(self, source_versions: list[ItemProperties], listed: ListedItem) -> bool:
+        return listed_in_sync(source_versions, listed.latest, listed.history)
 
     async def _payload(
         self, ref: ItemRef, props: ItemProperties, reads: SecretValues

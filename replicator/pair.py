@@ -42,6 +42,7 @@ from replicator.mirror import (
 from replicator.pair_status import RpoAlarm, pair_status
 from replicator.settings import PairSettings, ReplicatorSettings
 from replicator.sink import ChangeSink
+from replicator.target_listing import TargetListings
 from vault.client import VaultClient
 from vault.errors import VaultError
 from vault.models import ItemKind, ItemProperties, ItemRef
@@ -300,7 +301,9 @@ class PairReplicator:
         return report
 
     async def reconcile(self, progress: Callable[[int, int], None] | None = None) -> SyncReport:
-        """Full pass: every selected item is compared version by version on every target."""
+        """Full pass: every selected item is compared with every target. Each target is
+        listed once; what its listing proves in sync is not read again (secrets, see
+        replicator/target_listing.py), the rest is compared version by version."""
         listing = await self._source_listing()
         now = self._clock()
         for region, state in self.targets.items():
@@ -308,7 +311,13 @@ class PairReplicator:
                 since = props.updated_on.timestamp() if props.updated_on else now
                 self.lag.mark_pending(region, item_key(props.kind, props.name), since)
         work = {p.ref: list(self.targets) for p in listing}
-        report = await self._sync_many(work, progress)
+        listings = await TargetListings.take(
+            self.pair.name,
+            {r: self._targets[r] for r in self._accounts.live_targets(self.targets)},
+            [k for k, m in self._mirrors.items() if m.proves_by_listing],
+            self._settings.target_timeout_seconds,
+        )
+        report = await self._sync_many(work, progress, listings)
         await self._sync_vault_level()
         report.items = len(listing)
         self.last_reconcile = self._clock()
@@ -373,6 +382,7 @@ class PairReplicator:
         self,
         work: Mapping[ItemRef, list[str]],
         progress: Callable[[int, int], None] | None = None,
+        listings: TargetListings | None = None,
     ) -> SyncReport:
         report = SyncReport()
         done = 0
@@ -384,10 +394,12 @@ class PairReplicator:
             nonlocal done
             async with self._limits[ref.kind]:
                 live = self._accounts.live_targets(regions)
+                listed = listings.for_item(ref, self.targets) if listings else None
                 # One lock per item (bounded by the vault's item count): an event and a
                 # poll for the same item must not write the same version twice.
                 async with self._item_locks.setdefault(ref, asyncio.Lock()):
-                    outcome = await self._mirrors[ref.kind].sync(ref.name, live, target_done)
+                    mirror = self._mirrors[ref.kind]
+                    outcome = await mirror.sync(ref.name, live, target_done, listed)
             self._accounts.item_done(outcome, report)
             done += 1
             if progress is not None:

@@ -60,6 +60,50 @@ def fingerprint(props: ItemProperties) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def versions_digest(versions: list[ItemProperties]) -> str:
+    """A short digest of every version's id and mutable attributes, in order (no values).
+
+    A checkpoint keeps it for the source versions kvdr last brought a target fully up to
+    date with: while it is unchanged, the source's older versions are as they were then.
+    """
+    doc = [
+        [
+            v.version,
+            v.enabled,
+            v.not_before.timestamp() if v.not_before else None,
+            v.expires_on.timestamp() if v.expires_on else None,
+            v.content_type or None,
+            sorted(user_tags(v).items()),
+        ]
+        for v in versions
+    ]
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
+
+
+def listed_in_sync(
+    source_versions: list[ItemProperties],
+    listed: ItemProperties | None,
+    applied_history: str | None,
+) -> bool:
+    """True when a target's listing entry proves `plan_secret` would find nothing to do.
+
+    `listed` is the target's latest version as its listing shows it (tags included, no
+    version id); `applied_history` the `versions_digest` of the source versions kvdr last
+    applied in full on that target. Proven: the latest target version is kvdr's copy of
+    the source's latest version with equal attributes, and the source has no older
+    version, or its older versions are unchanged since that full apply. Anything else
+    (absent, another version, a foreign latest version, changed attributes) is not.
+    """
+    if listed is None or not source_versions:
+        return False
+    latest = source_versions[-1]
+    if listed.tags.get(SOURCE_VERSION_TAG) != latest.version:
+        return False
+    if not attributes_match(latest, listed):
+        return False
+    return len(source_versions) == 1 or applied_history == versions_digest(source_versions)
+
+
 @dataclass(frozen=True)
 class CopyVersion:
     """Write the value of `source` as a new version on the target."""

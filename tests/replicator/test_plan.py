@@ -11,8 +11,10 @@ from replicator.plan import (
     SOURCE_VERSION_TAG,
     attributes_match,
     fingerprint,
+    listed_in_sync,
     plan_secret,
     target_attributes,
+    versions_digest,
 )
 from vault.models import ItemKind, ItemProperties
 
@@ -149,3 +151,59 @@ class TestFingerprint:
         assert fingerprint(a) == fingerprint(
             src("a", tags={"env": "prod", SOURCE_VERSION_TAG: "zz"}, updated_on=T0)
         )
+
+
+def listed_copy(source: ItemProperties) -> ItemProperties:
+    """A target's latest version as its listing shows it: no version id."""
+    return copy_of(source, "")
+
+
+class TestListedInSync:
+    def test_latest_copy_with_equal_attributes_proves_a_single_version(self) -> None:
+        """kvdr's copy of the only source version, attributes equal: proven in sync."""
+        assert listed_in_sync(
+            [src("a", tags={"env": "prod"})], listed_copy(src("a", tags={"env": "prod"})), None
+        )
+
+    def test_what_the_listing_cannot_prove(self) -> None:
+        """Absent, a copy of another version, a foreign version or other attributes: not proven."""
+        a = src("a")
+        foreign = ItemProperties(kind=ItemKind.SECRET, name="db", version="")
+        assert not listed_in_sync([a], None, None)
+        assert not listed_in_sync([a, src("b")], listed_copy(a), None)
+        assert not listed_in_sync([a], foreign, None)
+        assert not listed_in_sync([a], listed_copy(src("a", enabled=False)), None)
+
+    def test_older_versions_need_the_history_of_a_full_apply(self) -> None:
+        """With older versions, only an unchanged history proves them; a change of an
+        older version's attributes changes the history."""
+        versions = [src("a"), src("b")]
+        listed = listed_copy(versions[1])
+        assert not listed_in_sync(versions, listed, None)
+        assert listed_in_sync(versions, listed, versions_digest(versions))
+        disabled = [src("a", enabled=False), src("b")]
+        assert not listed_in_sync(disabled, listed, versions_digest(versions))
+
+    @given(versions_strategy, st.lists(st.integers(min_value=0, max_value=7), max_size=8))
+    def test_proven_in_sync_means_nothing_to_plan(
+        self, versions: list[ItemProperties], picks: list[int]
+    ) -> None:
+        """Whatever the target holds, when its latest version proves a single-version
+        secret in sync, planning finds nothing to do."""
+        target = [copy_of(versions[i], f"t{n}") for n, i in enumerate(picks) if i < len(versions)]
+        single = versions[-1:]
+        if target and listed_in_sync(single, listed_copy_of(target[-1]), None):
+            assert plan_secret("db", single, target, adopt=False).in_sync
+
+
+def listed_copy_of(target: ItemProperties) -> ItemProperties:
+    return ItemProperties(
+        kind=target.kind,
+        name=target.name,
+        version="",
+        enabled=target.enabled,
+        not_before=target.not_before,
+        expires_on=target.expires_on,
+        content_type=target.content_type,
+        tags=target.tags,
+    )

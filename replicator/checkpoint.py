@@ -8,9 +8,11 @@ restarted daemon resumes where the last write left it.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -18,6 +20,12 @@ from storage import BlobExists, BlobNotFound, BlobStore, PreconditionFailed
 
 FORMAT_VERSION = 1
 log = structlog.get_logger("kvdr.checkpoint")
+
+# Under a stream of changes a target's checkpoint is written at most this often: one
+# blob write per event batch would be the daemon's busiest storage traffic. A crash
+# re-checks at most this much work, and re-checking copies nothing twice (kvdr's tag on
+# each copy names its source version).
+WRITE_INTERVAL_SECONDS = 1.0
 
 
 def checkpoint_blob_name(pair: str, target_region: str) -> str:
@@ -163,3 +171,61 @@ class CheckpointStore:
             except ValueError:
                 continue
         return found
+
+
+class DirtyCheckpoint(Protocol):
+    """What the writer needs of a target's state (replicator.accounting.TargetState)."""
+
+    region: str
+    checkpoint: Checkpoint
+    dirty: bool
+
+
+class CheckpointWriter:
+    """Writes one pair's changed checkpoints: all of them now (`flush`), or each at most
+    once per interval (`flush_due`, the event path's)."""
+
+    def __init__(
+        self,
+        store: CheckpointStore,
+        clock: Callable[[], float] = time.time,
+        interval_seconds: float = WRITE_INTERVAL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._interval = interval_seconds
+        self._monotonic = monotonic
+        # Per target: when its checkpoint was last written (monotonic seconds).
+        self._written: dict[str, float] = {}
+
+    async def flush(self, states: Iterable[DirtyCheckpoint]) -> None:
+        """Write every checkpoint that changed (ETag-conditional)."""
+        for state in states:
+            if state.dirty:
+                await self._write(state)
+
+    async def flush_due(self, states: Iterable[DirtyCheckpoint]) -> None:
+        """Write the changed checkpoints whose last write is at least an interval old."""
+        now = self._monotonic()
+        for state in states:
+            if state.dirty and now - self._written.get(state.region, -self._interval) >= (
+                self._interval
+            ):
+                await self._write(state)
+
+    def next_due(self, states: Iterable[DirtyCheckpoint]) -> float | None:
+        """Seconds until the first changed checkpoint is due (None: none changed)."""
+        now = self._monotonic()
+        due = [
+            self._written.get(s.region, -self._interval) + self._interval - now
+            for s in states
+            if s.dirty
+        ]
+        return max(0.0, min(due)) if due else None
+
+    async def _write(self, state: DirtyCheckpoint) -> None:
+        state.checkpoint.updated_at = self._clock()
+        await self._store.save(state.checkpoint)
+        state.dirty = False
+        self._written[state.region] = self._monotonic()

@@ -26,7 +26,7 @@ from replicator.accounting import (
     ref_key,
 )
 from replicator.certificate_mirror import CertificateMirror
-from replicator.checkpoint import CheckpointStore
+from replicator.checkpoint import CheckpointStore, CheckpointWriter
 from replicator.deletions import PairDeletions, SweepReport
 from replicator.guard import DeletionGuardStore
 from replicator.key_mirror import KeyMirror
@@ -107,6 +107,7 @@ class PairReplicator:
         self._source = source
         self._targets = dict(targets)
         self._checkpoints = checkpoints
+        self._writer = CheckpointWriter(checkpoints, clock)
         self._clock = clock
         missing = [k.value for k in pair.kinds if k not in MIRRORS]
         if missing:
@@ -168,11 +169,7 @@ class PairReplicator:
 
     async def flush(self) -> None:
         """Write every checkpoint that changed (ETag-conditional)."""
-        for state in self.targets.values():
-            if state.dirty:
-                state.checkpoint.updated_at = self._clock()
-                await self._checkpoints.save(state.checkpoint)
-                state.dirty = False
+        await self._writer.flush(self.targets.values())
 
     def notify(self, kind: ItemKind, name: str, version: str | None = None) -> None:
         """An event says `name` changed on the primary: sync it soon."""
@@ -199,11 +196,15 @@ class PairReplicator:
         next_sweep = self._clock() + self._settings.deletion_sweep_interval_seconds
         while not stop.is_set():
             wait_s = max(0.0, min(next_poll, next_reconcile, next_sweep) - self._clock())
+            # Wake for a checkpoint write the event path put off, too.
+            write_s = self._writer.next_due(self.targets.values())
+            if write_s is not None:
+                wait_s = min(wait_s, write_s)
             refs = await self._wait_for_events(stop, wait_s)
             if stop.is_set():
                 break
             if refs:
-                await self._guarded(functools.partial(self.sync_refs, refs))
+                await self._guarded(functools.partial(self.sync_refs, refs), flush=False)
             now = self._clock()
             if now >= next_reconcile:
                 await self._guarded(self.reconcile)
@@ -218,6 +219,9 @@ class PairReplicator:
             if now >= next_sweep:
                 await self._guarded(self.sweep)
                 next_sweep = self._clock() + self._settings.deletion_sweep_interval_seconds
+            # Event batches write their checkpoints at most once a second per target;
+            # a pass and the stop write whatever changed.
+            await self._writer.flush_due(self.targets.values())
         await self.flush()
 
     async def check_start(self) -> list[str]:
@@ -264,11 +268,13 @@ class PairReplicator:
             refs[ref] = min(at, refs.get(ref, at))
         return refs
 
-    async def _guarded(self, step: Callable[[], Any]) -> None:
-        """Run one pass; a vault error of the source is status, not a crash."""
+    async def _guarded(self, step: Callable[[], Any], flush: bool = True) -> None:
+        """Run one pass, then write its checkpoints (unless `flush` is off: the caller
+        writes them when due); a vault error of the source is status, not a crash."""
         try:
             await step()
-            await self.flush()
+            if flush:
+                await self.flush()
         except VaultError as exc:
             self.source_error = str(exc)
             self._log.warning("pass.failed", reason=exc.reason, error=str(exc))

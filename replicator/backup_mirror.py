@@ -17,14 +17,14 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from contextlib import suppress
 from enum import StrEnum
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import structlog
 
 from replicator import metrics
 from replicator.mirror import MirrorBase, TargetOutcome
 from replicator.plan import UpdateVersion
-from replicator.plan_keys import key_type_refusal
+from replicator.plan_keys import Action, key_type_refusal
 from vault.client import VaultClient
 from vault.errors import (
     DeletedButRecoverable,
@@ -51,6 +51,33 @@ class RestoreResult(StrEnum):
     RECOVERED = "recovered"
     # The name is held by another object on the target (reported as a conflict).
     NAME_IN_USE = "name_in_use"
+
+
+class Next(StrEnum):
+    """What a target step does after the action its plan names (`_carry_out`)."""
+
+    # A soft-deleted copy was recovered: list the target and plan again.
+    PLAN_AGAIN = "plan_again"
+    # Nothing more on this target this time (conflict, blocked, name in use, failed replace).
+    STOP = "stop"
+    # The plan's updates and the kind's own steps follow.
+    GO_ON = "go_on"
+
+
+class BackupPlan(Protocol):
+    """What keys' and certificates' plans share (`KeyPlan`, `CertificatePlan`)."""
+
+    @property
+    def action(self) -> Action: ...
+
+    @property
+    def missing(self) -> tuple[str, ...]: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+    @property
+    def restores(self) -> bool: ...
 
 
 class SourceReads:
@@ -120,6 +147,42 @@ class BackupMirror(MirrorBase[SourceReads]):
         self._log.warning(
             "mirror.conflict", item=self._item(name), target=outcome.target, reason=reason
         )
+
+    async def _carry_out(
+        self,
+        plan: BackupPlan,
+        target: VaultClient,
+        name: str,
+        reads: SourceReads,
+        outcome: TargetOutcome,
+        deadline: asyncio.Timeout,
+        key_type: Callable[[], Awaitable[str | None]],
+        still_ours: Callable[[list[ItemProperties]], bool],
+    ) -> Next:
+        """The action of a key's or certificate's plan on one target: the key type is
+        checked before anything is restored, then restore, replace, conflict or block."""
+        if plan.restores:
+            refusal = self._refusal_for_type(name, await key_type(), target)
+            if refusal is not None:
+                self._block(outcome, name, refusal)
+                return Next.STOP
+        if plan.action is Action.RESTORE:
+            restored = await self._restore(target, name, reads, outcome, len(plan.missing))
+            if restored is RestoreResult.RECOVERED:
+                return Next.PLAN_AGAIN
+            if restored is RestoreResult.NAME_IN_USE:
+                return Next.STOP
+        elif plan.action is Action.REPLACE:
+            versions = len(plan.missing)
+            await self._replace(target, name, reads, outcome, versions, deadline, still_ours)
+            if outcome.error is not None or outcome.blocked is not None:
+                return Next.STOP
+        elif plan.action is Action.CONFLICT:
+            self._conflict(outcome, name, plan.reason or "not kvdr's copy")
+            return Next.STOP
+        elif plan.action is Action.BLOCKED:
+            self._block(outcome, name, plan.reason or "blocked")
+        return Next.GO_ON
 
     async def _restore(
         self,

@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 
 from replicator import metrics
-from replicator.backup_mirror import BackupMirror, RestoreResult, SourceReads
+from replicator.backup_mirror import BackupMirror, Next, SourceReads
 from replicator.mirror import TargetOutcome
 from replicator.plan_certificates import (
     certificate_attributes,
@@ -28,7 +28,6 @@ from replicator.plan_certificates import (
     plan_issuers,
     source_version_of,
 )
-from replicator.plan_keys import Action
 from replicator.settings import PairSettings, ReplicatorSettings
 from replicator.sink import ChangeSink
 from vault.client import VaultClient
@@ -67,6 +66,10 @@ class CertificateMirror(BackupMirror):
             "policy", lambda: self._source.get_certificate_policy(name)
         )
         source_ids = {v.version for v in source_versions}
+
+        async def key_type() -> str | None:
+            return policy.key_type
+
         # A second round only after a soft-deleted copy was recovered.
         for _ in range(2):
             target_versions = await self._target_versions(target, name)
@@ -78,36 +81,22 @@ class CertificateMirror(BackupMirror):
                 adopt=self._pair.adopt,
             )
             outcome.skipped = plan.skipped
-            if plan.restores:
-                refusal = self._refusal_for_type(name, policy.key_type, target)
-                if refusal is not None:
-                    self._block(outcome, name, refusal)
-                    return
-            if plan.action is Action.RESTORE:
-                restored = await self._restore(target, name, reads, outcome, len(plan.missing))
-                if restored is RestoreResult.RECOVERED:
-                    continue
-                if restored is RestoreResult.NAME_IN_USE:
-                    return
-            elif plan.action is Action.REPLACE:
-                await self._replace(
-                    target,
-                    name,
-                    reads,
-                    outcome,
-                    len(plan.missing),
-                    deadline,
-                    still_ours=lambda current: all(
-                        source_version_of(t, source_ids) is not None for t in current
-                    ),
-                )
-                if outcome.error is not None or outcome.blocked is not None:
-                    return
-            elif plan.action is Action.CONFLICT:
-                self._conflict(outcome, name, plan.reason or "not kvdr's copy")
+            step = await self._carry_out(
+                plan,
+                target,
+                name,
+                reads,
+                outcome,
+                deadline,
+                key_type,
+                still_ours=lambda current: all(
+                    source_version_of(t, source_ids) is not None for t in current
+                ),
+            )
+            if step is Next.PLAN_AGAIN:
+                continue
+            if step is Next.STOP:
                 return
-            elif plan.action is Action.BLOCKED:
-                self._block(outcome, name, plan.reason or "blocked")
             for source_version in plan.imports:
                 await self._import(target, name, source_version, policy, reads, outcome)
             for update in plan.updates:

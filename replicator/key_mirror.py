@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 
 from replicator import metrics
-from replicator.backup_mirror import BackupMirror, RestoreResult, SourceReads
+from replicator.backup_mirror import BackupMirror, Next, SourceReads
 from replicator.mirror import TargetOutcome
 from replicator.plan_keys import Action, key_attributes, key_type_refusal, plan_key
 from replicator.settings import PairSettings, ReplicatorSettings
@@ -87,39 +87,28 @@ class KeyMirror(BackupMirror):
         deadline: asyncio.Timeout,
     ) -> None:
         source_ids = {v.version for v in source_versions}
+
+        async def key_type() -> str | None:
+            return (await reads.once("key", lambda: self._source.get_key(name))).key_type
+
         # A second round only after a soft-deleted copy was recovered.
         for _ in range(2):
             target_versions = await self._target_versions(target, name)
             plan = plan_key(name, source_versions, target_versions)
-            if plan.restores:
-                key_type = (await reads.once("key", lambda: self._source.get_key(name))).key_type
-                refusal = self._refusal_for_type(name, key_type, target)
-                if refusal is not None:
-                    self._block(outcome, name, refusal)
-                    return
-            if plan.action is Action.RESTORE:
-                restored = await self._restore(target, name, reads, outcome, len(plan.missing))
-                if restored is RestoreResult.RECOVERED:
-                    continue
-                if restored is RestoreResult.NAME_IN_USE:
-                    return
-            elif plan.action is Action.REPLACE:
-                await self._replace(
-                    target,
-                    name,
-                    reads,
-                    outcome,
-                    len(plan.missing),
-                    deadline,
-                    still_ours=lambda current: all(t.version in source_ids for t in current),
-                )
-                if outcome.error is not None or outcome.blocked is not None:
-                    return
-            elif plan.action is Action.CONFLICT:
-                self._conflict(outcome, name, plan.reason or "not kvdr's copy")
+            step = await self._carry_out(
+                plan,
+                target,
+                name,
+                reads,
+                outcome,
+                deadline,
+                key_type,
+                still_ours=lambda current: all(t.version in source_ids for t in current),
+            )
+            if step is Next.PLAN_AGAIN:
+                continue
+            if step is Next.STOP:
                 return
-            elif plan.action is Action.BLOCKED:
-                self._block(outcome, name, plan.reason or "blocked")
             for update in plan.updates:
                 await self._update(target, name, update, key_attributes(update.source), outcome)
             await self._mirror_rotation_policy(target, name, reads, outcome)

@@ -9,7 +9,6 @@ from collections import Counter
 
 from replicator.checkpoint import Checkpoint, CheckpointStore, ItemCheckpoint
 from replicator.pair import PairReplicator
-from replicator.settings import ReplicatorSettings
 from tests.fixtures.regions import World
 from vault.models import Attributes, ItemKind
 
@@ -26,17 +25,6 @@ class CountingCheckpoints(CheckpointStore):
     async def save(self, checkpoint: Checkpoint) -> None:
         await super().save(checkpoint)
         self.writes[checkpoint.target] += 1
-
-
-def daemon_replicator(world: World, checkpoints: CheckpointStore) -> PairReplicator:
-    pair = world.pair()
-    return PairReplicator(
-        pair,
-        ReplicatorSettings(pairs=(pair,)),
-        world.vaults["eastus"],
-        {"westus": world.vaults["westus"]},
-        checkpoints,
-    )
 
 
 async def started(replicator: PairReplicator, stop: asyncio.Event) -> asyncio.Task[None]:
@@ -79,8 +67,8 @@ class TestWrites:
     async def test_burst_of_events_writes_about_once_a_second(self, world: World) -> None:
         """40 events one by one: a handful of checkpoint writes (at most one a second
         plus the stop's), not one per event batch; the stop writes every item."""
-        checkpoints = CountingCheckpoints(world.checkpoints)
-        replicator = daemon_replicator(world, checkpoints)
+        checkpoints = world.checkpoints = CountingCheckpoints(world.checkpoints)
+        replicator = world.replicator(world.pair())
         stop = asyncio.Event()
         task = await started(replicator, stop)
         checkpoints.writes.clear()
@@ -98,7 +86,7 @@ class TestWrites:
     async def test_a_write_put_off_happens_without_further_events(self, world: World) -> None:
         """A change applied right after a write reaches storage within about a second,
         although no other event or pass comes."""
-        replicator = daemon_replicator(world, world.checkpoints)
+        replicator = world.replicator(world.pair())
         stop = asyncio.Event()
         task = await started(replicator, stop)
         await burst(world, replicator, ["first", "second"])
@@ -113,14 +101,14 @@ class TestWrites:
         """After a burst and a clean stop, a new replicator finds every item in its
         checkpoint: its poll reads nothing from the target and copies nothing."""
         names = [f"again-{i:02d}" for i in range(10)]
-        replicator = daemon_replicator(world, world.checkpoints)
+        replicator = world.replicator(world.pair())
         stop = asyncio.Event()
         task = await started(replicator, stop)
         await burst(world, replicator, names)
         stop.set()
         await task
 
-        restarted = daemon_replicator(world, world.checkpoints)
+        restarted = world.replicator(world.pair())
         await restarted.load()
         world.emulators["westus"].reset_stats()
         report = await restarted.poll()

@@ -442,6 +442,7 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
         (
             "poll_interval",
             "reconcile_interval",
+            "deep_reconcile_interval",
             "max_concurrent_items",
             "drain_timeout",
             "rpo_objective",
@@ -458,6 +459,10 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
     settings = ReplicatorSettings(
         poll_interval_seconds=_pick(poll, base.poll_interval_seconds),
         reconcile_interval_seconds=_pick(reconcile, base.reconcile_interval_seconds),
+        deep_reconcile_interval_seconds=_pick(
+            table.get("deep_reconcile_interval", long_duration),
+            base.deep_reconcile_interval_seconds,
+        ),
         max_concurrent_items=_pick(
             table.get("max_concurrent_items", integer(1, 1024)), base.max_concurrent_items
         ),

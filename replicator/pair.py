@@ -128,6 +128,7 @@ class PairReplicator:
             kind: asyncio.Semaphore(settings.max_concurrent_items) for kind in self._mirrors
         }
         self.last_reconcile: float | None = None
+        self.last_deep_reconcile: float | None = None
         self.last_poll: float | None = None
         self._rpo_alarm = RpoAlarm(pair)
         # Why the pair does not run: configuration errors found at start (check_start).
@@ -309,7 +310,9 @@ class PairReplicator:
     async def reconcile(self, progress: Callable[[int, int], None] | None = None) -> SyncReport:
         """Full pass: every selected item is compared with every target. Each target is
         listed once; what its listing proves in sync is not read again (secrets, see
-        replicator/target_listing.py), the rest is compared version by version."""
+        replicator/target_listing.py), the rest is compared version by version. The first
+        pass of this replicator, and one every `deep_reconcile_interval`, is deep: every
+        item is compared version by version on every target."""
         listing = await self._source_listing()
         now = self._clock()
         for region, state in self.targets.items():
@@ -317,17 +320,25 @@ class PairReplicator:
                 since = props.updated_on.timestamp() if props.updated_on else now
                 self.lag.mark_pending(region, item_key(props.kind, props.name), since)
         work = {p.ref: list(self.targets) for p in listing}
-        listings = await TargetListings.take(
-            self.pair.name,
-            {r: self._targets[r] for r in self._accounts.live_targets(self.targets)},
-            [k for k, m in self._mirrors.items() if m.proves_by_listing],
-            self._settings.target_timeout_seconds,
+        deep = (
+            self.last_deep_reconcile is None
+            or now - self.last_deep_reconcile >= self._settings.deep_reconcile_interval_seconds
         )
+        listings = None
+        if not deep:
+            listings = await TargetListings.take(
+                self.pair.name,
+                {r: self._targets[r] for r in self._accounts.live_targets(self.targets)},
+                [k for k, m in self._mirrors.items() if m.proves_by_listing],
+                self._settings.target_timeout_seconds,
+            )
         report = await self._sync_many(work, progress, listings)
         await self._sync_vault_level()
         report.items = len(listing)
         self.last_reconcile = self._clock()
         self.last_poll = self.last_reconcile
+        if deep:
+            self.last_deep_reconcile = self.last_reconcile
         return report
 
     async def _sync_vault_level(self) -> None:

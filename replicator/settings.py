@@ -46,6 +46,11 @@ class ReplicatorSettings:
     poll_interval_seconds: float = 10.0
     # Full pass that compares versions item by item and finds what events and polls missed.
     reconcile_interval_seconds: float = 600.0
+    # A full pass trusts a target's listing for items it proves in sync (older versions
+    # are then not read on the target). At most this long apart, and in the first pass
+    # of every process, a deep pass reads every item on every target instead, so a
+    # change made on a target behind kvdr's back is repaired too.
+    deep_reconcile_interval_seconds: float = 86400.0
     # Items mirrored at once per target, per kind (a kind waiting on its own budget,
     # secret creates at 300 per 10 s, does not hold the others back); the vault adapter
     # bounds requests on top.

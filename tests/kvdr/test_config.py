@@ -57,6 +57,7 @@ primary_retry = "1m"
 [replication]
 poll_interval = "5s"
 reconcile_interval = "15m"
+deep_reconcile_interval = "2d"
 max_concurrent_items = 32
 drain_timeout = 20
 rpo_objective = "2m"
@@ -154,6 +155,7 @@ class TestValidConfig:
         )
         rep = config.replicator
         assert (rep.poll_interval_seconds, rep.reconcile_interval_seconds) == (5.0, 900.0)
+        assert rep.deep_reconcile_interval_seconds == 2 * 86400.0
         assert (rep.max_concurrent_items, rep.drain_seconds) == (32, 20.0)
         apps, platform = rep.pairs
         assert apps == PairSettings(
@@ -190,6 +192,7 @@ class TestValidConfig:
         assert config.credential.kind == "default"
         assert config.storage == LocalFolderSettings(path="/tmp/kvdr-blobs")
         assert config.replicator.poll_interval_seconds == 10.0
+        assert config.replicator.deep_reconcile_interval_seconds == 86400.0
         assert config.replicator.pairs[0].rpo_objective_seconds == 60.0
         assert config.vault.secret_creates_per_10s == 270
 

@@ -5,6 +5,7 @@ emulators themselves."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from replicator.plan import SOURCE_VERSION_TAG
@@ -87,6 +88,7 @@ class TestRequestsPerReconcile:
         # Without the checkpoint's history the listing proves only the latest version.
         fresh = world.replicator(pair)
         await fresh.load()
+        fresh.last_deep_reconcile = time.time()  # past its first (deep) pass
         fresh.targets["westus"].checkpoint.items.clear()
         target.reset_stats()
         report = await fresh.reconcile()
@@ -139,6 +141,43 @@ class TestListingProvesOnlyWhatItCan:
         assert report.updated == 1
         [copy] = await target.list_versions(ItemKind.SECRET, "drift")
         assert copy.tags["env"] == "prod"
+
+    async def test_older_target_copy_changed_behind_kvdr_is_repaired_by_a_deep_pass(
+        self, world: World
+    ) -> None:
+        """An older target copy disabled behind kvdr's back is invisible to the listing: a
+        shallow pass leaves it, the next deep pass (`deep_reconcile_interval`) puts it
+        back."""
+        primary, target = world.vaults["eastus"], world.vaults["westus"]
+        await primary.set_secret("quiet", "old", Attributes())
+        await asyncio.sleep(1.1)
+        await primary.set_secret("quiet", "new", Attributes())
+        replicator = world.replicator(world.pair(), deep_reconcile_interval_seconds=3600.0)
+        await replicator.load()
+        await replicator.reconcile()  # the first pass of a process is deep
+        old_copy = (await target.list_versions(ItemKind.SECRET, "quiet"))[0]
+        await target.update_properties(
+            ItemKind.SECRET,
+            "quiet",
+            old_copy.version,
+            Attributes(enabled=False, tags=old_copy.tags),
+        )
+
+        shallow = await replicator.reconcile()
+        assert shallow.updated == 0
+        assert [c.enabled for c in await target.list_versions(ItemKind.SECRET, "quiet")] == [
+            False,
+            True,
+        ]
+
+        assert replicator.last_deep_reconcile is not None
+        replicator.last_deep_reconcile -= 3600.0  # the interval has passed
+        deep = await replicator.reconcile()
+        assert deep.updated == 1
+        assert [c.enabled for c in await target.list_versions(ItemKind.SECRET, "quiet")] == [
+            True,
+            True,
+        ]
 
     async def test_unreachable_target_listing_leaves_items_to_the_per_item_path(
         self, make_world: WorldFactory

@@ -7,6 +7,7 @@ fast and a broken optional part cannot take the whole command line down.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 import click
@@ -52,5 +53,19 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="kvdr")
+    """Console-script entry point.
+
+    An unreachable or refusing vault or storage account that a command did not handle
+    itself ends it with one line naming what failed and exit 1, not a traceback.
+    """
+    try:
+        cli(prog_name="kvdr")
+    except Exception as exc:
+        # Imported here: `kvdr --help` and `kvdr emulator` stay free of the SDK imports.
+        from storage.errors import StorageError
+        from vault.errors import VaultError
+
+        if not isinstance(exc, StorageError | VaultError):
+            raise
+        click.echo(f"kvdr: {exc}", err=True)
+        sys.exit(1)

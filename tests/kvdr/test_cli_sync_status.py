@@ -105,6 +105,21 @@ class TestSyncOnce:
         # Released at the end, not left to expire: another holder gets it at once.
         assert await PairLease(world.blobs, "app", LeaseTiming(15)).acquire()
 
+    async def test_unreachable_storage_is_one_line_not_a_traceback(
+        self, world: World, tmp_path: Path
+    ) -> None:
+        """With blob storage down, sync and status end with exit 1 and one line that
+        says storage is unreachable, never a Python traceback."""
+        config = write_config(world, tmp_path / "kvdr.toml", port=free_port())
+        dead = f"http://127.0.0.1:{free_port()}/devstoreaccount1"
+        text = config.read_text().replace(world.azurite.blob_endpoint, dead)
+        config.write_text(text.replace("[storage]\n", "[storage]\nretries = 0\n"))
+        for args in (("sync", "--once"), ("status",)):
+            result = await asyncio.to_thread(kvdr, *args, "--config", str(config))
+            assert result.returncode == 1, (args, result.stderr)
+            assert "Traceback" not in result.stderr, args
+            assert "storage endpoints are both unreachable" in result.stderr, args
+
     def test_missing_config_is_a_usage_error(self, tmp_path: Path) -> None:
         """No configuration anywhere: exit 2 with a hint."""
         result = kvdr("sync", "--once", cwd=tmp_path)

@@ -55,7 +55,9 @@ def map_azure_error(
     if isinstance(exc, ServiceRequestError):
         if _sent_maybe(exc):
             return NoAnswer(f"{where}: connection lost ({_inner_name(exc)})", vault=vault, op=op)
-        return RequestNotSent(f"{where}: request not sent ({_inner_name(exc)})", vault=vault, op=op)
+        return RequestNotSent(
+            f"{where}: vault unreachable, request not sent ({_inner_name(exc)})", vault=vault, op=op
+        )
     if isinstance(exc, ServiceResponseError):
         return NoAnswer(f"{where}: no answer ({_inner_name(exc)})", vault=vault, op=op)
     if isinstance(exc, IncompleteReadError):

@@ -240,6 +240,7 @@ class TestErrors:
             with pytest.raises(RequestNotSent):
                 await vault.probe()
         assert "get_secret secret/anything" in str(info.value)
+        assert "vault unreachable" in str(info.value)
 
     async def test_slow_answer_is_no_answer(self, make_emulator: EmulatorFactory) -> None:
         """An answer slower than the request timeout is NoAnswer (sent, no reply)."""

@@ -16,7 +16,6 @@ and kvdr deletes no issuer or contact on a target.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
 
 from replicator import metrics
 from replicator.backup_mirror import BackupMirror, Next, SourceReads
@@ -28,8 +27,6 @@ from replicator.plan_certificates import (
     plan_issuers,
     source_version_of,
 )
-from replicator.settings import PairSettings, ReplicatorSettings
-from replicator.sink import ChangeSink
 from vault.client import VaultClient
 from vault.errors import NoAnswer, VaultError
 from vault.models import CertificateMaterial, ItemKind, ItemProperties
@@ -40,18 +37,6 @@ class CertificateMirror(BackupMirror):
     """Mirrors certificates of one pair, and the vault's issuers and contacts."""
 
     kind = ItemKind.CERTIFICATE
-
-    @classmethod
-    def for_pair(
-        cls,
-        pair: PairSettings,
-        settings: ReplicatorSettings,
-        source: VaultClient,
-        targets: Mapping[str, VaultClient],
-        sinks: Sequence[ChangeSink],
-    ) -> CertificateMirror:
-        """The factory `replicator.pair.MIRRORS` calls."""
-        return cls(pair, source, targets, sinks, settings.target_timeout_seconds)
 
     async def _sync_target_once(
         self,

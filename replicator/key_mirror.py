@@ -12,14 +12,11 @@ each restore.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
 
 from replicator import metrics
 from replicator.backup_mirror import BackupMirror, Next, SourceReads
 from replicator.mirror import TargetOutcome
 from replicator.plan_keys import Action, key_attributes, key_type_refusal, plan_key
-from replicator.settings import PairSettings, ReplicatorSettings
-from replicator.sink import ChangeSink
 from vault.client import VaultClient
 from vault.errors import ItemNotFound
 from vault.models import ItemKind, ItemProperties
@@ -34,18 +31,6 @@ class KeyMirror(BackupMirror):
     """Mirrors keys of one pair by backup and restore."""
 
     kind = ItemKind.KEY
-
-    @classmethod
-    def for_pair(
-        cls,
-        pair: PairSettings,
-        settings: ReplicatorSettings,
-        source: VaultClient,
-        targets: Mapping[str, VaultClient],
-        sinks: Sequence[ChangeSink],
-    ) -> KeyMirror:
-        """The factory `replicator.pair.MIRRORS` calls."""
-        return cls(pair, source, targets, sinks, settings.target_timeout_seconds)
 
     async def check_start(self) -> list[str]:
         """Every selected source key whose type a target's SKU cannot hold, named with

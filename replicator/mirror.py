@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Generic, Protocol, TypeVar, runtime_checkable
+from typing import Generic, Protocol, Self, TypeVar, runtime_checkable
 
 import structlog
 
@@ -25,7 +25,7 @@ from replicator.plan import (
     target_attributes,
     versions_digest,
 )
-from replicator.settings import PairSettings
+from replicator.settings import PairSettings, ReplicatorSettings
 from replicator.sink import ChangeSink, changes_for_sink
 from vault.client import VaultClient
 from vault.errors import DeletedButRecoverable, ItemNotFound, NoAnswer, VaultError
@@ -177,6 +177,18 @@ class MirrorBase(ABC, Generic[R]):
         self._sinks = tuple(sinks)
         self._target_timeout = target_timeout_seconds
         self._log = log.bind(pair=pair.name, source=pair.primary.region)
+
+    @classmethod
+    def for_pair(
+        cls,
+        pair: PairSettings,
+        settings: ReplicatorSettings,
+        source: VaultClient,
+        targets: Mapping[str, VaultClient],
+        sinks: Sequence[ChangeSink],
+    ) -> Self:
+        """The factory `replicator.pair.MIRRORS` calls."""
+        return cls(pair, source, targets, sinks, settings.target_timeout_seconds)
 
     def _item(self, name: str) -> str:
         return f"{self.kind.value}/{name}"

@@ -72,20 +72,12 @@ MirrorFactory = Callable[
 ]
 
 
-def secret_mirror(
-    pair: PairSettings,
-    settings: ReplicatorSettings,
-    source: VaultClient,
-    targets: Mapping[str, VaultClient],
-    sinks: Sequence[ChangeSink],
-) -> ItemMirror:
-    return SecretMirror(pair, source, targets, sinks, settings.target_timeout_seconds)
-
-
-# Which mirror handles which kind; keys and certificates register theirs here.
-MIRRORS: dict[ItemKind, MirrorFactory] = {ItemKind.SECRET: secret_mirror}
-MIRRORS[ItemKind.KEY] = KeyMirror.for_pair
-MIRRORS[ItemKind.CERTIFICATE] = CertificateMirror.for_pair
+# Which mirror handles which kind.
+MIRRORS: dict[ItemKind, MirrorFactory] = {
+    ItemKind.SECRET: SecretMirror.for_pair,
+    ItemKind.KEY: KeyMirror.for_pair,
+    ItemKind.CERTIFICATE: CertificateMirror.for_pair,
+}
 
 
 class PairReplicator:

@@ -6,27 +6,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kvdr.config import ConfigError, parse_config
 from tests.backups.conftest import create_rsa_key, recovery_private_pem, recovery_public_pem
+from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import free_port, write_config
 from tests.fixtures.regions import World, WorldFactory
 from vault.models import Attributes, ItemKind
 
 
 def kvdr(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kvdr", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=cwd,
-        check=False,
-    )
+    return run_kvdr(*args, cwd=cwd, timeout=180)
 
 
 def backups_toml(tmp: Path, *, vault_kek: bool = True) -> str:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -18,21 +17,16 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from chaos.faults import Faults
 from kvdr.local_stack import LocalStack, StackPorts
+from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port
 from tests.fixtures.emulator import AsyncStaticTokenCredential
+from tests.fixtures.waiting import wait_for, wait_for_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def kvdr(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kvdr", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        check=False,
-    )
+    return run_kvdr(*args, cwd=cwd, timeout=timeout)
 
 
 def primary_client(stack_dir: Path, port: int) -> SecretClient:
@@ -67,13 +61,12 @@ class TestKvdrUp:
         assert started.returncode == 0, started.stdout + started.stderr
         assert "http://127.0.0.1:8080/" in started.stdout
         try:
-            deadline = time.monotonic() + 30
-            doc: dict[str, Any] = {}
-            while time.monotonic() < deadline:
-                doc = json.loads(kvdr("status", "--json", cwd=tmp_path).stdout)
-                if doc["pairs"] and doc["pairs"][0]["targets"][0]["items"] == 3:
-                    break
-                time.sleep(0.5)
+
+            def mirrored() -> dict[str, Any] | None:
+                doc: dict[str, Any] = json.loads(kvdr("status", "--json", cwd=tmp_path).stdout)
+                return doc if doc["pairs"] and doc["pairs"][0]["targets"][0]["items"] == 3 else None
+
+            doc = wait_for_sync(mirrored, 30, "the three demo secrets on westus", interval=0.5)
             assert doc["source"] == "daemon"
             assert {r["region"]: r["up"] for r in doc["regions"]} == {
                 "eastus": True,
@@ -187,14 +180,12 @@ class TestFaultsOnTheStack:
             return {r["region"]: r["up"] for r in doc["regions"]}["eastus"]
 
         async with faults.down("eastus-vault"):
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and eastus_up(daemon.status()) is not False:
-                await asyncio.sleep(0.5)
+            await wait_for(
+                lambda: eastus_up(daemon.status()) is False, 30, "eastus unreachable", interval=0.5
+            )
             assert eastus_up(daemon.status()) is False
             code, metrics = daemon.get("/metrics")
             assert code == 200
             assert 'kvdr_region_up{region="eastus"} 0.0' in metrics.decode()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and eastus_up(daemon.status()) is not True:
-            await asyncio.sleep(0.5)
+        await wait_for(lambda: eastus_up(daemon.status()) is True, 30, "eastus up", interval=0.5)
         assert eastus_up(daemon.status()) is True

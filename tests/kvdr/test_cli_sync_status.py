@@ -5,24 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from replicator.lease import LeaseTiming, PairLease
+from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.regions import World
 from vault.models import Attributes
 
 
 def kvdr(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kvdr", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        check=False,
-    )
+    return run_kvdr(*args, cwd=cwd, timeout=120)
 
 
 class TestSyncOnce:

@@ -10,6 +10,7 @@ from collections import Counter
 from replicator.checkpoint import Checkpoint, CheckpointStore, ItemCheckpoint
 from replicator.pair import PairReplicator
 from tests.fixtures.regions import World
+from tests.fixtures.waiting import wait_for
 from vault.models import Attributes, ItemKind
 
 EVENTS = 40
@@ -90,10 +91,11 @@ class TestWrites:
         stop = asyncio.Event()
         task = await started(replicator, stop)
         await burst(world, replicator, ["first", "second"])
-        deadline = time.monotonic() + 5
-        while len((await world.checkpoints.load("app", "westus")).items) < 2:
-            assert time.monotonic() < deadline, "the put-off write never came"
-            await asyncio.sleep(0.1)
+
+        async def both_written() -> bool:
+            return len((await world.checkpoints.load("app", "westus")).items) >= 2
+
+        await wait_for(both_written, 5, "the put-off write")
         stop.set()
         await task
 

@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +24,15 @@ from replicator.guard import (
     parse_guard_blob_name,
 )
 from storage.azure_blob import AzureBlobStore
+from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.regions import World, WorldFactory
+from tests.fixtures.waiting import wait_for
 from vault.models import Attributes, ItemKind
 
 
 def kvdr(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kvdr", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        check=False,
-    )
-
-
-async def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return run_kvdr(*args, cwd=cwd, timeout=120)
 
 
 async def live_names(world: World, region: str) -> set[str]:

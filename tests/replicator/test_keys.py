@@ -10,7 +10,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from replicator.settings import ReplicatorSettings
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.emulator import EmulatorProcess, aio_key_client
 from tests.fixtures.regions import World, WorldFactory
+from tests.fixtures.waiting import wait_for
 from tests.replicator.crypto_proof import prove_same_material
 from tests.replicator.test_sinks import RecordingSink
 from vault.models import Attributes, ChangeOp, ItemKind, ItemProperties
@@ -360,12 +360,12 @@ class TestRefusedAtStart:
         daemon = DaemonProcess(config, port)
         daemon.start()
         try:
-            deadline = time.monotonic() + 30
-            refused = None
-            while time.monotonic() < deadline and not refused:
+
+            def refusal() -> str | None:
                 pairs = daemon.status()["pairs"]
-                refused = pairs[0].get("refused") if pairs else None
-                await asyncio.sleep(0.2)
+                return pairs[0].get("refused") if pairs else None
+
+            refused = await wait_for(refusal, 30, "the pair's refusal in status")
             assert refused and "'hsm-signer'" in refused and "'westus'" in refused
             assert daemon.get("/readyz")[0] == 200
             lines = [

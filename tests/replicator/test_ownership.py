@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from structlog.testing import capture_logs
@@ -18,23 +18,12 @@ from replicator.pair import PairReplicator
 from replicator.settings import PairSettings, ReplicatorSettings
 from storage import BlobStore
 from tests.fixtures.regions import World, WorldFactory
+from tests.fixtures.waiting import wait_for
 from tests.replicator.blob_faults import store_through_relay
 from vault.errors import ItemNotFound
 from vault.models import Attributes, ItemKind
 
 TIMING = LeaseTiming(15)
-
-
-async def until(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 async def on_target(world: World, name: str) -> bool:
@@ -104,13 +93,13 @@ class TestSharing:
         async with daemon(world, pairs, "first") as first:
             assert first.leads() == {"p0", "p1", "p2", "p3"}
             async with daemon(world, pairs, "second") as second:
-                await until(
+                await wait_for(
                     lambda: len(first.leads()) == 2 and len(second.leads()) == 2,
                     30,
                     "two pairs each",
                 )
                 assert first.leads().isdisjoint(second.leads())
-                await until(
+                await wait_for(
                     lambda: all(
                         p["owner"] == ("first" if p["name"] in first.leads() else "second")
                         for p in second.ownership.status()
@@ -121,7 +110,7 @@ class TestSharing:
                 for pair in ("p0", "p1", "p2", "p3"):
                     await world.vaults["eastus"].set_secret(f"{pair}-s", "v", Attributes())
                 for pair in ("p0", "p1", "p2", "p3"):
-                    await until(lambda p=pair: on_target(world, f"{p}-s"), 15, f"{pair}'s copy")
+                    await wait_for(lambda p=pair: on_target(world, f"{p}-s"), 15, f"{pair}'s copy")
                 standby = next(p for p in first.ownership.status() if not p["leader"])
                 assert standby["rpo_seconds"] is None
                 assert standby["targets"][0]["items"] is None
@@ -133,10 +122,10 @@ class TestSharing:
         await world.vaults["eastus"].set_secret("p0-a", "v", Attributes())
         async with daemon(world, pairs, "owner") as owner, daemon(world, pairs, "heir") as heir:
             assert owner.leads() == {"p0"} and heir.leads() == set()
-            await until(lambda: on_target(world, "p0-a"), 15, "the first copy")
+            await wait_for(lambda: on_target(world, "p0-a"), 15, "the first copy")
             await owner.close()
             stopped = time.monotonic()
-            await until(lambda: heir.leads() == {"p0"}, TIMING.seconds, "the heir")
+            await wait_for(lambda: heir.leads() == {"p0"}, TIMING.seconds, "the heir")
             assert time.monotonic() - stopped < TIMING.seconds / 2
             checkpoint = await world.checkpoints.load("p0", "westus")
             assert "secret/p0-a" in checkpoint.items
@@ -151,13 +140,15 @@ class TestSharing:
         await world.vaults["eastus"].set_secret("p0-a", "v", Attributes())
         with capture_logs() as logs:
             async with daemon(world, pairs, "only") as only:
-                await until(lambda: on_target(world, "p0-a"), 15, "the first copy")
-                await until(lambda: only.ownership.status()[0]["last_reconcile"], 10, "a full pass")
+                await wait_for(lambda: on_target(world, "p0-a"), 15, "the first copy")
+                await wait_for(
+                    lambda: only.ownership.status()[0]["last_reconcile"], 10, "a full pass"
+                )
                 other = CheckpointStore(world.blobs)
                 checkpoint = await other.load("p0", "westus")
                 await other.save(checkpoint)
                 await world.vaults["eastus"].set_secret("p0-b", "v", Attributes())
-                await until(lambda: on_target(world, "p0-b"), 15, "the copy after the restart")
+                await wait_for(lambda: on_target(world, "p0-b"), 15, "the copy after the restart")
                 assert only.leads() == {"p0"}
         assert any(e["event"] == "pair.restarting" and "another writer" in e["error"] for e in logs)
 
@@ -181,17 +172,17 @@ class TestLostLease:
                     assert first.leads() == {"p0"}
                     async with daemon(world, pairs, "healthy") as second:
                         await world.vaults["eastus"].set_secret("p0-a", "v", Attributes())
-                        await until(lambda: on_target(world, "p0-a"), 15, "the first copy")
+                        await wait_for(lambda: on_target(world, "p0-a"), 15, "the first copy")
                         await relay.stop()
-                        await until(lambda: not first.leads(), TIMING.seconds, "the stop")
+                        await wait_for(lambda: not first.leads(), TIMING.seconds, "the stop")
                         taken_at_stop = second.leads()
-                        await until(
+                        await wait_for(
                             lambda: second.leads() == {"p0"}, TIMING.seconds, "the take-over"
                         )
                         await world.vaults["eastus"].set_secret("p0-b", "v", Attributes())
-                        await until(lambda: on_target(world, "p0-b"), 15, "the heir's copy")
+                        await wait_for(lambda: on_target(world, "p0-b"), 15, "the heir's copy")
                         await relay.start()
-                        await until(
+                        await wait_for(
                             lambda: first.ownership.status()[0]["owner"] == "healthy",
                             10,
                             "the first daemon naming the heir",

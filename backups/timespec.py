@@ -11,8 +11,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_RELATIVE = re.compile(r"-((?:\d+[wdhms])+)")
-_TERM = re.compile(r"(\d+)([wdhms])")
+# ASCII digits only: `\d` would also take Arabic-Indic or other Unicode digits, a form no
+# operator means to type and one that hides what the time is from a reviewer.
+_RELATIVE = re.compile(r"-((?:[0-9]+[wdhms])+)")
+_TERM = re.compile(r"([0-9]+)([wdhms])")
 
 
 class TimeSpecError(ValueError):
@@ -34,7 +36,10 @@ def parse_time(text: str, now: datetime) -> datetime:
         if len(set(units)) != len(units) or units != sorted(units, key=lambda u: -_UNITS[u]):
             raise TimeSpecError(f"TIME {text!r}: give each unit once, largest first (like -1h30m)")
         seconds = sum(int(number) * _UNITS[unit] for number, unit in terms)
-        return (now - timedelta(seconds=seconds)).astimezone(UTC)
+        try:
+            return (now - timedelta(seconds=seconds)).astimezone(UTC)
+        except OverflowError:
+            raise TimeSpecError(f"TIME {text!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

@@ -101,6 +101,9 @@ class TestCommands:
         cfg = ["--config", str(config)]
         base = ["restore", "--pair", "app", "--target", world.emulators["westus"].url, *cfg]
         assert kvdr(*base, "--at", "yesterday").returncode == 2
+        too_far = kvdr(*base, "--at", "-99999999999d")
+        assert too_far.returncode == 2 and "before the year 1" in too_far.stderr
+        assert "Traceback" not in too_far.stderr
         bad_item = kvdr(*base, "--at", "-1m", "--item", "thing/x")
         assert bad_item.returncode == 2 and "KIND/NAME" in bad_item.stderr
         assert kvdr("sync", "--once", *cfg).returncode == 0

@@ -254,6 +254,9 @@ class TestTimeSpec:
             ("-30m1h", "largest first"),
             ("-1h1h", "largest first"),
             ("15m", "is not a time"),
+            ("-\u0661\u0665m", "is not a time"),
+            ("-99999999999d", "before the year 1"),
+            ("-99999999999999999999999w", "before the year 1"),
         ],
     )
     def test_refused_forms(self, text: str, message: str) -> None:

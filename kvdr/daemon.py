@@ -62,7 +62,16 @@ class Daemon:
     # -- DaemonView ------------------------------------------------------------------
 
     def ready(self) -> bool:
-        return self._ready
+        return self._ready and not self.not_ready_reason()
+
+    def not_ready_reason(self) -> str:
+        """Why `/readyz` answers 503, in one line; empty when ready."""
+        if not self._ready:
+            return "starting" if self.parts is None or self.ownership is None else "stopping"
+        journal = self.parts.journal if self.parts else None
+        if journal is not None and not journal.health.ok:
+            return f"journal failing: {journal.health.summary()}"
+        return ""
 
     def running_replicators(self) -> list[PairReplicator]:
         """The pairs this daemon runs now (it holds their leases)."""
@@ -83,6 +92,9 @@ class Daemon:
             "instances": self.ownership.instances() if self.ownership else [],
             # Journal positions of the pairs this daemon records (no item names).
             "journal": self.parts.journal.status() if self.parts and self.parts.journal else [],
+            "journal_health": (
+                self.parts.journal.health.as_dict() if self.parts and self.parts.journal else None
+            ),
         }
 
     def on_vault_event(self, event_type: str, data: dict[str, Any]) -> bool:
@@ -124,7 +136,7 @@ class Daemon:
             self.http_port = _bound_port(runner, settings.listen_port)
             log.info("daemon.listening", url=f"http://{settings.listen_host}:{self.http_port}")
 
-            self.parts = parts = await open_parts(self.config, stack)
+            self.parts = parts = await open_parts(self.config, stack, supervised_journal=True)
             self.ownership = ownership = PairOwnership(
                 [r.pair for r in parts.replicators],
                 parts.blobs,
@@ -148,6 +160,10 @@ class Daemon:
                 # Drains, flushes and releases the pairs it runs when `stop` is set.
                 asyncio.create_task(ownership.run(stop), name="pairs"),
             ]
+            if parts.journal is not None:
+                # Flushes, snapshots and retention; its final flush runs when the stack
+                # closes the journal, after the pairs have drained.
+                tasks.append(asyncio.create_task(parts.journal.run(stop), name="journal"))
             await self._supervise(tasks, stop)
             self._ready = False
             log.info("daemon.stopped")

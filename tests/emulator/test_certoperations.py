@@ -14,6 +14,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 from azure.keyvault.certificates import (
+    CertificateClient,
     CertificateOperation,
     CertificatePolicy,
     PlatformManaged,
@@ -45,6 +46,14 @@ def unknown_policy(subject: str) -> CertificatePolicy:
     return CertificatePolicy(issuer_name=WellKnownIssuerNames.unknown, subject=subject)
 
 
+def pending_and_signed(client: CertificateClient, name: str) -> tuple[bytes, bytes]:
+    """Start certificate `name` with issuer Unknown; a CA's (leaf, CA) DER for its CSR."""
+    operation = client.begin_create_certificate(
+        name, unknown_policy(f"CN={name}.example"), **NO_WAIT
+    ).result()
+    return _sign_csr(bytes(operation.csr))
+
+
 def platform_policy() -> CertificatePolicy:
     """A policy that sets only the platform-managed flag: no subject, no SANs."""
     return CertificatePolicy(
@@ -62,10 +71,7 @@ class TestMergeX5c:
         """Leaf and chain given as PEM body text merge into the certificate (201)."""
         name = unique("pem-body")
         with certificate_client(emulator) as client:
-            operation = client.begin_create_certificate(
-                name, unknown_policy("CN=pem.example"), **NO_WAIT
-            ).result()
-            leaf, ca = _sign_csr(bytes(operation.csr))
+            leaf, ca = pending_and_signed(client, name)
             merged = client.merge_certificate(name, [pem_body(leaf), pem_body_with_line_breaks(ca)])
             assert bytes(merged.cer or b"") == leaf
             assert client.get_certificate_operation(name).status == "completed"
@@ -74,10 +80,7 @@ class TestMergeX5c:
         """A full PEM block, base64 of junk, or another key's certificate stay 400."""
         name = unique("refused")
         with certificate_client(emulator) as client:
-            operation = client.begin_create_certificate(
-                name, unknown_policy("CN=no.example"), **NO_WAIT
-            ).result()
-            leaf, _ = _sign_csr(bytes(operation.csr))
+            leaf, _ = pending_and_signed(client, name)
             pem = serialization.Encoding.PEM
             other = _self_signed(ec.generate_private_key(ec.SECP256R1())).public_bytes(pem)
             full_pem = (

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.core.rest import HttpRequest
 from azure.keyvault.keys import (
     JsonWebKey,
     KeyRotationLifetimeAction,
@@ -162,64 +161,6 @@ class TestAioCrypto:
             )
             assert opened.plaintext == b"gcm"
             await crypto.close()
-
-
-class TestAioManagedHsm:
-    """What a Managed HSM does that a vault does not, through the aio clients."""
-
-    async def test_rsa_and_ec_key_types(self, mhsm: EmulatorProcess) -> None:
-        """kty RSA and EC are created on a Managed HSM and returned as asked."""
-        async with aio_key_client(mhsm) as client:
-            rsa_key = await client.create_key(unique("aio-rsa"), "RSA", size=3072)
-            ec_key = await client.create_ec_key(unique("aio-ec"))
-            assert (rsa_key.key_type, ec_key.key_type) == ("RSA", "EC")
-            assert len(rsa_key.key.n or b"") == 384
-            async with client.get_cryptography_client(ec_key.name) as crypto:
-                signed = await crypto.sign(SignatureAlgorithm.es256, DIGEST)
-                assert (
-                    await crypto.verify(SignatureAlgorithm.es256, DIGEST, signed.signature)
-                ).is_valid
-
-    async def test_public_exponent_17(self, mhsm: EmulatorProcess) -> None:
-        """An RSA key with exponent 17 is created and decrypts what was encrypted to it."""
-        async with aio_key_client(mhsm) as client:
-            key = await client.create_rsa_key(
-                unique("aio-exp"), hardware_protected=True, public_exponent=17
-            )
-            assert key.key.e == b"\x11"
-            async with client.get_cryptography_client(key.name) as crypto:
-                sealed = await crypto.encrypt(EncryptionAlgorithm.rsa_oaep_256, b"e is 17")
-                opened = await crypto.decrypt(EncryptionAlgorithm.rsa_oaep_256, sealed.ciphertext)
-                assert opened.plaintext == b"e is 17"
-
-    async def test_cbc_with_aad(self, mhsm: EmulatorProcess) -> None:
-        """AES-CBCPAD and AES-CBC given aad encrypt (the aad ignored) and decrypt without it."""
-        async with aio_key_client(mhsm) as client:
-            key = await client.create_oct_key(unique("aio-cbc"), size=128, hardware_protected=True)
-            version = key.properties.version
-            iv = bytes(16)
-            body = {"alg": "A128CBCPAD", "value": "cGFk", "iv": "A" * 22, "aad": "eA"}
-            response = await client.send_request(
-                HttpRequest("POST", f"/keys/{key.name}/{version}/encrypt", json=body)
-            )
-            assert response.status_code == 200 and "aad" not in response.json()
-            body = {"alg": "A128CBCPAD", "value": response.json()["value"], "iv": "A" * 22}
-            response = await client.send_request(
-                HttpRequest("POST", f"/keys/{key.name}/{version}/decrypt", json=body)
-            )
-            assert response.status_code == 200 and response.json()["value"] == "cGFk"
-            # Last: closing the aio CryptographyClient closes the transport it shares.
-            async with client.get_cryptography_client(key.name) as crypto:
-                sealed = await crypto.encrypt(
-                    EncryptionAlgorithm.a128_cbc,
-                    b"sixteen bytes!!!",
-                    iv=iv,
-                    additional_authenticated_data=b"ctx",
-                )
-                opened = await crypto.decrypt(
-                    EncryptionAlgorithm.a128_cbc, sealed.ciphertext, iv=iv
-                )
-                assert opened.plaintext == b"sixteen bytes!!!"
 
 
 class TestThrottle:

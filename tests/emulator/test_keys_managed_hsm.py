@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from tests.emulator.test_keys import DIGEST, b64, remote, unb64, unique
-from tests.fixtures.emulator import EmulatorProcess, aio_key_client, key_client
+from tests.fixtures.emulator import EmulatorFactory, EmulatorProcess, aio_key_client, key_client
 
 
 class TestManagedHsmKeys:
@@ -160,3 +160,17 @@ class TestAioManagedHsm:
                     EncryptionAlgorithm.a128_cbc, sealed.ciphertext, iv=iv
                 )
                 assert opened.plaintext == b"sixteen bytes!!!"
+
+
+class TestManagedHsmThrottle:
+    """On a Managed HSM every key is an HSM key, whatever its kty says."""
+
+    def test_software_kty_draws_on_hsm_create_budget(self, make_emulator: EmulatorFactory) -> None:
+        """10 creates of kty EC per 10 s pass on a Managed HSM, the 11th is 429 Throttled."""
+        emu = make_emulator(sku="managed-hsm", throttle="azure")
+        with key_client(emu, retry_total=0) as client:
+            for _ in range(10):
+                client.create_ec_key(unique("t"))
+            with pytest.raises(HttpResponseError) as caught:
+                client.create_ec_key(unique("t"))
+            assert caught.value.status_code == 429

@@ -187,8 +187,10 @@ class Daemon:
                 log.error("daemon.part_failed", part=task.get_name(), error=repr(task.exception()))
         stop.set()
         drain = self.config.replicator.drain_seconds
-        # The pairs drain within `drain` by themselves, then flush and release their leases.
-        _, pending = await asyncio.wait(tasks, timeout=drain + RELEASE_SECONDS)
+        # The pairs drain within `drain` by themselves, then flush and release their leases
+        # (bounded by drain + RELEASE_SECONDS inside); then the members' record is left.
+        # This bound comes after theirs, so a part is cancelled only when it overruns.
+        _, pending = await asyncio.wait(tasks, timeout=drain + 2 * RELEASE_SECONDS)
         for task in pending:
             log.warning("daemon.abandoned", part=task.get_name(), drain_seconds=drain)
             task.cancel()

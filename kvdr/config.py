@@ -46,7 +46,7 @@ from kvdr._config_local import (
     write_local_config,
 )
 from kvdr._config_schema import DaemonSettings
-from kvdr.duration import DurationError, format_duration, parse_duration
+from kvdr.timegrammar import DurationError, format_duration, parse_duration
 
 __all__ = [
     "LOCAL_SOURCE",

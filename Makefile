@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-browser run test test-fast lint bench clean
+.PHONY: install install-browser install-prometheus run test test-fast lint bench clean
 
 install: $(STAMP) node_modules/.package-lock.json
 
@@ -13,6 +13,13 @@ install-browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the dashboard test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The deploy tests run Debian's prometheus (a real server scraping the daemon) and its
+# promtool (rule checks and unit tests); install the package where promtool is missing.
+install-prometheus:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing Debian's prometheus for the deploy tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +35,7 @@ run: install
 	$(BIN)/kvdr up
 
 # The whole suite: lint, types, the default tests, then the slow ones.
-test: install install-browser
+test: install install-browser install-prometheus
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -127,6 +127,20 @@ var storageIpRules = [for range in allowedIpRanges: {
   value: range
   action: 'Allow'
 }]
+var controlStores = [for (region, i) in controlRegions: {
+  name: '${namePrefix}kvdrctl${i + 1}'
+  location: region
+  sku: 'Standard_GZRS'
+  container: 'kvdr-control'
+}]
+var storageAccounts = concat([
+  {
+    name: '${namePrefix}kvdrbackup'
+    location: homeRegion
+    sku: storageSku
+    container: storageContainer
+  }
+], controlStores)
 var appReadCount = length(applicationPrincipalIds) * length(regions)
 // Built-in role definition ids (the same in every tenant).
 var roleIds = {
@@ -198,30 +212,6 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = [
   }
 ]
 
-resource vault_pe 'Microsoft.Network/privateEndpoints@2023-11-01' = [
-  for (region, i) in regions: if (contains(privateEndpointSubnetIds, region)) {
-    name: '${take('${namePrefix}-${region}', 24)}-pe'
-    location: region
-    tags: allTags
-    properties: {
-      subnet: {
-        id: privateEndpointSubnetIds[?region] ?? ''
-      }
-      privateLinkServiceConnections: [
-        {
-          name: '${take('${namePrefix}-${region}', 24)}-vault'
-          properties: {
-            privateLinkServiceId: vault[i].id
-            groupIds: [
-              'vault'
-            ]
-          }
-        }
-      ]
-    }
-  }
-]
-
 // Audit logs (every data-plane call, kvdr's included) and metrics of every vault.
 resource vault_audit 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = [
   for (region, i) in regions: {
@@ -245,140 +235,17 @@ resource vault_audit 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
   }
 ]
 
-// Backup and control storage. RA-GZRS: readable in the paired region while home is down.
-resource backup 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  name: '${namePrefix}kvdrbackup'
-  location: homeRegion
-  tags: allTags
-  kind: 'StorageV2'
-  sku: {
-    name: storageSku
-  }
-  properties: {
-    minimumTlsVersion: 'TLS1_2'
-    supportsHttpsTrafficOnly: true
-    allowSharedKeyAccess: false
-    defaultToOAuthAuthentication: true
-    allowBlobPublicAccess: false
-    publicNetworkAccess: publicNetworkAccess ? 'Enabled' : 'Disabled'
-    isLocalUserEnabled: false
-    encryption: {
-      requireInfrastructureEncryption: true
-      keySource: 'Microsoft.Storage'
-      services: {
-        blob: {
-          enabled: true
-        }
-      }
-    }
-    networkAcls: {
-      defaultAction: 'Deny'
-      bypass: 'AzureServices'
-      ipRules: storageIpRules
-    }
-    sasPolicy: {
-      sasExpirationPeriod: '0.01:00:00'
-      expirationAction: 'Log'
-    }
-  }
-}
-
-// Terraform's blob_properties block: versioning and soft delete.
-resource backup_blob_service 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
-  parent: backup
-  name: 'default'
-  properties: {
-    isVersioningEnabled: true
-    deleteRetentionPolicy: {
-      enabled: true
-      days: blobSoftDeleteDays
-    }
-    containerDeleteRetentionPolicy: {
-      enabled: true
-      days: blobSoftDeleteDays
-    }
-  }
-}
-
-resource backup_container 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
-  parent: backup_blob_service
-  name: storageContainer
-  properties: {
-    publicAccess: 'None'
-  }
-}
-
-resource backup_worm 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = if (backupImmutabilityDays > 0) {
-  parent: backup_container
-  name: 'default'
-  properties: {
-    immutabilityPeriodSinceCreationInDays: backupImmutabilityDays
-    allowProtectedAppendWrites: false
-  }
-}
-
-// Versioning keeps what kvdr's retention deletes; this rule makes deletions final later.
-resource backup_versions 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
-  parent: backup
-  name: 'default'
-  properties: {
-    policy: {
-      rules: [
-        {
-          name: 'expire-old-versions'
-          enabled: true
-          type: 'Lifecycle'
-          definition: {
-            filters: {
-              blobTypes: [
-                'blockBlob'
-              ]
-            }
-            actions: {
-              version: {
-                delete: {
-                  daysAfterCreationGreaterThan: blobVersionRetentionDays
-                }
-              }
-            }
-          }
-        }
-      ]
-    }
-  }
-}
-
-resource backup_pe 'Microsoft.Network/privateEndpoints@2023-11-01' = if (contains(privateEndpointSubnetIds, homeRegion)) {
-  name: '${namePrefix}kvdrbackup-pe'
-  location: homeRegion
-  tags: allTags
-  properties: {
-    subnet: {
-      id: privateEndpointSubnetIds[?homeRegion] ?? ''
-    }
-    privateLinkServiceConnections: [
-      {
-        name: '${namePrefix}kvdrbackup-blob'
-        properties: {
-          privateLinkServiceId: backup.id
-          groupIds: [
-            'blob'
-          ]
-        }
-      }
-    ]
-  }
-}
-
-// Two more small accounts for the three-store control record (issue 11).
-resource control 'Microsoft.Storage/storageAccounts@2023-05-01' = [
-  for (region, i) in controlRegions: {
-    name: '${namePrefix}kvdrctl${i + 1}'
-    location: region
+// Backup and control storage. The backup account is RA-GZRS: readable in the paired
+// region while home is down. With controlRegions, two more accounts hold the three-store
+// control record (issue 11).
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = [
+  for account in storageAccounts: {
+    name: account.name
+    location: account.location
     tags: allTags
     kind: 'StorageV2'
     sku: {
-      name: 'Standard_GZRS'
+      name: account.sku
     }
     properties: {
       minimumTlsVersion: 'TLS1_2'
@@ -410,9 +277,10 @@ resource control 'Microsoft.Storage/storageAccounts@2023-05-01' = [
   }
 ]
 
-resource control_blob_service 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = [
-  for (region, i) in controlRegions: {
-    parent: control[i]
+// Terraform's blob_properties block: versioning and soft delete.
+resource storage_blob_service 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = [
+  for (account, i) in storageAccounts: {
+    parent: storage[i]
     name: 'default'
     properties: {
       isVersioningEnabled: true
@@ -428,67 +296,64 @@ resource control_blob_service 'Microsoft.Storage/storageAccounts/blobServices@20
   }
 ]
 
-resource control_container 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
-  for (region, i) in controlRegions: {
-    parent: control_blob_service[i]
-    name: 'kvdr-control'
+resource storage_container 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+  for (account, i) in storageAccounts: {
+    parent: storage_blob_service[i]
+    name: account.container
     properties: {
       publicAccess: 'None'
     }
   }
 ]
 
-resource control_pe 'Microsoft.Network/privateEndpoints@2023-11-01' = [
-  for (region, i) in controlRegions: if (contains(privateEndpointSubnetIds, region)) {
-    name: '${namePrefix}kvdrctl${i + 1}-pe'
-    location: region
-    tags: allTags
+// The backup account is storageAccounts[0].
+resource backup_worm 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = if (backupImmutabilityDays > 0) {
+  parent: storage_container[0]
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: backupImmutabilityDays
+    allowProtectedAppendWrites: false
+  }
+}
+
+// Versioning keeps what kvdr's retention deletes; this rule makes deletions final later.
+resource storage_versions 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = [
+  for (account, i) in storageAccounts: {
+    parent: storage[i]
+    name: 'default'
     properties: {
-      subnet: {
-        id: privateEndpointSubnetIds[?region] ?? ''
-      }
-      privateLinkServiceConnections: [
-        {
-          name: '${namePrefix}kvdrctl${i + 1}-blob'
-          properties: {
-            privateLinkServiceId: control[i].id
-            groupIds: [
-              'blob'
-            ]
+      policy: {
+        rules: [
+          {
+            name: 'expire-old-versions'
+            enabled: true
+            type: 'Lifecycle'
+            definition: {
+              filters: {
+                blobTypes: [
+                  'blockBlob'
+                ]
+              }
+              actions: {
+                version: {
+                  delete: {
+                    daysAfterCreationGreaterThan: blobVersionRetentionDays
+                  }
+                }
+              }
+            }
           }
-        }
-      ]
+        ]
+      }
     }
   }
 ]
 
-// Who read, wrote or deleted which backup blob: the storage side of the audit trail.
-resource backup_blob_audit 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
-  name: 'kvdr-blob-audit'
-  scope: backup_blob_service
-  properties: {
-    workspaceId: audit.id
-    logs: [
-      {
-        category: 'StorageRead'
-        enabled: true
-      }
-      {
-        category: 'StorageWrite'
-        enabled: true
-      }
-      {
-        category: 'StorageDelete'
-        enabled: true
-      }
-    ]
-  }
-}
-
-resource control_blob_audit 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = [
-  for (region, i) in controlRegions: {
+// Who read, wrote or deleted which blob: the storage side of the audit trail.
+resource storage_blob_audit 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = [
+  for (account, i) in storageAccounts: {
     name: 'kvdr-blob-audit'
-    scope: control_blob_service[i]
+    scope: storage_blob_service[i]
     properties: {
       workspaceId: audit.id
       logs: [
@@ -503,6 +368,56 @@ resource control_blob_audit 'Microsoft.Insights/diagnosticSettings@2021-05-01-pr
         {
           category: 'StorageDelete'
           enabled: true
+        }
+      ]
+    }
+  }
+]
+
+// Private endpoints: every vault and storage account in a region that has a subnet in
+// privateEndpointSubnetIds (with public network access off, the only way in).
+resource vault_pe 'Microsoft.Network/privateEndpoints@2023-11-01' = [
+  for (region, i) in regions: if (contains(privateEndpointSubnetIds, region)) {
+    name: '${take('${namePrefix}-${region}', 24)}-pe'
+    location: region
+    tags: allTags
+    properties: {
+      subnet: {
+        id: privateEndpointSubnetIds[?region] ?? ''
+      }
+      privateLinkServiceConnections: [
+        {
+          name: '${take('${namePrefix}-${region}', 24)}-vault'
+          properties: {
+            privateLinkServiceId: vault[i].id
+            groupIds: [
+              'vault'
+            ]
+          }
+        }
+      ]
+    }
+  }
+]
+
+resource storage_pe 'Microsoft.Network/privateEndpoints@2023-11-01' = [
+  for (account, i) in storageAccounts: if (contains(privateEndpointSubnetIds, account.location)) {
+    name: '${account.name}-pe'
+    location: account.location
+    tags: allTags
+    properties: {
+      subnet: {
+        id: privateEndpointSubnetIds[?account.location] ?? ''
+      }
+      privateLinkServiceConnections: [
+        {
+          name: '${account.name}-blob'
+          properties: {
+            privateLinkServiceId: storage[i].id
+            groupIds: [
+              'blob'
+            ]
+          }
         }
       ]
     }
@@ -586,22 +501,13 @@ resource daemon_kek_user 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 ]
 
-// Checkpoints, pair leases, journal, snapshots, retention deletes; the one container only.
-resource daemon_blob_contributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(backup_container.id, daemon.id, 'Storage Blob Data Contributor')
-  scope: backup_container
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds['Storage Blob Data Contributor'])
-    principalId: daemon.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-// Control record replicas (issue 11): compare-and-swap writes of the control blob.
-resource daemon_control_blob_contributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for (region, i) in controlRegions: {
-    name: guid(control_container[i].id, daemon.id, 'Storage Blob Data Contributor')
-    scope: control_container[i]
+// Checkpoints, pair leases, journal segments, snapshots and retention deletes (the backup
+// container), and the control record's compare-and-swap writes (the control containers,
+// issue 11); scoped to each container, not the account.
+resource daemon_blob_contributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (account, i) in storageAccounts: {
+    name: guid(storage_container[i].id, daemon.id, 'Storage Blob Data Contributor')
+    scope: storage_container[i]
     properties: {
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds['Storage Blob Data Contributor'])
       principalId: daemon.properties.principalId
@@ -728,7 +634,7 @@ resource chaos_vault_contributor 'Microsoft.Authorization/roleAssignments@2022-0
   scope: vault[primaryIndex]
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds['Key Vault Contributor'])
-    principalId: chaos_deny_primary.?identity.principalId ?? ''
+    principalId: chaos_deny_primary.identity.principalId
     principalType: 'ServicePrincipal'
   }
 }
@@ -751,9 +657,9 @@ output kvdr_regions array = [
 ]
 
 output kvdr_storage object = {
-  account_url: backup.properties.primaryEndpoints.blob
-  secondary_account_url: startsWith(storageReplication, 'RA') ? backup.properties.secondaryEndpoints.blob : null
-  container: backup_container.name
+  account_url: storage[0].properties.primaryEndpoints.blob
+  secondary_account_url: startsWith(storageReplication, 'RA') ? storage[0].properties.secondaryEndpoints.blob : null
+  container: storage_container[0].name
 }
 
 output kvdr_pair object = {
@@ -767,8 +673,8 @@ output kvdr_backup_keks array = [for region in regions: { region: region, key: '
 output kvdr_control_stores array = [
   for (region, i) in controlRegions: {
     region: region
-    account_url: control[i].properties.primaryEndpoints.blob
-    container: control_container[i].name
+    account_url: storage[i + 1].properties.primaryEndpoints.blob
+    container: storage_container[i + 1].name
   }
 ]
 

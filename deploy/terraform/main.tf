@@ -11,8 +11,7 @@ locals {
     for combo in setproduct(var.application_principal_ids, var.regions) :
     "${combo[0]}/${combo[1]}" => { principal_id = combo[0], region = combo[1] }
   }
-  control_regions = { for i, r in var.control_regions : tostring(i + 1) => r }
-  tags            = merge({ "managed-by" = "kvdr-deploy" }, var.tags)
+  tags = merge({ "managed-by" = "kvdr-deploy" }, var.tags)
 }
 
 data "azurerm_client_config" "current" {}

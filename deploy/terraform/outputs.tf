@@ -24,9 +24,9 @@ output "kvdr_regions" {
 output "kvdr_storage" {
   description = "[storage]: the backup account's blob endpoints (the secondary only on RA- redundancy) and container."
   value = {
-    account_url           = azurerm_storage_account.backup.primary_blob_endpoint
-    secondary_account_url = startswith(var.storage_replication, "RA") ? azurerm_storage_account.backup.secondary_blob_endpoint : null
-    container             = azurerm_storage_container.backup_container.name
+    account_url           = azurerm_storage_account.storage["backup"].primary_blob_endpoint
+    secondary_account_url = startswith(var.storage_replication, "RA") ? azurerm_storage_account.storage["backup"].secondary_blob_endpoint : null
+    container             = azurerm_storage_container.storage_container["backup"].name
   }
 }
 
@@ -47,11 +47,11 @@ output "kvdr_backup_keks" {
 output "kvdr_control_stores" {
   description = "The two extra control-record stores (issue 11); empty for one store."
   value = [
-    for i, r in local.control_regions : {
-      region      = r
-      account_url = azurerm_storage_account.control[i].primary_blob_endpoint
-      container   = azurerm_storage_container.control_container[i].name
-    }
+    for k, account in local.storage_accounts : {
+      region      = account.location
+      account_url = azurerm_storage_account.storage[k].primary_blob_endpoint
+      container   = azurerm_storage_container.storage_container[k].name
+    } if k != "backup"
   ]
 }
 

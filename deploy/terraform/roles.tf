@@ -64,19 +64,12 @@ resource "azurerm_role_assignment" "daemon_kek_user" {
 
 # -- storage ----------------------------------------------------------------------------
 
-# Checkpoints, pair leases, journal segments, snapshots, retention deletes; scoped to the
-# one container, not the account.
+# Checkpoints, pair leases, journal segments, snapshots and retention deletes (the backup
+# container), and the control record's compare-and-swap writes (the control containers,
+# issue 11); scoped to each container, not the account.
 resource "azurerm_role_assignment" "daemon_blob_contributor" {
-  scope                = azurerm_storage_container.backup_container.id
-  role_definition_name = "Storage Blob Data Contributor"
-  principal_id         = azurerm_user_assigned_identity.daemon.principal_id
-  principal_type       = "ServicePrincipal"
-}
-
-# Control record replicas (issue 11): compare-and-swap writes of the control blob.
-resource "azurerm_role_assignment" "daemon_control_blob_contributor" {
-  for_each             = local.control_regions
-  scope                = azurerm_storage_container.control_container[each.key].id
+  for_each             = local.storage_accounts
+  scope                = azurerm_storage_container.storage_container[each.key].id
   role_definition_name = "Storage Blob Data Contributor"
   principal_id         = azurerm_user_assigned_identity.daemon.principal_id
   principal_type       = "ServicePrincipal"

@@ -19,21 +19,6 @@ resource "azurerm_key_vault" "vault" {
   tags = local.tags
 }
 
-resource "azurerm_private_endpoint" "vault_pe" {
-  for_each            = { for r, subnet in var.private_endpoint_subnet_ids : r => subnet if contains(var.regions, r) }
-  name                = "${local.vault_names[each.key]}-pe"
-  location            = each.key
-  resource_group_name = data.azurerm_resource_group.kvdr.name
-  subnet_id           = each.value
-  private_service_connection {
-    name                           = "${local.vault_names[each.key]}-vault"
-    private_connection_resource_id = azurerm_key_vault.vault[each.key].id
-    subresource_names              = ["vault"]
-    is_manual_connection           = false
-  }
-  tags = local.tags
-}
-
 # Audit logs (every data-plane call, including kvdr's) and metrics of every vault.
 resource "azurerm_monitor_diagnostic_setting" "vault_audit" {
   for_each                   = toset(var.regions)

@@ -12,7 +12,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML (via yamllint) has no stub
 from tests.deploy.iac import DEPLOY
 
 RULES = DEPLOY / "prometheus" / "kvdr-alerts.yaml"
-RULE_TESTS = DEPLOY / "prometheus" / "tests" / "kvdr-alerts.test.yaml"
+RULE_TESTS = sorted((DEPLOY / "prometheus" / "tests").glob("*.test.yaml"))
 DASHBOARD = DEPLOY / "grafana" / "kvdr-dashboard.json"
 _METRIC = re.compile(r"\b(kvdr_[a-z0-9_]+|up)\b(?!\s*\()")
 

@@ -16,8 +16,7 @@ from tests.deploy.iac import (
 
 # ARM resources that Terraform writes as a block of their parent resource.
 BICEP_ONLY = {
-    "backup_blob_service": "azurerm_storage_account.backup's blob_properties block",
-    "control_blob_service": "azurerm_storage_account.control's blob_properties block",
+    "storage_blob_service": "azurerm_storage_account.storage's blob_properties block",
 }
 # Terraform inputs without a Bicep parameter.
 TERRAFORM_ONLY_VARIABLES = {

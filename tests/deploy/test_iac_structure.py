@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
-
 from tests.deploy import bicep
 from tests.deploy.iac import (
     BICEP,
@@ -76,15 +74,12 @@ class TestVaults:
         assert logs[0]["categoryGroup"] == "audit"
 
 
-STORAGE_TF = ("backup", "control")
-
-
 class TestStorage:
-    @pytest.mark.parametrize("name", STORAGE_TF)
-    def test_terraform_accounts(self, name: str) -> None:
-        """TLS 1.2, no shared key, no public blobs, versioning and soft delete, deny by
-        default, infrastructure encryption."""
-        account = _tf("azurerm_storage_account", name)
+    def test_terraform_accounts(self) -> None:
+        """Every account (backup and control): TLS 1.2, no shared key, no public blobs,
+        versioning and soft delete, deny by default, infrastructure encryption."""
+        account = _tf("azurerm_storage_account", "storage")
+        assert account["for_each"] == "${local.storage_accounts}"
         assert account["min_tls_version"] == "TLS1_2"
         assert account["shared_access_key_enabled"] is False
         assert account["allow_nested_items_to_be_public"] is False
@@ -96,17 +91,18 @@ class TestStorage:
         assert blob["delete_retention_policy"][0]["days"] == "${var.blob_soft_delete_days}"
         assert _var_default("blob_soft_delete_days") > 0
 
-    @pytest.mark.parametrize("name", STORAGE_TF)
-    def test_bicep_accounts(self, name: str) -> None:
+    def test_bicep_accounts(self) -> None:
         """The same properties in Bicep (the blob service carries versioning)."""
-        props = _bc(name)["properties"]
+        loop = bicep_file()["storage"].value
+        assert isinstance(loop, bicep.Loop) and loop.source == "storageAccounts"
+        props = _bc("storage")["properties"]
         assert props["minimumTlsVersion"] == "TLS1_2"
         assert props["allowSharedKeyAccess"] is False
         assert props["allowBlobPublicAccess"] is False
         assert props["supportsHttpsTrafficOnly"] is True
         assert props["encryption"]["requireInfrastructureEncryption"] is True
         assert props["networkAcls"]["defaultAction"] == "Deny"
-        service = _bc(f"{name}_blob_service")["properties"]
+        service = _bc("storage_blob_service")["properties"]
         assert service["isVersioningEnabled"] is True
         assert service["deleteRetentionPolicy"]["enabled"] is True
 
@@ -120,8 +116,11 @@ class TestStorage:
         assert set(_allowed("storageReplication")) == {"RAGZRS", "GZRS", "RAGRS"}
         skus = bicep_file()["storageSkus"].value
         assert set(skus.values()) == {"Standard_RAGZRS", "Standard_GZRS", "Standard_RAGRS"}
-        assert _bc("control")["sku"]["name"] == "Standard_GZRS"
-        assert _tf("azurerm_storage_account", "control")["account_replication_type"] == "GZRS"
+        assert _tf("azurerm_storage_account", "storage")["account_replication_type"] == (
+            '${each.key == "backup" ? var.storage_replication : "GZRS"}'
+        )
+        assert bicep_file()["controlStores"].value.body["sku"] == "Standard_GZRS"
+        assert _bc("storage")["sku"]["name"].text == "account.sku"
 
     def test_immutability_is_a_variable(self) -> None:
         """A time-based immutability policy on the backup container, off by default."""
@@ -138,12 +137,16 @@ class TestStorage:
         )
 
     def test_three_store_control_accounts(self) -> None:
-        """Two optional control accounts in other regions (three stores with the main one)."""
+        """Two optional control accounts in other regions (three stores with the main one),
+        each with its own container and the daemon's blob role on it."""
         validation = terraform().variables["control_regions"]["validation"][0]["condition"]
         assert "== 2" in validation
-        assert _tf("azurerm_storage_account", "control")["for_each"] == "${local.control_regions}"
-        loop = bicep_file()["control"].value
-        assert isinstance(loop, bicep.Loop) and loop.source == "controlRegions"
+        assert 'for i, r in var.control_regions : "control${i + 1}"' in terraform().text
+        controls = bicep_file()["controlStores"].value
+        assert isinstance(controls, bicep.Loop) and controls.source == "controlRegions"
+        assert "controlStores" in bicep_file()["storageAccounts"].value.text
+        roles = _tf("azurerm_role_assignment", "daemon_blob_contributor")
+        assert roles["for_each"] == "${local.storage_accounts}"
 
 
 class TestIdentityAndRoles:
@@ -169,7 +172,7 @@ class TestIdentityAndRoles:
         assert officer["for_each"] == "${toset(local.secondaries)}"
         assert "r != var.primary_region" in terraform().text
         blob = resources[("azurerm_role_assignment", "daemon_blob_contributor")]
-        assert blob["scope"] == "${azurerm_storage_container.backup_container.id}"
+        assert blob["scope"] == "${azurerm_storage_container.storage_container[each.key].id}"
         assert "Owner" not in terraform().text and "'Contributor'" not in BICEP.read_text()
         secondary = bicep_file()["daemon_secrets_officer_secondary"].value
         assert isinstance(secondary, bicep.Loop)

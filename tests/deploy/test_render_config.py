@@ -81,15 +81,20 @@ def bicep_shapes() -> dict[str, tuple[bool, dict[str, Any]]]:
     return shapes
 
 
-def render(doc: dict[str, Any], tmp_path: Path) -> Path:
+def run_renderer(doc: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`python deploy/render_config.py OUTPUTS.json` as the docs run it."""
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(doc))
-    rendered = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(DEPLOY / "render_config.py"), str(outputs)],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def render(doc: dict[str, Any], tmp_path: Path) -> Path:
+    rendered = run_renderer(doc, tmp_path)
     assert rendered.returncode == 0, rendered.stderr
     config = tmp_path / "kvdr.toml"
     config.write_text(rendered.stdout)
@@ -135,14 +140,7 @@ class TestRenderedConfiguration:
         """Outputs without kvdr_storage: exit 2 naming it, no half-written file."""
         doc = _outputs(terraform_shapes())
         del doc["kvdr_storage"]
-        outputs = tmp_path / "outputs.json"
-        outputs.write_text(json.dumps(doc))
-        result = subprocess.run(
-            [sys.executable, str(DEPLOY / "render_config.py"), str(outputs)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = run_renderer(doc, tmp_path)
         assert result.returncode == 2
         assert "kvdr_storage" in result.stderr and result.stdout == ""
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from typing import Any
+
+import pytest
 
 from tests.deploy import bicep
 from tests.deploy.iac import (
     BICEP,
+    TERRAFORM,
     bicep_file,
     preceding_comment,
     terraform,
@@ -230,3 +235,19 @@ class TestEventsAndSecrets:
         assert _bc("chaos_deny_access")["name"] == "DenyAccess-1.0"
         assert _var_default("chaos_experiment") is False
         assert _param_default("chaosExperiment") is False
+
+
+class TestFormatting:
+    @pytest.mark.skipif(
+        shutil.which("terraform") is None,
+        reason="terraform is not installed here (the other tests read the files with python-hcl2)",
+    )
+    def test_terraform_fmt(self) -> None:
+        """`terraform fmt -check` finds nothing to change (no provider download needed)."""
+        result = subprocess.run(
+            ["terraform", f"-chdir={TERRAFORM}", "fmt", "-check", "-diff"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout

@@ -112,3 +112,12 @@ class TestInputsAndOutputs:
             bicep_value: Any = bc[name].body
             bicep_keys = list(bicep_value) if isinstance(bicep_value, dict) else []
             assert tf_object_keys(body["value"]) == bicep_keys, name
+
+    def test_every_input_and_output_is_documented(self) -> None:
+        """Each Terraform variable and output has a description, each Bicep parameter a
+        @description."""
+        for kind, items in (("variable", terraform().variables), ("output", terraform().outputs)):
+            for name, body in items.items():
+                assert len(body.get("description", "")) > 15, f"{kind} {name}"
+        for name, param in bicep.of_kind(bicep_file(), "param").items():
+            assert any(d.startswith("description(") for d in param.decorators), name

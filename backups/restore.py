@@ -8,8 +8,14 @@ vault holds, and applying the plan between them (`backups.restore_plan` plans, p
 
 Refusals (`RestoreRefused`, each saying what to do): a time before the earliest
 restorable second or in the future, a journal gap (or an unreadable object) before T
-without `allow_gap`, a time between two generations without `allow_gap`, and a
-non-empty target without `force` (`check_target`).
+without `allow_gap`, a time between two generations without `allow_gap`, a journal head
+that is missing or not signed by a pinned signer without `allow_gap` (trailing segments
+may have been cut), an object not signed by a pinned signer, and a non-empty target
+without `force` (`check_target`).
+
+A generation whose first object is not signed by a pinned signer (forged, or written
+before signing without `--allow-unsigned`) is not the pair's: it is skipped, listed with
+why, and the next older generation that covers T is used.
 
 Applying is idempotent and resumable: every step is planned from what the target holds
 now, and planning again after a partial run yields only what is left. Requests go
@@ -19,7 +25,6 @@ through the target's adapter, so its throttle budget and backoff apply.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,11 +33,17 @@ from typing import Any
 
 import structlog
 
-from backups import paths
-from backups.catalog import Gap, load_catalog
-from backups.errors import ChainBroken, JournalGap, ObjectUnreadable, RestoreRefused
+from backups.catalog import Gap, GenerationCatalog, PairCatalog, load_catalog
+from backups.errors import (
+    ChainBroken,
+    JournalGap,
+    ObjectUnreadable,
+    RestoreRefused,
+    SignatureRefused,
+)
+from backups.head import HeadRead, load_head
 from backups.keks import KekRing
-from backups.replay import replay
+from backups.replay import choose_base, replay
 from backups.restore_plan import (
     SOURCE_VERSION_TAG,
     ItemPlan,
@@ -45,7 +56,6 @@ from backups.restore_plan import (
     write_attributes,
 )
 from backups.state import ItemState, PairState
-from storage.errors import BlobNotFound
 from storage.store import BlobStore
 from vault.client import VaultClient
 from vault.errors import BadRequest, ItemNotFound, VaultError
@@ -73,6 +83,12 @@ class PointInTime:
     unreadable_after: list[str] = field(default_factory=list)
     earliest: float | None = None
     latest: float | None = None
+    # Generations passed over because they are not the pair's (generation, reason).
+    skipped_generations: list[dict[str, str]] = field(default_factory=list)
+    # Objects read without a signature (written before signing; --allow-unsigned).
+    unsigned: bool = False
+    # Why the journal head could not be trusted (restored anyway with --allow-gap).
+    head_problem: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,18 +104,10 @@ class PointInTime:
             "unreadable_after_time": self.unreadable_after,
             "earliest_restorable": _iso(self.earliest),
             "latest_recorded": _iso(self.latest),
+            "generations_skipped": self.skipped_generations,
+            "unsigned": self.unsigned,
+            "head_problem": self.head_problem,
         }
-
-
-async def _head_sequence(store: BlobStore, pair: str, generation: str) -> int | None:
-    try:
-        doc = json.loads((await store.get(paths.head_blob(pair))).data)
-    except (BlobNotFound, ValueError):
-        return None
-    if isinstance(doc, dict) and doc.get("generation") == generation:
-        sequence = doc.get("sequence")
-        return sequence if isinstance(sequence, int) else None
-    return None
 
 
 async def state_at(
@@ -112,7 +120,7 @@ async def state_at(
     allow_gap: bool = False,
 ) -> PointInTime:
     """Reconstruct the state of `pair` at `at`: the newest snapshot at or before it, plus
-    the journal up to it, every object checked."""
+    the journal up to it, every object checked (signatures included)."""
     catalog = await load_catalog(store, pair)
     earliest, latest = catalog.earliest_restorable(), catalog.latest_restorable()
     if earliest is None:
@@ -125,10 +133,72 @@ async def state_at(
             f"TIME {at.isoformat()} is outside the retention window: the earliest restorable "
             f"second of pair {pair!r} is {_iso(earliest)}"
         )
-    gen = catalog.generation_for(when)
-    assert gen is not None  # earliest <= when, so some generation starts before it
+    head = await load_head(store, keks.signers, pair)
+    skipped: list[dict[str, str]] = []
+    for gen in reversed(catalog.ordered()):
+        first = gen.earliest_restorable()
+        if first is None or first > when:
+            continue
+        try:
+            point = await _state_in(store, keks, catalog, gen, head, at, skipped, allow_gap)
+        except SignatureRefused as exc:
+            if exc.blob != _first_object(gen, when):
+                raise RestoreRefused(f"cannot restore pair {pair!r}: {exc}") from exc
+            skipped.append({"generation": gen.generation, "reason": str(exc)})
+            log.warning(
+                "backups.generation_skipped", pair=pair, generation=gen.generation, reason=str(exc)
+            )
+            continue
+        point.earliest, point.latest = earliest, latest
+        return point
+    raise RestoreRefused(
+        f"no generation of pair {pair!r} that covers TIME {at.isoformat()} is signed by a "
+        "pinned signer: "
+        + "; ".join(f"generation {s['generation']}: {s['reason']}" for s in skipped)
+    )
+
+
+def _first_object(gen: GenerationCatalog, when: float) -> str | None:
+    """The blob a replay of `gen` up to `when` reads first."""
+    base = choose_base(gen, when, None)
+    if base is not None:
+        return base.blob
+    return gen.segments[0].blob if gen.segments else None
+
+
+def _skipped_text(skipped: list[dict[str, str]]) -> str:
+    return "".join(f"; skipped generation {s['generation']}: {s['reason']}" for s in skipped)
+
+
+async def _state_in(
+    store: BlobStore,
+    keks: KekRing,
+    catalog: PairCatalog,
+    gen: GenerationCatalog,
+    head: HeadRead,
+    at: datetime,
+    skipped: list[dict[str, str]],
+    allow_gap: bool,
+) -> PointInTime:
+    pair, when = catalog.pair, at.timestamp()
+    # Replayed first: a generation that is not the pair's fails on its first object,
+    # and is skipped before anything else is said about it.
+    state = PairState(pair, gen.generation)
+    try:
+        result = await replay(store, keks, gen, state, until=when, allow_gap=allow_gap)
+    except JournalGap as exc:
+        raise RestoreRefused(
+            f"{exc} (before TIME {at.isoformat()}); pass --allow-gap to restore across it"
+        ) from exc
+    except SignatureRefused:
+        raise
+    except (ChainBroken, ObjectUnreadable) as exc:
+        raise RestoreRefused(f"cannot restore pair {pair!r}: {exc}") from exc
     gaps: list[Gap] = []
-    later = [g for g in catalog.ordered() if g.generation > gen.generation]
+    passed = {s["generation"] for s in skipped}
+    later = [
+        g for g in catalog.ordered() if g.generation > gen.generation and g.generation not in passed
+    ]
     gen_latest = gen.latest_restorable()
     if later and gen_latest is not None and when > gen_latest:
         between = Gap(gen.generation, gen.last_sequence + 1, gen.last_sequence + 1)
@@ -140,24 +210,35 @@ async def state_at(
         if not allow_gap:
             raise RestoreRefused(message + "; pass --allow-gap to restore its last state")
         gaps.append(between)
-    written = await _head_sequence(store, pair, gen.generation)
-    if written is not None and written > gen.last_sequence:
-        tail = Gap(gen.generation, gen.last_sequence + 1, written)
+    head_problem = None
+    if head.head is None:
+        head_problem = (
+            f"the journal head {head.blob} cannot be trusted: {head.problem}"
+            if head.problem
+            else f"the journal head {head.blob} is missing"
+        )
+        if not allow_gap:
+            raise RestoreRefused(
+                f"{head_problem}, so trailing segments may have been cut unnoticed; pass "
+                f"--allow-gap to restore from what is there{_skipped_text(skipped)}"
+            )
+    elif head.head.generation == gen.generation and head.head.sequence > gen.last_sequence:
+        tail = Gap(gen.generation, gen.last_sequence + 1, head.head.sequence)
         if not allow_gap:
             raise RestoreRefused(
                 f"journal gap before TIME: {tail.describe()} (the journal head says they "
                 "were written, no segment holds them); pass --allow-gap to restore across it"
             )
         gaps.append(tail)
-    state = PairState(pair, gen.generation)
-    try:
-        result = await replay(store, keks, gen, state, until=when, allow_gap=allow_gap)
-    except JournalGap as exc:
-        raise RestoreRefused(
-            f"{exc} (before TIME {at.isoformat()}); pass --allow-gap to restore across it"
-        ) from exc
-    except (ChainBroken, ObjectUnreadable) as exc:
-        raise RestoreRefused(f"cannot restore pair {pair!r}: {exc}") from exc
+    elif head.head.generation not in catalog.generations and head.head.sequence > 0:
+        cut = Gap(head.head.generation, 1, head.head.sequence)
+        if not allow_gap:
+            raise RestoreRefused(
+                f"journal gap: the journal head says generation {head.head.generation} holds "
+                f"sequences up to {head.head.sequence}, and none of its objects are there; "
+                "pass --allow-gap to restore from the older generations"
+            )
+        gaps.append(cut)
     return PointInTime(
         pair=pair,
         at=at,
@@ -168,8 +249,9 @@ async def state_at(
         gaps=gaps + result.gaps,
         unreadable=result.unreadable,
         unreadable_after=result.unreadable_after,
-        earliest=earliest,
-        latest=latest,
+        skipped_generations=list(skipped),
+        unsigned=result.unsigned or (head.head is not None and not head.head.signed),
+        head_problem=head_problem,
     )
 
 

@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from backups.catalog import load_catalog
 from backups.envelope import read_header
-from backups.keks import KekRing, VaultKek
+from backups.keks import VaultKek
 from backups.restore import state_at
 from backups.snapshot import create_snapshot
 from backups.stores import BackupStores
@@ -25,6 +25,7 @@ from tests.backups.conftest import (
     open_adapter,
     recovery_private,
     recovery_public,
+    ring,
 )
 from tests.backups.feed import record_items
 from tests.fixtures.azurite import Azurite, fresh_container
@@ -65,17 +66,15 @@ async def backups(
             open_adapter(east, "eastus") as ev,
             open_adapter(west, "westus") as wv,
         ):
-            ring = KekRing(
-                [VaultKek(ev, "kvdr-backup"), VaultKek(wv, "kvdr-backup"), recovery_public()]
-            )
-            journal = make_journal(store, keks=ring)
+            keks = ring(VaultKek(ev, "kvdr-backup"), VaultKek(wv, "kvdr-backup"), recovery_public())
+            journal = make_journal(store, keks=keks)
             refs = [ItemRef(ItemKind.SECRET, name) for name in SECRETS]
             for name, value in SECRETS.items():
                 await ev.set_secret(name, value, Attributes(tags={"owner": TAG_VALUE}))
             written_at = datetime.now(UTC) - timedelta(seconds=5)
             await record_items(journal, PAIR, ev, refs, written_at)
             await journal.close()
-            await create_snapshot(BackupStores(store), ring, PAIR)
+            await create_snapshot(BackupStores(store), keks, PAIR)
             yield Backups(store, ev, wv, written_at)
 
 
@@ -119,7 +118,7 @@ class TestAnyKekAlone:
         catalog = await load_catalog(backups.store, PAIR)
         gen = catalog.latest
         assert gen is not None and gen.snapshots
-        point = await state_at(backups.store, KekRing([kek]), PAIR, now, now=now)
+        point = await state_at(backups.store, ring(kek), PAIR, now, now=now)
         values = {
             ref.name: item.current.payload
             for ref, item in point.state.items.items()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from backups.catalog import Gap, GenerationCatalog, SegmentEntry, SnapshotEntry
-from backups.errors import ChainBroken, JournalGap, ObjectUnreadable
+from backups.errors import ChainBroken, JournalGap, ObjectUnreadable, SignatureRefused
 from backups.keks import KekRing
 from backups.objects import Checked, read_segment, read_snapshot
 from backups.state import ReplayTarget
@@ -108,7 +108,11 @@ async def replay(
             prev = None  # the link across a gap cannot be checked
         try:
             segment = await read_segment(store, keks, seg.name)
-        except ObjectUnreadable:
+        except ObjectUnreadable as exc:
+            if isinstance(exc, SignatureRefused) and result.last is None:
+                # Nothing of this generation checked out yet: it is not known to be the
+                # pair's at all (a forged generation), so no gap may be skipped into it.
+                raise
             if until is not None and seg.first_at is not None and seg.first_at > until:
                 # Its listing says it begins after `until` (times never go back within a
                 # generation): damage there does not change the state at `until`.

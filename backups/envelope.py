@@ -53,10 +53,10 @@ MAGIC = b"KVDRBAK"
 FORMAT = 2
 UNSIGNED_FORMAT = 1
 PADDING = "buckets-v1"
-# Bodies pad to 1 KiB at least, then to the next 2^k or 3 * 2^(k-1) bytes: at most 50%
+# Bodies pad to 512 bytes at least, then to the next 2^k or 3 * 2^(k-1) bytes: at most 50%
 # more, and sizes that differ by a few dozen bytes (one value compressing better than
 # another: 732 vs 757-759 bytes measured before padding) land in the same bucket.
-MIN_BUCKET = 1024
+MIN_BUCKET = 512
 CIPHER = "AES-256-GCM"
 COMPRESSION = "zlib"
 NONCE_BYTES = 12

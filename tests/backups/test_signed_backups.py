@@ -23,6 +23,8 @@ from backups.keks import KekRing
 from backups.objects import read_segment, seal_segment
 from backups.restore import state_at
 from backups.signers import Ed25519FileSigner, PinnedKey, SignerRing
+from backups.snapshot import create_snapshot
+from backups.stores import BackupStores
 from backups.verify import verify_pair
 from storage import AzureBlobStore
 from tests.backups.conftest import FIXED_KEK, RING, SIGNER, make_journal, secret_change
@@ -172,6 +174,16 @@ class TestForgedObjects:
         head = paths.head_blob(PAIR)
         assert any(f.blob == head and "replaced" in f.problem for f in report.findings)
         assert any(f.blob == last.blob for f in report.findings)
+
+    async def test_newest_segment_compacted_away_is_no_finding(
+        self, blob_container: AzureBlobStore
+    ) -> None:
+        """An idle pair whose newest segment retention removed after a snapshot covered
+        it: the head's link to it is no finding."""
+        gen = await write_history(blob_container)
+        await create_snapshot(BackupStores(blob_container), RING, PAIR)
+        await blob_container.delete(gen.segments[-1].blob)
+        assert (await verify_pair(blob_container, RING, PAIR)).ok
 
 
 class TestPinnedSigners:

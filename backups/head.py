@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backups import paths
-from backups.errors import ObjectUnreadable
+from backups.errors import ObjectUnreadable, Unsigned
 from backups.signers import SignatureBlock, SignerRing, signing_digest
 from storage.errors import BlobNotFound
 from storage.store import BlobStore
@@ -122,10 +122,9 @@ def read_head(data: bytes, signers: SignerRing, blob: str) -> Head:
             )
         except (KeyError, binascii.Error, ValueError):
             raise ObjectUnreadable(blob, "the journal head's signature is malformed") from None
-    # A format 2 head without a signature is never "older than signing": refuse it always.
     if block is None:
-        signers.allowing_unsigned(False).check(None, b"", blob)
-    assert block is not None
+        # A format 2 head is never older than signing: no --allow-unsigned for it.
+        raise Unsigned(blob, "the journal head carries no signature: forged or damaged")
     signers.check(block, _digest(fields), blob)
     last = fields.get("last")
     last_blob = str(last.get("blob")) if isinstance(last, dict) else None

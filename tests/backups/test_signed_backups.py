@@ -20,10 +20,12 @@ from backups.catalog import GenerationCatalog, load_catalog
 from backups.errors import RestoreRefused
 from backups.head import sign_head
 from backups.keks import KekRing
-from backups.objects import read_segment, seal_segment
+from backups.objects import read_segment, seal_segment, seal_snapshot
+from backups.replay import replay
 from backups.restore import state_at
 from backups.signers import Ed25519FileSigner, PinnedKey, SignerRing
 from backups.snapshot import create_snapshot
+from backups.state import PairState
 from backups.stores import BackupStores
 from backups.verify import verify_pair
 from storage import AzureBlobStore
@@ -184,6 +186,24 @@ class TestForgedObjects:
         await create_snapshot(BackupStores(blob_container), RING, PAIR)
         await blob_container.delete(gen.segments[-1].blob)
         assert (await verify_pair(blob_container, RING, PAIR)).ok
+
+    async def test_forged_snapshot_in_a_real_generation_is_passed_over(
+        self, blob_container: AzureBlobStore
+    ) -> None:
+        """A snapshot sealed by someone else, newest in the pair's own generation: verify
+        names it; a restore starts from the journal instead, naming it as refused."""
+        gen = await write_history(blob_container)
+        state = PairState(PAIR, gen.generation)
+        result = await replay(blob_container, RING, gen, state)
+        state.items[next(r for r in state.items if r.name == "db-password")].versions.clear()
+        forged = await seal_snapshot(state, result.digest, ATTACKER, created_at=NOW.timestamp())
+        await blob_container.put(forged.name, forged.data, metadata=forged.metadata)
+        report = await verify_pair(blob_container, RING, PAIR)
+        assert [f.blob for f in report.findings] == [forged.name]
+        now = datetime.now(UTC)
+        point = await state_at(blob_container, RING, PAIR, now, now=now)
+        assert point.unreadable == [forged.name] and point.snapshot is None
+        assert await value_at_now(blob_container) == "new-password"
 
 
 class TestPinnedSigners:

@@ -294,6 +294,8 @@ def _print(doc: dict[str, Any]) -> None:
         click.echo(f"  {point['head_problem']} (restoring anyway: --allow-gap)")
     for gap in point["gaps_skipped"]:
         click.echo(f"  gap skipped (--allow-gap): {gap}")
+    for blob in point["unreadable_skipped"]:
+        click.echo(f"  passed over (refused or unreadable): {blob}")
     for lines in _describe_plan(doc["plan"]):
         click.echo(lines)
     if doc["dry_run"]:

@@ -9,11 +9,11 @@ verification and restore-to-timestamp (DESIGN.md; docs/backups.md).
     verify_pair      names, contiguity, digests, links (and a restore test)
     plan_retention   pure retention plan (apply_retention deletes)
 
-Modules: `envelope` and `keks` (encryption), `signers` and `head` (who wrote what),
-`paths` (blob names), `records`, `state` and `index` (plaintext and replay rules),
-`objects` (segments and snapshots), `catalog` (listings), `replay`, `point_in_time` and
-`restore`, `pair_log`, `stores` (primary + replicas), `export`, `timespec`, `metrics`,
-`settings`, `errors`.
+Modules: `envelope` and `keks` (encryption), `signers`, `signer_files` and `head` (who
+wrote what), `paths` (blob names), `records`, `state` and `index` (plaintext and replay
+rules), `objects` (segments and snapshots), `catalog` (listings), `replay`,
+`point_in_time` and `restore`, `pair_log`, `stores` (primary + replicas), `export`,
+`timespec`, `metrics`, `settings`, `errors`.
 """
 
 from backups.errors import (

@@ -9,10 +9,9 @@ authenticate every object with a key the repository owner holds, likewise):
 - `VaultSigner`: an EC P-256 (ES256) or RSA (PS256) key in one region's Key Vault; the
   vault signs (the private half never leaves it), anyone checks with the pinned public
   half, also with no vault at hand (break-glass).
-- `Ed25519FileSigner`: an Ed25519 key in a local file (mode 0600), development and the
-  local stack.
-- `HmacFileSigner`: a 256-bit HMAC-SHA256 key in a local file; checking needs the same
-  file (no public half: break-glass needs the file).
+- `Ed25519FileSigner` and `HmacFileSigner` (`backups.signer_files`): a local key file
+  (mode 0600), development and the local stack; an HMAC key has no public half, so
+  checking needs the same file.
 - `PinnedKey`: a public half only (a retired signer, or a machine that only reads).
 
 What is signed is a SHA-256 over canonical JSON of the object's envelope header (its
@@ -24,10 +23,7 @@ checks against every pinned one. No repr here prints key material.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -56,11 +52,8 @@ HMAC_SHA256 = "HMAC-SHA256"
 ES256 = "ES256"
 PS256 = "PS256"
 FILE_ALGORITHMS = (ED25519, HMAC_SHA256)
-HMAC_KEY_BYTES = 32
 P256_COORDINATE = 32
 MIN_RSA_BITS = 2048
-ED25519_PREFIX = "kvdr-signing-ed25519-v1:"
-HMAC_PREFIX = "kvdr-signing-hmac-v1:"
 SIGNATURE_VERSION = 1
 # (signer id, algorithm) -> the digest to sign: the header names the signer.
 SigningInput = Callable[[str, str], bytes]
@@ -97,7 +90,7 @@ def signing_digest(kind: str, header: bytes, digest: str, prev: str) -> bytes:
     ).digest()
 
 
-def _short_id(data: bytes) -> str:
+def short_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
@@ -157,7 +150,7 @@ class PinnedKey:
             self._algorithm = ED25519
         self._key = key
         self._source = source
-        self._id = f"{self._algorithm.lower()}:{_short_id(_spki(key))}"
+        self._id = f"{self._algorithm.lower()}:{short_id(_spki(key))}"
 
     @classmethod
     def from_pem(cls, pem: bytes, source: str = "pinned public key") -> PinnedKey:
@@ -278,153 +271,6 @@ class VaultSigner:
 
     def __repr__(self) -> str:
         return f"VaultSigner({self._name!r}, {self.signer_id!r})"
-
-
-def _read_key_file(path: Path, prefix: str, size: int | None = None) -> bytes:
-    source = f"signing key file {str(path)!r}"
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
-        raise ValueError(f"{source}: cannot read ({reason})") from None
-    if not text.startswith(prefix):
-        raise ValueError(f"{source} is not a kvdr {prefix.split('-')[2]} signing key")
-    try:
-        raw = base64.b64decode(text.removeprefix(prefix), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"{source}: the key is not valid base64") from None
-    if size is not None and len(raw) != size:
-        raise ValueError(f"{source} must hold a {size * 8}-bit key")
-    return raw
-
-
-def _write_key_file(path: Path, prefix: str, raw: bytes) -> None:
-    """Write a new key file with mode 0600; never overwrite one (like the local KEK)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ValueError(f"signing key file {str(path)!r} exists already") from None
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(prefix + base64.b64encode(raw).decode() + "\n")
-
-
-class Ed25519FileSigner:
-    """An Ed25519 key in a local file. Whoever reads the file can sign: development and
-    the local stack only."""
-
-    def __init__(self, key: ed25519.Ed25519PrivateKey, source: str = "Ed25519 key") -> None:
-        self._key = key
-        self._pinned = PinnedKey(key.public_key(), source)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Ed25519FileSigner:
-        file = Path(path)
-        raw = _read_key_file(file, ED25519_PREFIX, 32)
-        return cls(
-            ed25519.Ed25519PrivateKey.from_private_bytes(raw), f"signing key file {str(file)!r}"
-        )
-
-    @staticmethod
-    def create_key_file(path: str | os.PathLike[str]) -> Ed25519FileSigner:
-        file = Path(path)
-        key = ed25519.Ed25519PrivateKey.generate()
-        raw = key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        _write_key_file(file, ED25519_PREFIX, raw)
-        return Ed25519FileSigner(key, f"signing key file {str(file)!r}")
-
-    @property
-    def signer_id(self) -> str:
-        return self._pinned.signer_id
-
-    @property
-    def algorithm(self) -> str:
-        return ED25519
-
-    @property
-    def description(self) -> str:
-        return self._pinned.description
-
-    def public_pem(self) -> bytes:
-        return self._pinned.public_pem()
-
-    def check(self, digest: bytes, signature: bytes) -> bool:
-        return self._pinned.check(digest, signature)
-
-    async def sign(self, digest: bytes) -> bytes:
-        return self._key.sign(digest)
-
-    def __repr__(self) -> str:
-        return f"Ed25519FileSigner({self.signer_id!r})"
-
-
-class HmacFileSigner:
-    """A 256-bit HMAC-SHA256 key in a local file; the same file checks. Its id is a
-    digest of the key, so pinning the id pins the key without revealing it."""
-
-    def __init__(self, key: bytes, source: str = "HMAC key") -> None:
-        if len(key) != HMAC_KEY_BYTES:
-            raise ValueError(f"{source} must hold a 256-bit key")
-        self._key = key
-        self._source = source
-        self._id = f"hmac:{_short_id(b'kvdr signing key id:' + key)}"
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> HmacFileSigner:
-        file = Path(path)
-        return cls(
-            _read_key_file(file, HMAC_PREFIX, HMAC_KEY_BYTES), f"signing key file {str(file)!r}"
-        )
-
-    @staticmethod
-    def create_key_file(path: str | os.PathLike[str]) -> HmacFileSigner:
-        file = Path(path)
-        key = os.urandom(HMAC_KEY_BYTES)
-        _write_key_file(file, HMAC_PREFIX, key)
-        return HmacFileSigner(key, f"signing key file {str(file)!r}")
-
-    @property
-    def signer_id(self) -> str:
-        return self._id
-
-    @property
-    def algorithm(self) -> str:
-        return HMAC_SHA256
-
-    @property
-    def description(self) -> str:
-        return f"{self._source} ({self._id})"
-
-    def public_pem(self) -> None:
-        return None
-
-    def check(self, digest: bytes, signature: bytes) -> bool:
-        return hmac.compare_digest(hmac.digest(self._key, digest, "sha256"), signature)
-
-    async def sign(self, digest: bytes) -> bytes:
-        return hmac.digest(self._key, digest, "sha256")
-
-    def __repr__(self) -> str:
-        return f"HmacFileSigner({self._id!r})"
-
-
-def create_or_load(path: str | os.PathLike[str], algorithm: str, create: bool) -> Signer:
-    """The file signer at `path` (`algorithm` Ed25519 or HMAC-SHA256), written first
-    when `create` and absent."""
-    kinds: dict[str, type[Ed25519FileSigner] | type[HmacFileSigner]] = {
-        ED25519: Ed25519FileSigner,
-        HMAC_SHA256: HmacFileSigner,
-    }
-    kind = kinds.get(algorithm)
-    if kind is None:
-        raise ValueError(f"signing algorithm {algorithm!r} is not one of {', '.join(kinds)}")
-    if create and not Path(path).exists():
-        return kind.create_key_file(path)
-    return kind.from_file(path)
 
 
 class SignerRing:

@@ -33,7 +33,8 @@ from pathlib import Path
 from backups.journal import Journal
 from backups.keks import KekRing, LocalFileKek
 from backups.settings import BackupSettings
-from backups.signers import Ed25519FileSigner, SignerRing
+from backups.signer_files import Ed25519FileSigner
+from backups.signers import SignerRing
 from backups.snapshot import create_snapshot
 from backups.stores import BackupStores
 from bench._report import at_most, header, table

@@ -35,7 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from backups.journal import Journal
 from backups.keks import KekRing, LocalFileKek, RecoveryKek, VaultKek
 from backups.settings import BackupSettings
-from backups.signers import Ed25519FileSigner, SignerRing
+from backups.signer_files import Ed25519FileSigner
+from backups.signers import SignerRing
 from backups.stores import BackupStores
 from bench._report import at_least, header, table
 from bench._world import BenchStack, live_secret_names, open_world, secret_names, seed_secrets

@@ -38,7 +38,8 @@ from backups.keks import KekRing, LocalFileKek
 from backups.restore import RestoreScope, apply_plan, read_target, scoped, state_at
 from backups.restore_plan import plan_restore
 from backups.settings import BackupSettings
-from backups.signers import Ed25519FileSigner, SignerRing
+from backups.signer_files import Ed25519FileSigner
+from backups.signers import SignerRing
 from backups.stores import BackupStores
 from bench._report import at_least, header, table
 from bench._world import BenchStack, open_world, secret_names, seed_secrets, seed_value

@@ -69,7 +69,8 @@ from backups.settings import (
     VaultKekSettings,
     VaultSignerSettings,
 )
-from backups.signers import ES256, FILE_ALGORITHMS, PS256, PinnedKey, create_or_load
+from backups.signer_files import create_or_load
+from backups.signers import ES256, FILE_ALGORITHMS, PS256, PinnedKey
 from kvdr._config_fields import (
     Invalid,
     Problems,

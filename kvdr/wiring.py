@@ -22,7 +22,8 @@ from backups.settings import (
     PinnedSignerSettings,
     RecoveryKekSettings,
 )
-from backups.signers import PinnedKey, Signer, SignerRing, VaultSigner, create_or_load
+from backups.signer_files import create_or_load
+from backups.signers import PinnedKey, Signer, SignerRing, VaultSigner
 from backups.stores import BackupStores
 from replicator import metrics as replication_metrics
 from replicator.checkpoint import CheckpointStore

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from backups.journal import Journal
 from backups.keks import KekRing, KeyEncryptionKey, LocalFileKek, RecoveryKek
 from backups.settings import BackupSettings
-from backups.signers import Ed25519FileSigner, SignerRing
+from backups.signer_files import Ed25519FileSigner
+from backups.signers import SignerRing
 from backups.stores import BackupStores
 from replicator.sink import version_fingerprint
 from storage.store import BlobStore

@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from backups.catalog import load_catalog
 from backups.journal import Journal
 from backups.keks import KekRing, RecoveryKek, VaultKek
-from backups.signers import Ed25519FileSigner, SignerRing
+from backups.signer_files import Ed25519FileSigner
+from backups.signers import SignerRing
 from backups.stores import BackupStores
 from replicator.sink import version_fingerprint
 from tests.backups.conftest import (

@@ -23,7 +23,8 @@ from backups.keks import KekRing
 from backups.objects import read_segment, seal_segment, seal_snapshot
 from backups.replay import replay
 from backups.restore import state_at
-from backups.signers import Ed25519FileSigner, PinnedKey, SignerRing
+from backups.signer_files import Ed25519FileSigner
+from backups.signers import PinnedKey, SignerRing
 from backups.snapshot import create_snapshot
 from backups.state import PairState
 from backups.stores import BackupStores

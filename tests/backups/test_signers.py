@@ -15,9 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from backups.catalog import load_catalog
 from backups.errors import BadSignature, SignerUnavailable, UnpinnedSigner, Unsigned
 from backups.keks import KekRing
+from backups.signer_files import Ed25519FileSigner, HmacFileSigner
 from backups.signers import (
-    Ed25519FileSigner,
-    HmacFileSigner,
     PinnedKey,
     SignatureBlock,
     SignerRing,

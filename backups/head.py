@@ -13,6 +13,9 @@ hide it, and cannot sign the rewrite: the cut is detected. The head links to its
 object by the SHA-256 of the sealed bytes, not of the plaintext, so it is no oracle for
 guesses of the plaintext. Format 1 heads (before signing) carry no signature.
 
+`load_head` reads and checks a head; `write_head` signs and writes the journal's, with
+the ETag condition that fences a second writer.
+
 What a signed head cannot prove: that it is the newest head. An old head, genuinely
 signed, put back together with deleting the segments written after it, looks like a
 journal that stopped there (docs/security.md).
@@ -27,11 +30,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from backups import paths
-from backups.errors import ObjectUnreadable, Unsigned
+from backups.errors import (
+    JournalFenced,
+    JournalUnavailable,
+    ObjectUnreadable,
+    SignerUnavailable,
+    Unsigned,
+)
+from backups.pair_log import PairLog
 from backups.signers import SignatureBlock, SignerRing, signing_digest
-from storage.errors import BlobNotFound
+from storage.errors import BlobExists, BlobNotFound, PreconditionFailed, StorageError
 from storage.store import BlobStore
+
+log = structlog.get_logger("kvdr.backups")
 
 HEAD_FORMAT = 2
 UNSIGNED_HEAD_FORMAT = 1
@@ -161,3 +175,58 @@ async def load_head(store: BlobStore, signers: SignerRing, pair: str) -> HeadRea
     except ObjectUnreadable as exc:
         return HeadRead(name, etag=blob.info.etag, problem=exc.detail, refused=exc)
     return HeadRead(name, head=head, etag=blob.info.etag)
+
+
+async def write_head(
+    store: BlobStore,
+    signers: SignerRing,
+    pair_log: PairLog,
+    *,
+    updated_at: float,
+    writer: str,
+    creating: bool = False,
+) -> None:
+    """Rewrite `pair_log`'s head, signed, over the version it last wrote (its etag);
+    another writer fences it (`JournalFenced`). Failing to sign or store raises
+    `JournalUnavailable` only when `creating`: otherwise the segment is durable already
+    and the head catches up with the next one (logged)."""
+    name = paths.head_blob(pair_log.pair)
+    try:
+        data = await sign_head(
+            signers,
+            pair=pair_log.pair,
+            generation=pair_log.generation,
+            sequence=pair_log.durable,
+            updated_at=updated_at,
+            writer=writer,
+            last=pair_log.last_object,
+            blob=name,
+        )
+    except SignerUnavailable as exc:
+        if creating:
+            raise JournalUnavailable(f"cannot sign the journal head {name!r}: {exc}") from exc
+        log.warning("backups.head_write_failed", pair=pair_log.pair, error=str(exc))
+        return
+    try:
+        if pair_log.head_etag is None:
+            info = await store.put_if_absent(name, data)
+        else:
+            info = await store.put(name, data, if_match=pair_log.head_etag)
+    except (PreconditionFailed, BlobExists) as exc:
+        pair_log.fenced = True
+        log.error(
+            "backups.journal_fenced",
+            pair=pair_log.pair,
+            generation=pair_log.generation,
+            reason="the head blob was written by another process",
+        )
+        raise JournalFenced(
+            f"the journal head of pair {pair_log.pair!r} was written by another process"
+        ) from exc
+    except StorageError as exc:
+        if creating:
+            raise JournalUnavailable(f"cannot write the journal head {name!r}: {exc}") from exc
+        # The segment itself is durable; the head catches up with the next one.
+        log.warning("backups.head_write_failed", pair=pair_log.pair, error=str(exc))
+        return
+    pair_log.head_etag = info.etag

@@ -52,9 +52,8 @@ from backups.errors import (
     JournalUnavailable,
     KekUnavailable,
     ObjectUnreadable,
-    SignerUnavailable,
 )
-from backups.head import load_head, sign_head
+from backups.head import load_head, write_head
 from backups.index import Fingerprint, JournalIndex
 from backups.journal_health import FLUSH, LOOP, SNAPSHOT, FailureHook, JournalHealth
 from backups.keks import KekRing
@@ -65,7 +64,7 @@ from backups.retention import enforce_retention
 from backups.settings import BackupSettings
 from backups.snapshot import create_snapshot
 from backups.stores import BackupStores, ObjectConflict
-from storage.errors import BlobExists, PreconditionFailed, StorageError
+from storage.errors import StorageError
 from vault.models import Change, ItemRef
 
 log = structlog.get_logger("kvdr.backups")
@@ -345,48 +344,14 @@ class Journal:
         return (read.head.doc if read.head else None), read.etag
 
     async def _write_head(self, pair_log: PairLog, creating: bool = False) -> None:
-        """Rewrite the head over the version we last wrote; another writer fences us."""
-        name = paths.head_blob(pair_log.pair)
-        store = self._stores.primary
-        try:
-            data = await sign_head(
-                self._keks.signers,
-                pair=pair_log.pair,
-                generation=pair_log.generation,
-                sequence=pair_log.durable,
-                updated_at=self._clock(),
-                writer=self._settings.writer,
-                last=pair_log.last_object,
-                blob=name,
-            )
-        except SignerUnavailable as exc:
-            if creating:
-                raise JournalUnavailable(f"cannot sign the journal head {name!r}: {exc}") from exc
-            log.warning("backups.head_write_failed", pair=pair_log.pair, error=str(exc))
-            return
-        try:
-            if pair_log.head_etag is None:
-                info = await store.put_if_absent(name, data)
-            else:
-                info = await store.put(name, data, if_match=pair_log.head_etag)
-        except (PreconditionFailed, BlobExists) as exc:
-            pair_log.fenced = True
-            log.error(
-                "backups.journal_fenced",
-                pair=pair_log.pair,
-                generation=pair_log.generation,
-                reason="the head blob was written by another process",
-            )
-            raise JournalFenced(
-                f"the journal head of pair {pair_log.pair!r} was written by another process"
-            ) from exc
-        except StorageError as exc:
-            if creating:
-                raise JournalUnavailable(f"cannot write the journal head {name!r}: {exc}") from exc
-            # The segment itself is durable; the head catches up with the next one.
-            log.warning("backups.head_write_failed", pair=pair_log.pair, error=str(exc))
-            return
-        pair_log.head_etag = info.etag
+        await write_head(
+            self._stores.primary,
+            self._keks.signers,
+            pair_log,
+            updated_at=self._clock(),
+            writer=self._settings.writer,
+            creating=creating,
+        )
 
     # -- flushing ------------------------------------------------------------------------
 

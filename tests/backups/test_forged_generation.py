@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -29,6 +30,7 @@ from tests.backups.conftest import (
     recovery_public_pem,
     secret_change,
 )
+from tests.backups.legacy import write_unsigned_generation
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import free_port, write_config
 from tests.fixtures.regions import World, WorldFactory
@@ -151,3 +153,46 @@ class TestForgedGeneration:
         for out in (verified, refused, dry, applied):
             assert "attacker-value" not in out.stdout + out.stderr
             assert "real-value" not in out.stdout + out.stderr
+
+
+class TestUnsignedGenerationOnTheCommandLine:
+    async def test_list_verify_and_restore_say_unsigned(
+        self, make_world: WorldFactory, tmp_path: Path
+    ) -> None:
+        """Backups from before signing: `snapshot list` says unsigned, `verify` fails
+        unless --allow-unsigned, `restore` refuses unless --allow-unsigned, and then says
+        in its output and its report that the state rests on unsigned objects."""
+        world = await make_world(regions=("eastus", "westus"))
+        await create_rsa_key(world.emulators["eastus"], "kvdr-backup")
+        config = write_config(
+            world, tmp_path / "kvdr.toml", port=free_port(), extra=victim_backups(tmp_path)
+        )
+        cfg = ["--config", str(config)]
+        keks = KekRing([RecoveryKek.from_public_pem(recovery_public_pem())])
+        started = datetime.now(UTC) - timedelta(minutes=5)
+        changes = [secret_change("db-password", "a" * 32, "legacy-value", at=started)]
+        await write_unsigned_generation(world.blobs, keks, "app", changes, started)
+        private = tmp_path / "recovery.pem"
+        private.write_bytes(recovery_private_pem())
+        key = ["--recovery-key", str(private)]
+
+        listed = kvdr("snapshot", "list", *cfg)
+        assert listed.returncode == 0 and "unsigned (restorable only with --allow-unsigned)" in (
+            listed.stdout
+        )
+        assert kvdr("snapshot", "verify", *key, *cfg).returncode == 1
+        allowed = kvdr("snapshot", "verify", "--allow-unsigned", *key, *cfg)
+        assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+        assert "1 unsigned (--allow-unsigned)" in allowed.stdout
+
+        target = world.emulators["westus"].url
+        restore = ["restore", "--pair", "app", "--at", "-0s", "--target", target, *key, *cfg]
+        refused = kvdr(*restore)
+        assert refused.returncode == 1 and "--allow-unsigned" in refused.stderr
+        applied = kvdr(*restore, "--allow-unsigned")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "restoring from UNSIGNED objects" in applied.stdout
+        assert "rests on unsigned objects" in applied.stdout
+        assert (await world.vaults["westus"].get_secret("db-password")).value == "legacy-value"
+        again = kvdr(*restore, "--allow-unsigned", "--force", "--json")
+        assert json.loads(again.stdout)["report"]["from_unsigned_objects"] is True

@@ -6,7 +6,8 @@ StorageError
 ├── BlobExists             put_if_absent found the name taken
 ├── PreconditionFailed     conditional write lost the race (ETag changed)
 ├── LeaseHeld              someone else holds the lease
-├── LeaseLost              our lease expired or was taken
+├── LeaseLost              our lease expired or was taken (or could not be kept
+│                          while `storage.lease` ran work under it)
 └── CorruptBlob            the bytes read are not what was written (e.g. MD5 mismatch)
 """
 

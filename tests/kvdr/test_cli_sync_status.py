@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from replicator.lease import LeaseTiming, PairLease
+from storage.lease import LeaseTiming, PairLease
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.regions import World

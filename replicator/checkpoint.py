@@ -16,7 +16,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from storage import BlobExists, BlobNotFound, BlobStore, PreconditionFailed
+# Re-exported: the checkpoint's callers catch its conflict where they use the store.
+from replicator.errors import CheckpointConflict as CheckpointConflict
+from storage import BlobNotFound, BlobStore, compare_and_swap
 
 FORMAT_VERSION = 1
 log = structlog.get_logger("kvdr.checkpoint")
@@ -122,10 +124,6 @@ def _item_entry(c: ItemCheckpoint) -> list[Any]:
     return entry
 
 
-class CheckpointConflict(Exception):
-    """Another writer changed the checkpoint since we read it."""
-
-
 class CheckpointStore:
     """Loads and saves checkpoints over a `BlobStore` with ETag compare-and-swap."""
 
@@ -151,15 +149,13 @@ class CheckpointStore:
         Raises `CheckpointConflict` when someone else wrote in between: the caller no
         longer owns the pair and must stop, not retry blindly.
         """
-        name = checkpoint_blob_name(checkpoint.pair, checkpoint.target)
-        data = checkpoint.to_json()
-        try:
-            if checkpoint.etag is None:
-                info = await self._blobs.put_if_absent(name, data)
-            else:
-                info = await self._blobs.put(name, data, if_match=checkpoint.etag)
-        except (PreconditionFailed, BlobExists) as exc:
-            raise CheckpointConflict(f"checkpoint {name} was changed by another writer") from exc
+        info = await compare_and_swap(
+            self._blobs,
+            checkpoint_blob_name(checkpoint.pair, checkpoint.target),
+            checkpoint.to_json(),
+            checkpoint.etag,
+            conflict=CheckpointConflict,
+        )
         checkpoint.etag = info.etag
 
     async def list_pairs(self) -> list[tuple[str, str]]:

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+# Re-exported: the guard's callers catch its conflict where they use the store.
+from replicator.errors import GuardConflict as GuardConflict
 from replicator.settings import PairSettings, ReplicatorSettings
-from storage import BlobExists, BlobNotFound, BlobStore, PreconditionFailed
+from storage import BlobNotFound, BlobStore, compare_and_swap
 
 FORMAT_VERSION = 1
 # Status lists at most this many withheld names (the count is always complete).
@@ -198,10 +200,6 @@ class GuardState:
         }
 
 
-class GuardConflict(Exception):
-    """Another writer changed the guard state since it was read."""
-
-
 class DeletionGuardStore:
     """Loads and saves guard states over a `BlobStore` with ETag compare-and-swap."""
 
@@ -220,14 +218,13 @@ class DeletionGuardStore:
 
         Raises `GuardConflict` when someone else wrote in between: the caller re-reads.
         """
-        name = guard_blob_name(state.pair)
-        try:
-            if state.etag is None:
-                info = await self._blobs.put_if_absent(name, state.to_json())
-            else:
-                info = await self._blobs.put(name, state.to_json(), if_match=state.etag)
-        except (PreconditionFailed, BlobExists) as exc:
-            raise GuardConflict(f"deletion guard {name} was changed by another writer") from exc
+        info = await compare_and_swap(
+            self._blobs,
+            guard_blob_name(state.pair),
+            state.to_json(),
+            state.etag,
+            conflict=GuardConflict,
+        )
         return replace(state, etag=info.etag)
 
     async def update(

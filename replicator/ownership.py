@@ -34,7 +34,7 @@ import structlog
 
 from replicator import metrics
 from replicator.balance import BalanceView, Peer, plan_balance
-from replicator.checkpoint import CheckpointConflict
+from replicator.errors import CheckpointConflict
 from replicator.members import Members
 from replicator.pair import PairReplicator
 from replicator.settings import PairSettings

@@ -1,5 +1,5 @@
-"""The blob seam: put-if-absent, get, list, delete, conditional write,
-lease and running work while it is held."""
+"""The blob seam: put-if-absent, get, list, delete, conditional write (one
+compare-and-swap function), lease and running work while it is held."""
 
 from storage.azure_blob import AzureBlobStore
 from storage.errors import (
@@ -11,6 +11,7 @@ from storage.errors import (
     PreconditionFailed,
     StorageError,
     StorageUnavailable,
+    WriteConflict,
 )
 from storage.lease import (
     DEFAULT_LEASE_SECONDS,
@@ -27,7 +28,7 @@ from storage.lease import (
 from storage.local_folder import LocalFolderStore
 from storage.open import open_store
 from storage.settings import AzureBlobSettings, LocalFolderSettings, StorageSettings
-from storage.store import Blob, BlobInfo, BlobStore
+from storage.store import Blob, BlobInfo, BlobStore, compare_and_swap
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -52,6 +53,8 @@ __all__ = [
     "StorageError",
     "StorageSettings",
     "StorageUnavailable",
+    "WriteConflict",
+    "compare_and_swap",
     "keeping",
     "lease_blob_name",
     "open_store",

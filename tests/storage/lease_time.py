@@ -1,4 +1,5 @@
-"""Stepping a lease's time in tests: a clock the test moves, and a count of renewals.
+"""Stepping a lease's time in tests: a virtual clock the test moves from one wake-up
+of the lease's keeper to the next, and a count of its renewals.
 
 A lease renews against real storage (Azurite) while its own clock is virtual, so a
 15 s lease period passes in the time its requests take. The test moves the clock only
@@ -9,57 +10,12 @@ them), so every interval of the protocol is exact and nothing waits on the real 
 from __future__ import annotations
 
 import asyncio
-import heapq
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from storage import BlobStore
 from tests.fixtures.waiting import wait_for
 from tests.vault.virtual_clock import VirtualClock
-
-
-class SteppedClock(VirtualClock):
-    """A `VirtualClock` moved by the test (`advance`, `advance_to_next`), not by `drive`:
-    real I/O runs between the steps, which settling by loop turns cannot wait for."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        super().__init__(start)
-        # The task waiting on each pending sleep.
-        self._owners: dict[asyncio.Future[None], asyncio.Task[Any] | None] = {}
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + seconds, next(self._seq), fut))
-        self._owners[fut] = asyncio.current_task()
-        try:
-            await fut
-        finally:
-            del self._owners[fut]
-
-    @property
-    def sleeping(self) -> int:
-        """Sleeps waiting on this clock now."""
-        return sum(not fut.done() for fut in self._owners)
-
-    def sleeps_in(self, task: asyncio.Task[Any]) -> bool:
-        """True while `task` itself waits on this clock (not on I/O or another task)."""
-        return any(owner is task and not fut.done() for fut, owner in self._owners.items())
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock on and wake every sleep that is due."""
-        self.now += seconds
-        while self._sleepers and self._sleepers[0][0] <= self.now:
-            _, _, fut = heapq.heappop(self._sleepers)
-            if not fut.done():
-                fut.set_result(None)
-
-    def advance_to_next(self) -> None:
-        """Move the clock to the end of the earliest waiting sleep and wake it."""
-        due = min(wake for wake, _, fut in self._sleepers if not fut.done())
-        self.advance(max(0.0, due - self.now))
 
 
 class CountedRenewals:
@@ -97,7 +53,7 @@ def keeper_task(pair: str) -> asyncio.Task[Any]:
 
 
 async def step_until(
-    clock: SteppedClock,
+    clock: VirtualClock,
     keeper: asyncio.Task[Any],
     renewals: CountedRenewals,
     done: Callable[[], bool],

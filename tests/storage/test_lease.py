@@ -1,29 +1,24 @@
 """A pair's blob lease: one holder at a time, renewed, and given up before it could
 expire when storage stops answering; work run under it stops the moment it is lost
-(storage/lease.py), against Azurite. The lease's clock is a `SteppedClock`: renewals go
+(storage/lease.py), against Azurite. The lease's clock is a `VirtualClock`: renewals go
 to Azurite for real, the lease period passes without waiting for it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 from azure.storage.blob.aio import BlobLeaseClient, ContainerClient
 from structlog.testing import capture_logs
 
-from storage import AzureBlobStore, BlobStore, LeaseLost
-from storage.lease import (
-    LeaseTiming,
-    PairLease,
-    keeping,
-    lease_blob_name,
-    parse_lease_blob_name,
-    run_while_held,
-)
+from storage import AzureBlobStore, BlobStore, LeaseLost, LeaseTiming, PairLease
+from storage.lease import keeping, lease_blob_name, parse_lease_blob_name, run_while_held
 from tests.fixtures.azurite import Azurite, fresh_container
 from tests.replicator.blob_faults import store_through_relay
-from tests.storage.lease_time import CountedRenewals, SteppedClock, keeper_task, step_until
+from tests.storage.lease_time import CountedRenewals, keeper_task, step_until
+from tests.vault.virtual_clock import VirtualClock
 
 SHORTEST = LeaseTiming(15)
 
@@ -34,9 +29,9 @@ async def store(azurite: Azurite) -> AsyncIterator[AzureBlobStore]:
         yield blobs
 
 
-def stepped(blobs: BlobStore, pair: str) -> tuple[PairLease, SteppedClock, CountedRenewals]:
+def stepped(blobs: BlobStore, pair: str) -> tuple[PairLease, VirtualClock, CountedRenewals]:
     """A lease on `pair` whose time the test steps and whose renewals it counts."""
-    clock, renewals = SteppedClock(), CountedRenewals(blobs)
+    clock, renewals = VirtualClock(), CountedRenewals(blobs)
     lease = PairLease(renewals, pair, SHORTEST, clock=clock.time, sleep=clock.sleep)  # type: ignore[arg-type]
     return lease, clock, renewals
 
@@ -66,6 +61,38 @@ class Work:
             self.cancelled = True
             raise
         return "done"
+
+
+@dataclass
+class UnderLease:
+    """A `Work` started with `run_while_held` under a stepped lease on `app`."""
+
+    lease: PairLease
+    clock: VirtualClock
+    renewals: CountedRenewals
+    work: Work
+    run: asyncio.Task[str]
+    granted: float
+
+    @classmethod
+    async def start(cls, blobs: BlobStore) -> UnderLease:
+        lease, clock, renewals = stepped(blobs, "app")
+        assert await lease.acquire()
+        work = Work()
+        run = asyncio.create_task(run_while_held(lease, work()))
+        await work.started.wait()
+        return cls(lease, clock, renewals, work, run, clock.now)
+
+    async def step(self, seconds: float, *, swallowed: bool = False) -> None:
+        """Step the lease's time until the run ends or `seconds` after the grant."""
+        await step_until(
+            self.clock,
+            keeper_task(self.lease.pair),
+            self.renewals,
+            self.run.done,
+            until=self.granted + seconds,
+            swallowed=swallowed,
+        )
 
 
 class TestLeaseTiming:
@@ -187,23 +214,18 @@ class TestRunWhileHeld:
         """Work that outlasts a lease period keeps running under the renewals; its result
         is returned, and the lease is released at once after it (another holder takes it
         without waiting for expiry)."""
-        holder, clock, renewals = stepped(store, "app")
-        work = Work()
-        assert await holder.acquire()
-        granted = clock.now
         with capture_logs() as logs:
-            run = asyncio.create_task(run_while_held(holder, work()))
-            await work.started.wait()
+            held = await UnderLease.start(store)
             keeper = keeper_task("app")
-            await step_until(clock, keeper, renewals, run.done, until=granted + SHORTEST.seconds)
-            clock.advance(1.5)
-            assert not run.done()
-            assert holder.held
-            work.finish.set()
-            assert await asyncio.wait_for(run, 30) == "done"
-        assert renewals.sent == 3
+            await held.step(SHORTEST.seconds)
+            held.clock.advance(1.5)
+            assert not held.run.done()
+            assert held.lease.held
+            held.work.finish.set()
+            assert await asyncio.wait_for(held.run, 30) == "done"
+        assert held.renewals.sent == 3
         assert keeper.cancelled()
-        assert not holder.held
+        assert not held.lease.held
         assert await PairLease(store, "app", SHORTEST).acquire()
         assert [e["event"] for e in logs] == ["lease.released"]
 
@@ -214,31 +236,19 @@ class TestRunWhileHeld:
         """When storage stops answering (connections refused, or accepted and never
         answered) the work is cancelled and `LeaseLost` raised with the reason, before
         the lease could expire: at that moment nobody else can take it yet."""
-        work = Work()
         async with store_through_relay(azurite, store.container_name) as (blobs, relay):
-            holder, clock, renewals = stepped(blobs, "app")
-            assert await holder.acquire()
-            granted = clock.now
-            run = asyncio.create_task(run_while_held(holder, work()))
-            await work.started.wait()
+            held = await UnderLease.start(blobs)
             if fault == "refused":
                 await relay.stop()
             else:
                 await relay.swallow()
-            await step_until(
-                clock,
-                keeper_task("app"),
-                renewals,
-                run.done,
-                until=granted + 2 * SHORTEST.seconds,
-                swallowed=fault == "unanswered",
-            )
+            await held.step(2 * SHORTEST.seconds, swallowed=fault == "unanswered")
             with pytest.raises(LeaseLost, match="expire") as lost:
-                await run
+                await held.run
         assert lost.value.blob == "leases/app"
-        assert work.cancelled
-        assert clock.now - granted == 12.5  # a sixth of the 15 s period before expiry
-        assert not holder.held
+        assert held.work.cancelled
+        assert held.clock.now - held.granted == 12.5  # a sixth of the 15 s period early
+        assert not held.lease.held
         assert not await PairLease(store, "app", SHORTEST).acquire()
 
     async def test_taken_lease_cancels_the_work(
@@ -246,21 +256,14 @@ class TestRunWhileHeld:
     ) -> None:
         """A lease broken and taken by another holder stops the work at the next renewal,
         and is not released on the way out (it is the other holder's now)."""
-        holder, clock, renewals = stepped(store, "app")
-        work = Work()
-        assert await holder.acquire()
-        granted = clock.now
         with capture_logs() as logs:
-            run = asyncio.create_task(run_while_held(holder, work()))
-            await work.started.wait()
-            await break_and_take(azurite, store, holder)
-            await step_until(
-                clock, keeper_task("app"), renewals, run.done, until=granted + SHORTEST.seconds
-            )
+            held = await UnderLease.start(store)
+            await break_and_take(azurite, store, held.lease)
+            await held.step(SHORTEST.seconds)
             with pytest.raises(LeaseLost, match="taken"):
-                await run
-        assert work.cancelled
-        assert clock.now - granted == SHORTEST.renew_every
+                await held.run
+        assert held.work.cancelled
+        assert held.clock.now - held.granted == SHORTEST.renew_every
         assert [e["event"] for e in logs] == ["lease.lost"]
         assert not await PairLease(store, "app", SHORTEST).acquire()
 

@@ -31,9 +31,9 @@ from kvdr._config_fields import (
     type_name,
 )
 from kvdr._config_lines import KeyPath
-from replicator.lease import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from replicator.plan_keys import SKUS
 from replicator.settings import ReplicatorSettings
+from storage.lease import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from storage.settings import AzureBlobSettings, LocalFolderSettings
 from vault.models import VaultRef
 from vault.settings import CREDENTIAL_KINDS, CredentialSettings, VaultSettings

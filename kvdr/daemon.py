@@ -23,10 +23,10 @@ from failover.health import RegionProber
 from kvdr import __version__
 from kvdr.http_api import build_http_app
 from kvdr.wiring import Parts, open_parts
-from replicator.lease import LeaseTiming
 from replicator.ownership import RELEASE_SECONDS, PairOwnership
 from replicator.pair import PairReplicator
 from replicator.settings import PairSettings
+from storage.lease import LeaseTiming
 from vault.models import ItemKind
 
 if TYPE_CHECKING:

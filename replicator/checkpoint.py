@@ -16,8 +16,10 @@ from typing import Any, Protocol
 
 import structlog
 
+# Re-exported: the checkpoint's callers catch its conflict where they use the store.
+from replicator.errors import CheckpointConflict as CheckpointConflict
 from replicator.state_seal import StateSealer, read_state_document, write_state_document
-from storage import BlobExists, BlobNotFound, BlobStore, PreconditionFailed
+from storage import BlobNotFound, BlobStore, compare_and_swap
 
 FORMAT_VERSION = 1
 log = structlog.get_logger("kvdr.checkpoint")
@@ -123,10 +125,6 @@ def _item_entry(c: ItemCheckpoint) -> list[Any]:
     return entry
 
 
-class CheckpointConflict(Exception):
-    """Another writer changed the checkpoint since we read it."""
-
-
 class CheckpointStore:
     """Loads and saves checkpoints over a `BlobStore` with ETag compare-and-swap; with a
     `sealer`, the documents are encrypted (they name every item: replicator/state_seal.py)."""
@@ -157,14 +155,13 @@ class CheckpointStore:
         longer owns the pair and must stop, not retry blindly.
         """
         name = checkpoint_blob_name(checkpoint.pair, checkpoint.target)
-        data = write_state_document(name, checkpoint.to_json(), self.sealer)
-        try:
-            if checkpoint.etag is None:
-                info = await self._blobs.put_if_absent(name, data)
-            else:
-                info = await self._blobs.put(name, data, if_match=checkpoint.etag)
-        except (PreconditionFailed, BlobExists) as exc:
-            raise CheckpointConflict(f"checkpoint {name} was changed by another writer") from exc
+        info = await compare_and_swap(
+            self._blobs,
+            name,
+            write_state_document(name, checkpoint.to_json(), self.sealer),
+            checkpoint.etag,
+            conflict=CheckpointConflict,
+        )
         checkpoint.etag = info.etag
 
     async def list_pairs(self) -> list[tuple[str, str]]:

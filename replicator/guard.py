@@ -21,9 +21,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+# Re-exported: the guard's callers catch its conflict where they use the store.
+from replicator.errors import GuardConflict as GuardConflict
 from replicator.settings import PairSettings, ReplicatorSettings
 from replicator.state_seal import StateSealer, read_state_document, write_state_document
-from storage import BlobExists, BlobNotFound, BlobStore, PreconditionFailed
+from storage import BlobNotFound, BlobStore, compare_and_swap
 
 FORMAT_VERSION = 1
 # Status lists at most this many withheld names (the count is always complete).
@@ -199,10 +201,6 @@ class GuardState:
         }
 
 
-class GuardConflict(Exception):
-    """Another writer changed the guard state since it was read."""
-
-
 class DeletionGuardStore:
     """Loads and saves guard states over a `BlobStore` with ETag compare-and-swap; with a
     `sealer`, the documents are encrypted (they name the withheld items)."""
@@ -227,14 +225,13 @@ class DeletionGuardStore:
         Raises `GuardConflict` when someone else wrote in between: the caller re-reads.
         """
         name = guard_blob_name(state.pair)
-        data = write_state_document(name, state.to_json(), self._sealer)
-        try:
-            if state.etag is None:
-                info = await self._blobs.put_if_absent(name, data)
-            else:
-                info = await self._blobs.put(name, data, if_match=state.etag)
-        except (PreconditionFailed, BlobExists) as exc:
-            raise GuardConflict(f"deletion guard {name} was changed by another writer") from exc
+        info = await compare_and_swap(
+            self._blobs,
+            name,
+            write_state_document(name, state.to_json(), self._sealer),
+            state.etag,
+            conflict=GuardConflict,
+        )
         return replace(state, etag=info.etag)
 
     async def update(

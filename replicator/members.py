@@ -24,8 +24,8 @@ from typing import Any
 
 import structlog
 
-from replicator.lease import LeaseTiming
 from storage import BlobNotFound, BlobStore, PreconditionFailed, StorageError
+from storage.lease import LeaseTiming
 
 log = structlog.get_logger("kvdr.members")
 

@@ -34,12 +34,11 @@ import structlog
 
 from replicator import metrics
 from replicator.balance import BalanceView, Peer, plan_balance
-from replicator.checkpoint import CheckpointConflict
-from replicator.lease import LeaseTiming, PairLease
+from replicator.errors import CheckpointConflict
 from replicator.members import Members
 from replicator.pair import PairReplicator
 from replicator.settings import PairSettings
-from storage import BlobStore, StorageError
+from storage import BlobStore, LeaseKeeper, LeaseLost, LeaseTiming, PairLease, StorageError, keeping
 
 log = structlog.get_logger("kvdr.ownership")
 
@@ -290,23 +289,30 @@ class PairOwnership:
     # -- one pair while its lease is held ------------------------------------------------
 
     async def _own(self, slot: _Slot) -> None:
-        keeper = asyncio.create_task(slot.lease.keep(), name=f"lease-{slot.name}")
         outcome: _Outcome = "stopped"
         try:
-            while True:
-                replicator = self._make_replicator(slot.pair)
-                slot.replicator = replicator
-                outcome = await self._run_while_held(slot, replicator, keeper)
-                if outcome != "restart" or slot.stop.is_set():
-                    break
-                # Storage trouble or a foreign checkpoint write: start over from the
-                # stored checkpoint after a pause, as long as the lease holds.
-                await _wait_any(keeper, slot.stop, self.timing.tick)
-                if keeper.done():
-                    outcome = "lost"
-                    break
-            if outcome == "lost":
-                self._log.warning("pair.stopped_lease_lost", pair=slot.name, reason=_reason(keeper))
+            async with keeping(slot.lease) as keeper:
+                while True:
+                    replicator = self._make_replicator(slot.pair)
+                    slot.replicator = replicator
+                    try:
+                        outcome = await keeper.run(self._replicate(slot, replicator))
+                    except LeaseLost:
+                        if not keeper.lost:
+                            raise
+                        outcome = "lost"  # stopped at once: nothing more was written
+                    if outcome != "restart" or slot.stop.is_set():
+                        break
+                    # Storage trouble or a foreign checkpoint write: start over from the
+                    # stored checkpoint after a pause, as long as the lease holds.
+                    await _wait_any(keeper, slot.stop, self.timing.tick)
+                    if keeper.lost:
+                        outcome = "lost"
+                        break
+                if outcome == "lost":
+                    self._log.warning(
+                        "pair.stopped_lease_lost", pair=slot.name, reason=keeper.reason
+                    )
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self._failure = exc
@@ -314,10 +320,7 @@ class PairOwnership:
                 self._log.error("pair.failed", pair=slot.name, error=repr(exc))
             raise
         finally:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
-            if outcome != "lost":
-                await slot.lease.release()
+            # `keeping` stopped the renewals and released the lease (unless it was lost).
             slot.lease.drop()
             if slot.handing_over:
                 self._offer(slot)
@@ -325,29 +328,22 @@ class PairOwnership:
             self._forget(slot)
             self._log.info("pair.left", pair=slot.name, outcome=outcome)
 
-    async def _run_while_held(
-        self, slot: _Slot, replicator: PairReplicator, keeper: asyncio.Task[str]
-    ) -> _Outcome:
+    async def _replicate(self, slot: _Slot, replicator: PairReplicator) -> _Outcome:
+        """Run the pair until it stops or fails; `keeper.run` cancels it if the lease goes."""
         work = asyncio.create_task(replicator.run(slot.stop), name=f"replicate-{slot.name}")
         stopping = asyncio.create_task(slot.stop.wait())
         try:
-            await asyncio.wait({work, keeper, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if stopping.done() and not work.done() and not keeper.done():
+            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
                 # Hand-over or SIGTERM: in-flight items get the drain bound.
-                await asyncio.wait(
-                    {work, keeper}, timeout=self._drain, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not work.done() and not keeper.done():
+                await asyncio.wait({work}, timeout=self._drain)
+                if not work.done():
                     self._log.warning(
                         "pair.drain_abandoned", pair=slot.name, drain_seconds=self._drain
                     )
                     await _cancel(work)
                     await self._flush(slot, replicator)
                     return "stopped"
-            if keeper.done():
-                # Lost: stop at once, write nothing more.
-                await _cancel(work)
-                return "lost"
             error = work.exception()
             if error is None:
                 return "stopped"  # run() flushed before returning
@@ -410,13 +406,6 @@ def _standby_status(pair: PairSettings) -> dict[str, Any]:
     }
 
 
-def _reason(keeper: asyncio.Task[str]) -> str:
-    if keeper.cancelled():
-        return "cancelled"
-    error = keeper.exception()
-    return repr(error) if error is not None else keeper.result()
-
-
 async def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -431,9 +420,11 @@ async def _first_of(*events: asyncio.Event) -> None:
             wait.cancel()
 
 
-async def _wait_any(task: asyncio.Task[Any], event: asyncio.Event, seconds: float) -> None:
+async def _wait_any(keeper: LeaseKeeper, event: asyncio.Event, seconds: float) -> None:
+    lost = asyncio.create_task(keeper.wait_lost())
     waiting = asyncio.create_task(event.wait())
     try:
-        await asyncio.wait({task, waiting}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({lost, waiting}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        lost.cancel()
         waiting.cancel()

@@ -70,6 +70,6 @@ class ReplicatorSettings:
     # Items expiring within this long in any region are listed and exported.
     expiry_horizon_seconds: float = 30 * 86400.0
     # Several daemons share the pairs: each pair is run by the holder of its blob lease
-    # (replicator/lease.py), of this many seconds (Azure allows 15-60).
+    # (storage/lease.py), of this many seconds (Azure allows 15-60).
     lease_duration_seconds: int = 30
     extra: dict[str, str] = field(default_factory=dict)

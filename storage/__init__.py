@@ -1,4 +1,5 @@
-"""The blob seam: put-if-absent, get, list, delete, conditional write, lease."""
+"""The blob seam: put-if-absent, get, list, delete, conditional write (one
+compare-and-swap function), lease and running work while it is held."""
 
 from storage.azure_blob import AzureBlobStore
 from storage.errors import (
@@ -10,13 +11,29 @@ from storage.errors import (
     PreconditionFailed,
     StorageError,
     StorageUnavailable,
+    WriteConflict,
+)
+from storage.lease import (
+    DEFAULT_LEASE_SECONDS,
+    MAX_LEASE_SECONDS,
+    MIN_LEASE_SECONDS,
+    LeaseKeeper,
+    LeaseTiming,
+    PairLease,
+    keeping,
+    lease_blob_name,
+    parse_lease_blob_name,
+    run_while_held,
 )
 from storage.local_folder import LocalFolderStore
 from storage.open import open_store
 from storage.settings import AzureBlobSettings, LocalFolderSettings, StorageSettings
-from storage.store import Blob, BlobInfo, BlobStore
+from storage.store import Blob, BlobInfo, BlobStore, compare_and_swap
 
 __all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "MAX_LEASE_SECONDS",
+    "MIN_LEASE_SECONDS",
     "AzureBlobSettings",
     "AzureBlobStore",
     "Blob",
@@ -26,12 +43,21 @@ __all__ = [
     "BlobStore",
     "CorruptBlob",
     "LeaseHeld",
+    "LeaseKeeper",
     "LeaseLost",
+    "LeaseTiming",
     "LocalFolderSettings",
     "LocalFolderStore",
+    "PairLease",
     "PreconditionFailed",
     "StorageError",
     "StorageSettings",
     "StorageUnavailable",
+    "WriteConflict",
+    "compare_and_swap",
+    "keeping",
+    "lease_blob_name",
     "open_store",
+    "parse_lease_blob_name",
+    "run_while_held",
 ]

@@ -6,8 +6,17 @@ StorageError
 ├── BlobExists             put_if_absent found the name taken
 ├── PreconditionFailed     conditional write lost the race (ETag changed)
 ├── LeaseHeld              someone else holds the lease
-├── LeaseLost              our lease expired or was taken
+├── LeaseLost              our lease expired or was taken (or could not be kept
+│                          while `storage.lease` ran work under it)
 └── CorruptBlob            the bytes read are not what was written (e.g. MD5 mismatch)
+
+WriteConflict              `compare_and_swap` lost: another writer changed (or created)
+├── CheckpointConflict     the blob since it was read (replicator/errors.py)
+└── GuardConflict
+
+`WriteConflict` is not a `StorageError`: storage worked and answered, the document is
+someone else's now. Callers that retry or skip on a `StorageError` (unreachable storage)
+must not do so on a conflict, which means another writer owns the state.
 """
 
 from __future__ import annotations
@@ -47,3 +56,16 @@ class LeaseLost(StorageError):
 
 class CorruptBlob(StorageError):
     pass
+
+
+class WriteConflict(Exception):
+    """Another writer changed the blob since it was read (`compare_and_swap` lost).
+
+    Subclasses name the document (`what`) for the message; catch this for any of them.
+    """
+
+    what = "blob"
+
+    def __init__(self, message: str, *, blob: str = "") -> None:
+        super().__init__(message)
+        self.blob = blob

@@ -12,6 +12,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from storage.errors import BlobExists, PreconditionFailed, WriteConflict
+
 
 @dataclass(frozen=True)
 class BlobInfo:
@@ -80,6 +82,28 @@ class BlobStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def compare_and_swap(
+    store: BlobStore,
+    name: str,
+    data: bytes,
+    etag: str | None,
+    *,
+    conflict: type[WriteConflict] = WriteConflict,
+) -> BlobInfo:
+    """Write `data` to `name` only over the version read with `etag`; returns the new info.
+
+    `etag` None means the blob was absent when read: it is created only if it still is
+    (put-if-absent). When another writer got there first, the blob is left as they wrote
+    it and `conflict` (a `WriteConflict`) is raised: re-read, or stop, never overwrite.
+    """
+    try:
+        if etag is None:
+            return await store.put_if_absent(name, data)
+        return await store.put(name, data, if_match=etag)
+    except (PreconditionFailed, BlobExists) as exc:
+        raise conflict(f"{conflict.what} {name} was changed by another writer", blob=name) from exc
 
 
 class StoreLifecycle(ABC):

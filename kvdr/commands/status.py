@@ -40,8 +40,8 @@ async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
     """What the checkpoints say, for when the daemon is not running."""
     from replicator.checkpoint import CheckpointStore
     from replicator.guard import DeletionGuardStore
-    from replicator.lease import LeaseTiming
     from replicator.members import Members
+    from storage.lease import LeaseTiming
     from storage.open import open_store
     from vault.credentials import build_credential
 

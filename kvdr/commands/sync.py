@@ -13,7 +13,7 @@ import asyncio
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,15 +28,12 @@ from kvdr.commands._shared import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable
 
     from kvdr.config import KvdrConfig
     from replicator.deletions import SweepReport
-    from replicator.lease import PairLease
     from replicator.members import Members
     from replicator.pair import PairReplicator, SyncReport
-
-_T = TypeVar("_T")
 
 
 class PairsRefused(Exception):
@@ -62,8 +59,8 @@ async def sync_once(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from kvdr.wiring import open_parts
-    from replicator.lease import LeaseTiming, PairLease
     from replicator.members import Members
+    from storage import LeaseLost, LeaseTiming, PairLease, run_while_held
 
     results: list[dict[str, Any]] = []
     async with AsyncExitStack() as stack:
@@ -99,11 +96,16 @@ async def sync_once(
                     progress.update(task, completed=done, total=total)
 
                 try:
-                    report, sweep = await _under_lease(
+                    # Renewed for the pass, released after it; the pass stops at once if
+                    # the lease is lost.
+                    report, sweep = await run_while_held(
                         lease, _pass(replicator, advance, confirm_deletions)
                     )
-                finally:
-                    await lease.release()
+                except LeaseLost as exc:
+                    raise LeaseLostMidPass(
+                        f"lost the lease of pair {name} mid-pass ({exc}); "
+                        "what was copied stays, the next pass finds the rest"
+                    ) from exc
                 results.append(_result(replicator, report, sweep, None))
     return results
 
@@ -116,25 +118,6 @@ async def _pass(
     sweep = await replicator.sweep(confirm=confirm)
     await replicator.flush()
     return report, sweep
-
-
-async def _under_lease(lease: PairLease, work: Coroutine[Any, Any, _T]) -> _T:
-    """Run `work` while renewing `lease`; stop it at once if the lease is lost."""
-    keeper = asyncio.create_task(lease.keep())
-    task = asyncio.create_task(work)
-    try:
-        await asyncio.wait({task, keeper}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise LeaseLostMidPass(
-                f"lost the lease of pair {lease.pair} mid-pass ({keeper.result()}); "
-                "what was copied stays, the next pass finds the rest"
-            )
-        return task.result()
-    finally:
-        keeper.cancel()
-        await asyncio.gather(keeper, return_exceptions=True)
 
 
 async def _holder(members: Members, pair: str) -> str:

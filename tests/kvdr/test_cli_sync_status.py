@@ -7,11 +7,15 @@ import json
 import subprocess
 from pathlib import Path
 
-from replicator.lease import LeaseTiming, PairLease
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob.aio import BlobLeaseClient, ContainerClient
+
+from storage.lease import LeaseTiming, PairLease, lease_blob_name
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
-from tests.fixtures.regions import World
-from vault.models import Attributes
+from tests.fixtures.regions import World, WorldFactory
+from tests.fixtures.waiting import wait_for
+from vault.models import Attributes, ItemKind
 
 
 def kvdr(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -97,6 +101,47 @@ class TestSyncOnce:
         assert "copied 1" in free.stdout
         # Released at the end, not left to expire: another holder gets it at once.
         assert await PairLease(world.blobs, "app", LeaseTiming(15)).acquire()
+
+    async def test_lease_lost_mid_pass_stops_the_pass(
+        self, make_world: WorldFactory, tmp_path: Path
+    ) -> None:
+        """When the pair's lease is taken from the command while its pass runs (here: it
+        is broken and taken by another holder), the pass stops at the next renewal: exit
+        1 with one line that says so, and the other holder keeps the lease."""
+        # A slow target (2 s a request, 48 items) keeps the pass running past the first
+        # renewal, a third of the 15 s lease after it was taken.
+        world = await make_world(per_region={"westus": {"latency_ms": 2000}})
+        for i in range(48):
+            await world.vaults["eastus"].set_secret(f"slow-{i}", f"value-{i}", Attributes())
+        config = write_config(world, tmp_path / "kvdr.toml", port=free_port())
+        config.write_text(
+            config.read_text().replace("[replication]\n", '[replication]\nlease_duration = "15s"\n')
+        )
+        run = asyncio.create_task(
+            asyncio.to_thread(kvdr, "sync", "--once", "--config", str(config))
+        )
+        async with ContainerClient.from_connection_string(
+            world.azurite.connection_string, world.blobs.container_name
+        ) as container:
+            blob = container.get_blob_client(lease_blob_name("app"))
+
+            async def leased() -> bool:
+                try:
+                    return (await blob.get_blob_properties()).lease.state == "leased"
+                except ResourceNotFoundError:
+                    return False
+
+            await wait_for(leased, 60, "the command to take the pair's lease")
+            await BlobLeaseClient(blob).break_lease(0)
+        thief = PairLease(world.blobs, "app", LeaseTiming(15))
+        assert await thief.acquire()
+        result = await asyncio.wait_for(run, 120)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "lost the lease of pair app mid-pass (taken or gone" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not await PairLease(world.blobs, "app", LeaseTiming(15)).acquire()
+        copied = len(await world.vaults["westus"].list_items(ItemKind.SECRET))
+        assert copied < 48
 
     async def test_unreachable_storage_is_one_line_not_a_traceback(
         self, world: World, tmp_path: Path

@@ -7,8 +7,12 @@ import json
 import time
 from collections import Counter
 
+import pytest
+
 from replicator.checkpoint import Checkpoint, CheckpointStore, ItemCheckpoint
+from replicator.errors import CheckpointConflict
 from replicator.pair import PairReplicator
+from storage import AzureBlobStore, StorageError, WriteConflict
 from tests.fixtures.regions import World
 from tests.fixtures.waiting import wait_for
 from vault.models import Attributes, ItemKind
@@ -62,6 +66,45 @@ class TestFormat:
         assert len(raw["secret/b"]) == 5 and len(raw["secret/c"]) == 4
         back = Checkpoint.from_json(cp.to_json(), etag=None)
         assert back.items == cp.items
+
+
+class TestConflicts:
+    async def test_other_writers_checkpoint_is_never_overwritten(
+        self, blob_container: AzureBlobStore
+    ) -> None:
+        """A first save of a checkpoint another writer created meanwhile, and a save over
+        a stale ETag, raise CheckpointConflict (a WriteConflict, not a StorageError) and
+        leave the other writer's checkpoint as it is."""
+        mine, theirs = CheckpointStore(blob_container), CheckpointStore(blob_container)
+        entry = ItemCheckpoint("f", "v1", "t1", 1.0)
+        ours = await mine.load("app", "westus")
+        other = await theirs.load("app", "westus")
+        other.items["secret/theirs"] = entry
+        await theirs.save(other)
+        for attempt in ("created meanwhile", "stale etag"):
+            ours.items["secret/mine"] = entry
+            with pytest.raises(CheckpointConflict) as caught:
+                await mine.save(ours)
+            assert str(caught.value) == (
+                "checkpoint checkpoints/app/westus.json was changed by another writer"
+            ), attempt
+            assert isinstance(caught.value, WriteConflict)
+            assert not isinstance(caught.value, StorageError)
+            stored = await mine.load("app", "westus")
+            assert list(stored.items) == ["secret/theirs"]
+            ours = await mine.load("app", "westus")
+            await theirs.save(other)  # the other writer again, so our ETag goes stale
+
+    async def test_saves_over_the_etag_read(self, blob_container: AzureBlobStore) -> None:
+        """A save over the version it read succeeds and takes the new ETag, so the next
+        save by the same writer succeeds too."""
+        store = CheckpointStore(blob_container)
+        checkpoint = await store.load("app", "westus")
+        for version in ("v1", "v2"):
+            checkpoint.items["secret/a"] = ItemCheckpoint("f", version, "t", 1.0)
+            await store.save(checkpoint)
+            assert checkpoint.etag == (await store.load("app", "westus")).etag
+        assert (await store.load("app", "westus")).items["secret/a"].source_version == "v2"
 
 
 class TestWrites:

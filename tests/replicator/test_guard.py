@@ -23,6 +23,7 @@ from replicator.guard import (
     hidden_name,
     parse_guard_blob_name,
 )
+from storage import StorageError, WriteConflict
 from storage.azure_blob import AzureBlobStore
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
@@ -94,6 +95,22 @@ class TestGuardStore:
             await store.save(tripped.release(7.0, "confirmation"))
         released = await store.update("app", lambda g: g.release(7.0, "confirmation"))
         assert released.tripped is False and released.released_by == "confirmation"
+
+    async def test_conflict_names_the_blob_and_is_a_write_conflict(
+        self, blob_container: AzureBlobStore
+    ) -> None:
+        """A first save of a guard another writer created meanwhile is refused with
+        GuardConflict, which callers may catch as any WriteConflict (never as a
+        StorageError); the other writer's state stays."""
+        store = DeletionGuardStore(blob_container)
+        fresh = await store.load("app")
+        await store.save(fresh.trip(5.0, ("secret/a",), 3, GuardLimits()))
+        with pytest.raises(WriteConflict) as caught:
+            await store.save(fresh.release(6.0, "confirmation"))
+        assert isinstance(caught.value, GuardConflict)
+        assert not isinstance(caught.value, StorageError)
+        assert str(caught.value) == "deletion guard guards/app.json was changed by another writer"
+        assert (await store.load("app")).tripped is True
 
 
 class TestGuardOnVaults:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 import pytest
 from structlog.testing import capture_logs
 
-from replicator.lease import LeaseTiming
 from replicator.members import (
     FORGET_PERIODS,
     FRESH_TICKS,
@@ -18,6 +17,7 @@ from replicator.members import (
     parse_member_blob_name,
 )
 from storage import AzureBlobStore, BlobNotFound
+from storage.lease import LeaseTiming
 from tests.fixtures.azurite import Azurite, fresh_container
 
 TIMING = LeaseTiming(30)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from structlog.testing import capture_logs
 
 from replicator.checkpoint import CheckpointStore
-from replicator.lease import LeaseTiming
 from replicator.ownership import PairOwnership
 from replicator.pair import PairReplicator
 from replicator.settings import PairSettings, ReplicatorSettings
 from storage import BlobStore
+from storage.lease import LeaseTiming
 from tests.fixtures.regions import World, WorldFactory
 from tests.fixtures.waiting import wait_for
 from tests.replicator.blob_faults import store_through_relay

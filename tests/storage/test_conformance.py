@@ -22,6 +22,9 @@ from storage import (
     LocalFolderSettings,
     LocalFolderStore,
     PreconditionFailed,
+    StorageError,
+    WriteConflict,
+    compare_and_swap,
 )
 from tests.fixtures.azurite import fresh_container
 
@@ -140,6 +143,84 @@ class TestConditionalWrite:
             blob = await store.get("cas")
             assert blob.data == f"{round_no}:{winner}".encode()
             assert blob.info.etag == etag
+
+
+class NamedConflict(WriteConflict):
+    """A caller's own conflict, as the replicator's CheckpointConflict and GuardConflict."""
+
+    what = "control record"
+
+
+class TestCompareAndSwap:
+    async def test_absent_blob_is_created_when_etag_is_none(self, store: BlobStore) -> None:
+        """With no ETag (the blob was absent when read) the write creates it."""
+        info = await compare_and_swap(store, "state/a.json", b'{"n":1}', None)
+        blob = await store.get("state/a.json")
+        assert (blob.data, blob.info.etag) == (b'{"n":1}', info.etag)
+
+    async def test_created_meanwhile_is_a_conflict_when_etag_is_none(
+        self, store: BlobStore
+    ) -> None:
+        """With no ETag, a blob another writer created meanwhile is left as it is and the
+        write raises the conflict naming it."""
+        await store.put_if_absent("state/a.json", b"theirs")
+        with pytest.raises(WriteConflict) as c:
+            await compare_and_swap(store, "state/a.json", b"mine", None)
+        assert str(c.value) == "blob state/a.json was changed by another writer"
+        assert c.value.blob == "state/a.json"
+        assert isinstance(c.value.__cause__, BlobExists)
+        assert (await store.get("state/a.json")).data == b"theirs"
+
+    async def test_current_etag_replaces(self, store: BlobStore) -> None:
+        """Over the ETag read, the write replaces the blob and returns the new ETag."""
+        read = await store.put_if_absent("state/a.json", b"v1")
+        info = await compare_and_swap(store, "state/a.json", b"v2", read.etag)
+        blob = await store.get("state/a.json")
+        assert (blob.data, blob.info.etag) == (b"v2", info.etag)
+        assert info.etag != read.etag
+
+    async def test_stale_etag_raises_the_callers_conflict(self, store: BlobStore) -> None:
+        """Over an ETag that is no longer current, the other writer's bytes stay and the
+        caller's own conflict is raised: catchable as it or as WriteConflict, never as
+        a StorageError (storage answered; the state is someone else's)."""
+        read = await store.put_if_absent("state/a.json", b"v1")
+        await store.put("state/a.json", b"theirs", if_match=read.etag)
+        with pytest.raises(NamedConflict) as c:
+            await compare_and_swap(
+                store, "state/a.json", b"mine", read.etag, conflict=NamedConflict
+            )
+        assert str(c.value) == "control record state/a.json was changed by another writer"
+        assert isinstance(c.value, WriteConflict)
+        assert not isinstance(c.value, StorageError)
+        assert isinstance(c.value.__cause__, PreconditionFailed)
+        assert (await store.get("state/a.json")).data == b"theirs"
+
+    async def test_deleted_since_read_is_a_conflict(self, store: BlobStore) -> None:
+        """A blob deleted after it was read is not written back by a stale ETag."""
+        read = await store.put_if_absent("state/a.json", b"v1")
+        await store.delete("state/a.json")
+        with pytest.raises(WriteConflict):
+            await compare_and_swap(store, "state/a.json", b"mine", read.etag)
+        assert await store.list("state/") == []
+
+    async def test_concurrent_writers_on_one_etag_have_one_winner(self, store: BlobStore) -> None:
+        """Of 20 writers swapping from the same ETag (or from absent) exactly one wins."""
+        for etag in (None, "read"):
+            name = f"race-{etag}"
+            if etag is not None:
+                etag = (await store.put_if_absent(name, b"start")).etag
+
+            async def writer(i: int, name: str = name, etag: str | None = etag) -> int | None:
+                try:
+                    await compare_and_swap(store, name, f"writer-{i}".encode(), etag)
+                except WriteConflict:
+                    return None
+                return i
+
+            results = await asyncio.gather(*map(writer, range(WRITERS)))
+            winners = [i for i in results if i is not None]
+            assert len(winners) == 1
+            assert (await store.get(name)).data == f"writer-{winners[0]}".encode()
 
 
 class TestRead:

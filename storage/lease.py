@@ -1,8 +1,8 @@
-"""Ownership of one pair among several daemons: a blob lease on `leases/<pair>`.
+"""A pair's blob lease on `leases/<pair>`, and running work only while it is held.
 
-Whoever holds the lease runs the pair; everybody else waits for it to come free. The
-holder renews every third of the lease period, so two renewals can fail before the
-lease is in danger.
+Whoever holds the lease runs the pair (the replicator's daemons, `kvdr sync --once`,
+failover); everybody else waits for it to come free. The holder renews every third of
+the lease period, so two renewals can fail before the lease is in danger.
 
 Loss is decided on our own clock, not only on what the service answers: a renewal
 that hangs on a dead network says nothing at all. Time is counted on a monotonic clock
@@ -12,21 +12,32 @@ seconds before the lease could have expired. So by the time another daemon can t
 the pair, this one has stopped writing to it: its in-flight requests were cancelled
 with a margin to spare, and its checkpoint is not flushed (the ETag condition would
 refuse it anyway once the new owner writes).
+
+`keeping(lease)` renews an acquired lease for the length of a block and releases it at
+the end; its `run(work)` (and `run_while_held(lease, work)`, both in one call) runs a
+coroutine that is cancelled the moment the lease can no longer be proven held.
+
+Time is injected (`clock`, `sleep`), so tests can step a lease period without waiting it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import structlog
 
-from storage import BlobStore, LeaseHeld, LeaseLost, StorageError
+from storage.errors import LeaseHeld, LeaseLost, StorageError
+from storage.store import BlobStore
 
 log = structlog.get_logger("kvdr.lease")
+T = TypeVar("T")
 
 LEASE_PREFIX = "leases/"
 # Azure takes lease durations of 15-60 s (or infinite, which a crashed holder would keep
@@ -102,6 +113,7 @@ class PairLease:
         pair: str,
         timing: LeaseTiming,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.pair = pair
         self.blob = lease_blob_name(pair)
@@ -109,6 +121,7 @@ class PairLease:
         self.lease_id = str(uuid.uuid4())
         self._blobs = blobs
         self._clock = clock
+        self._sleep = sleep
         # Monotonic instant until which the lease is certainly ours; 0 when not held.
         self._valid_until = 0.0
         self._last_sent = 0.0
@@ -154,7 +167,7 @@ class PairLease:
         while True:
             wait = self._last_sent + self.timing.renew_every - self._clock()
             if wait > 0:
-                await asyncio.sleep(min(wait, self.remaining()))
+                await self._sleep(min(wait, self.remaining()))
             reason = await self._renew_in_time()
             if reason is not None:
                 self.drop()
@@ -169,8 +182,7 @@ class PairLease:
                 return "not renewed in time: the lease could expire"
             sent = self._clock()
             try:
-                async with asyncio.timeout(remaining):
-                    await self._blobs.renew_lease(self.blob, self.lease_id)
+                await self._within(remaining, self._blobs.renew_lease(self.blob, self.lease_id))
             except (LeaseLost, LeaseHeld) as exc:
                 # LeaseHeld: broken by an operator, or already another holder's.
                 return f"taken or gone: {exc}"
@@ -180,10 +192,26 @@ class PairLease:
                 self._log.warning(
                     "lease.renew_failed", error=str(exc), seconds_left=round(remaining, 1)
                 )
-                await asyncio.sleep(min(self.timing.retry_every, self.remaining()))
+                await self._sleep(min(self.timing.retry_every, self.remaining()))
                 continue
             self._granted(sent)
             return None
+
+    async def _within(self, seconds: float, call: Coroutine[Any, Any, None]) -> None:
+        """`call`, cancelled with TimeoutError after `seconds` on this lease's clock
+        (`asyncio.timeout` counts on the loop's clock, which a test cannot step)."""
+        request = asyncio.ensure_future(call)
+        timer = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            await asyncio.wait({request, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (request, timer):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(request, timer, return_exceptions=True)
+        if not request.done() or request.cancelled():
+            raise TimeoutError
+        request.result()
 
     async def release(self) -> None:
         """Give the lease up so another daemon can take it at once (best effort)."""
@@ -200,3 +228,85 @@ class PairLease:
             self._log.warning("lease.release_failed", error=str(exc))
         else:
             self._log.info("lease.released")
+
+
+class LeaseKeeper:
+    """The renewals of one acquired lease, for the length of a `keeping()` block."""
+
+    def __init__(self, lease: PairLease, renewals: asyncio.Task[str]) -> None:
+        self.lease = lease
+        self._renewals = renewals
+
+    @property
+    def lost(self) -> bool:
+        """True once the lease can no longer be proven held (it stays lost)."""
+        return self._renewals.done()
+
+    @property
+    def reason(self) -> str | None:
+        """Why the lease was lost (None while it is held)."""
+        if not self._renewals.done():
+            return None
+        if self._renewals.cancelled():
+            return "cancelled"
+        error = self._renewals.exception()
+        return repr(error) if error is not None else self._renewals.result()
+
+    async def wait_lost(self) -> str:
+        """Return when the lease is lost, with the reason (cancelling this waits no more:
+        the renewals go on)."""
+        await asyncio.wait({self._renewals})
+        return self.reason or "cancelled"
+
+    async def run(self, work: Awaitable[T]) -> T:
+        """Run `work` while the lease is held and return what it returns.
+
+        The moment the lease can no longer be proven held, `work` is cancelled (nothing
+        more of it runs; none of it when the lease is lost already) and `LeaseLost` is
+        raised with the reason. When `work` ends first, its result or exception is this
+        call's.
+        """
+        if self.lost:
+            # Not even started: no step of the work may run without the lease.
+            if inspect.iscoroutine(work):
+                work.close()
+            raise self._lost_error()
+        task = asyncio.ensure_future(work)
+        finished = False
+        try:
+            await asyncio.wait({task, self._renewals}, return_when=asyncio.FIRST_COMPLETED)
+            finished = task.done()
+        finally:
+            # Also when this call is cancelled: the work never outlives it.
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if finished:
+            return task.result()
+        raise self._lost_error()
+
+    def _lost_error(self) -> LeaseLost:
+        return LeaseLost(self.reason or "lease lost", blob=self.lease.blob)
+
+
+@contextlib.asynccontextmanager
+async def keeping(lease: PairLease) -> AsyncIterator[LeaseKeeper]:
+    """Renew `lease` (acquired by the caller) until the block ends, then release it.
+
+    Renewals stop at the end of the block however it ends; the release is best effort
+    and does nothing once the lease was lost.
+    """
+    renewals = asyncio.create_task(lease.keep(), name=f"lease-{lease.pair}")
+    try:
+        yield LeaseKeeper(lease, renewals)
+    finally:
+        renewals.cancel()
+        await asyncio.gather(renewals, return_exceptions=True)
+        await lease.release()
+
+
+async def run_while_held(lease: PairLease, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` under `lease` (acquired by the caller): renewed meanwhile, released
+    after; `work` is cancelled and `LeaseLost` raised the moment the lease is lost."""
+    async with keeping(lease) as keeper:
+        return await keeper.run(work)

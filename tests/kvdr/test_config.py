@@ -32,6 +32,9 @@ instance_id = "kvdr-a"
 state_dir = "/var/lib/kvdr"
 log_format = "json"
 log_level = "DEBUG"
+allowed_hosts = ["kvdr.contoso.internal"]
+events_secret_env = "KVDR_EVENTS_SECRET"
+status_token_env = "KVDR_STATUS_TOKEN"
 
 [credential]
 kind = "managed-identity"
@@ -130,7 +133,8 @@ class TestValidConfig:
 
     def test_full_config_loads_into_the_dataclasses(self, tmp_path: Path) -> None:
         """Every section lands in its part's settings, durations in seconds."""
-        config = load_config(write(tmp_path, FULL), env={})
+        env = {"KVDR_EVENTS_SECRET": "e" * 32, "KVDR_STATUS_TOKEN": "t" * 32}
+        config = load_config(write(tmp_path, FULL), env=env)
         assert isinstance(config, KvdrConfig)
         assert config.daemon == DaemonSettings(
             listen_host="0.0.0.0",
@@ -139,6 +143,9 @@ class TestValidConfig:
             state_dir=Path("/var/lib/kvdr"),
             log_format="json",
             log_level="debug",
+            allowed_hosts=("kvdr.contoso.internal",),
+            status_token="t" * 32,
+            events_secret="e" * 32,
         )
         assert config.credential.kind == "managed-identity"
         assert config.credential.client_id == "11111111-2222-3333-4444-555555555555"

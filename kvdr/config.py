@@ -44,6 +44,7 @@ from kvdr._config_load import (
 from kvdr._config_local import (
     LOCAL_SOURCE,
     local_config,
+    local_events_secret,
     render_local_toml,
     write_local_config,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "format_key",
     "load_config",
     "local_config",
+    "local_events_secret",
     "parse_config",
     "parse_duration",
     "render_local_toml",

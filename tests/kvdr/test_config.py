@@ -16,6 +16,7 @@ from kvdr.config import (
     check_config,
     load_config,
     local_config,
+    local_events_secret,
     parse_config,
     render_local_toml,
     write_local_config,
@@ -678,13 +679,18 @@ class TestLocalConfig:
         assert isinstance(loaded.storage, AzureBlobSettings)
         assert loaded.storage.connection_string == "UseDevelopmentStorage=true"
 
-    def test_template_file_is_the_package_data(self) -> None:
-        """kvdr/local.toml is the template (placeholders inside TOML strings)."""
+    def test_template_file_is_the_package_data(self, tmp_path: Path) -> None:
+        """kvdr/local.toml is the template (placeholders inside TOML strings); its events
+        secret is the state folder's file, made 0600 on first use."""
         template = Path(__file__).parents[2] / "kvdr" / "local.toml"
         assert "${eastus_port}" in template.read_text()
-        rendered = render_local_toml(Path("/s"))
+        rendered = render_local_toml(tmp_path)
         assert "${" not in rendered
-        assert parse_config(rendered, "x", {}).replicator.pairs[0].name == "demo"
+        secret = local_events_secret(tmp_path)
+        assert (tmp_path / "events.secret").stat().st_mode & 0o777 == 0o600
+        config = parse_config(rendered, "x", {})
+        assert config.replicator.pairs[0].name == "demo"
+        assert config.daemon.events_secret == secret and len(secret) >= 32
 
 
 class TestRegionSku:

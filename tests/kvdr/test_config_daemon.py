@@ -4,31 +4,20 @@ listener beyond loopback must have them (kvdr/_config_daemon.py)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from kvdr.config import ConfigIssue, check_config, load_config
 from tests.fixtures.cli import run_kvdr
+from tests.kvdr.test_config import MINIMAL
+from tests.kvdr.test_config import write as write_file
+from tests.kvdr.test_config_check import clean_env
 
-BASE = """\
-[regions.eastus]
-vault_url = "https://a.vault.azure.net"
-[regions.westus]
-vault_url = "https://b.vault.azure.net"
-[storage]
-path = "/tmp/kvdr-blobs"
-[[pairs]]
-name = "p"
-primary = "eastus"
-secondaries = ["westus"]
-"""
 LONG = "s3cr3t-value-that-is-long-enough"
+BASE = MINIMAL
 
 
 def write(tmp_path: Path, daemon: str) -> Path:
-    path = tmp_path / "kvdr.toml"
-    path.write_text(f"[daemon]\n{daemon}\n{BASE}")
-    return path
+    return write_file(tmp_path, f"[daemon]\n{daemon}\n{MINIMAL}")
 
 
 def errors(path: Path, env: dict[str, str] | None = None) -> list[ConfigIssue]:
@@ -104,7 +93,7 @@ class TestBeyondLoopback:
         """`kvdr config check` exits 2 for a listener on all interfaces without the
         events secret and the status token, naming daemon.listen for both."""
         path = write(tmp_path, 'listen = "0.0.0.0:8080"')
-        result = run_kvdr("config", "check", str(path), "--json", env=dict(os.environ))
+        result = run_kvdr("config", "check", str(path), "--json", env=clean_env())
         assert result.returncode == 2
         found = json.loads(result.stdout)["errors"]
         assert [e["key"] for e in found] == ["daemon.listen", "daemon.listen"]

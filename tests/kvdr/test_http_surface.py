@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
+from tests.fixtures.event_receiver import new_version_events
 from tests.fixtures.regions import World, WorldFactory
 from tests.fixtures.waiting import wait_for
 from vault.models import Attributes
@@ -54,18 +55,8 @@ def request(url: str, method: str = "GET", **headers: str) -> tuple[int, bytes, 
         return exc.code, exc.read(), exc.headers
 
 
-def events(*names: str, vault: str = "eastus") -> bytes:
-    return json.dumps(
-        [
-            {
-                "id": str(i),
-                "eventType": "Microsoft.KeyVault.SecretNewVersionCreated",
-                "subject": name,
-                "data": {"VaultName": vault, "ObjectType": "Secret", "ObjectName": name},
-            }
-            for i, name in enumerate(names)
-        ]
-    ).encode()
+def events(*names: str) -> bytes:
+    return new_version_events(list(names))
 
 
 def handshake(code: str) -> bytes:

@@ -11,7 +11,7 @@ verification and restore-to-timestamp (DESIGN.md; docs/backups.md).
 
 Modules: `envelope` and `keks` (encryption), `paths` (blob names), `records`, `state`
 and `index` (plaintext and replay rules), `objects` (segments and snapshots), `catalog`
-(listings), `replay`, `stores` (primary + replicas), `export`, `timespec`, `metrics`,
+(listings), `replay`, `stores` (primary + replicas), `export`, `metrics`,
 `settings`, `errors`.
 """
 
@@ -44,7 +44,6 @@ from backups.retention import RetentionPlan, apply_retention, plan_retention
 from backups.settings import BackupSettings, RetentionPolicy
 from backups.snapshot import SnapshotMade, create_snapshot
 from backups.stores import BackupStores
-from backups.timespec import TimeSpecError, parse_time
 from backups.verify import VerifyReport, restore_test, verify_pair
 
 __all__ = [
@@ -71,7 +70,6 @@ __all__ = [
     "RetentionPolicy",
     "SnapshotMade",
     "TamperedObject",
-    "TimeSpecError",
     "UnknownFormat",
     "VaultKek",
     "VerifyReport",
@@ -79,7 +77,6 @@ __all__ = [
     "apply_retention",
     "check_target",
     "create_snapshot",
-    "parse_time",
     "plan_restore",
     "plan_retention",
     "read_target",

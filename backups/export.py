@@ -2,16 +2,19 @@
 `kvdr snapshot export DIR`), object by object, write-once.
 
 Objects are copied as they are (still encrypted: the copy opens only with a KEK); one
-already present with the same bytes is skipped, so an export can be repeated to catch up.
-The head blob is copied last, so a copy never claims more than it holds.
+already present with the same SHA-256 is skipped, so an export can be repeated to catch
+up. One present with other bytes (equal size or not) is never overwritten: the export
+stops naming it, since either copy may be the damaged one. The head blob is copied last,
+so a copy never claims more than it holds.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from backups import paths
-from backups.stores import put_once
+from backups.stores import ObjectConflict, put_once
 from storage.errors import BlobNotFound
 from storage.store import BlobStore
 
@@ -40,13 +43,15 @@ async def export_pair(source: BlobStore, dest: BlobStore, pair: str) -> ExportRe
     for info in await source.list(paths.pair_prefix(pair)):
         if info.name == head:
             continue
-        if existing.get(info.name) == info.size:
-            report.already_there += 1
-            continue
         try:
             blob = await source.get(info.name)
         except BlobNotFound:
             continue  # deleted by retention meanwhile
+        if info.name in existing and await _already_copied(
+            dest, info.name, blob.data, existing[info.name]
+        ):
+            report.already_there += 1
+            continue
         await put_once(dest, info.name, blob.data, blob.info.metadata)
         report.copied += 1
         report.bytes += len(blob.data)
@@ -56,3 +61,22 @@ async def export_pair(source: BlobStore, dest: BlobStore, pair: str) -> ExportRe
         return report
     await dest.put(head, head_blob.data)
     return report
+
+
+async def _already_copied(dest: BlobStore, name: str, data: bytes, dest_size: int) -> bool:
+    """True if `dest` holds exactly `data` under `name` (compared by SHA-256: an equal
+    size says nothing about equal bytes); False if it is gone; other bytes raise."""
+    same = dest_size == len(data)
+    if same:
+        try:
+            copied = await dest.get(name)
+        except BlobNotFound:
+            return False  # removed from the copy meanwhile: write it again
+        same = hashlib.sha256(copied.data).digest() == hashlib.sha256(data).digest()
+    if not same:
+        raise ObjectConflict(
+            f"{name!r} in the export folder differs from the backup store's (SHA-256): "
+            "run `kvdr snapshot verify` on both and export into an empty folder",
+            blob=name,
+        )
+    return True

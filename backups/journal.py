@@ -53,6 +53,7 @@ from backups.errors import (
     ObjectUnreadable,
 )
 from backups.index import Fingerprint, JournalIndex
+from backups.journal_health import FLUSH, LOOP, SNAPSHOT, FailureHook, JournalHealth
 from backups.keks import KekRing
 from backups.objects import SealedObject, seal_segment
 from backups.replay import replay
@@ -119,7 +120,13 @@ class Journal:
         *,
         fingerprint: Fingerprint,
         clock: Callable[[], float] = time.time,
+        on_failure: FailureHook | None = None,
+        autostart: bool = True,
     ) -> None:
+        # `autostart=False`: the owner runs `run()` itself, under its own supervision
+        # (the daemon does); otherwise entering the journal starts the loop.
+        self._autostart = autostart
+        self.health = JournalHealth(clock, on_failure)
         self._stores = stores
         self._keks = keks
         self._settings = settings
@@ -137,7 +144,8 @@ class Journal:
     async def __aenter__(self) -> Self:
         """Start the background flush loop (segments, snapshots, retention)."""
         self._stop.clear()
-        self._task = asyncio.create_task(self.run(self._stop), name="journal")
+        if self._autostart:
+            self._task = asyncio.create_task(self.run(self._stop), name="journal")
         return self
 
     async def __aexit__(
@@ -171,20 +179,31 @@ class Journal:
     async def run(self, stop: asyncio.Event) -> None:
         """Flush every `flush_interval_seconds` (sooner when a buffer fills), snapshot
         every `snapshot_interval_seconds`, apply retention every
-        `retention_interval_seconds`, until `stop` is set."""
-        settings = self._settings
+        `retention_interval_seconds`, until `stop` is set.
+
+        No error ends the loop: a failed pass is recorded in `health` (and logged), and
+        the next pass, one flush interval later, tries again."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), settings.flush_interval_seconds)
+                await asyncio.wait_for(self._wake.wait(), self._settings.flush_interval_seconds)
             self._wake.clear()
-            for pair_log in list(self._logs.values()):
-                await self._background_flush(pair_log)
-            await self._stores.copy_pending()
-            if stop.is_set():
-                break
-            for pair_log in list(self._logs.values()):
-                await self._maybe_snapshot(pair_log)
-            await self._maybe_retention()
+            try:
+                await self._pass(stop)
+            except Exception as exc:  # the loop outlives any one failure
+                self.health.failed(LOOP, "", f"{type(exc).__name__}: {exc}")
+                log.exception("backups.journal_pass_failed")
+            else:
+                self.health.cleared(LOOP, "")
+
+    async def _pass(self, stop: asyncio.Event) -> None:
+        for pair_log in list(self._logs.values()):
+            await self._background_flush(pair_log)
+        await self._stores.copy_pending()
+        if stop.is_set():
+            return
+        for pair_log in list(self._logs.values()):
+            await self._maybe_snapshot(pair_log)
+        await self._maybe_retention()
 
     # -- ChangeSink --------------------------------------------------------------------
 
@@ -463,6 +482,7 @@ class Journal:
         pair_log.sealed = None
         pair_log.last_flush = self._clock()
         pair_log.last_error = None
+        self.health.cleared(FLUSH, pair)
         metrics.JOURNAL_LAST_SEQUENCE.labels(pair).set(pair_log.durable)
         metrics.JOURNAL_BUFFERED.labels(pair).set(len(pair_log.buffer))
         await self._write_head(pair_log)
@@ -470,6 +490,7 @@ class Journal:
     def _flush_failed(self, pair_log: PairLog, error: str) -> None:
         pair_log.last_error = error
         metrics.JOURNAL_FLUSH_ERRORS.labels(pair_log.pair).inc()
+        self.health.failed(FLUSH, pair_log.pair, error)
 
     # -- snapshots and retention ------------------------------------------------------------
 
@@ -477,13 +498,24 @@ class Journal:
         due = pair_log.last_snapshot + self._settings.snapshot_interval_seconds
         if self._clock() < due or pair_log.durable <= pair_log.snapshot_sequence:
             return
+        if pair_log.last_error is not None:
+            # Its segments cannot be written now: the snapshot stays due (and says so).
+            self.health.failed(
+                SNAPSHOT, pair_log.pair, f"due, waiting for segments: {pair_log.last_error}"
+            )
+            return
         await self.snapshot(pair_log.pair)
 
     async def snapshot(self, pair: str) -> int | None:
         """Compact the pair's durable journal into a snapshot now; its sequence, or None
         when it failed (logged)."""
         pair_log = await self.pair_log(pair)
-        await self._flush_all(pair_log)
+        try:
+            # A snapshot covers only what is durable: write the buffer first.
+            await self._flush_all(pair_log)
+        except JournalUnavailable as exc:
+            self.health.failed(SNAPSHOT, pair, str(exc))
+            return None  # not tried: still due, retried once segments can be written
         try:
             made = await create_snapshot(
                 self._stores,
@@ -495,8 +527,10 @@ class Journal:
             )
         except (StorageError, KekUnavailable, ChainBroken, ObjectUnreadable) as exc:
             log.error("backups.snapshot_failed", pair=pair, error=str(exc))
+            self.health.failed(SNAPSHOT, pair, str(exc))
             pair_log.last_snapshot = self._clock()  # retry after another interval
             return None
+        self.health.cleared(SNAPSHOT, pair)
         pair_log.last_snapshot = self._clock()
         if made is not None:
             pair_log.snapshot_sequence = made.sequence

@@ -44,7 +44,7 @@ from bench._report import at_most, header, percentile, table
 from bench._world import BenchStack, open_world, secret_names, seed_secrets
 from bench._write_load import Write, WriteLog, write_index, write_load
 from emulator.auth import VAULT_RESOURCE, mint_token
-from kvdr.duration import DurationError, parse_duration
+from kvdr.timegrammar import DurationError, parse_duration
 from replicator.plan import SOURCE_VERSION_TAG
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.emulator import EmulatorProcess, aio_secret_client

@@ -25,6 +25,7 @@ from pathlib import Path
 from aiohttp import web
 
 from emulator.errors import Handler, KeyVaultError, bad_parameter, unauthorized
+from emulator.statedir import tighten_file
 
 TENANT_ID = "00000000-0000-0000-0000-00000000c0de"
 AUTHORITY = f"https://login.microsoftonline.com/{TENANT_ID}"
@@ -88,6 +89,7 @@ def load_identity_header(state_dir: Path) -> str:
     """The IDENTITY_HEADER secret: made once per state folder, readable only by its owner."""
     path = state_dir / "identity-header"
     if path.exists():
+        tighten_file(path)
         return path.read_text().strip()
     value = secrets.token_urlsafe(24)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -21,6 +21,7 @@ from emulator import backup_blob, certoperations, softdelete
 from emulator.certbundle import (
     KIND,
     MANAGED_KINDS,
+    get_operation,
     pending_names,
     render_bundle,
     render_deleted,
@@ -36,6 +37,7 @@ from emulator.certissue import (
     stamp_policy,
 )
 from emulator.errors import (
+    KeyVaultError,
     bad_parameter,
     conflict,
 )
@@ -111,7 +113,17 @@ async def get_policy(request: web.Request) -> web.Response:
     """GET /certificates/{name}/policy."""
     state = vault_state(request)
     name = _name(request)
-    latest = live_version(state, KIND, name)
+    try:
+        latest = live_version(state, KIND, name)
+    except KeyVaultError:
+        # A certificate with no version yet (pending, or never issued) has the policy
+        # its create gave, as in Key Vault.
+        operation = get_operation(state, name)
+        if operation is None or not isinstance(operation.get("policy"), dict):
+            raise
+        return web.json_response(
+            render_policy(state, request, str(operation["name"]), operation["policy"])
+        )
     return web.json_response(render_policy(state, request, latest.name, latest.doc["policy"]))
 
 

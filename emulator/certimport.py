@@ -229,12 +229,39 @@ def load_import(value: str, password: str | None, content_type: str) -> Certific
     return load_pkcs12(data, password)
 
 
+def _base64_text(blob: bytes) -> bytes | None:
+    """The bytes that `blob`, read as base64 text (line breaks allowed), stands for."""
+    try:
+        text = blob.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except ValueError:
+        return None
+
+
 def load_certificates_der(blobs: Sequence[bytes]) -> list[x509.Certificate]:
-    """DER certificates (a merge request's x5c), each checked."""
+    """A merge request's x5c: each entry DER, or the base64 text of DER.
+
+    Several SDK samples, and azure-sdk-for-python's own recorded merge test, pass the PEM
+    body (the base64 lines without the BEGIN/END lines) as the certificate's bytes; the
+    SDK base64-encodes them again and Key Vault accepts the result. Anything else (a PEM
+    block with its header lines, text that is not base64, base64 of something that is
+    no certificate) is refused, naming the entry.
+    """
     certs = []
     for index, blob in enumerate(blobs):
-        try:
-            certs.append(x509.load_der_x509_certificate(blob))
-        except ValueError:
-            raise CertMaterialError(f"x5c[{index}] is not a DER X.509 certificate") from None
+        for candidate in (blob, _base64_text(blob)):
+            if candidate is None:
+                continue
+            try:
+                certs.append(x509.load_der_x509_certificate(candidate))
+                break
+            except ValueError:
+                continue
+        else:
+            raise CertMaterialError(
+                f"x5c[{index}] is not a DER X.509 certificate (nor the base64 text of one)"
+            )
     return certs

@@ -44,6 +44,7 @@ from emulator.certmaterial import (
 from emulator.certpolicy import (
     SELF_ISSUER,
     UNKNOWN_ISSUER,
+    is_platform_managed,
     key_spec,
     merge_policy,
     normalize_policy,
@@ -169,6 +170,11 @@ async def create_certificate(request: web.Request) -> web.Response:
         "request_id": random.token_hex(16),
         "preserveCertOrder": preserve,
     }
+    if is_platform_managed(policy):
+        # Kept so that get_certificate_policy returns the policy as given.
+        operation.update(certoperations.platform_managed_refused(), csr=None, policy=policy)
+        put_operation(state, operation)
+        return _accepted(state, request, operation)
     try:
         if issuer == SELF_ISSUER:
             material = await asyncio.to_thread(
@@ -204,6 +210,11 @@ async def create_certificate(request: web.Request) -> web.Response:
             csr=base64.b64encode(csr).decode(),
         )
     put_operation(state, operation)
+    return _accepted(state, request, operation)
+
+
+def _accepted(state: VaultState, request: web.Request, operation: dict[str, Any]) -> web.Response:
+    """The 202 answer of a create: the operation, always `inProgress`."""
     # Azure answers every create with "inProgress", and the SDK's poller relies on it: an
     # operation that is finished in the first answer never fetches the certificate. The
     # stored operation is already complete, so the poller's first GET of it finishes.

@@ -190,6 +190,25 @@ def issuer_unreachable(name: str) -> dict[str, Any]:
     }
 
 
+def platform_managed_refused() -> dict[str, Any]:
+    """Operation fields for a certificate whose policy is platform-managed.
+
+    The SDK documents `platform_managed` as "experimental ... for Azure Key Vault internal
+    usage. Any calls using this property will fail", and the REST spec says the feature
+    is "intended for internal use only": the create is accepted, the certificate is never
+    issued. No public recording shows Azure's own wording, so this names the reason.
+    """
+    message = (
+        "The certificate cannot be issued: its policy is platform-managed "
+        "(platformManaged), a feature intended for Azure Key Vault's internal use only."
+    )
+    return {
+        "status": "failed",
+        "status_details": message,
+        "error": {"code": "BadParameter", "message": message},
+    }
+
+
 # -- contacts ----------------------------------------------------------------------------
 
 

@@ -230,6 +230,31 @@ def _issuer(section: Mapping[str, Any], default_name: str) -> Json:
     return issuer
 
 
+def _platform_managed(value: Any) -> Json | None:
+    """`platformManaged` as given: a required `certificateUsage`, optional `metadata`."""
+    where = "policy.platformManaged"
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise CertMaterialError(f"{where} must be an object")
+    usage = _str(value, "certificateUsage", where)
+    if not usage:
+        raise CertMaterialError(f"{where}.certificateUsage is required")
+    result: Json = {"certificateUsage": usage}
+    metadata = value.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise CertMaterialError(f"{where}.metadata must be an object")
+        # Its schema is undefined (the REST spec says so): kept exactly as given.
+        result["metadata"] = copy.deepcopy(dict(metadata))
+    return result
+
+
+def is_platform_managed(policy: Mapping[str, Any]) -> bool:
+    """Whether a stored policy sets the platform-managed flag."""
+    return policy.get("platformManaged") is not None
+
+
 def normalize_policy(doc: Any, purpose: Purpose) -> Json:
     """The complete policy Key Vault stores for a create or import request's `policy`.
 
@@ -264,7 +289,12 @@ def normalize_policy(doc: Any, purpose: Purpose) -> Json:
             )
         },
     }
-    if purpose == "create" and not x509_props["subject"] and "sans" not in x509_props:
+    platform_managed = _platform_managed(doc.get("platformManaged"))
+    if platform_managed is not None:
+        # Azure accepts a platform-managed policy without subject or SANs: the platform,
+        # not the caller, decides what the certificate names.
+        policy["platformManaged"] = platform_managed
+    elif purpose == "create" and not x509_props["subject"] and "sans" not in x509_props:
         raise CertMaterialError(
             "policy.x509_props needs a subject or at least one subject alternative name"
         )
@@ -288,8 +318,9 @@ def merge_policy(current: Mapping[str, Any], patch: Any) -> Json:
                 sans.update({k: v for k, v in section["sans"].items() if v is not None})
                 target["sans"] = sans
             merged[name] = target
-    if patch.get("lifetime_actions") is not None:
-        merged["lifetime_actions"] = patch["lifetime_actions"]
+    for name in ("lifetime_actions", "platformManaged"):
+        if patch.get(name) is not None:
+            merged[name] = patch[name]
     # An EC key_size left over from an RSA policy (or the reverse) must not block a kty change.
     patched_key = _section(patch, "key_props", "policy")
     if patched_key.get("kty") is not None and patched_key.get("key_size") is None:

@@ -33,12 +33,15 @@ KEY_OPS = {
     op.lower(): op
     for op in ("encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export")
 }
-# Which key types each vault SKU holds: HSM keys need premium, oct keys a Managed HSM,
-# and a Managed HSM holds HSM-protected keys only.
+# Which key types each vault SKU holds: HSM keys need premium, oct keys a Managed HSM.
+# A Managed HSM keeps every key in its HSM, and takes kty RSA and EC as well: Microsoft's
+# ARM example managedHsmCreateKey.json (azure-rest-api-specs, 2025-05-01) creates kty
+# RSA and gets kty RSA back, and Microsoft Learn ("About keys in Managed HSM") says it
+# supports RSA, EC and AES keys, all HSM-protected. Plain `oct` is refused there too.
 KTYS_BY_SKU = {
     "standard": ("RSA", "EC"),
     "premium": ("RSA", "EC", "RSA-HSM", "EC-HSM"),
-    "managed-hsm": ("RSA-HSM", "EC-HSM", "oct-HSM"),
+    "managed-hsm": ("RSA", "EC", "RSA-HSM", "EC-HSM", "oct-HSM"),
 }
 ALL_KTYS = ("RSA", "RSA-HSM", "EC", "EC-HSM", "oct", "oct-HSM")
 
@@ -62,7 +65,7 @@ def check_kty_allowed(state: VaultState, kty: str) -> None:
     if kty in allowed:
         return
     if sku == "managed-hsm":
-        reason = "a Managed HSM holds HSM-protected keys only"
+        reason = "a Managed HSM holds symmetric keys as oct-HSM only"
     elif kty.startswith("oct"):
         reason = "symmetric (oct-HSM) keys need a Managed HSM"
     else:
@@ -215,16 +218,21 @@ def load_charged(state: VaultState, name: str, version: str) -> StoredVersion:
     return stored
 
 
+def is_hsm_key(state: VaultState, kty: str) -> bool:
+    """Whether a key of this kty lives in an HSM: `-HSM` types, and every Managed HSM key."""
+    return kty.endswith("-HSM") or state.settings.sku == "managed-hsm"
+
+
 def charge_key_ops(state: VaultState, stored: StoredVersion) -> None:
     """Charge this key's transaction budget (it depends on the key's type and size)."""
     doc = stored.doc
     kty = str(doc.get("kty", "RSA"))
-    state.throttle.charge(throttle.key_ops_bucket(kty, doc.get("key_size"), kty.endswith("-HSM")))
+    state.throttle.charge(throttle.key_ops_bucket(kty, doc.get("key_size"), is_hsm_key(state, kty)))
 
 
 def charge_key_create(state: VaultState, kty: str) -> None:
     """Charge the create budget: 20 software or 10 HSM keys per 10 s."""
-    state.throttle.charge(throttle.key_create_bucket(kty.endswith("-HSM")))
+    state.throttle.charge(throttle.key_create_bucket(is_hsm_key(state, kty)))
 
 
 def publish_new_version(state: VaultState, stored: StoredVersion | dict[str, Any]) -> None:

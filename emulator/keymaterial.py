@@ -37,6 +37,7 @@ from emulator.keyalgorithms import (
     rsa_sign,
     rsa_verify,
 )
+from emulator.rsakeygen import generate_rsa_key
 
 __all__ = [
     "DEFAULT_KEY_OPS",
@@ -75,6 +76,8 @@ DEFAULT_KEY_OPS: Final[dict[str, tuple[str, ...]]] = {
     "oct": ("encrypt", "decrypt", "wrapKey", "unwrapKey"),
 }
 _RSA_EXPONENTS: Final = (3, 65537)
+# The largest public exponent a Managed HSM key may have here: the REST field is int32.
+MAX_RSA_EXPONENT: Final = 2**31 - 1
 # Managed HSM's limit for one random-bytes request.
 MAX_RANDOM_BYTES: Final = 128
 
@@ -156,8 +159,14 @@ class KeyMaterial:
         size: int | None = None,
         curve: str | None = None,
         public_exponent: int | None = None,
+        any_exponent: bool = False,
     ) -> KeyMaterial:
-        """New key of the base type ``RSA``, ``EC`` or ``oct`` (``-HSM`` suffix allowed)."""
+        """New key of the base type ``RSA``, ``EC`` or ``oct`` (``-HSM`` suffix allowed).
+
+        Key Vault creates RSA keys with the public exponent 65537 (or 3); a Managed HSM
+        (`any_exponent`) also with any other odd one up to 2^31 - 1 (the REST field is
+        an int32).
+        """
         base = _base_kty(kty)
         if base == "RSA":
             bits = 2048 if size is None else size
@@ -166,11 +175,17 @@ class KeyMaterial:
                     f"key_size {bits} is not supported for RSA; use 2048, 3072 or 4096"
                 )
             exponent = 65537 if public_exponent is None else public_exponent
-            if exponent not in _RSA_EXPONENTS:
+            if any_exponent:
+                if not 3 <= exponent <= MAX_RSA_EXPONENT or exponent % 2 == 0:
+                    raise KeyMaterialError(
+                        f"public_exponent {exponent} is not supported; use an odd number "
+                        f"from 3 to {MAX_RSA_EXPONENT}"
+                    )
+            elif exponent not in _RSA_EXPONENTS:
                 raise KeyMaterialError(
                     f"public_exponent {exponent} is not supported; use 3 or 65537"
                 )
-            return cls(rsa.generate_private_key(public_exponent=exponent, key_size=bits))
+            return cls(generate_rsa_key(exponent, bits))
         if base == "EC":
             if size is not None:
                 raise KeyMaterialError("key_size is not supported for EC keys; use crv")

@@ -195,6 +195,7 @@ async def rotate_key(request: web.Request) -> web.Response:
         size=current.key_size if current.kty != "EC" else None,
         curve=current.curve,
         public_exponent=current.public_exponent,
+        any_exponent=state.settings.sku == "managed-hsm",
     )
     attributes: dict[str, Any] = {}
     policy = stored_policy(state, latest.name)

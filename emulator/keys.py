@@ -13,6 +13,7 @@ certificate's key under the certificate's name (``managed: true``).
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,7 +160,14 @@ async def create_key(request: web.Request) -> web.Response:
     try:
         # RSA-4096 takes a second or more to generate: off the event loop.
         material = await asyncio.to_thread(
-            KeyMaterial.generate, kty, size=size, curve=curve, public_exponent=exponent
+            functools.partial(
+                KeyMaterial.generate,
+                kty,
+                size=size,
+                curve=curve,
+                public_exponent=exponent,
+                any_exponent=state.settings.sku == "managed-hsm",
+            )
         )
     except KeyMaterialError as exc:
         raise bad_parameter(str(exc)) from None

@@ -32,6 +32,7 @@ from emulator.errors import Handler, bad_parameter, error_middleware, read_only
 from emulator.objects import MAX_BODY_BYTES
 from emulator.settings import EmulatorSettings
 from emulator.state import STATE_KEY, VaultState
+from emulator.statedir import ensure_private_dir, write_private_file
 from emulator.tls import TlsFiles, ensure_tls
 
 __all__ = ["STATE_KEY", "RunningEmulator", "VaultState", "build_app", "run", "serve"]
@@ -138,7 +139,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 def build_app(settings: EmulatorSettings, state: VaultState | None = None) -> web.Application:
     """The aiohttp application of one vault (opens its state folder unless given a state)."""
     if state is None:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(settings.state_dir)
         state = VaultState.open(settings, load_identity_header(settings.state_dir))
     app = web.Application(
         middlewares=[
@@ -167,16 +168,15 @@ class RunningEmulator:
 
 
 def _write_endpoint(path: Path, body: dict[str, object]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(body, indent=2))
-    os.replace(tmp, path)
+    # It carries the identity header: owner-only, like the identity-header file.
+    write_private_file(path, json.dumps(body, indent=2).encode())
 
 
 @contextlib.asynccontextmanager
 async def serve(settings: EmulatorSettings) -> AsyncIterator[RunningEmulator]:
     """Start the vault, announce it (endpoint.json, stderr line), stop it on exit."""
     state_dir = settings.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(state_dir)
     endpoint = state_dir / "endpoint.json"
     # A stale endpoint.json would point tooling at a port nobody listens on.
     endpoint.unlink(missing_ok=True)

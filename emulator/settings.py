@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,26 @@ THROTTLE_MODES = ("off", "azure")
 # Azure accepts a soft-delete retention of 7 to 90 days; 90 is its default.
 MIN_RETENTION_DAYS = 7
 MAX_RETENTION_DAYS = 90
+
+
+# What `--allow-remote` prints: the emulator checks no token and encrypts nothing at rest.
+REMOTE_WARNING = (
+    "kvdr emulator: WARNING: --allow-remote serves this vault beyond this machine. The "
+    "emulator accepts any bearer token and has no access control, so anyone who can "
+    "reach {host} can read and change every secret, key and certificate in it; the "
+    "identity header in endpoint.json is the only thing guarding its token endpoint. "
+    "Use it only on a network you trust completely."
+)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` binds to this machine only: `localhost` or a loopback address."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(ValueError):
@@ -36,8 +57,16 @@ class EmulatorSettings:
     events_to: tuple[str, ...] = field(default_factory=tuple)
     retention_days: int = 90
     purge_protection: bool = False
+    allow_remote: bool = False
 
     def __post_init__(self) -> None:
+        if not self.allow_remote and not is_loopback(self.host):
+            raise SettingsError(
+                "--host",
+                f"{self.host!r} is not a loopback address; the emulator has no access "
+                "control, so it listens on 127.0.0.1, ::1 or localhost only. Pass "
+                "--allow-remote to serve it beyond this machine anyway",
+            )
         if not 0 <= self.port <= 65535:
             raise SettingsError("--port", f"{self.port} is not a TCP port (0-65535)")
         if self.sku not in SKUS:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator.statedir import ensure_private_file, tighten_file
+
 KINDS = ("secret", "key", "certificate")
 
 _SCHEMA = """
@@ -105,6 +107,12 @@ class VersionStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Values and key material are kept unencrypted: the file and SQLite's WAL and
+        # shared-memory files next to it are owner-only (SQLite gives new -wal and -shm
+        # files the database file's mode; old ones are tightened here).
+        ensure_private_file(path)
+        for suffix in ("-wal", "-shm"):
+            tighten_file(path.with_name(path.name + suffix))
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so a multi-step change
         # (a certificate with its key and secret) can be one transaction.
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)

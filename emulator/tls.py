@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from emulator.statedir import write_private_file
+
 CA_VALIDITY_DAYS = 3650
 SERVER_VALIDITY_DAYS = 3650
 
@@ -35,18 +37,6 @@ class TlsFiles:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(self.server_cert), str(self.server_key))
         return context
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    # Written to a temporary name first, 0600 from the start, then renamed: a crash never
-    # leaves a half-written key that a restart would try to load.
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _write_public(path: Path, data: bytes) -> None:
@@ -127,7 +117,7 @@ def ensure_tls(state_dir: Path) -> TlsFiles:
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
-    _write_private(
+    write_private_file(
         files.server_key,
         server_key.private_bytes(
             pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -9,14 +9,13 @@ Messages never echo the value of a sensitive key (a connection string, a secret)
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Literal, TypeVar
 
 from kvdr._config_lines import KeyPath
-from kvdr.duration import DurationError, parse_duration
+from kvdr.timegrammar import DurationError, parse_duration
 
 T = TypeVar("T")
 
@@ -234,14 +233,3 @@ def fraction(value: object) -> float:
     if not 0.0 < number <= 1.0:
         raise Invalid(f"must be more than 0 and at most 1 (100%), got {value!r}")
     return number
-
-
-def long_duration(value: object) -> float:
-    """Seconds from a duration (10, "5m", "1h") or a whole number of days ("30d"), longer
-    than zero: for horizons that are counted in days."""
-    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,5}d", value.strip()):
-        days = int(value.strip()[:-1])
-        if days <= 0:
-            raise Invalid("must be longer than zero")
-        return days * 86400.0
-    return duration()(value)

@@ -23,7 +23,6 @@ from kvdr._config_fields import (
     duration,
     fraction,
     integer,
-    long_duration,
     suggest,
     text,
     text_list,
@@ -133,7 +132,7 @@ def _read_pair(
     rpo = table.get("rpo_objective", duration())
     guard_min_items = table.get("deletion_guard_min_items", integer(0))
     guard_fraction = table.get("deletion_guard_fraction", fraction)
-    expiry_horizon = table.get("expiry_horizon", long_duration)
+    expiry_horizon = table.get("expiry_horizon", duration())
     hide_names = table.get("hide_names", boolean)
 
     if primary is not None and primary not in declared:

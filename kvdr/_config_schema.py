@@ -24,7 +24,6 @@ from kvdr._config_fields import (
     duration,
     fraction,
     integer,
-    long_duration,
     suggest,
     text,
     type_name,
@@ -392,7 +391,7 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
         poll_interval_seconds=_pick(poll, base.poll_interval_seconds),
         reconcile_interval_seconds=_pick(reconcile, base.reconcile_interval_seconds),
         deep_reconcile_interval_seconds=_pick(
-            table.get("deep_reconcile_interval", long_duration),
+            table.get("deep_reconcile_interval", duration()),
             base.deep_reconcile_interval_seconds,
         ),
         max_concurrent_items=_pick(
@@ -412,7 +411,7 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
             table.get("deletion_guard_fraction", fraction), base.deletion_guard_fraction
         ),
         expiry_horizon_seconds=_pick(
-            table.get("expiry_horizon", long_duration), base.expiry_horizon_seconds
+            table.get("expiry_horizon", duration()), base.expiry_horizon_seconds
         ),
         lease_duration_seconds=_pick(
             table.get("lease_duration", _lease_duration), base.lease_duration_seconds

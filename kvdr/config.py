@@ -48,7 +48,7 @@ from kvdr._config_local import (
     render_local_toml,
     write_local_config,
 )
-from kvdr.duration import DurationError, format_duration, parse_duration
+from kvdr.timegrammar import DurationError, format_duration, parse_duration
 
 __all__ = [
     "LOCAL_SOURCE",

@@ -54,7 +54,16 @@ class Daemon:
     # -- DaemonView ------------------------------------------------------------------
 
     def ready(self) -> bool:
-        return self._ready
+        return self._ready and not self.not_ready_reason()
+
+    def not_ready_reason(self) -> str:
+        """Why `/readyz` answers 503, in one line; empty when ready."""
+        if not self._ready:
+            return "starting" if self.parts is None or self.ownership is None else "stopping"
+        journal = self.parts.journal if self.parts else None
+        if journal is not None and not journal.health.ok:
+            return f"journal failing: {journal.health.summary()}"
+        return ""
 
     def running_replicators(self) -> list[PairReplicator]:
         """The pairs this daemon runs now (it holds their leases)."""
@@ -75,6 +84,9 @@ class Daemon:
             "instances": self.ownership.instances() if self.ownership else [],
             # Journal positions of the pairs this daemon records (no item names).
             "journal": self.parts.journal.status() if self.parts and self.parts.journal else [],
+            "journal_health": (
+                self.parts.journal.health.as_dict() if self.parts and self.parts.journal else None
+            ),
         }
 
     def on_events(self, events: Sequence[VaultEvent]) -> int:
@@ -96,7 +108,7 @@ class Daemon:
             self.http_port = _bound_port(runner, settings.listen_port)
             log.info("daemon.listening", url=f"http://{settings.listen_host}:{self.http_port}")
 
-            self.parts = parts = await open_parts(self.config, stack)
+            self.parts = parts = await open_parts(self.config, stack, supervised_journal=True)
             self.ownership = ownership = PairOwnership(
                 [r.pair for r in parts.replicators],
                 parts.blobs,
@@ -120,6 +132,10 @@ class Daemon:
                 # Drains, flushes and releases the pairs it runs when `stop` is set.
                 asyncio.create_task(ownership.run(stop), name="pairs"),
             ]
+            if parts.journal is not None:
+                # Flushes, snapshots and retention; its final flush runs when the stack
+                # closes the journal, after the pairs have drained.
+                tasks.append(asyncio.create_task(parts.journal.run(stop), name="journal"))
             await self._supervise(tasks, stop)
             self._ready = False
             log.info("daemon.stopped")
@@ -143,8 +159,10 @@ class Daemon:
                 log.error("daemon.part_failed", part=task.get_name(), error=repr(task.exception()))
         stop.set()
         drain = self.config.replicator.drain_seconds
-        # The pairs drain within `drain` by themselves, then flush and release their leases.
-        _, pending = await asyncio.wait(tasks, timeout=drain + RELEASE_SECONDS)
+        # The pairs drain within `drain` by themselves, then flush and release their leases
+        # (bounded by drain + RELEASE_SECONDS inside); then the members' record is left.
+        # This bound comes after theirs, so a part is cancelled only when it overruns.
+        _, pending = await asyncio.wait(tasks, timeout=drain + 2 * RELEASE_SECONDS)
         for task in pending:
             log.warning("daemon.abandoned", part=task.get_name(), drain_seconds=drain)
             task.cancel()

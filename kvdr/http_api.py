@@ -67,6 +67,10 @@ class DaemonView(Protocol):
 
     def ready(self) -> bool: ...
 
+    def not_ready_reason(self) -> str:
+        """Why the daemon is not ready, in one line (no item names); empty when ready."""
+        ...
+
     def refresh_metrics(self) -> None:
         """Bring time-dependent gauges (RPO, lag) up to this moment before a scrape."""
         ...
@@ -166,8 +170,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    ready = request.app[DAEMON].ready()
-    return web.json_response({"ready": ready}, status=200 if ready else 503)
+    daemon = request.app[DAEMON]
+    ready = daemon.ready()
+    doc: dict[str, Any] = {"ready": ready}
+    if not ready:
+        doc["reason"] = daemon.not_ready_reason()
+    return web.json_response(doc, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from backups.journal import Journal
 from backups.keks import KekRing, KeyEncryptionKey, LocalFileKek, RecoveryKek, VaultKek
 from backups.settings import BackupSettings, LocalKekSettings, RecoveryKekSettings
 from backups.stores import BackupStores
+from replicator import metrics as replication_metrics
 from replicator.checkpoint import CheckpointStore
 from replicator.pair import PairReplicator
 from replicator.settings import PairSettings
@@ -61,9 +62,16 @@ class BackupParts:
 
 
 async def open_parts(
-    config: KvdrConfig, stack: AsyncExitStack, only_pair: str | None = None
+    config: KvdrConfig,
+    stack: AsyncExitStack,
+    only_pair: str | None = None,
+    *,
+    supervised_journal: bool = False,
 ) -> Parts:
-    """Open everything the configuration names; closed when `stack` closes."""
+    """Open everything the configuration names; closed when `stack` closes.
+
+    With `supervised_journal` the journal's loop is not started here: the caller (the
+    daemon) runs `parts.journal.run(stop)` among the loops it supervises."""
     pairs = config.replicator.pairs
     if only_pair is not None:
         pairs = tuple(p for p in pairs if p.name == only_pair)
@@ -85,7 +93,14 @@ async def open_parts(
     if config.backups is not None:
         parts = await open_backups(config, stack, credential, vaults, blobs, config.backups)
         journal = await stack.enter_async_context(
-            Journal(parts.stores, parts.keks, config.backups, fingerprint=version_fingerprint)
+            Journal(
+                parts.stores,
+                parts.keks,
+                config.backups,
+                fingerprint=version_fingerprint,
+                on_failure=count_journal_failure,
+                autostart=not supervised_journal,
+            )
         )
     sinks = (journal,) if journal is not None else ()
 
@@ -193,3 +208,14 @@ def _local_kek(settings: LocalKekSettings) -> LocalFileKek:
     if settings.create and not file.exists():
         return LocalFileKek.create_key_file(file)
     return LocalFileKek.from_file(file)
+
+
+# The target label of a journal failure in kvdr_replication_errors_total: the journal
+# is where every pair's changes go besides its secondaries.
+JOURNAL_TARGET = "journal"
+
+
+def count_journal_failure(pair: str, reason: str) -> None:
+    """One failed journal attempt, in the replicator's error counter (the dashboard and
+    the alerts watch that one); a failure of the loop itself counts under pair "*"."""
+    replication_metrics.REPLICATION_ERRORS.labels(pair or "*", JOURNAL_TARGET, reason).inc()

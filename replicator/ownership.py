@@ -271,7 +271,16 @@ class PairOwnership:
             slot.stop.set()
         tasks = [s.task for s in running if s.task is not None]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self._drain + RELEASE_SECONDS)
+            try:
+                _, pending = await asyncio.wait(tasks, timeout=self._drain + RELEASE_SECONDS)
+            except asyncio.CancelledError:
+                # Cancelled from above (the daemon's own bound ran out): no pair task may
+                # outlive this one, or it would go on using stores that are being closed.
+                pending = {t for t in tasks if not t.done()}
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
             for task in pending:
                 self._log.warning("pair.release_abandoned", part=task.get_name())
                 task.cancel()

@@ -2,8 +2,9 @@
 
 Callers write `raise map_azure_error(exc, ...) from exc`. Messages name the vault, the
 operation and the item, plus the vault's own error code and message; any string passed
-in `redact` (the secret value being written) is scrubbed from the vault's message in case
-a server ever echoes it.
+in `redact` (the secret value or certificate material being written) is scrubbed from
+the vault's whole message, before it is shortened, in case a server ever echoes it; a
+message that still holds a long stretch of it is withheld.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from vault.errors import (
 DELETED_BUT_RECOVERABLE = "ObjectIsDeletedButRecoverable"
 # The vault's own message is context, not payload: keep it short.
 MAX_SERVICE_MESSAGE = 300
+# How much of a vault's message is read at all (a hostile or broken server may answer
+# megabytes); a value cut at this length is still caught by the stretch check below.
+MAX_SCANNED_MESSAGE = 8192
 
 
 def map_azure_error(
@@ -72,7 +76,9 @@ def _refused(
 ) -> VaultError:
     status = exc.status_code or 0
     code, inner, message = _service_error(exc)
-    text = _scrub(message, redact)
+    # Scrub the whole message first: shortening first would cut an echoed value and
+    # leave a prefix the scrubber no longer recognises.
+    text = _scrub(message, redact)[:MAX_SERVICE_MESSAGE]
     detail = f"{status} {code}" if status else code or type(exc).__name__
     if inner:
         detail += f" ({inner})"
@@ -129,7 +135,7 @@ def _service_error(exc: HttpResponseError) -> tuple[str, str, str]:
     if err is None:
         return "", "", ""
     inner = err.innererror.get("code", "") if isinstance(err.innererror, Mapping) else ""
-    return err.code or "", str(inner or ""), (err.message or "")[:MAX_SERVICE_MESSAGE]
+    return err.code or "", str(inner or ""), (err.message or "")[:MAX_SCANNED_MESSAGE]
 
 
 # Below this length a value also occurs inside ordinary words ("v" in "vault"), so
@@ -137,13 +143,32 @@ def _service_error(exc: HttpResponseError) -> tuple[str, str, str]:
 MIN_REPLACEABLE = 8
 
 
+# A stretch this long of a value, found in a message, is the value leaking (a server
+# that echoes only the start or the end of what it was sent): withhold the message.
+LEAK_WINDOW = 16
+WITHHELD = "<message withheld: it contains the value written>"
+
+
 def _scrub(text: str, redact: Iterable[str]) -> str:
     for secret in redact:
-        if secret and secret in text:
+        if not secret:
+            continue
+        if secret in text:
             if len(secret) < MIN_REPLACEABLE:
-                return "<message withheld: it contains the value written>"
+                return WITHHELD
             text = text.replace(secret, "<redacted>")
+        if len(secret) >= LEAK_WINDOW and _shares_a_stretch(text, secret):
+            return WITHHELD
     return text
+
+
+def _shares_a_stretch(text: str, secret: str) -> bool:
+    """True if some LEAK_WINDOW characters of `text` occur in `secret` (linear in both:
+    the secret's windows go into a set once)."""
+    if len(text) < LEAK_WINDOW:
+        return False
+    windows = {secret[i : i + LEAK_WINDOW] for i in range(len(secret) - LEAK_WINDOW + 1)}
+    return any(text[i : i + LEAK_WINDOW] in windows for i in range(len(text) - LEAK_WINDOW + 1))
 
 
 def _inner_name(exc: AzureError) -> str:

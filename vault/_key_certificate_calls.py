@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -179,6 +180,7 @@ class KeyCertificateCalls:
             op,
             item,
             lambda: self._certificates.import_certificate(name, material.data, **options),
+            redact=_wire_forms(material.data),
         )
         if cert.properties is None:
             raise VaultError(
@@ -283,3 +285,12 @@ class KeyCertificateCalls:
             op, "contacts", lambda: self._certificates.set_contacts(sdk_contacts)
         )
         return tuple(policies.certificate_contact(c) for c in written)
+
+
+def _wire_forms(data: bytes) -> tuple[str, ...]:
+    """The forms certificate material may come back in within a vault's error message,
+    for scrubbing: base64 (how the SDK sends it) and, for a PEM, the text itself."""
+    forms = [base64.b64encode(data).decode("ascii")]
+    with contextlib.suppress(UnicodeDecodeError):
+        forms.append(data.decode("utf-8"))
+    return tuple(forms)

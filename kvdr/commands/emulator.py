@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import structlog
 
-from emulator.settings import EmulatorSettings, SettingsError
+from emulator.settings import REMOTE_WARNING, EmulatorSettings, SettingsError, is_loopback
 
 
 def _configure_logs() -> None:
@@ -32,7 +32,14 @@ def _configure_logs() -> None:
     required=True,
     help="Folder for the vault's data, TLS files and endpoint.json.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback only)."
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a --host beyond loopback: anyone who can reach it can read every secret.",
+)
 @click.option("--region", default="eastus", show_default=True, help="Region name.")
 @click.option(
     "--geo", default="us", show_default=True, help="Geography; backups restore only within it."
@@ -77,6 +84,7 @@ def command(
     port: int,
     state_dir: Path,
     host: str,
+    allow_remote: bool,
     region: str,
     geo: str,
     sku: str,
@@ -100,9 +108,12 @@ def command(
             events_to=tuple(events_to),
             retention_days=retention_days,
             purge_protection=purge_protection,
+            allow_remote=allow_remote,
         )
     except SettingsError as exc:
         raise click.BadParameter(exc.message, param_hint=f"'{exc.option}'") from None
+    if not is_loopback(host):
+        click.echo(REMOTE_WARNING.format(host=host), err=True)
     _configure_logs()
     from emulator.server import run
 

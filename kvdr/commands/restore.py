@@ -219,8 +219,8 @@ def command(
 ) -> None:
     """Restore a vault, or some items, to a point in time."""
     from backups.errors import BackupError
-    from backups.timespec import TimeSpecError, parse_time
     from kvdr.log_setup import configure_logging
+    from kvdr.timegrammar import TimeSpecError, parse_time
     from kvdr.wiring import BackupsNotConfigured
     from storage.errors import StorageError
     from vault.errors import VaultError

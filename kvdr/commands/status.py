@@ -221,7 +221,26 @@ def render(doc: dict[str, Any]) -> None:
                 f"[bold red]pair refused to start[/] {p['name']}: {escape(p['refused'])}",
                 highlight=False,
             )
+    render_journal(doc)
     render_deletions(doc)
+
+
+def render_journal(doc: dict[str, Any]) -> None:
+    """The journal's open problems (storage down while segments or a snapshot are due)."""
+    from rich.markup import escape
+
+    health = doc.get("journal_health") or {}
+    for problem in health.get("problems", []):
+        pair = f" pair {problem['pair']}" if problem.get("pair") else ""
+        status_console().print(
+            f"[bold red]journal failing[/] ({problem['what']}{pair}) for "
+            f"{problem['for_seconds']:.0f} s, {problem['attempts']} attempts: "
+            f"{escape(problem['error'])}",
+            highlight=False,
+        )
+    buffered = sum(int(j.get("buffered") or 0) for j in doc.get("journal", []))
+    if health.get("problems") and buffered:
+        status_console().print(f"journal: {buffered} changes held in memory until it recovers")
 
 
 def render_deletions(doc: dict[str, Any]) -> None:

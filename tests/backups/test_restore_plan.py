@@ -1,13 +1,12 @@
-"""Restore planning (backups/restore_plan.py, pure) and TIME parsing
-(backups/timespec.py): property tests against a simulated target."""
+"""Restore planning (backups/restore_plan.py, pure): property tests against a simulated
+target."""
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +21,6 @@ from backups.restore_plan import (
     write_attributes,
 )
 from backups.state import ItemState, VersionState
-from backups.timespec import TimeSpecError, parse_time
 from vault.models import ItemKind, ItemProperties, ItemRef
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -226,40 +224,3 @@ class TestPlanCases:
         props = ItemProperties(ref.kind, "db", "v1")
         state = {ref: ItemState(ref, {"v1": VersionState(props, 0.0, "hunter2")})}
         assert "hunter2" not in repr(plan_restore("app", state, {}).as_dict())
-
-
-class TestTimeSpec:
-    @pytest.mark.parametrize(
-        "text,expected",
-        [
-            ("2025-06-01T10:00:00Z", datetime(2025, 6, 1, 10, tzinfo=UTC)),
-            ("2025-06-01T12:00:00+02:00", datetime(2025, 6, 1, 10, tzinfo=UTC)),
-            ("-15m", NOW - timedelta(minutes=15)),
-            ("-1h30m", NOW - timedelta(minutes=90)),
-            ("-2d", NOW - timedelta(days=2)),
-            ("-1w", NOW - timedelta(days=7)),
-            ("-90s", NOW - timedelta(seconds=90)),
-        ],
-    )
-    def test_accepted_forms(self, text: str, expected: datetime) -> None:
-        """ISO-8601 with an offset or Z, and relative forms, name one UTC moment."""
-        assert parse_time(text, NOW) == expected
-
-    @pytest.mark.parametrize(
-        "text,message",
-        [
-            ("2025-06-01T10:00:00", "no UTC offset"),
-            ("yesterday", "is not a time"),
-            ("", "empty"),
-            ("-30m1h", "largest first"),
-            ("-1h1h", "largest first"),
-            ("15m", "is not a time"),
-            ("-\u0661\u0665m", "is not a time"),
-            ("-99999999999d", "before the year 1"),
-            ("-99999999999999999999999w", "before the year 1"),
-        ],
-    )
-    def test_refused_forms(self, text: str, message: str) -> None:
-        """Ambiguous or unreadable TIMEs are refused with the accepted forms."""
-        with pytest.raises(TimeSpecError, match=message):
-            parse_time(text, NOW)

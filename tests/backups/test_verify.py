@@ -18,7 +18,7 @@ from backups.keks import KekRing
 from backups.objects import read_segment, seal_segment
 from backups.restore import RestoreScope, state_at
 from backups.snapshot import create_snapshot
-from backups.stores import BackupStores
+from backups.stores import BackupStores, ObjectConflict
 from backups.verify import restore_test, verify_pair
 from storage import AzureBlobStore, LocalFolderSettings, LocalFolderStore
 from tests.backups.conftest import RING, local_kek, make_journal, open_adapter, secret_change
@@ -197,3 +197,24 @@ class TestExport:
             assert copy.state.sequence == original.state.sequence == 10
             again = await export_pair(blob_container, folder, PAIR)
             assert again.copied == 0 and again.already_there == 6
+
+    async def test_export_refuses_a_copy_with_other_bytes_of_the_same_size(
+        self, blob_container: AzureBlobStore, tmp_path: Path
+    ) -> None:
+        """An object in the export folder damaged without changing its size is not
+        counted as copied: the export stops, naming it, and leaves it as it was."""
+        await write_journal(blob_container)
+        async with LocalFolderStore(LocalFolderSettings(str(tmp_path / "copy"))) as folder:
+            await export_pair(blob_container, folder, PAIR)
+            victim = sorted(
+                i.name
+                for i in await folder.list(paths.pair_prefix(PAIR))
+                if i.name != paths.head_blob(PAIR)
+            )[0]
+            original = (await folder.get(victim)).data
+            damaged = original[:-1] + bytes([original[-1] ^ 0x01])
+            await folder.put(victim, damaged)
+            with pytest.raises(ObjectConflict) as refused:
+                await export_pair(blob_container, folder, PAIR)
+            assert victim in str(refused.value) and "SHA-256" in str(refused.value)
+            assert (await folder.get(victim)).data == damaged

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ from tests.fixtures.emulator import AsyncStaticTokenCredential
 from tests.fixtures.waiting import wait_for, wait_for_sync
 
 ROOT = Path(__file__).resolve().parents[2]
+SNAPSHOT_SECONDS = 15
+# A write to an unreachable storage endpoint fails after the storage client's retries
+# (about 15 s); the journal reports the outage after its first failed write.
+OUTAGE_SECONDS = 90
 
 
 def kvdr(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -105,6 +110,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack
     local.start()
     config_path = state / "kvdr.toml"
     local.write_config(config_path)
+    # Snapshots fall due every few seconds here (10 minutes in `kvdr up`), so a test can
+    # have one fall due during an outage it makes.
+    text = config_path.read_text()
+    assert 'snapshot_interval = "10m"' in text
+    config_path.write_text(
+        text.replace('snapshot_interval = "10m"', f'snapshot_interval = "{SNAPSHOT_SECONDS}s"')
+    )
     daemon = DaemonProcess(config_path, ports.daemon)
     try:
         daemon.start()
@@ -192,6 +204,135 @@ class TestFaultsOnTheStack:
             assert 'kvdr_region_up{region="eastus"} 0.0' in metrics.decode()
         await wait_for(lambda: eastus_up(daemon.status()) is True, 30, "eastus up", interval=0.5)
         assert eastus_up(daemon.status()) is True
+
+
+def journal_problems(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    health = doc.get("journal_health")
+    assert health is not None, "the daemon reports no journal health"
+    problems: list[dict[str, Any]] = health["problems"]
+    return problems
+
+
+def demo_journal(doc: dict[str, Any]) -> dict[str, Any]:
+    """The demo pair's journal position (all zero before it recorded its first change)."""
+    found = [j for j in doc["journal"] if j["pair"] == "demo"]
+    if not found:
+        return {"buffered": 0, "durable_sequence": 0, "last_snapshot_sequence": 0}
+    return found[0]
+
+
+class TestJournalOnTheStack:
+    async def test_blob_link_down_while_a_snapshot_is_due_then_back(
+        self, stack: tuple[LocalStack, DaemonProcess], faults: Faults
+    ) -> None:
+        """With the blob link cut while changes wait and a snapshot falls due, the
+        journal's failure shows in status, /readyz and the error counter; when the link
+        returns it resumes by itself, writes what it held and the snapshot, and a restore
+        plan from the journal matches the primary: nothing recorded was lost."""
+        local, daemon = stack
+        await watch_status(
+            daemon, lambda d: bool(d["pairs"]) and d["pairs"][0]["last_reconcile"], 60
+        )
+        names = [f"during-outage-{i}" for i in range(4)]
+        async with primary_client(local.state_dir, local.ports.eastus) as primary:
+            # The journal has this pair open, its first snapshot written, and one more
+            # change durable but not in a snapshot yet when the link goes: the next
+            # snapshot falls due during the outage.
+            await primary.set_secret("before-outage", "value-before")
+            await watch_status(
+                daemon,
+                lambda d: (
+                    demo_journal(d)["durable_sequence"] > 0
+                    and demo_journal(d)["last_snapshot_sequence"]
+                    == demo_journal(d)["durable_sequence"]
+                ),
+                30,
+            )
+            await primary.set_secret("before-outage-2", "value-before-2")
+            opened = await watch_status(
+                daemon,
+                lambda d: (
+                    demo_journal(d)["durable_sequence"] > demo_journal(d)["last_snapshot_sequence"]
+                    and demo_journal(d)["buffered"] == 0
+                ),
+                30,
+            )
+            before = demo_journal(opened[-1])
+            assert before["durable_sequence"] > before["last_snapshot_sequence"], daemon.logs()[
+                -3000:
+            ]
+            async with faults.down("blob"):
+                for name in names:
+                    await primary.set_secret(name, f"value-of-{name}")
+                during = await watch_status(
+                    daemon,
+                    lambda d: any(p["what"] == "journal_snapshot" for p in journal_problems(d)),
+                    OUTAGE_SECONDS,
+                )
+                assert any(p["what"] == "journal_snapshot" for p in journal_problems(during[-1])), (
+                    [(d["journal"], d.get("journal_health")) for d in during[::10]],
+                    daemon.logs()[-3000:],
+                )
+                held = demo_journal(during[-1])
+                assert (
+                    held["buffered"] >= 1 and held["durable_sequence"] == before["durable_sequence"]
+                )
+                code, body = daemon.get("/readyz")
+                assert code == 503 and "journal failing" in json.loads(body)["reason"]
+                _, metrics = daemon.get("/metrics")
+                assert 'target="journal"' in metrics.decode()
+                shown = kvdr("status", "--config", str(daemon.config), cwd=local.state_dir)
+                assert "journal failing" in shown.stdout, shown.stdout + shown.stderr
+        after = await watch_status(
+            daemon,
+            lambda d: (
+                not journal_problems(d)
+                and demo_journal(d)["buffered"] == 0
+                and demo_journal(d)["last_snapshot_sequence"] == demo_journal(d)["durable_sequence"]
+            ),
+            OUTAGE_SECONDS,
+        )
+        assert journal_problems(after[-1]) == [], daemon.logs()[-3000:]
+        resumed = demo_journal(after[-1])
+        assert resumed["durable_sequence"] >= before["durable_sequence"] + len(names)
+        assert resumed["last_snapshot_sequence"] == resumed["durable_sequence"]
+        assert daemon.get("/readyz")[0] == 200
+        # The pair's lease lapsed during the outage: the daemon takes the pair back and
+        # replicates and journals a new change as before.
+        async with primary_client(local.state_dir, local.ports.eastus) as primary:
+            await primary.set_secret("after-outage", "value-after")
+        settled = await watch_status(
+            daemon,
+            lambda d: (
+                demo_journal(d)["durable_sequence"] > resumed["durable_sequence"]
+                and demo_journal(d)["buffered"] == 0
+                and d["pairs"][0]["rpo_seconds"] == 0.0
+            ),
+            OUTAGE_SECONDS,
+        )
+        assert demo_journal(settled[-1])["durable_sequence"] > resumed["durable_sequence"], (
+            daemon.logs()[-3000:]
+        )
+        planned = kvdr(
+            "restore",
+            "--pair",
+            "demo",
+            "--at",
+            datetime.now(UTC).isoformat(),
+            "--target",
+            f"https://127.0.0.1:{local.ports.eastus}",
+            "--dry-run",
+            "--json",
+            "--config",
+            str(daemon.config),
+            cwd=local.state_dir,
+        )
+        assert planned.returncode == 0, planned.stdout + planned.stderr
+        plan = json.loads(planned.stdout)["plan"]
+        # Every item the primary holds is in the journal as it is there: the four written
+        # during the outage included, nothing to create, change or delete.
+        assert plan["counts"]["unchanged"] == plan["target_items"] >= len(names) + 3
+        assert {op: n for op, n in plan["counts"].items() if op != "unchanged" and n} == {}
 
 
 def emulator_events(local: LocalStack, port: int) -> dict[str, Any]:

@@ -102,3 +102,59 @@ class TestStartup:
         fresh = json.loads((emu.state_dir / "endpoint.json").read_text())
         assert fresh["pid"] != stale["pid"]
         secret_client(emu).set_secret("alive", "yes")
+
+
+class TestStateFolderSecurity:
+    """The state folder and the files holding the identity header and the data are owner-only."""
+
+    def test_fresh_folder_is_private(self, make_emulator: EmulatorFactory) -> None:
+        """A new state folder is 0700; endpoint.json, identity-header and vault.db are 0600."""
+        emu = make_emulator()
+        assert stat.S_IMODE(emu.state_dir.stat().st_mode) == 0o700
+        for name in ("endpoint.json", "identity-header", "vault.db"):
+            assert stat.S_IMODE((emu.state_dir / name).stat().st_mode) == 0o600, name
+
+    def test_loose_modes_are_tightened(self, make_emulator: EmulatorFactory) -> None:
+        """A restart on a folder and files left world-readable makes them owner-only again."""
+        emu = make_emulator()
+        secret_client(emu).set_secret("kept", "value")
+        emu.stop()
+        emu.state_dir.chmod(0o755)
+        for name in ("endpoint.json", "identity-header", "vault.db"):
+            (emu.state_dir / name).chmod(0o644)
+        emu.port = 0
+        emu.start()
+        assert stat.S_IMODE(emu.state_dir.stat().st_mode) == 0o700
+        for name in ("endpoint.json", "identity-header", "vault.db", "vault.db-wal"):
+            assert stat.S_IMODE((emu.state_dir / name).stat().st_mode) == 0o600, name
+        assert secret_client(emu).get_secret("kept").value == "value"
+
+
+class TestRemoteHost:
+    """A --host beyond loopback needs --allow-remote, which says why it is dangerous."""
+
+    @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "vault.example.com"])
+    def test_non_loopback_refused(self, tmp_path: Path, host: str) -> None:
+        """A non-loopback --host is a usage error (exit 2) naming --host and --allow-remote."""
+        result = CliRunner().invoke(
+            cli, ["emulator", "--port", "0", "--state-dir", str(tmp_path), "--host", host]
+        )
+        assert result.exit_code == 2
+        assert "--host" in result.output and "--allow-remote" in result.output
+        assert not (tmp_path / "vault.db").exists()
+
+    @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+    def test_loopback_needs_no_flag(self, make_emulator: EmulatorFactory, host: str) -> None:
+        """Loopback addresses start without --allow-remote and print no warning."""
+        emu = make_emulator(extra_args=["--host", host])
+        assert emu.health()["status"] == "ok"
+        assert "WARNING" not in emu.log_tail()
+
+    def test_allow_remote_warns(self, make_emulator: EmulatorFactory) -> None:
+        """With --allow-remote it serves on 0.0.0.0 and stderr says anyone can read the secrets."""
+        emu = make_emulator(extra_args=["--host", "0.0.0.0", "--allow-remote"])
+        log = emu.log_tail()
+        assert "--allow-remote" in log and "every secret" in log
+        assert "identity header" in log
+        with socket.create_connection(("127.0.0.1", emu.port), timeout=5):
+            pass

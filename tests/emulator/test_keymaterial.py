@@ -112,6 +112,21 @@ class TestGeneration:
         with pytest.raises(KeyMaterialError, match=names):
             KeyMaterial.generate(kty, **kwargs)
 
+    @pytest.mark.parametrize("exponent", [3, 17, 257, 2**31 - 1])
+    def test_managed_hsm_exponents(self, exponent: int) -> None:
+        """With any_exponent (a Managed HSM) an RSA key gets any odd exponent asked for."""
+        material = KeyMaterial.generate("RSA-HSM", public_exponent=exponent, any_exponent=True)
+        assert (material.public_exponent, material.key_size) == (exponent, 2048)
+        signature = material.sign("PS256", bytes(32))
+        assert material.verify("PS256", bytes(32), signature)
+        assert KeyMaterial.from_jwk(material.private_jwk()) == material
+
+    @pytest.mark.parametrize("exponent", [1, 4, 65536, 2**31 + 1])
+    def test_managed_hsm_bad_exponents(self, exponent: int) -> None:
+        """Even exponents, 1, and exponents beyond int32 are refused naming public_exponent."""
+        with pytest.raises(KeyMaterialError, match="public_exponent"):
+            KeyMaterial.generate("RSA", public_exponent=exponent, any_exponent=True)
+
     def test_default_ops_per_type(self) -> None:
         """Default key_ops match what Key Vault lists per key type."""
         assert DEFAULT_KEY_OPS["EC"] == ("sign", "verify")
@@ -347,13 +362,22 @@ class TestOctOperations:
         assert plain.plaintext == b"odd length text"
 
     def test_cbc_without_padding(self) -> None:
-        """CBC without padding needs whole blocks, and makes up an IV when none is given."""
+        """CBC zero-pads a partial block as Managed HSM does, and makes up a missing IV."""
         material = KeyMaterial.generate("oct-HSM", size=256)
         out = material.encrypt("A256CBC", b"0123456789abcdef")
         assert out.iv is not None
         assert material.decrypt("A256CBC", out.ciphertext, iv=out.iv) == b"0123456789abcdef"
-        with pytest.raises(KeyMaterialError, match="multiple of 16"):
-            material.encrypt("A256CBC", b"short", iv=os.urandom(16))
+        short = material.encrypt("A256CBC", b"short", iv=os.urandom(16))
+        assert material.decrypt("A256CBC", short.ciphertext, iv=short.iv) == b"short" + bytes(11)
+
+    def test_cbc_ignores_aad(self) -> None:
+        """An aad given with CBC(PAD) is ignored: same ciphertext, nothing echoed back."""
+        material = KeyMaterial.generate("oct-HSM", size=128)
+        iv = os.urandom(16)
+        for algorithm in ("A128CBC", "A128CBCPAD"):
+            with_aad = material.encrypt(algorithm, b"x" * 16, iv=iv, aad=b"context")
+            without = material.encrypt(algorithm, b"x" * 16, iv=iv)
+            assert with_aad.ciphertext == without.ciphertext and with_aad.aad is None
 
     @pytest.mark.parametrize("bits", [128, 192, 256])
     def test_aes_kw_agrees_with_sdk(self, bits: int) -> None:

@@ -32,8 +32,9 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture
-async def akc(emulator: EmulatorProcess) -> AsyncIterator[AioKeyClient]:
-    async with aio_key_client(emulator) as client:
+async def akc(key_vault: EmulatorProcess) -> AsyncIterator[AioKeyClient]:
+    """An aio KeyClient for each vault of the suite: a standard vault and a Managed HSM."""
+    async with aio_key_client(key_vault) as client:
         yield client
 
 

@@ -6,6 +6,7 @@ like Key Vault and then misbehaves on purpose, one path per fault.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import ssl
 from collections import Counter
@@ -21,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.vault.conftest import open_at
-from vault import NoAnswer, ServerError, VaultRefused, VaultSettings
+from vault import BadRequest, NoAnswer, ServerError, VaultRefused, VaultSettings
+from vault.models import Attributes, CertificateMaterial
 
 CHALLENGE = (
     'Bearer authorization="https://login.microsoftonline.com/tenant", '
@@ -83,6 +85,16 @@ class FaultyVault:
             return web.Response()
         return _error(404, "SecretNotFound", "no such secret")
 
+    async def echo(self, request: web.Request) -> web.StreamResponse:
+        """Refuses a write and echoes what it was sent, as a careless server might:
+        `echo-whole` the whole value, `echo-part` only its first 40 characters."""
+        if "Authorization" not in request.headers:
+            return web.Response(status=401, headers={"WWW-Authenticate": CHALLENGE})
+        value = str((await request.json())["value"])
+        if request.match_info["name"] == "echo-part":
+            value = value[:40]
+        return _error(400, "BadParameter", f"the value '{value}' is not valid here")
+
 
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
@@ -98,6 +110,8 @@ async def faulty(tmp_path: Path) -> AsyncIterator[tuple[str, str, FaultyVault]]:
     app = web.Application()
     app.router.add_get("/secrets/{name}/{version:.*}", vault.secret)
     app.router.add_get("/secrets/{name}", vault.secret)
+    app.router.add_put("/secrets/{name}", vault.echo)
+    app.router.add_post("/certificates/{name}/import", vault.echo)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
@@ -151,6 +165,39 @@ class TestServerFaults:
 
 
 class TestScrubbing:
+    @pytest.mark.parametrize("name", ["echo-whole", "echo-part"])
+    async def test_an_echoed_long_value_never_reaches_the_error(
+        self, faulty: tuple[str, str, FaultyVault], name: str
+    ) -> None:
+        """A 400-character value echoed whole (longer than the 300 characters of the
+        vault's message kept) or in part: no stretch of it is in the error."""
+        url, ca, _ = faulty
+        value = "".join(f"{i:03d}" for i in range(134))[:400]
+        async with open_at(url, _settings(ca)) as vault:
+            with pytest.raises(BadRequest) as refused:
+                await vault.set_secret(name, value, Attributes())
+        message = str(refused.value)
+        assert "400 BadParameter" in message
+        assert not any(value[i : i + 12] in message for i in range(len(value) - 11))
+
+    @pytest.mark.parametrize("name", ["echo-whole", "echo-part"])
+    async def test_echoed_certificate_material_never_reaches_the_error(
+        self, faulty: tuple[str, str, FaultyVault], name: str, tmp_path: Path
+    ) -> None:
+        """A PEM bundle with a private key, echoed by the vault that refuses the import."""
+        url, ca, _ = faulty
+        (tmp_path / "material").mkdir()
+        _, key_path = _tls_files(tmp_path / "material")
+        pem = key_path.read_bytes()
+        material = CertificateMaterial(name, "", "application/x-pem-file", pem)
+        async with open_at(url, _settings(ca)) as vault:
+            with pytest.raises(BadRequest) as refused:
+                await vault.import_certificate(name, material, Attributes())
+        message = str(refused.value)
+        # The SDK sends the bytes in base64; a server may echo that or the text itself.
+        for sent in (base64.b64encode(pem).decode(), b"".join(pem.splitlines()[1:-1]).decode()):
+            assert not any(sent[i : i + 12] in message for i in range(len(sent) - 11))
+
     def test_long_value_is_replaced_in_service_message(self) -> None:
         """A value the service echoes is replaced; the rest of the message stays readable."""
         from vault._azure_errors import _scrub

@@ -1,14 +1,25 @@
-"""Durations in the configuration: numbers of seconds or strings like "500ms", "1h30m"."""
+"""The one grammar for time (kvdr/timegrammar.py): durations in the configuration
+(numbers of seconds or strings like "500ms", "1h30m", "1d12h") and the TIME of commands
+(ISO-8601 with an offset, or "-15m")."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvdr.duration import DurationError, format_duration, parse_duration
+from kvdr.timegrammar import (
+    DurationError,
+    TimeSpecError,
+    format_duration,
+    parse_duration,
+    parse_time,
+)
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
 class TestParseDuration:
@@ -29,6 +40,10 @@ class TestParseDuration:
             ("1m30s250ms", 90.25),
             ("1.5s", 1.5),
             (" 2 m ", 120.0),
+            ("30d", 30 * 86400.0),
+            ("1d12h", 36 * 3600.0),
+            ("2w", 14 * 86400.0),
+            ("1w2d3h4m5s6ms", 9 * 86400 + 3 * 3600 + 4 * 60 + 5.006),
         ],
     )
     def test_accepted_spellings(self, value: object, seconds: float) -> None:
@@ -37,7 +52,23 @@ class TestParseDuration:
 
     @pytest.mark.parametrize(
         "value",
-        ["", "10x", "s", "-5s", "10 sec", "30m1h", "1s1s", "1e3s", True, [], -1, math.inf],
+        [
+            "",
+            "10x",
+            "s",
+            "-5s",
+            "10 sec",
+            "30m1h",
+            "1s1s",
+            "1e3s",
+            "12h1d",
+            "\u0661\u0665m",
+            "9" * 400 + "d",
+            True,
+            [],
+            -1,
+            math.inf,
+        ],
     )
     def test_refused_values(self, value: object) -> None:
         """Anything else raises DurationError with a message."""
@@ -79,3 +110,46 @@ class TestDurationProperties:
     def test_numbers_are_seconds(self, value: float) -> None:
         """A non-negative number is taken as seconds unchanged."""
         assert parse_duration(value) == value
+
+
+class TestTimeSpec:
+    @pytest.mark.parametrize(
+        "text,expected",
+        [
+            ("2025-06-01T10:00:00Z", datetime(2025, 6, 1, 10, tzinfo=UTC)),
+            ("2025-06-01T12:00:00+02:00", datetime(2025, 6, 1, 10, tzinfo=UTC)),
+            ("-15m", NOW - timedelta(minutes=15)),
+            ("-1h30m", NOW - timedelta(minutes=90)),
+            ("-2d", NOW - timedelta(days=2)),
+            ("-1w", NOW - timedelta(days=7)),
+            ("-90s", NOW - timedelta(seconds=90)),
+            ("-1d12h", NOW - timedelta(hours=36)),
+            ("-1.5h", NOW - timedelta(minutes=90)),
+            ("-500ms", NOW - timedelta(milliseconds=500)),
+        ],
+    )
+    def test_accepted_forms(self, text: str, expected: datetime) -> None:
+        """ISO-8601 with an offset or Z, and relative forms, name one UTC moment."""
+        assert parse_time(text, NOW) == expected
+
+    @pytest.mark.parametrize(
+        "text,message",
+        [
+            ("2025-06-01T10:00:00", "no UTC offset"),
+            ("yesterday", "is not a time"),
+            ("", "empty"),
+            ("-30m1h", "largest first"),
+            ("-1h1h", "largest first"),
+            ("15m", "is not a time"),
+            ("-\u0661\u0665m", "is not a time"),
+            ("-99999999999d", "before the year 1"),
+            ("-99999999999999999999999w", "before the year 1"),
+            ("-" + "9" * 400 + "d", "before the year 1"),
+            ("-10", "needs a unit"),
+            ("-12h1d", "largest first"),
+        ],
+    )
+    def test_refused_forms(self, text: str, message: str) -> None:
+        """Ambiguous or unreadable TIMEs are refused with the accepted forms."""
+        with pytest.raises(TimeSpecError, match=message):
+            parse_time(text, NOW)

@@ -1,0 +1,208 @@
+"""Kubernetes manifests: yamllint, structure, and a kustomize render."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]  # PyYAML (via yamllint) has no stubs
+
+from tests.deploy.iac import DEPLOY
+
+KUBERNETES = DEPLOY / "kubernetes"
+BASE = KUBERNETES / "base"
+OVERLAYS = sorted(p for p in (KUBERNETES / "overlays").iterdir() if p.is_dir())
+KUBECTL = shutil.which("kubectl")
+CONFIG_PATH = "/etc/kvdr/kvdr.toml"
+needs_kubectl = pytest.mark.skipif(
+    KUBECTL is None, reason="kubectl is not installed here: `kubectl kustomize` cannot render"
+)
+
+
+def _base_documents() -> dict[str, dict[str, Any]]:
+    docs: dict[str, dict[str, Any]] = {}
+    for path in sorted(BASE.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            docs[doc["kind"]] = doc
+    return docs
+
+
+def _render(path: Path) -> list[dict[str, Any]]:
+    assert KUBECTL is not None
+    result = subprocess.run(
+        [KUBECTL, "kustomize", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    if doc["kind"] == "CronJob":
+        spec: dict[str, Any] = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        return spec
+    spec = doc["spec"]["template"]["spec"]
+    return spec
+
+
+class TestYamllint:
+    def test_manifests_and_monitoring_pass_yamllint(self) -> None:
+        """yamllint (deploy/.yamllint.yaml: the default rules) over every YAML file in
+        deploy/, warnings included."""
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "yamllint",
+                "--strict",
+                "-c",
+                str(DEPLOY / ".yamllint.yaml"),
+                str(DEPLOY),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+class TestStructure:
+    def test_two_replicas_with_probes_limits_and_config(self) -> None:
+        """Two replicas, /healthz liveness and /readyz readiness, requests and limits, the
+        configuration mounted at the documented path and `kvdr run` started on it."""
+        deployment = _base_documents()["Deployment"]
+        assert deployment["spec"]["replicas"] == 2
+        pod = _pod_spec(deployment)
+        (container,) = pod["containers"]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+        resources = container["resources"]
+        assert set(resources) == {"requests", "limits"}
+        assert {"cpu", "memory"} <= set(resources["limits"])
+        assert container["args"] == ["run", "--config", CONFIG_PATH]
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["config"]["mountPath"] == str(Path(CONFIG_PATH).parent)
+        assert mounts["config"]["readOnly"] is True
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["config"]["configMap"]["name"] == "kvdr-config"
+
+    def test_pods_run_locked_down(self) -> None:
+        """Non-root, read-only root file system, no privilege escalation, all capabilities
+        dropped, the runtime's seccomp profile, no service account token mounted."""
+        docs = _base_documents()
+        for kind in ("Deployment", "CronJob"):
+            pod = _pod_spec(docs[kind])
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+            assert pod["automountServiceAccountToken"] is False
+            for container in pod["containers"]:
+                context = container["securityContext"]
+                assert context["readOnlyRootFilesystem"] is True
+                assert context["allowPrivilegeEscalation"] is False
+                assert context["capabilities"]["drop"] == ["ALL"]
+
+    def test_workload_identity(self) -> None:
+        """Pods use workload identity through the kvdr service account."""
+        docs = _base_documents()
+        account = docs["ServiceAccount"]
+        assert "azure.workload.identity/client-id" in account["metadata"]["annotations"]
+        for kind in ("Deployment", "CronJob"):
+            doc = docs[kind]
+            template = (
+                doc["spec"]["jobTemplate"]["spec"]["template"]
+                if kind == "CronJob"
+                else doc["spec"]["template"]
+            )
+            assert template["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+            assert _pod_spec(doc)["serviceAccountName"] == account["metadata"]["name"]
+
+    def test_disruption_budget_and_network_policy_select_the_daemon(self) -> None:
+        """The PDB keeps one daemon through a drain; the NetworkPolicy admits only the
+        HTTP port in and DNS and HTTPS out; the Service and ServiceMonitor reach /metrics."""
+        docs = _base_documents()
+        labels = docs["Deployment"]["spec"]["template"]["metadata"]["labels"]
+        pdb = docs["PodDisruptionBudget"]
+        assert pdb["spec"]["minAvailable"] == 1
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        policy = docs["NetworkPolicy"]["spec"]
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8080]
+        egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+        assert egress_ports == {53, 443}
+        monitor = docs["ServiceMonitor"]["spec"]["endpoints"][0]
+        assert monitor["path"] == "/metrics" and monitor["port"] == "http"
+        service_ports = docs["Service"]["spec"]["ports"]
+        assert [p["name"] for p in service_ports] == ["http"]
+
+    def test_weekly_drill_is_suspended_until_issue_12(self) -> None:
+        """The drill CronJob runs weekly, never twice at once, and ships suspended:
+        `kvdr drill run` arrives with issue 12."""
+        cron = _base_documents()["CronJob"]["spec"]
+        assert cron["schedule"].split()[2:] == ["*", "*", "2"]
+        assert cron["concurrencyPolicy"] == "Forbid"
+        assert cron["suspend"] is True
+        (container,) = _pod_spec(_base_documents()["CronJob"])["containers"]
+        assert container["args"][:2] == ["drill", "run"]
+
+    def test_no_secret_in_manifests(self) -> None:
+        """No Secret object, no key or connection string anywhere in the manifests."""
+        for path in KUBERNETES.rglob("*"):
+            if path.is_file():
+                text = path.read_text()
+                assert "kind: Secret" not in text, path
+                for marker in ("AccountKey=", "SharedAccessSignature", "client_secret ="):
+                    assert marker not in text, f"{path}: {marker}"
+
+
+class TestKustomize:
+    @needs_kubectl
+    @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+    def test_overlay_renders(self, overlay: Path) -> None:
+        """Each overlay renders into its own namespace with its own identity, image tag
+        and configuration file, and the ConfigMap name the pods mount is the generated one."""
+        docs = _render(overlay)
+        kinds = sorted(doc["kind"] for doc in docs)
+        assert kinds == sorted(
+            [
+                "ConfigMap",
+                "CronJob",
+                "Deployment",
+                "Namespace",
+                "NetworkPolicy",
+                "PodDisruptionBudget",
+                "Service",
+                "ServiceAccount",
+                "ServiceMonitor",
+            ]
+        )
+        namespace = f"kvdr-{overlay.name}"
+        by_kind = {doc["kind"]: doc for doc in docs}
+        assert by_kind["Namespace"]["metadata"]["name"] == namespace
+        for doc in docs:
+            if doc["kind"] != "Namespace":
+                assert doc["metadata"]["namespace"] == namespace, doc["kind"]
+        config_map = by_kind["ConfigMap"]
+        assert config_map["data"]["kvdr.toml"] == (overlay / "kvdr.toml").read_text()
+        base_client = _base_documents()["ServiceAccount"]["metadata"]["annotations"]
+        client = by_kind["ServiceAccount"]["metadata"]["annotations"]
+        assert client != base_client
+        assert client["azure.workload.identity/client-id"] in config_map["data"]["kvdr.toml"]
+        for kind in ("Deployment", "CronJob"):
+            pod = _pod_spec(by_kind[kind])
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+            image = pod["containers"][0]["image"]
+            assert image.startswith("kvdr.azurecr.io/kvdr:") and not image.endswith(":latest")
+
+    @needs_kubectl
+    def test_base_renders(self) -> None:
+        docs = _render(BASE)
+        assert {doc["metadata"].get("namespace") for doc in docs if doc["kind"] != "Namespace"} == {
+            "kvdr"
+        }

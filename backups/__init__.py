@@ -9,10 +9,11 @@ verification and restore-to-timestamp (DESIGN.md; docs/backups.md).
     verify_pair      names, contiguity, digests, links (and a restore test)
     plan_retention   pure retention plan (apply_retention deletes)
 
-Modules: `envelope` and `keks` (encryption), `paths` (blob names), `records`, `state`
-and `index` (plaintext and replay rules), `objects` (segments and snapshots), `catalog`
-(listings), `replay`, `stores` (primary + replicas), `export`, `metrics`,
-`settings`, `errors`.
+Modules: `envelope` and `keks` (encryption), `signers`, `signer_files` and `head` (who
+wrote what), `paths` (blob names), `records`, `state` and `index` (plaintext and replay
+rules), `objects` (segments and snapshots), `catalog` (listings), `replay`,
+`point_in_time` and `restore`, `pair_log`, `stores` (primary + replicas), `export`,
+`metrics`, `settings`, `errors`.
 """
 
 from backups.errors import (
@@ -25,6 +26,8 @@ from backups.errors import (
     NoUsableKek,
     ObjectUnreadable,
     RestoreRefused,
+    SignatureRefused,
+    SignerUnavailable,
     TamperedObject,
     UnknownFormat,
 )
@@ -42,6 +45,7 @@ from backups.restore import (
 from backups.restore_plan import RestorePlan, plan_restore
 from backups.retention import RetentionPlan, apply_retention, plan_retention
 from backups.settings import BackupSettings, RetentionPolicy
+from backups.signers import SignerRing
 from backups.snapshot import SnapshotMade, create_snapshot
 from backups.stores import BackupStores
 from backups.verify import VerifyReport, restore_test, verify_pair
@@ -68,6 +72,9 @@ __all__ = [
     "RestoreScope",
     "RetentionPlan",
     "RetentionPolicy",
+    "SignatureRefused",
+    "SignerRing",
+    "SignerUnavailable",
     "SnapshotMade",
     "TamperedObject",
     "UnknownFormat",

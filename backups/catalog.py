@@ -3,7 +3,9 @@
 A `PairCatalog` groups a pair's blobs by generation; each `GenerationCatalog` knows its
 segments and snapshots in sequence order, their time ranges (from blob metadata), and the
 gaps in its sequence numbers. Nothing here opens an object: listings guide the choice of
-objects, and the decrypted contents are checked when they are read.
+objects, and the decrypted contents are checked when they are read. The signer an
+object's metadata claims is shown by listings (`snapshot list`: "unsigned" for objects
+written before signing); only reading the object checks its signature.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class SegmentEntry:
     size: int
     first_at: float | None
     last_at: float | None
+    signer: str | None = None
 
     @property
     def blob(self) -> str:
@@ -35,6 +38,7 @@ class SnapshotEntry:
     name: SnapshotName
     size: int
     at: float | None
+    signer: str | None = None
 
     @property
     def blob(self) -> str:
@@ -96,6 +100,15 @@ class GenerationCatalog:
     @property
     def size(self) -> int:
         return sum(s.size for s in self.segments) + sum(s.size for s in self.snapshots)
+
+    def signers(self) -> dict[str, int]:
+        """Objects per signer id their metadata claims ("unsigned" for none)."""
+        counts: dict[str, int] = {}
+        entries: list[SegmentEntry | SnapshotEntry] = [*self.segments, *self.snapshots]
+        for entry in entries:
+            key = entry.signer or "unsigned"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def overlaps(self) -> list[tuple[SegmentEntry, SegmentEntry]]:
         """Neighbouring segments whose ranges overlap (two writers, or a bad copy)."""
@@ -227,6 +240,8 @@ class PairCatalog:
                     "latest_restorable": _iso(gen.latest_restorable()),
                     "size": gen.size,
                     "gaps": [g.describe() for g in gen.gaps(since)],
+                    "signers": gen.signers(),
+                    "unsigned": gen.signers().get("unsigned", 0),
                 }
             )
         return {
@@ -257,6 +272,7 @@ def build_catalog(pair: str, infos: Sequence[BlobInfo]) -> PairCatalog:
             parsed.generation, GenerationCatalog(pair, parsed.generation)
         )
         times = paths.parse_metadata(info.metadata)
+        signer = paths.parse_signer(info.metadata)
         if isinstance(parsed, SegmentName):
             gen.segments.append(
                 SegmentEntry(
@@ -264,10 +280,13 @@ def build_catalog(pair: str, infos: Sequence[BlobInfo]) -> PairCatalog:
                     info.size,
                     times[0] if times else None,
                     times[1] if times else None,
+                    signer,
                 )
             )
         else:
-            gen.snapshots.append(SnapshotEntry(parsed, info.size, times[1] if times else None))
+            gen.snapshots.append(
+                SnapshotEntry(parsed, info.size, times[1] if times else None, signer)
+            )
     for gen in catalog.generations.values():
         gen.segments.sort(key=lambda s: (s.name.first, s.name.last))
         gen.snapshots.sort(key=lambda s: s.sequence)

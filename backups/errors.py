@@ -5,10 +5,15 @@ never carries a secret name, value or key material.
     ├── ObjectUnreadable          one blob cannot be opened or does not check out
     │   ├── UnknownFormat         not a kvdr backup object, or a format version we lack
     │   ├── NoUsableKek           no configured key-encryption key can unwrap its data key
-    │   └── TamperedObject        authentication, binding or digest check failed
+    │   ├── TamperedObject        authentication, binding or digest check failed
+    │   └── SignatureRefused      not signed by a pinned signer (see backups.signers)
+    │       ├── Unsigned          no signature at all (older than signing, or forged)
+    │       ├── UnpinnedSigner    signed by a key the configuration does not pin
+    │       └── BadSignature      the signature does not match: forged or altered
     ├── ChainBroken               objects do not follow each other (digest link, gap)
     │   └── JournalGap            sequence numbers missing between two objects
     ├── KekUnavailable            a key-encryption key could not wrap (vault down, no key)
+    │   └── SignerUnavailable     no signing key could sign (vault down, rotated key)
     ├── JournalUnavailable        the journal cannot take changes now (storage, KEK)
     │   └── JournalFenced         another writer owns this pair's journal
     └── RestoreRefused            a restore that must not run as asked (time, gap, target)
@@ -45,6 +50,22 @@ class TamperedObject(ObjectUnreadable):
     pass
 
 
+class SignatureRefused(ObjectUnreadable):
+    """An object (or the journal head) that is not signed by a pinned signer."""
+
+
+class Unsigned(SignatureRefused):
+    pass
+
+
+class UnpinnedSigner(SignatureRefused):
+    pass
+
+
+class BadSignature(SignatureRefused):
+    pass
+
+
 class ChainBroken(BackupError):
     """Objects of one generation that do not link up."""
 
@@ -67,6 +88,11 @@ class JournalGap(ChainBroken):
 
 class KekUnavailable(BackupError):
     """A key-encryption key could not wrap a data key (transient or misconfigured)."""
+
+
+class SignerUnavailable(KekUnavailable):
+    """No signing key could sign an object: as transient as a KEK that cannot wrap (the
+    journal retries the very same way), or a vault key that no longer matches its pin."""
 
 
 class JournalUnavailable(BackupError):

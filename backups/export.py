@@ -6,14 +6,21 @@ already present with the same SHA-256 is skipped, so an export can be repeated t
 up. One present with other bytes (equal size or not) is never overwritten: the export
 stops naming it, since either copy may be the damaged one. The head blob is copied last,
 so a copy never claims more than it holds.
+
+`write_recovery_kit` adds the offline recovery kit: the pinned signers (ids, algorithms,
+public halves as PEM files, and a `[[backups.signers]]` snippet that pins them), so a
+break-glass machine can check every signature with the kit alone, no vault. An HMAC
+signer has no public half: the kit names its id, and checking needs its key file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 from backups import paths
+from backups.keks import KekRing
 from backups.stores import ObjectConflict, put_once
 from storage.errors import BlobNotFound
 from storage.store import BlobStore
@@ -80,3 +87,34 @@ async def _already_copied(dest: BlobStore, name: str, data: bytes, dest_size: in
             blob=name,
         )
     return True
+
+
+KIT = "recovery-kit"
+
+
+async def write_recovery_kit(dest: BlobStore, keks: KekRing, location: str = KIT) -> list[str]:
+    """Write the pinned signers into `recovery-kit/` of `dest` (`location` is where that
+    folder is, for the snippet's paths); returns the blob names written."""
+    entries = keks.signers.kit()
+    written: list[str] = []
+    snippet = [
+        "# The pinned signers of these backups (written by `kvdr snapshot export`).",
+        "# Paste into the [backups] section of a break-glass configuration.",
+    ]
+    for entry in entries:
+        if "public_key" not in entry:
+            snippet.append(f"# {entry['id']} ({entry['algorithm']}): needs its key file")
+            continue
+        name = f"{KIT}/{entry['id'].replace(':', '-')}.pub.pem"
+        await dest.put(name, entry["public_key"].encode("ascii"))
+        written.append(name)
+        pem = f"{location}/{name.removeprefix(KIT + '/')}"
+        snippet += ["", "[[backups.signers]]", 'kind = "public"', f"public_key = {json.dumps(pem)}"]
+    doc = {"format": 1, "signers": entries}
+    for name, data in (
+        (f"{KIT}/signers.json", json.dumps(doc, indent=2, sort_keys=True) + "\n"),
+        (f"{KIT}/signers.toml", "\n".join(snippet) + "\n"),
+    ):
+        await dest.put(name, data.encode("utf-8"))
+        written.append(name)
+    return written

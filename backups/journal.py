@@ -14,10 +14,12 @@ answer was lost is retried with the same bytes, so it can never fork the chain.
 Durability: see `BackupSettings` ("interval": durable within the flush interval; "sync":
 `record()` returns once durable, concurrent calls share one write).
 
-The head blob (`backups/<pair>/head.json`, plain JSON: generation, last durable
-sequence, writer, time; nothing secret) is rewritten after every segment with an ETag
-condition. It tells a restarted journal where the generation ended, so a lost trailing
-segment is a detected gap, and a second writer is fenced off instead of forking the chain.
+The head blob (`backups/<pair>/head.json`, plain signed JSON, see `backups.head`:
+generation, last durable sequence, the newest object's SHA-256, writer, time; nothing
+secret) is rewritten after every segment with an ETag condition. It tells a restarted
+journal where the generation ended, so a lost trailing segment is a detected gap, and a
+second writer is fenced off instead of forking the chain. A head that is not signed by a
+pinned signer is treated as absent (and logged), never trusted.
 
 On start (first call for a pair) the journal replays its current generation (newest
 snapshot, then segments, all checked); whenever continuity cannot be proven it starts a
@@ -32,11 +34,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
+import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -52,61 +53,21 @@ from backups.errors import (
     KekUnavailable,
     ObjectUnreadable,
 )
+from backups.head import load_head, write_head
 from backups.index import Fingerprint, JournalIndex
 from backups.journal_health import FLUSH, LOOP, SNAPSHOT, FailureHook, JournalHealth
 from backups.keks import KekRing
-from backups.objects import SealedObject, seal_segment
+from backups.objects import seal_segment
+from backups.pair_log import PairLog, check_change
 from backups.replay import replay
 from backups.retention import enforce_retention
 from backups.settings import BackupSettings
 from backups.snapshot import create_snapshot
 from backups.stores import BackupStores, ObjectConflict
-from storage.errors import BlobExists, BlobNotFound, PreconditionFailed, StorageError
-from vault.models import Change, ChangeOp, ItemKind, ItemRef
+from storage.errors import StorageError
+from vault.models import Change, ItemRef
 
 log = structlog.get_logger("kvdr.backups")
-
-HEAD_FORMAT = 1
-
-
-@dataclass
-class PairLog:
-    """One pair's journal state in memory."""
-
-    pair: str
-    generation: str
-    index: JournalIndex
-    sequence: int = 0
-    durable: int = 0
-    prev: str = ""
-    last_at: float = 0.0
-    buffer: list[Change] = field(default_factory=list)
-    sealed: tuple[SealedObject, int] | None = None
-    head_etag: str | None = None
-    fenced: bool = False
-    last_flush: float | None = None
-    last_error: str | None = None
-    snapshot_sequence: int = 0
-    last_snapshot: float = 0.0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "pair": self.pair,
-            "generation": self.generation,
-            "last_sequence": self.sequence,
-            "durable_sequence": self.durable,
-            "buffered": len(self.buffer),
-            "items": len(self.index),
-            "last_flush": _iso(self.last_flush),
-            "last_snapshot_sequence": self.snapshot_sequence,
-            "fenced": self.fenced,
-            "last_error": self.last_error,
-        }
-
-
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
 
 
 class Journal:
@@ -216,7 +177,7 @@ class Journal:
         when they are durable)."""
         grouped: dict[str, list[Change]] = {}
         for change in changes:
-            _check_change(change)
+            check_change(change)
             grouped.setdefault(change.pair, []).append(change)
         for pair, group in grouped.items():
             pair_log = await self.pair_log(pair)
@@ -335,6 +296,7 @@ class Journal:
             sequence=result.sequence,
             durable=result.sequence,
             prev=result.digest,
+            last_object=(result.last.blob, result.last.sha256) if result.last else None,
             last_at=result.at,
             head_etag=head_etag,
         )
@@ -376,55 +338,20 @@ class Journal:
     # -- head ------------------------------------------------------------------------------
 
     async def _read_head(self, pair: str) -> tuple[dict[str, Any] | None, str | None]:
-        try:
-            blob = await self._stores.primary.get(paths.head_blob(pair))
-        except BlobNotFound:
-            return None, None
-        try:
-            doc = json.loads(blob.data)
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict) or doc.get("format") != HEAD_FORMAT:
-            log.warning("backups.head_unreadable", pair=pair, blob=paths.head_blob(pair))
-            return None, blob.info.etag
-        return doc, blob.info.etag
+        read = await load_head(self._stores.primary, self._keks.signers, pair)
+        if read.problem is not None:
+            log.warning("backups.head_untrusted", pair=pair, blob=read.blob, problem=read.problem)
+        return (read.head.doc if read.head else None), read.etag
 
     async def _write_head(self, pair_log: PairLog, creating: bool = False) -> None:
-        """Rewrite the head over the version we last wrote; another writer fences us."""
-        doc = {
-            "format": HEAD_FORMAT,
-            "pair": pair_log.pair,
-            "generation": pair_log.generation,
-            "sequence": pair_log.durable,
-            "updated_at": self._clock(),
-            "writer": self._settings.writer,
-        }
-        data = json.dumps(doc, sort_keys=True).encode()
-        name = paths.head_blob(pair_log.pair)
-        store = self._stores.primary
-        try:
-            if pair_log.head_etag is None:
-                info = await store.put_if_absent(name, data)
-            else:
-                info = await store.put(name, data, if_match=pair_log.head_etag)
-        except (PreconditionFailed, BlobExists) as exc:
-            pair_log.fenced = True
-            log.error(
-                "backups.journal_fenced",
-                pair=pair_log.pair,
-                generation=pair_log.generation,
-                reason="the head blob was written by another process",
-            )
-            raise JournalFenced(
-                f"the journal head of pair {pair_log.pair!r} was written by another process"
-            ) from exc
-        except StorageError as exc:
-            if creating:
-                raise JournalUnavailable(f"cannot write the journal head {name!r}: {exc}") from exc
-            # The segment itself is durable; the head catches up with the next one.
-            log.warning("backups.head_write_failed", pair=pair_log.pair, error=str(exc))
-            return
-        pair_log.head_etag = info.etag
+        await write_head(
+            self._stores.primary,
+            self._keks.signers,
+            pair_log,
+            updated_at=self._clock(),
+            writer=self._settings.writer,
+            creating=creating,
+        )
 
     # -- flushing ------------------------------------------------------------------------
 
@@ -479,6 +406,7 @@ class Journal:
         pair_log.durable = pair_log.buffer[count - 1].sequence
         del pair_log.buffer[:count]
         pair_log.prev = sealed.digest
+        pair_log.last_object = (sealed.name, hashlib.sha256(sealed.data).hexdigest())
         pair_log.sealed = None
         pair_log.last_flush = self._clock()
         pair_log.last_error = None
@@ -553,24 +481,3 @@ class Journal:
                         store=store.description,
                         error=str(exc),
                     )
-
-
-def _check_change(change: Change) -> None:
-    """A change the journal can record; programming errors of the caller raise here."""
-    if not isinstance(change, Change):
-        raise TypeError(f"record() takes Change objects, got {type(change).__name__}")
-    paths.check_pair(change.pair)
-    if change.observed_at.tzinfo is None:
-        raise ValueError(f"{change!r}: observed_at must be timezone-aware")
-    if change.op in (ChangeOp.NEW_VERSION, ChangeOp.UPDATE):
-        if change.properties is None:
-            raise ValueError(f"{change!r}: a {change.op.value} change needs properties")
-        if change.properties.ref != change.item:
-            raise ValueError(f"{change!r}: its properties belong to another item")
-    payload = change.payload
-    if change.op is ChangeOp.NEW_VERSION and payload is not None:
-        wanted: type = str if change.item.kind is ItemKind.SECRET else bytes
-        if not isinstance(payload, wanted):
-            raise ValueError(
-                f"{change!r}: the payload of a {change.item.kind.value} must be {wanted.__name__}"
-            )

@@ -12,7 +12,9 @@ that protect them):
   development and the local stack.
 
 `KekRing` holds the configured KEKs: it wraps with all of them and unwraps with the
-first that can. No repr here prints key material.
+first that can. It also carries the `SignerRing` (backups.signers) that every sealed
+object is signed and checked with, so whatever seals or opens an object has both. No
+repr here prints key material.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from backups.errors import KekUnavailable, NoUsableKek
+from backups.signers import SignerRing
 from vault.client import VaultClient
 from vault.errors import VaultError
 
@@ -297,12 +300,20 @@ class LocalFileKek:
 
 
 class KekRing:
-    """The configured KEKs: wrap with all, unwrap with the first that can."""
+    """The configured KEKs: wrap with all, unwrap with the first that can; and the
+    signers objects are signed and checked with (none: nothing can be sealed, and only
+    unsigned objects open, when the ring allows them)."""
 
-    def __init__(self, keks: Sequence[KeyEncryptionKey]) -> None:
+    def __init__(self, keks: Sequence[KeyEncryptionKey], signers: SignerRing | None = None) -> None:
         if not keks:
             raise ValueError("backups need at least one key-encryption key")
         self.keks = tuple(keks)
+        self.signers = signers if signers is not None else SignerRing()
+
+    def allowing_unsigned(self, allow: bool = True) -> KekRing:
+        """The same KEKs and signers, with unsigned objects (older than signing) let
+        through or not."""
+        return KekRing(self.keks, self.signers.allowing_unsigned(allow))
 
     @property
     def wrapping(self) -> tuple[KeyEncryptionKey, ...]:

@@ -7,17 +7,22 @@ the envelope) and the digest of its predecessor in its header line:
   first);
 - a snapshot's `prev` is the digest of the segment that ends at its sequence, so the
   segment after the snapshot links to the snapshot too.
+
+Every object is signed (see `backups.signers`) over its envelope header, its digest and
+that `prev`; reading one checks the signature right after its header line, before any
+change or item is handed on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from backups import paths, records
-from backups.envelope import Binding, open_sealed, seal
+from backups.envelope import Binding, Opened, open_sealed, read_header, seal
 from backups.errors import ObjectUnreadable
 from backups.keks import KekRing
 from backups.paths import SegmentName, SnapshotName
@@ -64,10 +69,31 @@ class SnapshotHeader:
 
 
 @dataclass(frozen=True)
+class Checked:
+    """How an object read checked out: signed (False: unsigned, let through), and the
+    SHA-256 of its sealed bytes (what the signed journal head links to)."""
+
+    blob: str
+    signed: bool
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Segment:
     header: SegmentHeader
     digest: str
     changes: tuple[Change, ...]
+    checked: Checked
+
+
+def _signer_of(data: bytes, blob: str) -> str:
+    header = read_header(data, blob)
+    return header.signer or ""
+
+
+def _check(opened: Opened, keks: KekRing, prev: str, data: bytes) -> Checked:
+    signed = opened.check_signature(keks.signers, prev)
+    return Checked(opened.blob, signed, hashlib.sha256(data).hexdigest())
 
 
 # -- segments ---------------------------------------------------------------------------
@@ -102,11 +128,11 @@ async def seal_segment(
             yield records.change_to_line(change, at) + b"\n"
 
     binding = Binding(pair, generation, SEGMENT, first, last, name)
-    data, digest = await seal(lines(), binding, keks)
+    data, digest = await seal(lines(), binding, keks, prev=prev)
     return SealedObject(
         name=name,
         digest=digest.hex(),
-        metadata=paths.object_metadata(min(times), max(times)),
+        metadata=paths.object_metadata(min(times), max(times), _signer_of(data, name)),
         data=data,
     )
 
@@ -132,6 +158,7 @@ async def read_segment(store: BlobStore, keks: KekRing, name: SegmentName) -> Se
     opened = await open_sealed(blob.data, binding, keks)
     lines = opened.lines()
     doc = _header(next(lines, None), SEGMENT, name.blob)
+    checked = _check(opened, keks, str(doc.get("prev", "")), blob.data)
     changes: list[Change] = []
     try:
         for line in lines:
@@ -162,7 +189,9 @@ async def read_segment(store: BlobStore, keks: KekRing, name: SegmentName) -> Se
         name.last,
     ):
         raise ObjectUnreadable(name.blob, "its header does not match its name")
-    return Segment(header=header, digest=opened.digest.hex(), changes=tuple(changes))
+    return Segment(
+        header=header, digest=opened.digest.hex(), changes=tuple(changes), checked=checked
+    )
 
 
 # -- snapshots --------------------------------------------------------------------------
@@ -193,28 +222,29 @@ async def seal_snapshot(
             yield records.item_to_line(ref, item.deleted, item.changed_at, versions) + b"\n"
 
     binding = Binding(state.pair, state.generation, SNAPSHOT, state.sequence, state.sequence, name)
-    data, digest = await seal(lines(), binding, keks)
+    data, digest = await seal(lines(), binding, keks, prev=prev)
     return SealedObject(
         name=name,
         digest=digest.hex(),
         # A snapshot is one point in time: the last change it holds.
-        metadata=paths.object_metadata(state.at, state.at),
+        metadata=paths.object_metadata(state.at, state.at, _signer_of(data, name)),
         data=data,
     )
 
 
 async def read_snapshot(
     store: BlobStore, keks: KekRing, name: SnapshotName, target: ReplayTarget
-) -> tuple[SnapshotHeader, str]:
+) -> tuple[SnapshotHeader, str, Checked]:
     """Read, decrypt and check one snapshot, loading its items into `target` as they are
-    read. Returns its header and digest; raises before returning if anything is off (the
-    target then holds a partial state and must be thrown away)."""
+    read. Returns its header, digest and signature check; raises before returning if
+    anything is off (the target then holds a partial state and must be thrown away)."""
     blob = await store.get(name.blob)
     binding = Binding(name.pair, name.generation, SNAPSHOT, name.sequence, name.sequence, name.blob)
     opened = await open_sealed(blob.data, binding, keks)
-    del blob
     lines = opened.lines()
     doc = _header(next(lines, None), SNAPSHOT, name.blob)
+    checked = _check(opened, keks, str(doc.get("prev", "")), blob.data)
+    del blob
     try:
         header = SnapshotHeader(
             pair=str(doc["pair"]),
@@ -243,4 +273,4 @@ async def read_snapshot(
     if count != header.items:
         raise ObjectUnreadable(name.blob, f"it holds {count} items, its header says {header.items}")
     target.reached(header.sequence, header.at)
-    return header, opened.digest.hex()
+    return header, opened.digest.hex(), checked

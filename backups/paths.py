@@ -179,11 +179,22 @@ def parse_pair_from_prefix(name: str) -> str | None:
 FORMAT_KEY = "kvdr_format"
 FIRST_AT_KEY = "first_at"
 LAST_AT_KEY = "last_at"
+SIGNER_KEY = "signer"
 
 
-def object_metadata(first_at: float, last_at: float) -> dict[str, str]:
-    """Blob metadata of a segment or snapshot: its time range, nothing else."""
-    return {FORMAT_KEY: "1", FIRST_AT_KEY: f"{first_at:.6f}", LAST_AT_KEY: f"{last_at:.6f}"}
+def object_metadata(first_at: float, last_at: float, signer: str = "") -> dict[str, str]:
+    """Blob metadata of a segment or snapshot: its time range and the id of the signer
+    it claims (a hint for listings; `verify` checks the signature itself)."""
+    meta = {FORMAT_KEY: "1", FIRST_AT_KEY: f"{first_at:.6f}", LAST_AT_KEY: f"{last_at:.6f}"}
+    if signer:
+        meta[SIGNER_KEY] = signer
+    return meta
+
+
+def parse_signer(metadata: dict[str, str]) -> str | None:
+    """The signer id an object's metadata claims, or None (unsigned, or not said)."""
+    lowered = {k.lower(): v for k, v in metadata.items()}
+    return lowered.get(SIGNER_KEY) or None
 
 
 def parse_metadata(metadata: dict[str, str]) -> tuple[float, float] | None:

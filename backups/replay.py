@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from backups.catalog import Gap, GenerationCatalog, SegmentEntry, SnapshotEntry
-from backups.errors import ChainBroken, JournalGap, ObjectUnreadable
+from backups.errors import ChainBroken, JournalGap, ObjectUnreadable, SignatureRefused
 from backups.keks import KekRing
-from backups.objects import read_segment, read_snapshot
+from backups.objects import Checked, read_segment, read_snapshot
 from backups.state import ReplayTarget
 from storage.store import BlobStore
 
@@ -37,6 +37,14 @@ class ReplayResult:
     stopped_early: bool = False
     # Unreadable segments that the listing places after `until` (not needed, reported).
     unreadable_after: list[str] = field(default_factory=list)
+    # The last object read (what a signed head links to), and whether any object read
+    # was unsigned (let through by the signer ring: written before signing).
+    last: Checked | None = None
+    unsigned: bool = False
+
+    def read(self, checked: Checked) -> None:
+        self.last = checked
+        self.unsigned = self.unsigned or not checked.signed
 
 
 async def replay(
@@ -57,12 +65,13 @@ async def replay(
     `until` (and `until_sequence`); `use_snapshot=False` replays from sequence 1.
     """
     if use_snapshot and base is None:
-        base = _choose_base(gen, until, until_sequence)
+        base = choose_base(gen, until, until_sequence)
     result = ReplayResult(generation=gen.generation, snapshot=base if use_snapshot else None)
     prev: str | None = ""
     previous: SegmentEntry | SnapshotEntry | None = None
     if result.snapshot is not None:
-        header, _ = await read_snapshot(store, keks, result.snapshot.name, target)
+        header, _, checked = await read_snapshot(store, keks, result.snapshot.name, target)
+        result.read(checked)
         if until is not None and header.at > until:
             raise ChainBroken(
                 f"snapshot {result.snapshot.blob} holds changes up to {header.at}, after the "
@@ -99,7 +108,11 @@ async def replay(
             prev = None  # the link across a gap cannot be checked
         try:
             segment = await read_segment(store, keks, seg.name)
-        except ObjectUnreadable:
+        except ObjectUnreadable as exc:
+            if isinstance(exc, SignatureRefused) and result.last is None:
+                # Nothing of this generation checked out yet: it is not known to be the
+                # pair's at all (a forged generation), so no gap may be skipped into it.
+                raise
             if until is not None and seg.first_at is not None and seg.first_at > until:
                 # Its listing says it begins after `until` (times never go back within a
                 # generation): damage there does not change the state at `until`.
@@ -121,6 +134,7 @@ async def replay(
                 blob=seg.blob,
             )
         result.segments_read += 1
+        result.read(segment.checked)
         for change in segment.changes:
             at = change.observed_at.timestamp()
             if (until is not None and at > until) or (
@@ -137,7 +151,7 @@ async def replay(
     return result
 
 
-def _choose_base(
+def choose_base(
     gen: GenerationCatalog, until: float | None, until_sequence: int | None
 ) -> SnapshotEntry | None:
     chosen = None

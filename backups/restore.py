@@ -1,15 +1,15 @@
-"""Restore to a point in time: the state of a pair at T from its backups, what a target
-vault holds, and applying the plan between them (`backups.restore_plan` plans, purely).
+"""Restore to a point in time: the state of a pair at T from its backups
+(`backups.point_in_time`, re-exported here), what a target vault holds, and applying the
+plan between them (`backups.restore_plan` plans, purely).
 
     point = await state_at(store, keks, "app", at, now=now)
     target = await read_target(vault, scope)
     plan = plan_restore("app", scoped(point.state, scope), target)
     report = await apply_plan(plan, point.state, vault)
 
-Refusals (`RestoreRefused`, each saying what to do): a time before the earliest
-restorable second or in the future, a journal gap (or an unreadable object) before T
-without `allow_gap`, a time between two generations without `allow_gap`, and a
-non-empty target without `force` (`check_target`).
+Refusals (`RestoreRefused`, each saying what to do): those of `state_at` (time, gaps,
+the journal head, signatures: see `backups.point_in_time`), and a non-empty target
+without `force` (`check_target`).
 
 Applying is idempotent and resumable: every step is planned from what the target holds
 now, and planning again after a partial run yields only what is left. Requests go
@@ -19,20 +19,18 @@ through the target's adapter, so its throttle budget and backoff apply.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from backups import paths
-from backups.catalog import Gap, load_catalog
-from backups.errors import ChainBroken, JournalGap, ObjectUnreadable, RestoreRefused
-from backups.keks import KekRing
-from backups.replay import replay
+from backups.errors import RestoreRefused
+
+# Re-exported: the state at T is half of every restore.
+from backups.point_in_time import PointInTime as PointInTime
+from backups.point_in_time import state_at as state_at
 from backups.restore_plan import (
     SOURCE_VERSION_TAG,
     ItemPlan,
@@ -45,132 +43,11 @@ from backups.restore_plan import (
     write_attributes,
 )
 from backups.state import ItemState, PairState
-from storage.errors import BlobNotFound
-from storage.store import BlobStore
 from vault.client import VaultClient
 from vault.errors import BadRequest, ItemNotFound, VaultError
 from vault.models import ItemKind, ItemProperties, ItemRef
 
 log = structlog.get_logger("kvdr.backups")
-
-
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
-
-
-@dataclass
-class PointInTime:
-    """The state of a pair at `at`, and how it was reconstructed."""
-
-    pair: str
-    at: datetime
-    state: PairState
-    generation: str
-    snapshot: str | None
-    segments_read: int
-    gaps: list[Gap] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)
-    unreadable_after: list[str] = field(default_factory=list)
-    earliest: float | None = None
-    latest: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "pair": self.pair,
-            "at": self.at.isoformat(),
-            "generation": self.generation,
-            "sequence": self.state.sequence,
-            "last_change_at": _iso(self.state.at or None),
-            "snapshot": self.snapshot,
-            "segments_read": self.segments_read,
-            "gaps_skipped": [g.describe() for g in self.gaps],
-            "unreadable_skipped": self.unreadable,
-            "unreadable_after_time": self.unreadable_after,
-            "earliest_restorable": _iso(self.earliest),
-            "latest_recorded": _iso(self.latest),
-        }
-
-
-async def _head_sequence(store: BlobStore, pair: str, generation: str) -> int | None:
-    try:
-        doc = json.loads((await store.get(paths.head_blob(pair))).data)
-    except (BlobNotFound, ValueError):
-        return None
-    if isinstance(doc, dict) and doc.get("generation") == generation:
-        sequence = doc.get("sequence")
-        return sequence if isinstance(sequence, int) else None
-    return None
-
-
-async def state_at(
-    store: BlobStore,
-    keks: KekRing,
-    pair: str,
-    at: datetime,
-    *,
-    now: datetime,
-    allow_gap: bool = False,
-) -> PointInTime:
-    """Reconstruct the state of `pair` at `at`: the newest snapshot at or before it, plus
-    the journal up to it, every object checked."""
-    catalog = await load_catalog(store, pair)
-    earliest, latest = catalog.earliest_restorable(), catalog.latest_restorable()
-    if earliest is None:
-        raise RestoreRefused(f"pair {pair!r} has no backups in {store.description}")
-    when = at.timestamp()
-    if at > now:
-        raise RestoreRefused(f"TIME {at.isoformat()} is in the future (now is {now.isoformat()})")
-    if when < earliest:
-        raise RestoreRefused(
-            f"TIME {at.isoformat()} is outside the retention window: the earliest restorable "
-            f"second of pair {pair!r} is {_iso(earliest)}"
-        )
-    gen = catalog.generation_for(when)
-    assert gen is not None  # earliest <= when, so some generation starts before it
-    gaps: list[Gap] = []
-    later = [g for g in catalog.ordered() if g.generation > gen.generation]
-    gen_latest = gen.latest_restorable()
-    if later and gen_latest is not None and when > gen_latest:
-        between = Gap(gen.generation, gen.last_sequence + 1, gen.last_sequence + 1)
-        message = (
-            f"TIME {at.isoformat()} falls between generation {gen.generation} (its last "
-            f"change at {_iso(gen_latest)}) and generation {later[0].generation} (started "
-            f"{later[0].started.isoformat()}): the journal has no record of that interval"
-        )
-        if not allow_gap:
-            raise RestoreRefused(message + "; pass --allow-gap to restore its last state")
-        gaps.append(between)
-    written = await _head_sequence(store, pair, gen.generation)
-    if written is not None and written > gen.last_sequence:
-        tail = Gap(gen.generation, gen.last_sequence + 1, written)
-        if not allow_gap:
-            raise RestoreRefused(
-                f"journal gap before TIME: {tail.describe()} (the journal head says they "
-                "were written, no segment holds them); pass --allow-gap to restore across it"
-            )
-        gaps.append(tail)
-    state = PairState(pair, gen.generation)
-    try:
-        result = await replay(store, keks, gen, state, until=when, allow_gap=allow_gap)
-    except JournalGap as exc:
-        raise RestoreRefused(
-            f"{exc} (before TIME {at.isoformat()}); pass --allow-gap to restore across it"
-        ) from exc
-    except (ChainBroken, ObjectUnreadable) as exc:
-        raise RestoreRefused(f"cannot restore pair {pair!r}: {exc}") from exc
-    return PointInTime(
-        pair=pair,
-        at=at,
-        state=state,
-        generation=gen.generation,
-        snapshot=result.snapshot.blob if result.snapshot else None,
-        segments_read=result.segments_read,
-        gaps=gaps + result.gaps,
-        unreadable=result.unreadable,
-        unreadable_after=result.unreadable_after,
-        earliest=earliest,
-        latest=latest,
-    )
 
 
 # -- scope and target ------------------------------------------------------------------

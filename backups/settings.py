@@ -1,4 +1,5 @@
-"""Settings of the backups part: journal timing, snapshots, retention, KEKs, replicas."""
+"""Settings of the backups part: journal timing, snapshots, retention, KEKs, signers,
+replicas."""
 
 from __future__ import annotations
 
@@ -60,6 +61,39 @@ KekSettings = VaultKekSettings | RecoveryKekSettings | LocalKekSettings
 
 
 @dataclass(frozen=True)
+class VaultSignerSettings:
+    """A signing key `key` (EC P-256: ES256, or RSA: PS256) in the vault of `region`,
+    pinned by its public half (PEM file)."""
+
+    region: str
+    key: str
+    public_key_path: str
+
+
+@dataclass(frozen=True)
+class FileSignerSettings:
+    """A local signing key file (Ed25519 or HMAC-SHA256); created on first use when
+    `create`. Pinned by `public_key_path` (Ed25519) or `key_id` (HMAC) when given."""
+
+    path: str
+    algorithm: str = "Ed25519"
+    create: bool = False
+    public_key_path: str | None = None
+    key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PinnedSignerSettings:
+    """A public half that is trusted but does not sign (a retired signer, or a machine
+    that only verifies and restores)."""
+
+    public_key_path: str
+
+
+SignerSettings = VaultSignerSettings | FileSignerSettings | PinnedSignerSettings
+
+
+@dataclass(frozen=True)
 class BackupSettings:
     """The journal, snapshots and retention of every pair.
 
@@ -74,6 +108,8 @@ class BackupSettings:
 
     enabled: bool = True
     keks: tuple[KekSettings, ...] = ()
+    # Who signs objects and the head; every one is pinned (trusted when reading).
+    signers: tuple[SignerSettings, ...] = ()
     flush_interval_seconds: float = 2.0
     flush_max_changes: int = 500
     # Backpressure: beyond this many unflushed changes `record()` waits for a flush.

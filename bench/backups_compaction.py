@@ -33,6 +33,8 @@ from pathlib import Path
 from backups.journal import Journal
 from backups.keks import KekRing, LocalFileKek
 from backups.settings import BackupSettings
+from backups.signer_files import Ed25519FileSigner
+from backups.signers import SignerRing
 from backups.snapshot import create_snapshot
 from backups.stores import BackupStores
 from bench._report import at_most, header, table
@@ -118,7 +120,9 @@ async def write_journal(store: AzureBlobStore, keks: KekRing, args: argparse.Nam
 
 async def compact_only(connection_string: str, container: str, key_file: str) -> None:
     """Child process: one compaction, measured."""
-    keks = KekRing([LocalFileKek.from_file(key_file)])
+    # The signing key lives next to the KEK file (written by `run`).
+    signer = Ed25519FileSigner.from_file(Path(key_file).with_name("backup-signing.key"))
+    keks = KekRing([LocalFileKek.from_file(key_file)], SignerRing([signer]))
     settings = AzureBlobSettings(container=container, connection_string=connection_string)
     async with AzureBlobStore(settings) as store:
         started = time.perf_counter()
@@ -143,8 +147,9 @@ async def run(args: argparse.Namespace) -> None:
     with BenchStack() as stack:
         key_file = stack.folder / "backup.key"
         kek = LocalFileKek.create_key_file(key_file)
+        signer = Ed25519FileSigner.create_key_file(key_file.with_name("backup-signing.key"))
         async with fresh_container(stack.azurite) as store:
-            written = await write_journal(store, KekRing([kek]), args)
+            written = await write_journal(store, KekRing([kek], SignerRing([signer])), args)
             child = subprocess.run(
                 [
                     sys.executable,

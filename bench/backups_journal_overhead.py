@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from backups.journal import Journal
 from backups.keks import KekRing, LocalFileKek, RecoveryKek, VaultKek
 from backups.settings import BackupSettings
+from backups.signer_files import Ed25519FileSigner
+from backups.signers import SignerRing
 from backups.stores import BackupStores
 from bench._report import at_least, header, table
 from bench._world import BenchStack, live_secret_names, open_world, secret_names, seed_secrets
@@ -70,7 +72,8 @@ async def one_run(
                             ).public_key()
                         ),
                         LocalFileKek.from_file(kek_file),
-                    ]
+                    ],
+                    SignerRing([Ed25519FileSigner.from_file(f"{kek_file}.signing")]),
                 )
                 journal = Journal(
                     BackupStores(world.blobs),
@@ -116,6 +119,7 @@ async def run(args: argparse.Namespace) -> None:
             await keys.create_rsa_key("kvdr-backup", size=2048)
         kek_file = str(stack.folder / "backup.key")
         LocalFileKek.create_key_file(kek_file)
+        Ed25519FileSigner.create_key_file(f"{kek_file}.signing")
         seconds: dict[str, list[float]] = {m: [] for m in MODES}
         for round_no in range(args.rounds):
             order = MODES[round_no % 3 :] + MODES[: round_no % 3]

@@ -38,6 +38,8 @@ from backups.keks import KekRing, LocalFileKek
 from backups.restore import RestoreScope, apply_plan, read_target, scoped, state_at
 from backups.restore_plan import plan_restore
 from backups.settings import BackupSettings
+from backups.signer_files import Ed25519FileSigner
+from backups.signers import SignerRing
 from backups.stores import BackupStores
 from bench._report import at_least, header, table
 from bench._world import BenchStack, open_world, secret_names, seed_secrets, seed_value
@@ -71,10 +73,11 @@ async def run(args: argparse.Namespace) -> None:
         names = secret_names(args.secrets)
         await seed_secrets(primary, names)
         kek = LocalFileKek.create_key_file(stack.folder / "backup.key")
+        signers = SignerRing([Ed25519FileSigner.create_key_file(stack.folder / "signing.key")])
         async with open_world(stack, {"eastus": primary}) as world:
             journal = Journal(
                 BackupStores(world.blobs),
-                KekRing([kek]),
+                KekRing([kek], signers),
                 BackupSettings(),
                 fingerprint=version_fingerprint,
             )
@@ -90,7 +93,7 @@ async def run(args: argparse.Namespace) -> None:
                     started = time.perf_counter()
                     point = await state_at(
                         world.blobs,
-                        KekRing([kek]),
+                        KekRing([kek], signers),
                         "bench",
                         datetime.now(UTC),
                         now=datetime.now(UTC),

@@ -57,6 +57,8 @@ def render(
     listen: str = "0.0.0.0:8080",
     state_dir: str = "/var/lib/kvdr",
     backups: bool = True,
+    signing_key: str = "kvdr-backup-signing",
+    signers_dir: str = "/etc/kvdr-signers",
 ) -> str:
     """The TOML text of a configuration for the deployed resources."""
     out = output_values(document)
@@ -103,6 +105,16 @@ def render(
                 f"region = {_quote(kek['region'])}",
                 f"key = {_quote(kek['key'])}",
             ]
+        # Each region's signing key signs; its public half is pinned from a PEM file.
+        for kek in out["kvdr_backup_keks"]:
+            lines += [
+                "",
+                "[[backups.signers]]",
+                'kind = "vault"',
+                f"region = {_quote(kek['region'])}",
+                f"key = {_quote(signing_key)}",
+                f"public_key = {_quote(signers_dir.rstrip('/') + '/' + kek['region'] + '.pem')}",
+            ]
     secondaries = [n for n in names if n != pair["primary"]]
     lines += [
         "",
@@ -128,6 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--listen", default="0.0.0.0:8080", help="daemon.listen")
     parser.add_argument("--state-dir", default="/var/lib/kvdr", help="daemon.state_dir")
     parser.add_argument("--no-backups", action="store_true", help="leave [backups] out")
+    parser.add_argument(
+        "--signing-key", default="kvdr-backup-signing", help="each region's signing key name"
+    )
+    parser.add_argument(
+        "--signers-dir",
+        default="/etc/kvdr-signers",
+        help="folder of the pinned signer public keys (<region>.pem)",
+    )
     args = parser.parse_args(argv)
     if args.outputs == "-":
         text = sys.stdin.read()
@@ -142,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 listen=args.listen,
                 state_dir=args.state_dir,
                 backups=not args.no_backups,
+                signing_key=args.signing_key,
+                signers_dir=args.signers_dir,
             )
         )
     except (OutputsError, json.JSONDecodeError, KeyError, TypeError) as exc:

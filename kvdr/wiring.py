@@ -15,7 +15,15 @@ from azure.core.credentials_async import AsyncTokenCredential
 
 from backups.journal import Journal
 from backups.keks import KekRing, KeyEncryptionKey, LocalFileKek, RecoveryKek, VaultKek
-from backups.settings import BackupSettings, LocalKekSettings, RecoveryKekSettings
+from backups.settings import (
+    BackupSettings,
+    FileSignerSettings,
+    LocalKekSettings,
+    PinnedSignerSettings,
+    RecoveryKekSettings,
+)
+from backups.signer_files import create_or_load
+from backups.signers import PinnedKey, Signer, SignerRing, VaultSigner
 from backups.stores import BackupStores
 from replicator import metrics as replication_metrics
 from replicator.checkpoint import CheckpointStore
@@ -141,6 +149,7 @@ async def open_backup_session(
     *,
     recovery_key: Path | None = None,
     recovery_password: bytes | None = None,
+    allow_unsigned: bool = False,
 ) -> BackupSession:
     """Open the blob store and KEKs of `[backups]` (no replicator, no journal)."""
     if config.backups is None:
@@ -160,6 +169,7 @@ async def open_backup_session(
         config.backups,
         recovery_key=recovery_key,
         recovery_password=recovery_password,
+        allow_unsigned=allow_unsigned,
     )
     return BackupSession(credential=credential, vaults=vaults, blobs=blobs, backups=parts)
 
@@ -174,13 +184,34 @@ async def open_backups(
     *,
     recovery_key: Path | None = None,
     recovery_password: bytes | None = None,
+    allow_unsigned: bool = False,
 ) -> BackupParts:
-    """The backup stores (primary + replicas) and the KEK ring of `settings`.
+    """The backup stores (primary + replicas) and the KEK ring (with its signers) of
+    `settings`.
 
     Vault KEKs use the region's adapter (opened here when no pair uses that region).
     `recovery_key` adds the offline recovery key's private half (a restore or verify that
     was handed it); it is the only way kvdr ever holds that half.
     """
+
+    async def vault(region: str) -> VaultClient:
+        if region not in vaults:
+            vaults[region] = await stack.enter_async_context(
+                KeyVaultAdapter.open(config.regions[region], credential, config.vault)
+            )
+        return vaults[region]
+
+    signers: list[Signer] = []
+    pinned: list[PinnedKey] = []
+    for signer in settings.signers:
+        if isinstance(signer, FileSignerSettings):
+            signers.append(create_or_load(signer.path, signer.algorithm, signer.create))
+        elif isinstance(signer, PinnedSignerSettings):
+            pinned.append(PinnedKey.from_file(signer.public_key_path))
+        else:
+            key = PinnedKey.from_file(signer.public_key_path)
+            signers.append(VaultSigner(await vault(signer.region), signer.key, key))
+    ring = SignerRing(signers, pinned, allow_unsigned=allow_unsigned)
     keks: list[KeyEncryptionKey] = []
     for kek in settings.keks:
         if isinstance(kek, LocalKekSettings):
@@ -188,18 +219,14 @@ async def open_backups(
         elif isinstance(kek, RecoveryKekSettings):
             keks.append(RecoveryKek.from_file(kek.public_key_path))
         else:
-            if kek.region not in vaults:
-                vaults[kek.region] = await stack.enter_async_context(
-                    KeyVaultAdapter.open(config.regions[kek.region], credential, config.vault)
-                )
-            keks.append(VaultKek(vaults[kek.region], kek.key))
+            keks.append(VaultKek(await vault(kek.region), kek.key))
     if recovery_key is not None:
         keks.append(RecoveryKek.from_file(recovery_key, recovery_password))
     replicas = [
         await stack.enter_async_context(open_store(replica, credential))
         for replica in settings.replicas
     ]
-    return BackupParts(stores=BackupStores(blobs, replicas), keks=KekRing(keks))
+    return BackupParts(stores=BackupStores(blobs, replicas), keks=KekRing(keks, ring))
 
 
 def _local_kek(settings: LocalKekSettings) -> LocalFileKek:

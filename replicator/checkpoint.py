@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from replicator.state_seal import StateSealer, read_state_document, write_state_document
 from storage import BlobExists, BlobNotFound, BlobStore, PreconditionFailed
 
 FORMAT_VERSION = 1
@@ -127,10 +128,12 @@ class CheckpointConflict(Exception):
 
 
 class CheckpointStore:
-    """Loads and saves checkpoints over a `BlobStore` with ETag compare-and-swap."""
+    """Loads and saves checkpoints over a `BlobStore` with ETag compare-and-swap; with a
+    `sealer`, the documents are encrypted (they name every item: replicator/state_seal.py)."""
 
-    def __init__(self, blobs: BlobStore) -> None:
+    def __init__(self, blobs: BlobStore, sealer: StateSealer | None = None) -> None:
         self._blobs = blobs
+        self.sealer = sealer
 
     @property
     def blobs(self) -> BlobStore:
@@ -143,7 +146,9 @@ class CheckpointStore:
             blob = await self._blobs.get(name)
         except BlobNotFound:
             return Checkpoint(pair=pair, target=target)
-        return Checkpoint.from_json(blob.data, blob.info.etag)
+        return Checkpoint.from_json(
+            read_state_document(name, blob.data, self.sealer), blob.info.etag
+        )
 
     async def save(self, checkpoint: Checkpoint) -> None:
         """Write `checkpoint` over the version it was read from.
@@ -152,7 +157,7 @@ class CheckpointStore:
         longer owns the pair and must stop, not retry blindly.
         """
         name = checkpoint_blob_name(checkpoint.pair, checkpoint.target)
-        data = checkpoint.to_json()
+        data = write_state_document(name, checkpoint.to_json(), self.sealer)
         try:
             if checkpoint.etag is None:
                 info = await self._blobs.put_if_absent(name, data)

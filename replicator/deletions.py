@@ -115,7 +115,7 @@ class PairDeletions:
     ) -> None:
         self._pair = pair
         self._checkpoints = checkpoints
-        self.guards = guards or DeletionGuardStore(checkpoints.blobs)
+        self.guards = guards or DeletionGuardStore(checkpoints.blobs, checkpoints.sealer)
         self.limits = guard_limits(pair, settings)
         self._source = source
         self._targets = targets

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from replicator.settings import PairSettings, ReplicatorSettings
+from replicator.state_seal import StateSealer, read_state_document, write_state_document
 from storage import BlobExists, BlobNotFound, BlobStore, PreconditionFailed
 
 FORMAT_VERSION = 1
@@ -203,17 +204,22 @@ class GuardConflict(Exception):
 
 
 class DeletionGuardStore:
-    """Loads and saves guard states over a `BlobStore` with ETag compare-and-swap."""
+    """Loads and saves guard states over a `BlobStore` with ETag compare-and-swap; with a
+    `sealer`, the documents are encrypted (they name the withheld items)."""
 
-    def __init__(self, blobs: BlobStore) -> None:
+    def __init__(self, blobs: BlobStore, sealer: StateSealer | None = None) -> None:
         self._blobs = blobs
+        self._sealer = sealer
 
     async def load(self, pair: str) -> GuardState:
+        name = guard_blob_name(pair)
         try:
-            blob = await self._blobs.get(guard_blob_name(pair))
+            blob = await self._blobs.get(name)
         except BlobNotFound:
             return GuardState(pair=pair)
-        return GuardState.from_json(blob.data, blob.info.etag)
+        return GuardState.from_json(
+            read_state_document(name, blob.data, self._sealer), blob.info.etag
+        )
 
     async def save(self, state: GuardState) -> GuardState:
         """Write `state` over the version it was read from; returns it with the new ETag.
@@ -221,11 +227,12 @@ class DeletionGuardStore:
         Raises `GuardConflict` when someone else wrote in between: the caller re-reads.
         """
         name = guard_blob_name(state.pair)
+        data = write_state_document(name, state.to_json(), self._sealer)
         try:
             if state.etag is None:
-                info = await self._blobs.put_if_absent(name, state.to_json())
+                info = await self._blobs.put_if_absent(name, data)
             else:
-                info = await self._blobs.put(name, state.to_json(), if_match=state.etag)
+                info = await self._blobs.put(name, data, if_match=state.etag)
         except (PreconditionFailed, BlobExists) as exc:
             raise GuardConflict(f"deletion guard {name} was changed by another writer") from exc
         return replace(state, etag=info.etag)

@@ -39,6 +39,7 @@ from vault import _sdk_models as sdk
 from vault import metrics
 from vault._azure_errors import map_azure_error
 from vault._key_certificate_calls import KeyCertificateCalls
+from vault._key_signing import KeySigningCalls
 from vault._kinds import CertificateCalls, KeyCalls, KindCalls, Listing, SecretCalls
 from vault._rate_policy import CURRENT_OP, RateControlPolicy
 from vault.errors import BadRequest, Forbidden, ItemConflict, ItemNotFound, VaultError
@@ -112,7 +113,7 @@ def http_session(settings: VaultSettings) -> aiohttp.ClientSession:
     )
 
 
-class KeyVaultAdapter(KeyCertificateCalls):
+class KeyVaultAdapter(KeyCertificateCalls, KeySigningCalls):
     """One vault in one region, through the official SDK, rate-controlled."""
 
     def __init__(

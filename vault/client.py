@@ -16,6 +16,7 @@ from vault.models import (
     ItemKind,
     ItemProperties,
     SecretValue,
+    Signature,
     VaultRef,
     WrappedKey,
 )
@@ -75,6 +76,19 @@ class VaultClient(Protocol):
 
     async def unwrap_key(self, name: str, version: str, wrapped: bytes) -> bytes:
         """Unwrap (RSA-OAEP-256) with one version of vault key `name`."""
+        ...
+
+    async def sign(
+        self, name: str, algorithm: str, digest: bytes, version: str | None = None
+    ) -> Signature:
+        """Sign a SHA-256 `digest` (ES256 or PS256) with vault key `name` (its current
+        version unless `version`); the result names the key version that signed."""
+        ...
+
+    async def verify(
+        self, name: str, version: str, algorithm: str, digest: bytes, signature: bytes
+    ) -> bool:
+        """True when `signature` over `digest` was made by that version of key `name`."""
         ...
 
     # -- keys and certificates beyond backup and restore ----------------------------

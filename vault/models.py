@@ -166,6 +166,16 @@ class WrappedKey:
     encrypted_key: bytes = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Signature:
+    """A signature made by a vault key: `key_id` names the exact key version
+    (`https://<vault>/keys/<name>/<version>`). Safe to store and log."""
+
+    key_id: str
+    algorithm: str
+    value: bytes = field(repr=False)
+
+
 class ChangeOp(StrEnum):
     """What happened to an item."""
 

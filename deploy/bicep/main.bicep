@@ -150,6 +150,7 @@ var roleIds = {
   'Key Vault Crypto Officer': '14b46e9e-c2b7-41b4-b07b-48a6ebf60603'
   'Key Vault Certificates Officer': 'a4417e6f-fecd-4de8-b567-7b0420556985'
   'Key Vault Crypto Service Encryption User': 'e147488a-f6f5-4113-8e2d-b22465e65bf6'
+  'Key Vault Crypto User': '12338af0-0e69-4776-bea7-57ae8d297424'
   'Key Vault Contributor': 'f25e0fa2-a7c8-4377-a976-54943a77a395'
   'Storage Blob Data Contributor': 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 }
@@ -495,6 +496,20 @@ resource daemon_kek_user 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     scope: vault[i]
     properties: {
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds['Key Vault Crypto Service Encryption User'])
+      principalId: daemon.properties.principalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
+
+// Backups: sign (and verify) with each region's `kvdr-backup-signing` key, so every
+// segment, snapshot and journal head proves kvdr wrote it ([[backups.signers]]).
+resource daemon_signer 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (region, i) in regions: {
+    name: guid(vault[i].id, daemon.id, 'Key Vault Crypto User')
+    scope: vault[i]
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds['Key Vault Crypto User'])
       principalId: daemon.properties.principalId
       principalType: 'ServicePrincipal'
     }

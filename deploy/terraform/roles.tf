@@ -62,6 +62,16 @@ resource "azurerm_role_assignment" "daemon_kek_user" {
   principal_type       = "ServicePrincipal"
 }
 
+# Backups: sign (and verify) with each region's `kvdr-backup-signing` key, so every
+# segment, snapshot and journal head proves kvdr wrote it ([[backups.signers]]).
+resource "azurerm_role_assignment" "daemon_signer" {
+  for_each             = toset(var.regions)
+  scope                = azurerm_key_vault.vault[each.key].id
+  role_definition_name = "Key Vault Crypto User"
+  principal_id         = azurerm_user_assigned_identity.daemon.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
 # -- storage ----------------------------------------------------------------------------
 
 # Checkpoints, pair leases, journal segments, snapshots and retention deletes (the backup

@@ -1,6 +1,9 @@
 """`kvdr restore --pair P --at TIME --target URL [--item KIND/NAME]... [--dry-run] [--force]
-[--allow-gap] [--recovery-key FILE] [--json]`: restore a vault (or some items) to a
-point in time from the encrypted backups.
+[--allow-gap] [--allow-unsigned] [--recovery-key FILE] [--json]`: restore a vault (or
+some items) to a point in time from the encrypted, signed backups.
+
+Every object read must be signed by a pinned signer; a generation that is not (forged,
+or written before signing without `--allow-unsigned`) is skipped and listed with why.
 
 Computes the state at TIME (newest snapshot at or before it, plus journal replay), diffs
 it against the target vault and prints (`--dry-run`) or applies the plan. A target that
@@ -123,6 +126,7 @@ async def run_restore(
     allow_gap: bool,
     recovery_key: Path | None,
     show_progress: bool,
+    allow_unsigned: bool = False,
 ) -> dict[str, Any]:
     """Everything `kvdr restore` does, as one JSON-ready document."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -137,7 +141,11 @@ async def run_restore(
     scope = scope_of(config, pair, items)
     async with AsyncExitStack() as stack:
         session = await open_backup_session(
-            config, stack, recovery_key=recovery_key, recovery_password=recovery_password()
+            config,
+            stack,
+            recovery_key=recovery_key,
+            recovery_password=recovery_password(),
+            allow_unsigned=allow_unsigned,
         )
         point = await state_at(
             session.blobs,
@@ -156,6 +164,7 @@ async def run_restore(
             "at": at.isoformat(),
             "target": ref.url,
             "dry_run": dry_run,
+            "allow_unsigned": allow_unsigned,
             "point": point.as_dict(),
             "plan": plan.as_dict(),
             "report": None,
@@ -183,6 +192,9 @@ async def run_restore(
 
             report = await apply_plan(plan, point.state, target, progress=advance)
         doc["report"] = report.as_dict()
+        # The report says what the restored state rests on, not only the plan.
+        doc["report"]["from_unsigned_objects"] = point.unsigned
+        doc["report"]["generations_skipped"] = point.skipped_generations
         doc["ok"] = report.ok
         return doc
 
@@ -196,6 +208,11 @@ async def run_restore(
 @click.option("--force", is_flag=True, help="Restore over items the target already holds.")
 @click.option(
     "--allow-gap", is_flag=True, help="Restore across a journal gap (named in the report)."
+)
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Use objects written before signing (said so in the output and the report).",
 )
 @click.option(
     "--recovery-key",
@@ -213,6 +230,7 @@ def command(
     dry_run: bool,
     force: bool,
     allow_gap: bool,
+    allow_unsigned: bool,
     recovery_key: Path | None,
     as_json: bool,
     config_path: Path | None,
@@ -247,6 +265,7 @@ def command(
                 allow_gap=allow_gap,
                 recovery_key=recovery_key,
                 show_progress=show_progress,
+                allow_unsigned=allow_unsigned,
             )
         )
     except BackupsNotConfigured as exc:
@@ -267,8 +286,16 @@ def _print(doc: dict[str, Any]) -> None:
         f"{point['sequence']} (snapshot {point['snapshot'] or 'none'}, "
         f"{point['segments_read']} segments replayed)"
     )
+    for skipped in point["generations_skipped"]:
+        click.echo(f"  generation {skipped['generation']} skipped: {skipped['reason']}")
+    if point["unsigned"]:
+        click.echo("  restoring from UNSIGNED objects (written before signing; --allow-unsigned)")
+    if point["head_problem"]:
+        click.echo(f"  {point['head_problem']} (restoring anyway: --allow-gap)")
     for gap in point["gaps_skipped"]:
         click.echo(f"  gap skipped (--allow-gap): {gap}")
+    for blob in point["unreadable_skipped"]:
+        click.echo(f"  passed over (refused or unreadable): {blob}")
     for lines in _describe_plan(doc["plan"]):
         click.echo(lines)
     if doc["dry_run"]:
@@ -284,6 +311,8 @@ def _print(doc: dict[str, Any]) -> None:
         f"restored {report['items_restored']} item(s) in {report['seconds']} s"
         f"{': ' + applied if applied else ''}"
     )
+    if report["from_unsigned_objects"]:
+        click.echo("  the restored state rests on unsigned objects (--allow-unsigned)")
     for failure in report["failed"]:
         click.echo(f"  failed {failure['item']}: {failure['reason']}")
     for item in report["unrestorable"]:

@@ -2,12 +2,15 @@
 
     kvdr snapshot create [--pair P] [--json]
     kvdr snapshot list   [--pair P] [--json]
-    kvdr snapshot verify [--pair P] [--sample PCT] [--restore-test] [--recovery-key FILE] [--json]
+    kvdr snapshot verify [--pair P] [--sample PCT] [--restore-test] [--recovery-key FILE]
+                         [--allow-unsigned] [--json]
     kvdr snapshot export DIR [--pair P] [--json]
 
 They read and write blob storage directly (no daemon needed). `verify` exits 1 on any
-finding, naming the blob; `--restore-test` restores into a scratch emulator vault that it
-starts and stops itself.
+finding, naming the blob (an object or head not signed by a pinned signer is one; an
+object older than signing is one unless `--allow-unsigned`); `--restore-test` restores
+into a scratch emulator vault that it starts and stops itself. `export` also writes the
+offline recovery kit: the pinned signers' public halves (`recovery-kit/` in DIR).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def _run(
     work: Callable[[BackupSession], Awaitable[T]],
     as_json: bool,
     recovery_key: Path | None = None,
+    allow_unsigned: bool = False,
 ) -> T:
     """Open the backups session, run `work`, map errors to exit codes."""
     from backups.errors import BackupError
@@ -78,7 +82,11 @@ def _run(
     async def main() -> T:
         async with AsyncExitStack() as stack:
             session = await open_backup_session(
-                config, stack, recovery_key=recovery_key, recovery_password=recovery_password()
+                config,
+                stack,
+                recovery_key=recovery_key,
+                recovery_password=recovery_password(),
+                allow_unsigned=allow_unsigned,
             )
             return await work(session)
 
@@ -199,6 +207,7 @@ def list_command(pair: str | None, as_json: bool, config_path: Path | None) -> N
                 f"  generation {g['generation']} (started {g['started']}): sequences up to "
                 f"{g['last_sequence']}, {g['segments']} segments, {len(g['snapshots'])} "
                 f"snapshots, restorable {g['earliest_restorable']} .. {g['latest_restorable']}"
+                f", {_signed_text(g)}"
             )
             for snap in g["snapshots"]:
                 click.echo(
@@ -207,6 +216,19 @@ def list_command(pair: str | None, as_json: bool, config_path: Path | None) -> N
             for gap in g["gaps"]:
                 click.echo(f"    gap: {gap}")
     sys.exit(EXIT_OK)
+
+
+def _signed_text(generation: dict[str, Any]) -> str:
+    """What a listing says of a generation's signatures (claimed by metadata; `verify`
+    checks them)."""
+    unsigned = generation["unsigned"]
+    signers = sorted(k for k in generation["signers"] if k != "unsigned")
+    if unsigned and not signers:
+        return "unsigned (restorable only with --allow-unsigned)"
+    text = f"signed by {', '.join(signers)}" if signers else "no objects"
+    if unsigned:
+        text += f", {unsigned} unsigned object(s)"
+    return text
 
 
 @asynccontextmanager
@@ -275,6 +297,11 @@ async def scratch_vault() -> AsyncIterator[VaultClient]:
     default=None,
     help="The offline recovery key's private half (PEM), to check with it.",
 )
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Objects written before signing are reported, not findings.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @config_option()
 def verify(
@@ -282,6 +309,7 @@ def verify(
     sample: float,
     restore_test: bool,
     recovery_key: Path | None,
+    allow_unsigned: bool,
     as_json: bool,
     config_path: Path | None,
 ) -> None:
@@ -312,16 +340,25 @@ def verify(
             out.append(report.as_dict())
         return out
 
-    reports = _run(config, work, as_json, recovery_key)
+    reports = _run(config, work, as_json, recovery_key, allow_unsigned)
     ok = all(r["ok"] for r in reports)
     if as_json:
-        emit_json({"ok": ok, "pairs": reports})
+        emit_json({"ok": ok, "allow_unsigned": allow_unsigned, "pairs": reports})
     else:
         for r in reports:
             state = "ok" if r["ok"] else f"{len(r['findings'])} finding(s)"
+            unsigned = f", {r['unsigned']} unsigned (--allow-unsigned)" if r["unsigned"] else ""
+            head = {True: "signed", False: "unsigned", None: "not trusted"}[r["head_signed"]]
             click.echo(
-                f"pair {r['pair']}: {state}: {r['objects']} objects, {r['decrypted']} decrypted"
+                f"pair {r['pair']}: {state}: {r['objects']} objects, {r['decrypted']} decrypted, "
+                f"{r['signed']} signed by a pinned signer{unsigned}; journal head {head}"
             )
+            for generation, status in r["generation_signatures"].items():
+                click.echo(f"  generation {generation}: {status}")
+            for skipped in r["generations_skipped"]:
+                click.echo(
+                    f"  a restore skips generation {skipped['generation']}: {skipped['reason']}"
+                )
             for f in r["findings"]:
                 click.echo(f"  {f['blob']}: {f['problem']}")
             if r["restore_test"]:
@@ -341,9 +378,10 @@ def verify(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @config_option()
 def export(directory: Path, pair: str | None, as_json: bool, config_path: Path | None) -> None:
-    """Copy every backup object (still encrypted) into DIR: a full offline copy."""
+    """Copy every backup object (still encrypted) into DIR: a full offline copy, with the
+    recovery kit (the pinned signers' public halves)."""
     from backups.catalog import list_backup_pairs
-    from backups.export import export_pair
+    from backups.export import export_pair, write_recovery_kit
     from storage.local_folder import LocalFolderStore
     from storage.settings import LocalFolderSettings
 
@@ -354,12 +392,16 @@ def export(directory: Path, pair: str | None, as_json: bool, config_path: Path |
         async with LocalFolderStore(LocalFolderSettings(str(directory))) as folder:
             for name in _pairs(config, pair, await list_backup_pairs(session.blobs)):
                 out.append((await export_pair(session.blobs, folder, name)).as_dict())
+            kit_folder = str((directory / "recovery-kit").absolute())
+            await write_recovery_kit(folder, session.backups.keks, kit_folder)
         return out
 
     results = _run(config, work, as_json)
+    kit = str(directory / "recovery-kit")
     if as_json:
-        emit_json({"ok": True, "directory": str(directory), "pairs": results})
+        emit_json({"ok": True, "directory": str(directory), "recovery_kit": kit, "pairs": results})
     else:
+        click.echo(f"recovery kit (pinned signers' public halves): {kit}")
         for r in results:
             click.echo(
                 f"pair {r['pair']}: {r['copied']} objects copied ({_size(int(str(r['bytes'])))}), "

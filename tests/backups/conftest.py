@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from backups.journal import Journal
-from backups.keks import KekRing, LocalFileKek, RecoveryKek
+from backups.keks import KekRing, KeyEncryptionKey, LocalFileKek, RecoveryKek
 from backups.settings import BackupSettings
+from backups.signer_files import Ed25519FileSigner
+from backups.signers import SignerRing
 from backups.stores import BackupStores
 from replicator.sink import version_fingerprint
 from storage.store import BlobStore
@@ -46,6 +48,14 @@ def recovery_private_pem() -> bytes:
 def recovery_public_pem() -> bytes:
     key = serialization.load_pem_private_key(recovery_private_pem(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def ec_public_pem() -> bytes:
+    """The public half of a fresh EC P-256 key (what a vault signing key pins)."""
+    key = ec.generate_private_key(ec.SECP256R1())
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -113,7 +123,7 @@ def make_journal(
 ) -> Journal:
     return Journal(
         BackupStores(store, replicas),
-        keks or KekRing([FIXED_KEK]),
+        keks or RING,
         journal_settings(**overrides),
         fingerprint=version_fingerprint,
         clock=clock,
@@ -121,7 +131,15 @@ def make_journal(
 
 
 FIXED_KEK = LocalFileKek(os.urandom(32), "test key")
-RING = KekRing([FIXED_KEK])
+# The signer every test journal signs with (pinned by the rings below).
+SIGNER = Ed25519FileSigner(ed25519.Ed25519PrivateKey.generate(), "test signing key")
+SIGNERS = SignerRing([SIGNER])
+RING = KekRing([FIXED_KEK], SIGNERS)
+
+
+def ring(*keks: KeyEncryptionKey, signers: SignerRing = SIGNERS) -> KekRing:
+    """A KEK ring with the tests' pinned signer."""
+    return KekRing(keks, signers)
 
 
 def secret_change(

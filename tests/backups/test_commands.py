@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from kvdr.config import ConfigError, parse_config
-from tests.backups.conftest import create_rsa_key, recovery_private_pem, recovery_public_pem
+from tests.backups.conftest import (
+    create_rsa_key,
+    ec_public_pem,
+    recovery_private_pem,
+    recovery_public_pem,
+)
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import free_port, write_config
 from tests.fixtures.regions import World, WorldFactory
@@ -38,6 +43,11 @@ public_key = "{public}"
 [[backups.keks]]
 kind = "file"
 path = "{tmp / "keys" / "backup.key"}"
+create = true
+
+[[backups.signers]]
+kind = "file"
+path = "{tmp / "signing" / "backup-signing.key"}"
 create = true
 """
 
@@ -150,6 +160,8 @@ class TestConfiguration:
         """Every key reads into BackupSettings."""
         public = tmp_path / "r.pub.pem"
         public.write_bytes(recovery_public_pem())
+        signing = tmp_path / "signing.pub.pem"
+        signing.write_bytes(ec_public_pem())
         config = parse_config(
             MINIMAL
             + f"""
@@ -170,6 +182,12 @@ key = "kvdr-backup"
 kind = "recovery"
 public_key = "{public}"
 
+[[backups.signers]]
+kind = "vault"
+region = "westus"
+key = "kvdr-backup-signing"
+public_key = "{signing}"
+
 [[backups.replicas]]
 path = "{tmp_path / "replica"}"
 """,
@@ -186,6 +204,7 @@ path = "{tmp_path / "replica"}"
             "RecoveryKekSettings",
         ]
         assert len(backups.replicas) == 1
+        assert [type(k).__name__ for k in backups.signers] == ["VaultSignerSettings"]
 
     def test_absent_or_disabled_means_off(self) -> None:
         """No section, or enabled = false: no backups."""

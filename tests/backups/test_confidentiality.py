@@ -5,6 +5,8 @@ recovery key alone, restore everything."""
 from __future__ import annotations
 
 import base64
+import dataclasses
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,19 +14,24 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
+from backups import records
 from backups.catalog import load_catalog
 from backups.envelope import read_header
-from backups.keks import KekRing, VaultKek
+from backups.keks import VaultKek
+from backups.objects import seal_segment
 from backups.restore import state_at
 from backups.snapshot import create_snapshot
 from backups.stores import BackupStores
 from storage import AzureBlobStore
 from tests.backups.conftest import (
+    RING,
     create_rsa_key,
     make_journal,
     open_adapter,
     recovery_private,
     recovery_public,
+    ring,
+    secret_change,
 )
 from tests.backups.feed import record_items
 from tests.fixtures.azurite import Azurite, fresh_container
@@ -65,17 +72,15 @@ async def backups(
             open_adapter(east, "eastus") as ev,
             open_adapter(west, "westus") as wv,
         ):
-            ring = KekRing(
-                [VaultKek(ev, "kvdr-backup"), VaultKek(wv, "kvdr-backup"), recovery_public()]
-            )
-            journal = make_journal(store, keks=ring)
+            keks = ring(VaultKek(ev, "kvdr-backup"), VaultKek(wv, "kvdr-backup"), recovery_public())
+            journal = make_journal(store, keks=keks)
             refs = [ItemRef(ItemKind.SECRET, name) for name in SECRETS]
             for name, value in SECRETS.items():
                 await ev.set_secret(name, value, Attributes(tags={"owner": TAG_VALUE}))
             written_at = datetime.now(UTC) - timedelta(seconds=5)
             await record_items(journal, PAIR, ev, refs, written_at)
             await journal.close()
-            await create_snapshot(BackupStores(store), ring, PAIR)
+            await create_snapshot(BackupStores(store), keks, PAIR)
             yield Backups(store, ev, wv, written_at)
 
 
@@ -119,10 +124,35 @@ class TestAnyKekAlone:
         catalog = await load_catalog(backups.store, PAIR)
         gen = catalog.latest
         assert gen is not None and gen.snapshots
-        point = await state_at(backups.store, KekRing([kek]), PAIR, now, now=now)
+        point = await state_at(backups.store, ring(kek), PAIR, now, now=now)
         values = {
             ref.name: item.current.payload
             for ref, item in point.state.items.items()
             if item.current is not None
         }
         assert values == SECRETS
+
+
+class TestSizesRevealNoGuess:
+    async def test_matching_and_other_guess_give_blobs_of_equal_size(self) -> None:
+        """Someone who can plant a secret next to a real one and read blob sizes learns
+        nothing from them: a guess equal to the real value compresses better, and
+        padding to size buckets hides it (without padding: sizes differ, checked too)."""
+        real = "payments-db-password-9f3k2LmQ"
+        at = datetime(2025, 1, 31, 14, 5, tzinfo=UTC)
+        sizes: dict[str, int] = {}
+        plain: dict[str, int] = {}
+        for label, guess in (("match", real), ("other", "zq8W-u1x7Vr0-Hn4c2Tb6aYdEe5Kp")):
+            assert len(guess) == len(real)
+            changes = [
+                dataclasses.replace(
+                    secret_change("db-password", "a" * 32, real, at=at), sequence=1
+                ),
+                dataclasses.replace(secret_change("planted", "b" * 32, guess, at=at), sequence=2),
+            ]
+            sealed = await seal_segment(PAIR, "20250131T140500Z-0000abcd", changes, "", RING)
+            sizes[label] = len(sealed.data)
+            lines = b"".join(records.change_to_line(c, at.timestamp()) for c in changes)
+            plain[label] = len(zlib.compress(lines, 6))
+        assert plain["match"] < plain["other"]  # what the sizes would otherwise reveal
+        assert sizes["match"] == sizes["other"]

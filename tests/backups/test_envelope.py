@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from backups.envelope import FORMAT, MAGIC, Binding, open_sealed, read_header, seal
 from backups.errors import NoUsableKek, TamperedObject, UnknownFormat
 from backups.keks import KekRing
-from tests.backups.conftest import local_kek, recovery_private, recovery_public
+from tests.backups.conftest import local_kek, recovery_private, recovery_public, ring
 
 KEK = local_kek()
-RING = KekRing([KEK])
+RING = ring(KEK)
 
 
 def binding(**overrides: object) -> Binding:
@@ -161,24 +161,24 @@ class TestEveryKekOpens:
     def test_each_kek_alone_opens(self) -> None:
         """An object wrapped for three KEKs opens with any one of them alone."""
         second = local_kek()
-        ring = KekRing([KEK, second, recovery_public()])
-        sealed = sealed_bytes(b"payload", binding(), ring)
-        assert open_bytes(sealed, binding(), KekRing([KEK])) == b"payload"
-        assert open_bytes(sealed, binding(), KekRing([second])) == b"payload"
-        assert open_bytes(sealed, binding(), KekRing([recovery_private()])) == b"payload"
+        keks = ring(KEK, second, recovery_public())
+        sealed = sealed_bytes(b"payload", binding(), keks)
+        assert open_bytes(sealed, binding(), ring(KEK)) == b"payload"
+        assert open_bytes(sealed, binding(), ring(second)) == b"payload"
+        assert open_bytes(sealed, binding(), ring(recovery_private())) == b"payload"
 
     def test_public_recovery_half_cannot_open(self) -> None:
         """The recovery key's public half wraps but cannot unwrap."""
-        sealed = sealed_bytes(b"payload", binding(), KekRing([recovery_public()]))
+        sealed = sealed_bytes(b"payload", binding(), ring(recovery_public()))
         with pytest.raises(NoUsableKek) as caught:
-            open_bytes(sealed, binding(), KekRing([recovery_public()]))
+            open_bytes(sealed, binding(), ring(recovery_public()))
         assert "private half is offline" in str(caught.value)
 
     def test_wrong_kek_is_named(self) -> None:
         """A ring without any of the wrapping KEKs says which KEKs the object needs."""
-        sealed = sealed_bytes(b"payload", binding(), KekRing([KEK]))
+        sealed = sealed_bytes(b"payload", binding(), ring(KEK))
         with pytest.raises(NoUsableKek) as caught:
-            open_bytes(sealed, binding(), KekRing([local_kek()]))
+            open_bytes(sealed, binding(), ring(local_kek()))
         assert KEK.kek_id in str(caught.value)
         assert binding().blob in str(caught.value)
 

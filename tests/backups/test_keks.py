@@ -12,13 +12,14 @@ from structlog.testing import capture_logs
 
 from backups.envelope import Binding, open_sealed, seal
 from backups.errors import KekUnavailable, NoUsableKek
-from backups.keks import KekRing, LocalFileKek, RecoveryKek, VaultKek, Wrap
+from backups.keks import LocalFileKek, RecoveryKek, VaultKek, Wrap
 from tests.backups.conftest import (
     create_rsa_key,
     local_kek,
     open_adapter,
     recovery_private_pem,
     recovery_public_pem,
+    ring,
     unique,
 )
 from tests.fixtures.emulator import EmulatorFactory, EmulatorProcess
@@ -79,10 +80,10 @@ class TestVaultKek:
         await create_rsa_key(east, "kvdr-backup")
         await create_rsa_key(west, "kvdr-backup")
         async with open_adapter(east) as ev, open_adapter(west) as wv:
-            both = KekRing([VaultKek(ev, "kvdr-backup"), VaultKek(wv, "kvdr-backup")])
+            both = ring(VaultKek(ev, "kvdr-backup"), VaultKek(wv, "kvdr-backup"))
             sealed, _ = await seal([b"state"], BIND, both)
             for one in (VaultKek(ev, "kvdr-backup"), VaultKek(wv, "kvdr-backup")):
-                opened = await open_sealed(sealed, BIND, KekRing([one]))
+                opened = await open_sealed(sealed, BIND, ring(one))
                 assert opened.plaintext() == b"state"
 
     async def test_region_down_wraps_with_the_rest(self, make_emulator: EmulatorFactory) -> None:
@@ -94,15 +95,15 @@ class TestVaultKek:
             open_adapter(east, max_attempts=1) as ev,
             open_adapter(west, max_attempts=1, request_timeout_seconds=2) as wv,
         ):
-            ring = KekRing([VaultKek(ev, "kvdr-backup"), VaultKek(wv, "kvdr-backup")])
+            keks = ring(VaultKek(ev, "kvdr-backup"), VaultKek(wv, "kvdr-backup"))
             west.stop()
             with capture_logs() as logs:
-                sealed, _ = await seal([b"state"], BIND, ring)
+                sealed, _ = await seal([b"state"], BIND, keks)
             assert any(e["event"] == "backups.kek_wrap_failed" for e in logs)
-            opened = await open_sealed(sealed, BIND, KekRing([VaultKek(ev, "kvdr-backup")]))
+            opened = await open_sealed(sealed, BIND, ring(VaultKek(ev, "kvdr-backup")))
             assert opened.plaintext() == b"state"
             with pytest.raises(KekUnavailable):
-                await seal([b"x"], BIND, KekRing([VaultKek(wv, "kvdr-backup")]))
+                await seal([b"x"], BIND, ring(VaultKek(wv, "kvdr-backup")))
 
     async def test_other_vault_key_does_not_recognise(self, emulator: EmulatorProcess) -> None:
         """A vault KEK only tries wraps made by its own vault and key name."""
@@ -167,4 +168,4 @@ class TestLocalFileKek:
         wrap = await a.wrap(os.urandom(32))
         forged = Wrap(b.kek_id, wrap.algorithm, wrap.key)
         with pytest.raises(NoUsableKek):
-            await KekRing([b]).unwrap([forged], "blob-x")
+            await ring(b).unwrap([forged], "blob-x")

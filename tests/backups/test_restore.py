@@ -29,7 +29,7 @@ from backups.restore import (
 )
 from backups.restore_plan import RestorePlan, plan_restore
 from storage import AzureBlobStore
-from tests.backups.conftest import RING, local_kek, make_journal, open_adapter, secret_change
+from tests.backups.conftest import RING, local_kek, make_journal, open_adapter, ring, secret_change
 from tests.backups.feed import record_deleted, record_items
 from tests.fixtures.azurite import Azurite, fresh_container
 from tests.fixtures.emulator import (
@@ -318,7 +318,7 @@ class TestRefusals:
         blob_container = shared.store
         now = datetime.now(UTC)
         with pytest.raises(RestoreRefused) as caught:
-            await state_at(blob_container, KekRing([local_kek()]), PAIR, now, now=now)
+            await state_at(blob_container, ring(local_kek()), PAIR, now, now=now)
         assert "no configured key-encryption key can open it" in str(caught.value)
         assert "backups/app/" in str(caught.value)
 

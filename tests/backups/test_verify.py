@@ -14,14 +14,13 @@ from backups import paths
 from backups.catalog import GenerationCatalog, load_catalog
 from backups.errors import RestoreRefused
 from backups.export import export_pair
-from backups.keks import KekRing
 from backups.objects import read_segment, seal_segment
 from backups.restore import RestoreScope, state_at
 from backups.snapshot import create_snapshot
 from backups.stores import BackupStores, ObjectConflict
 from backups.verify import restore_test, verify_pair
 from storage import AzureBlobStore, LocalFolderSettings, LocalFolderStore
-from tests.backups.conftest import RING, local_kek, make_journal, open_adapter, secret_change
+from tests.backups.conftest import RING, local_kek, make_journal, open_adapter, ring, secret_change
 from tests.backups.feed import record_items
 from tests.fixtures.emulator import EmulatorFactory
 from vault.models import Attributes, ItemKind, ItemRef
@@ -140,7 +139,7 @@ class TestVerify:
     async def test_wrong_kek_names_every_blob(self, blob_container: AzureBlobStore) -> None:
         """With a KEK that wrapped nothing, each object is a finding naming it."""
         gen = await write_journal(blob_container)
-        report = await verify_pair(blob_container, KekRing([local_kek()]), PAIR)
+        report = await verify_pair(blob_container, ring(local_kek()), PAIR)
         named = {f.blob for f in report.findings if "key-encryption key" in f.problem}
         assert named == {s.blob for s in gen.segments} | {s.blob for s in gen.snapshots}
 

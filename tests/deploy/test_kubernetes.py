@@ -171,6 +171,7 @@ class TestKustomize:
         assert kinds == sorted(
             [
                 "ConfigMap",
+                "ConfigMap",
                 "CronJob",
                 "Deployment",
                 "Namespace",
@@ -182,7 +183,13 @@ class TestKustomize:
             ]
         )
         namespace = f"kvdr-{overlay.name}"
-        by_kind = {doc["kind"]: doc for doc in docs}
+        by_kind = {doc["kind"]: doc for doc in docs if doc["kind"] != "ConfigMap"}
+        maps = {
+            doc["metadata"]["name"].rsplit("-", 1)[0]: doc
+            for doc in docs
+            if doc["kind"] == "ConfigMap"
+        }
+        by_kind["ConfigMap"] = maps["kvdr-config"]
         assert by_kind["Namespace"]["metadata"]["name"] == namespace
         for doc in docs:
             if doc["kind"] != "Namespace":
@@ -197,6 +204,10 @@ class TestKustomize:
             pod = _pod_spec(by_kind[kind])
             volumes = {v["name"]: v for v in pod["volumes"]}
             assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+            # The pinned signer keys, where the configuration's public_key paths point.
+            signers = maps["kvdr-signers"]
+            assert volumes["signers"]["configMap"]["name"] == signers["metadata"]["name"]
+            assert sorted(signers["data"]) == ["eastus.pem", "westus.pem"]
             image = pod["containers"][0]["image"]
             assert image.startswith("kvdr.azurecr.io/kvdr:") and not image.endswith(":latest")
 

@@ -146,6 +146,11 @@ flush_interval = "500ms"
 kind = "file"
 path = "{kek}"
 create = true
+
+[[backups.signers]]
+kind = "file"
+path = "{tmp_path / "signing.key"}"
+create = true
 """
     config = write_config(world, tmp_path / "kvdr.toml", port=port, extra=backups)
     daemon = DaemonProcess(config, port).start()

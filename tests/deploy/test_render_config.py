@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -101,10 +102,21 @@ def render(doc: dict[str, Any], tmp_path: Path) -> Path:
     return config
 
 
+# The example signer public keys the kustomize base ships (kvdr-signers ConfigMap).
+SIGNERS = DEPLOY / "kubernetes" / "base" / "signers"
+
+
 def config_check(config: Path) -> dict[str, Any]:
-    result = run_kvdr("config", "check", str(config), "--json")
+    """`kvdr config check` on `config`, with the pinned signer keys read from the example
+    files where the pod mounts them (/etc/kvdr-signers)."""
+    text = config.read_text()
+    assert "/etc/kvdr-signers/" in text, "the configuration pins no signer"
+    with tempfile.TemporaryDirectory() as folder:
+        checked = Path(folder) / "kvdr.toml"
+        checked.write_text(text.replace("/etc/kvdr-signers/", f"{SIGNERS}/"))
+        result = run_kvdr("config", "check", str(checked), "--json")
     doc: dict[str, Any] = json.loads(result.stdout)
-    assert result.returncode == 0, (result.stdout, config.read_text())
+    assert result.returncode == 0, (result.stdout, text)
     return doc
 
 
@@ -124,6 +136,7 @@ class TestRenderedConfiguration:
         assert 'secondaries = ["westus"]' in text
         assert "secondary_account_url" in text
         assert text.count("[[backups.keks]]") == len(REGIONS)
+        assert text.count("[[backups.signers]]") == len(REGIONS)
         # The control stores are carried as a comment until issue 11 reads them.
         assert "# Control-record stores for issue 11" in text
         assert "northeurope" in text

@@ -335,6 +335,37 @@ class TestJournalOnTheStack:
         assert {op: n for op, n in plan["counts"].items() if op != "unchanged" and n} == {}
 
 
+class TestSignedBackupsOnTheStack:
+    async def test_snapshot_verify_reports_signed_objects(
+        self, stack: tuple[LocalStack, DaemonProcess], tmp_path: Path
+    ) -> None:
+        """The demo's backups are signed: a secret written on the primary is journaled,
+        and `kvdr snapshot verify` on the stack finds every object and the journal head
+        signed by the stack's pinned signer; `snapshot list` names that signer."""
+        local = stack[0]
+        config = str(local.state_dir / "kvdr.toml")
+        async with primary_client(local.state_dir, local.ports.eastus) as client:
+            await client.set_secret("signed-backup-demo", "value-signed")
+
+        def verified() -> dict[str, Any] | None:
+            result = kvdr("snapshot", "verify", "--json", "--config", config, cwd=tmp_path)
+            doc: dict[str, Any] = json.loads(result.stdout)
+            pairs = doc.get("pairs") or [{}]
+            return doc if result.returncode == 0 and pairs[0].get("signed", 0) >= 1 else None
+
+        doc = await asyncio.to_thread(
+            wait_for_sync, verified, 60, "signed backups of the demo pair", interval=1.0
+        )
+        (report,) = doc["pairs"]
+        assert report["ok"] and report["unsigned"] == 0 and report["head_signed"] is True
+        assert report["signed"] == report["decrypted"] == report["objects"]
+        assert set(report["generation_signatures"].values()) == {"signed"}
+        listed = kvdr("snapshot", "list", "--config", config, cwd=tmp_path)
+        assert listed.returncode == 0 and "signed by ed25519:" in listed.stdout
+        key = local.state_dir / "backup-signing.key"
+        assert key.stat().st_mode & 0o777 == 0o600
+
+
 def emulator_events(local: LocalStack, port: int) -> dict[str, Any]:
     """The delivery state of the emulator behind `port`: its one subscriber, the daemon."""
     context = ssl.create_default_context(cafile=str(local.state_dir / "vaults" / "ca-bundle.pem"))

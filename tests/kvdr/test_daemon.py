@@ -211,6 +211,8 @@ class TestJournalInStatus:
         extra = (
             '\n[backups]\nflush_interval = "500ms"\n\n[[backups.keks]]\nkind = "file"\n'
             f'path = "{tmp_path / "backup.key"}"\ncreate = true\n'
+            '\n[[backups.signers]]\nkind = "file"\n'
+            f'path = "{tmp_path / "backup-signing.key"}"\ncreate = true\n'
         )
         config = write_config(world, tmp_path / "kvdr.toml", port=port, extra=extra)
         daemon = DaemonProcess(config, port).start()

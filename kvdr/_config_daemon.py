@@ -239,9 +239,3 @@ def _check_exposure(table: Table, settings: DaemonSettings, problems: Problems) 
             f"listens beyond loopback ({shown}) but /status and /metrics have no bearer "
             "token: set status_token_env or status_token_file",
         )
-    if not settings.allowed_hosts:
-        problems.warning(
-            table.at("allowed_hosts"),
-            "not set: /status, /metrics and the dashboard answer only requests addressed "
-            "to a loopback name or an IP address",
-        )

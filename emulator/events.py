@@ -61,6 +61,11 @@ class _Subscriber:
     validated: bool = False
     delivered: int = 0
 
+    @property
+    def shown_url(self) -> str:
+        """The URL without its query: a webhook's query carries its shared secret."""
+        return self.url.split("?", 1)[0]
+
 
 class EventPublisher:
     """Builds Key Vault events and hands them to per-subscriber delivery workers."""
@@ -112,7 +117,7 @@ class EventPublisher:
         """Per subscriber: validated, queued and delivered counts (for /_emulator/stats)."""
         return [
             {
-                "url": s.url,
+                "url": s.shown_url,
                 "validated": s.validated,
                 "queued": s.queue.qsize(),
                 "delivered": s.delivered,
@@ -168,7 +173,9 @@ class EventPublisher:
         for subscriber in self._subscribers:
             if subscriber.queue.full():
                 dropped = subscriber.queue.get_nowait()
-                _log.warning("events.dropped", subscriber=subscriber.url, event_id=dropped[0]["id"])
+                _log.warning(
+                    "events.dropped", subscriber=subscriber.shown_url, event_id=dropped[0]["id"]
+                )
             subscriber.queue.put_nowait([event])
 
     async def _post(
@@ -212,7 +219,7 @@ class EventPublisher:
         while not subscriber.validated:
             if await self._validate(subscriber):
                 subscriber.validated = True
-                _log.info("events.subscriber_validated", subscriber=subscriber.url)
+                _log.info("events.subscriber_validated", subscriber=subscriber.shown_url)
             else:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
@@ -222,7 +229,7 @@ class EventPublisher:
             while not await self._deliver(subscriber, body):
                 _log.info(
                     "events.retry",
-                    subscriber=subscriber.url,
+                    subscriber=subscriber.shown_url,
                     event_type=body[0]["eventType"],
                     backoff_s=backoff,
                 )

@@ -13,16 +13,15 @@ from typing import Any, Literal, TypeVar
 
 from backups.settings import BackupSettings
 from kvdr._config_backups import read_backups
+from kvdr._config_daemon import DaemonSettings, read_daemon
 from kvdr._config_env import apply_env_overrides
 from kvdr._config_fields import Problem, Problems
 from kvdr._config_lines import KeyPath, locate_keys
 from kvdr._config_pairs import read_pairs
 from kvdr._config_schema import (
-    DaemonSettings,
     check_top_level,
     declared_regions,
     read_credential,
-    read_daemon,
     read_regions,
     read_replication,
     read_storage,
@@ -205,7 +204,7 @@ def _load_text(
             problems.error((section,), str(exc))
             return None
 
-    daemon = guarded("daemon", lambda: read_daemon(doc.get("daemon"), problems))
+    daemon = guarded("daemon", lambda: read_daemon(doc.get("daemon"), env, problems))
     credential = guarded(
         "credential", lambda: read_credential(doc.get("credential"), env, problems)
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import string
 from collections.abc import Mapping
 from importlib import resources
@@ -19,7 +20,20 @@ from kvdr._config_load import KvdrConfig, parse_config
 
 LOCAL_SOURCE = "<built-in local configuration>"
 LOCAL_REGIONS = ("eastus", "westus")
+EVENTS_SECRET_FILE = "events.secret"
 _CONNECTION_STRING_LINE = re.compile(r'^connection_string = ".*"$', re.MULTILINE)
+
+
+def local_events_secret(state_dir: Path) -> str:
+    """The local stack's events shared secret: `<state_dir>/events.secret`, made (0600)
+    on first use. The emulators deliver with it and the daemon requires it."""
+    path = Path(state_dir) / EVENTS_SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text(encoding="utf-8").strip()
 
 
 def _toml_string(value: str) -> str:
@@ -99,6 +113,7 @@ def local_config(
         daemon_port=daemon_port,
         blob_secondary_port=blob_secondary_port,
     )
+    local_events_secret(state_dir)
     return parse_config(text, LOCAL_SOURCE, env if env is not None else {})
 
 
@@ -139,6 +154,7 @@ def write_local_config(
         ca_file=bundle,
         connection_string=blob_connection_string,
     )
+    local_events_secret(state)
     # Validate before anything is written: a broken file must not replace a good one.
     config = parse_config(text, path, env if env is not None else {})
     pems = [

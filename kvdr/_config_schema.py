@@ -8,11 +8,9 @@ Every reader records all of its problems and returns its best result; the caller
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -54,79 +52,11 @@ LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-@dataclass(frozen=True)
-class DaemonSettings:
-    """The daemon process: HTTP listen address, identity, local state and logging."""
-
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 8080
-    # Names this process in pair leases and logs; unique per running daemon.
-    instance_id: str = ""
-    state_dir: Path = Path(".kvdr")
-    log_format: str = "auto"
-    log_level: str = "info"
-
-    def __post_init__(self) -> None:
-        if not self.instance_id:
-            object.__setattr__(self, "instance_id", default_instance_id())
-
-
-def default_instance_id() -> str:
-    """`<hostname>-<pid>`: distinct for every daemon process, readable in lease blobs."""
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 def check_top_level(doc: Mapping[str, object], problems: Problems) -> None:
     """Unknown sections are errors, with a suggestion for likely typos."""
     for key in doc:
         if key not in SECTIONS:
             problems.error((key,), f"unknown section {key!r}{suggest(key, SECTIONS)}")
-
-
-# -- [daemon] ------------------------------------------------------------------------
-
-_INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-def _listen(value: object) -> tuple[str, int]:
-    address = text(value)
-    host, sep, port_text = address.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not (port_text.isascii() and port_text.isdigit()):
-        raise Invalid(f'expected "HOST:PORT" such as "127.0.0.1:8080", got {address!r}')
-    port = int(port_text)
-    if port > 65535:
-        raise Invalid(f"port {port} is out of range (0-65535)")
-    return host, port
-
-
-def _instance_id(value: object) -> str:
-    name = text(value)
-    if not _INSTANCE_ID.fullmatch(name):
-        raise Invalid(
-            f"{name!r} is not a valid instance id: use 1-128 letters, digits, '.', '_' or '-'"
-        )
-    return name
-
-
-def read_daemon(raw: object, problems: Problems) -> DaemonSettings:
-    table = Table(
-        raw,
-        ("daemon",),
-        problems,
-        ("listen", "instance_id", "state_dir", "log_format", "log_level"),
-    )
-    host, port = table.get("listen", _listen) or ("127.0.0.1", 8080)
-    state_dir = table.get("state_dir", text)
-    return DaemonSettings(
-        listen_host=host,
-        listen_port=port,
-        instance_id=table.get("instance_id", _instance_id) or "",
-        state_dir=Path(state_dir) if state_dir else Path(".kvdr"),
-        log_format=table.get("log_format", choice(LOG_FORMATS, fold_case=True)) or "auto",
-        log_level=table.get("log_level", choice(LOG_LEVELS, fold_case=True)) or "info",
-    )
 
 
 # -- [credential] ----------------------------------------------------------------------
@@ -166,7 +96,7 @@ LITERAL_SECRET_REFUSED = (
 )
 
 
-def _env_name(value: object) -> str:
+def env_name(value: object) -> str:
     name = text(value)
     if not _ENV_NAME.fullmatch(name):
         raise Invalid(f"{name!r} is not an environment variable name")
@@ -180,7 +110,7 @@ def read_credential(raw: object, env: Mapping[str, str], problems: Problems) -> 
     )
     chosen = table.get("kind", choice(CREDENTIAL_KINDS))
     values = {
-        key: table.get(key, _env_name if key == "client_secret_env" else text)
+        key: table.get(key, env_name if key == "client_secret_env" else text)
         for key in _CREDENTIAL_KEYS
         if key != "kind"
     }
@@ -395,7 +325,7 @@ def read_storage(
     if source == "account_url":
         return replace(common, account_url=table.get("account_url", _account_url))
     if source == "connection_string_env":
-        name = table.get("connection_string_env", _env_name)
+        name = table.get("connection_string_env", env_name)
         conn = env.get(name) if name else None
         if name and not conn:
             problems.error(
@@ -450,6 +380,8 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
             "deletion_guard_fraction",
             "expiry_horizon",
             "lease_duration",
+            "event_queue_limit",
+            "event_read_share",
         ),
     )
     base = ReplicatorSettings()
@@ -484,6 +416,10 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
         lease_duration_seconds=_pick(
             table.get("lease_duration", _lease_duration), base.lease_duration_seconds
         ),
+        event_queue_limit=_pick(
+            table.get("event_queue_limit", integer(1, 1_000_000)), base.event_queue_limit
+        ),
+        event_read_share=_pick(table.get("event_read_share", fraction), base.event_read_share),
     )
     if settings.reconcile_interval_seconds < settings.poll_interval_seconds:
         problems.warning(

@@ -20,7 +20,8 @@ The built-in local two-region stack's configuration (`kvdr/local.toml`) comes fr
 `render_local_toml()`, `local_config()` and `write_local_config()`. Module map:
 
     kvdr/_config_load.py    ConfigIssue, ConfigError, KvdrConfig, load/check/parse
-    kvdr/_config_schema.py  DaemonSettings and the readers of every section but pairs
+    kvdr/_config_daemon.py  DaemonSettings: [daemon] and who may use the HTTP surface
+    kvdr/_config_schema.py  the readers of every other section but pairs and backups
     kvdr/_config_pairs.py   [[pairs]] and the checks between pairs
     kvdr/_config_env.py     KVDR__* environment overrides
     kvdr/_config_lines.py   key path -> line number (tomllib gives no positions)
@@ -30,6 +31,7 @@ The built-in local two-region stack's configuration (`kvdr/local.toml`) comes fr
 
 from __future__ import annotations
 
+from kvdr._config_daemon import DaemonSettings
 from kvdr._config_load import (
     ConfigError,
     ConfigIssue,
@@ -42,10 +44,10 @@ from kvdr._config_load import (
 from kvdr._config_local import (
     LOCAL_SOURCE,
     local_config,
+    local_events_secret,
     render_local_toml,
     write_local_config,
 )
-from kvdr._config_schema import DaemonSettings
 from kvdr.timegrammar import DurationError, format_duration, parse_duration
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "format_key",
     "load_config",
     "local_config",
+    "local_events_secret",
     "parse_config",
     "parse_duration",
     "render_local_toml",

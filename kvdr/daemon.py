@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -23,28 +23,16 @@ from failover.health import RegionProber
 from kvdr import __version__
 from kvdr.http_api import build_http_app
 from kvdr.wiring import Parts, open_parts
+from replicator.change_feed import ChangeFeed, EventBudget, VaultEvent
 from replicator.ownership import RELEASE_SECONDS, PairOwnership
 from replicator.pair import PairReplicator
 from replicator.settings import PairSettings
 from storage.lease import LeaseTiming
-from vault.models import ItemKind
 
 if TYPE_CHECKING:
     from kvdr.config import KvdrConfig
 
 log = structlog.get_logger("kvdr.daemon")
-
-EVENT_OBJECT_KINDS = {
-    "secret": ItemKind.SECRET,
-    "key": ItemKind.KEY,
-    "certificate": ItemKind.CERTIFICATE,
-}
-
-
-def vault_name(url: str) -> str:
-    """Key Vault's name for a vault URL: the first DNS label (`contoso` of
-    `https://contoso.vault.azure.net`)."""
-    return (urlsplit(url).hostname or "").split(".")[0].lower()
 
 
 class Daemon:
@@ -58,6 +46,10 @@ class Daemon:
         self.started_at = time.time()
         self._ready = False
         self.http_port: int | None = None
+        # Events may spend a bounded share of each primary's read budget.
+        self.feed = ChangeFeed(
+            EventBudget(config.vault.other_ops_per_10s, config.replicator.event_read_share)
+        )
 
     # -- DaemonView ------------------------------------------------------------------
 
@@ -97,37 +89,17 @@ class Daemon:
             ),
         }
 
-    def on_vault_event(self, event_type: str, data: dict[str, Any]) -> bool:
-        """Route a Key Vault event to the pairs whose primary it came from."""
-        if not self.parts:
-            return False
-        kind = EVENT_OBJECT_KINDS.get(str(data.get("ObjectType", "")).lower())
-        name = data.get("ObjectName")
-        if (
-            kind is None
-            or not isinstance(name, str)
-            or not event_type.endswith("NewVersionCreated")
-        ):
-            return False
-        source = str(data.get("VaultName", "")).lower()
-        event_id = str(data.get("Id", ""))
-        taken = False
-        # Only the pairs running here: another daemon's pairs are found by its polling.
-        for replicator in self.running_replicators():
-            primary = replicator.pair.primary
-            if source in (vault_name(primary.url), primary.region.lower()) or (
-                event_id and event_id.startswith(primary.url + "/")
-            ):
-                replicator.notify(kind, name, data.get("Version"))
-                taken = True
-        return taken
+    def on_events(self, events: Sequence[VaultEvent]) -> int:
+        """Route Key Vault events to the pairs running here (another daemon's pairs are
+        found by its polling); how many a pair queued."""
+        return self.feed.deliver(events, self.running_replicators())
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.config.daemon
         async with AsyncExitStack() as stack:
-            app = build_http_app(self)
+            app = build_http_app(self, settings)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)

@@ -207,7 +207,12 @@ class LocalStack:
             "chaos-proxy",
             [*kvdr, "chaos-proxy", "--host", HOST, "--port", str(self.ports.proxy_api)],
         )
-        events_url = f"http://{HOST}:{self.ports.daemon}/events"
+        from kvdr.config import local_events_secret
+
+        # Event Grid's way: the webhook URL carries the shared secret. The emulator
+        # never shows the query of a subscriber URL (logs, /_emulator/stats).
+        secret = local_events_secret(self.state_dir)
+        events_url = f"http://{HOST}:{self.ports.daemon}/events?secret={secret}"
         internal: dict[str, int] = {}
         for region in ("eastus", "westus"):
             state = self.state_dir / "vaults" / region

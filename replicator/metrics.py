@@ -58,3 +58,15 @@ REPLACE_ABSENCE_SECONDS = Histogram(
     ["pair", "target", "kind"],
     buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128),
 )
+EVENTS_DROPPED = Counter(
+    "kvdr_events_dropped_total",
+    "Event Grid events refused before any vault request (invalid name or event, item "
+    "already queued, pair's event queue full, primary's event budget spent); polling "
+    "finds their changes",
+    ["reason"],
+)
+EVENTS_UNMATCHED = Counter(
+    "kvdr_events_unmatched_total",
+    "Key Vault events for no pair this daemon runs (another vault, another daemon's pair, "
+    "an item no pair selects)",
+)

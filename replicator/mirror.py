@@ -28,7 +28,7 @@ from replicator.plan import (
 from replicator.settings import PairSettings, ReplicatorSettings
 from replicator.sink import ChangeSink, changes_for_sink
 from vault.client import VaultClient
-from vault.errors import DeletedButRecoverable, ItemNotFound, NoAnswer, VaultError
+from vault.errors import BadRequest, DeletedButRecoverable, ItemNotFound, NoAnswer, VaultError
 from vault.models import ChangeOp, ItemKind, ItemProperties, ItemRef, SecretValue
 
 log = structlog.get_logger("kvdr.mirror")
@@ -208,7 +208,9 @@ class MirrorBase(ABC, Generic[R]):
         ref = ItemRef(self.kind, name)
         try:
             source_versions = await self._source.list_versions(self.kind, name)
-        except ItemNotFound:
+        except (ItemNotFound, BadRequest):
+            # The primary says there is no such item (400: nor can there be, by that
+            # name): nothing to apply, and its pending mark is cleared.
             source_versions = []
         except VaultError as exc:
             return ItemOutcome(ref=ref, source_latest=None, source_error=exc)

@@ -26,9 +26,11 @@ from replicator.accounting import (
     ref_key,
 )
 from replicator.certificate_mirror import CertificateMirror
+from replicator.change_feed import EventQueue
 from replicator.checkpoint import CheckpointStore, CheckpointWriter
 from replicator.deletions import PairDeletions, SweepReport
 from replicator.guard import DeletionGuardStore
+from replicator.item_locks import ItemLocks
 from replicator.key_mirror import KeyMirror
 from replicator.lag import LagTracker
 from replicator.mirror import (
@@ -111,8 +113,9 @@ class PairReplicator:
         self.lag = LagTracker(self._targets, clock)
         # Target states (filled by `load()`), lag, the source's and the sinks' errors.
         self._accounts = Accounting({}, self.lag, clock, pair.name)
-        self._events: asyncio.Queue[tuple[ItemRef, float]] = asyncio.Queue()
-        self._item_locks: dict[ItemRef, asyncio.Lock] = {}
+        # Items announced by events: bounded and deduplicated (replicator/change_feed.py).
+        self.events = EventQueue(settings.event_queue_limit)
+        self._item_locks = ItemLocks()
         # Per kind: items of one kind waiting on that kind's budget (secret creates are
         # 300 per 10 s; keys and certificates spend the vault's 4,000) keep no slot from
         # the others.
@@ -164,15 +167,23 @@ class PairReplicator:
         """Write every checkpoint that changed (ETag-conditional)."""
         await self._writer.flush(self.targets.values())
 
-    def notify(self, kind: ItemKind, name: str, version: str | None = None) -> None:
-        """An event says `name` changed on the primary: sync it soon."""
-        if kind in self.pair.kinds and self.pair.selects(name):
-            ref, now = ItemRef(kind, name), self._clock()
-            # Pending from the moment kvdr knows of it, even while a long pass keeps the
-            # loop from reading the queue: the lag and RPO must show the wait.
-            for region in self.targets:
-                self.lag.mark_pending(region, ref_key(ref), now)
-            self._events.put_nowait((ref, now))
+    def wants(self, ref: ItemRef) -> bool:
+        """True when this pair replicates the item (its kinds and name filters)."""
+        return ref.kind in self.pair.kinds and self.pair.selects(ref.name)
+
+    def notify(self, kind: ItemKind, name: str, version: str | None = None) -> bool:
+        """An event says `name` changed on the primary: sync it soon. False when the
+        pair does not replicate it, or it is queued already, or the queue is full."""
+        ref, now = ItemRef(kind, name), self._clock()
+        if not self.wants(ref) or not self.events.put(ref, now):
+            return False
+        # Pending from the moment kvdr knows of it, even while a long pass keeps the
+        # loop from reading the queue: the lag and RPO must show the wait. Bounded by
+        # the queue: a mark is set only for a queued item, and syncing it clears the
+        # mark (also when the primary says the item does not exist).
+        for region in self.targets:
+            self.lag.mark_pending(region, ref_key(ref), now)
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile, then poll, react to events and reconcile again on intervals."""
@@ -242,24 +253,8 @@ class PairReplicator:
         return False
 
     async def _wait_for_events(self, stop: asyncio.Event, wait_s: float) -> dict[ItemRef, float]:
-        refs: dict[ItemRef, float] = {}
-        stop_wait = asyncio.ensure_future(stop.wait())
-        get = asyncio.ensure_future(self._events.get())
-        try:
-            await asyncio.wait(
-                {stop_wait, get}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stop_wait.cancel()
-            if not get.done():
-                get.cancel()
-        if get.done() and not get.cancelled():
-            ref, at = get.result()
-            refs[ref] = at
-        while not self._events.empty():
-            ref, at = self._events.get_nowait()
-            refs[ref] = min(at, refs.get(ref, at))
-        return refs
+        await self.events.wait(stop, wait_s)
+        return self.events.take_all()
 
     async def _guarded(self, step: Callable[[], Any], flush: bool = True) -> None:
         """Run one pass, then write its checkpoints (unless `flush` is off: the caller
@@ -404,9 +399,9 @@ class PairReplicator:
             async with self._limits[ref.kind]:
                 live = self._accounts.live_targets(regions)
                 listed = listings.for_item(ref, self.targets) if listings else None
-                # One lock per item (bounded by the vault's item count): an event and a
-                # poll for the same item must not write the same version twice.
-                async with self._item_locks.setdefault(ref, asyncio.Lock()):
+                # One lock per item in flight: an event and a poll for the same item
+                # must not write the same version twice.
+                async with self._item_locks.hold(ref):
                     mirror = self._mirrors[ref.kind]
                     outcome = await mirror.sync(ref.name, live, target_done, listed)
             self._accounts.item_done(outcome, report)

@@ -72,4 +72,12 @@ class ReplicatorSettings:
     # Several daemons share the pairs: each pair is run by the holder of its blob lease
     # (storage/lease.py), of this many seconds (Azure allows 15-60).
     lease_duration_seconds: int = 30
+    # Items announced by Event Grid and not yet synced, per pair; events beyond it are
+    # dropped (counted) and left to polling. Event Grid batches at most 5,000 events.
+    event_queue_limit: int = 5000
+    # Events may make kvdr read at most this share of a primary's request budget
+    # (`vault.other_ops_per_10s`); the default, 900 of 3,600 requests per 10 s, covers
+    # the 300 secret creates per 10 s a vault allows (two reads each), so only a flood
+    # is refused.
+    event_read_share: float = 0.25
     extra: dict[str, str] = field(default_factory=dict)

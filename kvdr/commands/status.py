@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kvdr.commands._shared import EXIT_OK, config_option, emit_json, load_config_or_exit
+from kvdr.commands._shared import (
+    EXIT_FAILED,
+    EXIT_OK,
+    config_option,
+    emit_json,
+    fail,
+    load_config_or_exit,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,14 +33,47 @@ if TYPE_CHECKING:
     from kvdr.config import KvdrConfig
 
 
-def daemon_status(url: str, timeout: float = 3.0) -> dict[str, Any] | None:
-    """The daemon's /status document, or None when no daemon answers there."""
+class StatusRefused(Exception):
+    """The daemon answered /status with 401 or 421: the token or the address is wrong."""
+
+
+def daemon_status(
+    url: str, timeout: float = 3.0, token: str | None = None
+) -> dict[str, Any] | None:
+    """The daemon's /status document, or None when no daemon answers there.
+
+    `token` is sent as the bearer token the daemon asks for (daemon.status_token_*)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             doc: dict[str, Any] = json.loads(response.read())
             return doc
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise StatusRefused(
+                f"the daemon at {url} asks for a bearer token: set daemon.status_token_env "
+                "or daemon.status_token_file to the daemon's token"
+                + (" (the one given was refused)" if token else "")
+            ) from None
+        if exc.code == 421:
+            raise StatusRefused(
+                f"the daemon at {url} does not answer to that host name: add it to its "
+                "daemon.allowed_hosts, or use --url with 127.0.0.1"
+            ) from None
+        return None
     except (urllib.error.URLError, OSError, ValueError):
         return None
+
+
+def local_url(host: str, port: int) -> str:
+    """Where this host reaches a daemon listening on `host` (a wildcard address is
+    reached on loopback)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
@@ -242,8 +282,11 @@ def command(as_json: bool, url: str | None, config_path: Path | None) -> None:
     """Show pairs, RPO, lag, regions and conflicts."""
     config = load_config_or_exit(config_path)
     if url is None:
-        url = f"http://{config.daemon.listen_host}:{config.daemon.listen_port}"
-    doc = daemon_status(url.rstrip("/") + "/status")
+        url = local_url(config.daemon.listen_host, config.daemon.listen_port)
+    try:
+        doc = daemon_status(url.rstrip("/") + "/status", token=config.daemon.status_token)
+    except StatusRefused as exc:
+        fail(str(exc), EXIT_FAILED)
     if doc is not None:
         doc["source"] = "daemon"
     else:

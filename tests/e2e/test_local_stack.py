@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -361,3 +364,63 @@ class TestSignedBackupsOnTheStack:
         assert listed.returncode == 0 and "signed by ed25519:" in listed.stdout
         key = local.state_dir / "backup-signing.key"
         assert key.stat().st_mode & 0o777 == 0o600
+
+
+def emulator_events(local: LocalStack, port: int) -> dict[str, Any]:
+    """The delivery state of the emulator behind `port`: its one subscriber, the daemon."""
+    context = ssl.create_default_context(cafile=str(local.state_dir / "vaults" / "ca-bundle.pem"))
+    url = f"https://127.0.0.1:{port}/_emulator/stats"
+    with urllib.request.urlopen(url, context=context, timeout=10) as response:
+        subscribers: list[dict[str, Any]] = json.loads(response.read())["events"]
+    assert len(subscribers) == 1
+    return subscribers[0]
+
+
+class TestEventsOnTheStack:
+    async def test_unauthenticated_posts_refused_emulator_deliveries_taken(
+        self, stack: tuple[LocalStack, DaemonProcess]
+    ) -> None:
+        """The stack's /events refuses a POST without the shared secret (401) and a
+        text/plain one (415); the emulator, configured with the same secret, passes the
+        validation handshake and has its events taken, and never shows the secret."""
+        local, daemon = stack
+        body = json.dumps(
+            [
+                {
+                    "id": "1",
+                    "eventType": "Microsoft.KeyVault.SecretNewVersionCreated",
+                    "data": {"VaultName": "eastus", "ObjectType": "Secret", "ObjectName": "x"},
+                }
+            ]
+        ).encode()
+        for content_type, expected in (("application/json", 401), ("text/plain", 415)):
+            request = urllib.request.Request(
+                daemon.url + "/events",
+                data=body,
+                method="POST",
+                headers={"Content-Type": content_type},
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == expected
+
+        secret = (local.state_dir / "events.secret").read_text().strip()
+        # The emulator retries the handshake with backoff until the daemon answers it.
+        before = await wait_for(
+            lambda: (state := emulator_events(local, local.ports.eastus))["validated"] and state,
+            30,
+            "the emulator's validation handshake",
+            interval=0.5,
+        )
+        assert "?" not in before["url"]
+        async with primary_client(local.state_dir, local.ports.eastus) as primary:
+            await primary.set_secret("by-signed-event", "value-e")
+        await wait_for(
+            lambda: emulator_events(local, local.ports.eastus)["delivered"] > before["delivered"],
+            30,
+            "the emulator's delivery to be taken",
+            interval=0.5,
+        )
+        assert emulator_events(local, local.ports.eastus)["queued"] == 0
+        assert secret not in daemon.logs()
+        assert secret not in (local.state_dir / "logs" / "emulator-eastus.log").read_text()

@@ -16,6 +16,7 @@ from kvdr.config import (
     check_config,
     load_config,
     local_config,
+    local_events_secret,
     parse_config,
     render_local_toml,
     write_local_config,
@@ -32,6 +33,9 @@ instance_id = "kvdr-a"
 state_dir = "/var/lib/kvdr"
 log_format = "json"
 log_level = "DEBUG"
+allowed_hosts = ["kvdr.contoso.internal"]
+events_secret_env = "KVDR_EVENTS_SECRET"
+status_token_env = "KVDR_STATUS_TOKEN"
 
 [credential]
 kind = "managed-identity"
@@ -130,7 +134,8 @@ class TestValidConfig:
 
     def test_full_config_loads_into_the_dataclasses(self, tmp_path: Path) -> None:
         """Every section lands in its part's settings, durations in seconds."""
-        config = load_config(write(tmp_path, FULL), env={})
+        env = {"KVDR_EVENTS_SECRET": "e" * 32, "KVDR_STATUS_TOKEN": "t" * 32}
+        config = load_config(write(tmp_path, FULL), env=env)
         assert isinstance(config, KvdrConfig)
         assert config.daemon == DaemonSettings(
             listen_host="0.0.0.0",
@@ -139,6 +144,9 @@ class TestValidConfig:
             state_dir=Path("/var/lib/kvdr"),
             log_format="json",
             log_level="debug",
+            allowed_hosts=("kvdr.contoso.internal",),
+            status_token="t" * 32,
+            events_secret="e" * 32,
         )
         assert config.credential.kind == "managed-identity"
         assert config.credential.client_id == "11111111-2222-3333-4444-555555555555"
@@ -671,13 +679,18 @@ class TestLocalConfig:
         assert isinstance(loaded.storage, AzureBlobSettings)
         assert loaded.storage.connection_string == "UseDevelopmentStorage=true"
 
-    def test_template_file_is_the_package_data(self) -> None:
-        """kvdr/local.toml is the template (placeholders inside TOML strings)."""
+    def test_template_file_is_the_package_data(self, tmp_path: Path) -> None:
+        """kvdr/local.toml is the template (placeholders inside TOML strings); its events
+        secret is the state folder's file, made 0600 on first use."""
         template = Path(__file__).parents[2] / "kvdr" / "local.toml"
         assert "${eastus_port}" in template.read_text()
-        rendered = render_local_toml(Path("/s"))
+        rendered = render_local_toml(tmp_path)
         assert "${" not in rendered
-        assert parse_config(rendered, "x", {}).replicator.pairs[0].name == "demo"
+        secret = local_events_secret(tmp_path)
+        assert (tmp_path / "events.secret").stat().st_mode & 0o777 == 0o600
+        config = parse_config(rendered, "x", {})
+        assert config.replicator.pairs[0].name == "demo"
+        assert config.daemon.events_secret == secret and len(secret) >= 32
 
 
 class TestRegionSku:

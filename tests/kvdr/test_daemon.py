@@ -149,7 +149,12 @@ class TestSurfaces:
             )
             with urllib.request.urlopen(request, timeout=5) as response:
                 assert json.loads(response.read()) == {"validationResponse": "abc-123"}
-            bad = urllib.request.Request(daemon.url + "/events", data=b"{not json", method="POST")
+            bad = urllib.request.Request(
+                daemon.url + "/events",
+                data=b"{not json",
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
             with pytest.raises(urllib.error.HTTPError) as err:
                 urllib.request.urlopen(bad, timeout=5)
             assert err.value.code == 400

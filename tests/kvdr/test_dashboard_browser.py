@@ -133,3 +133,30 @@ class TestDashboardInBrowser:
         assert cells[:4] == ["app", "westus", "conflict", "secret/taken"]
         assert "adopt" in cells[4]
         assert "primary-value" not in dom and "someone-elses" not in dom
+
+    async def test_token_from_the_fragment_beyond_loopback(
+        self, make_world: WorldFactory, tmp_path: Path
+    ) -> None:
+        """With /status behind a bearer token, the page opened as /#token=... sends it
+        and renders the regions and the pair; the token never reaches the daemon's log."""
+        world = await make_world()
+        port = free_port()
+        config = write_config(world, tmp_path / "kvdr.toml", port=port)
+        token = "dashboard-token-0123456789abcdef"
+        secret = tmp_path / "events.secret"
+        secret.write_text("dashboard-events-secret-0123456789\n")
+        secret.chmod(0o600)
+        env = {
+            "KVDR__DAEMON__LISTEN": f"0.0.0.0:{port}",
+            "KVDR__DAEMON__EVENTS_SECRET_FILE": str(secret),
+            "KVDR__DAEMON__STATUS_TOKEN_ENV": "KVDR_DASHBOARD_TOKEN",
+            "KVDR_DASHBOARD_TOKEN": token,
+        }
+        daemon = DaemonProcess(config, port, env=env, token=token).start()
+        try:
+            url = f"http://127.0.0.1:{port}/#token={token}"
+            dom = await asyncio.to_thread(browse, url, tmp_path / "profile", "--dump-dom")
+        finally:
+            daemon.terminate()
+        assert 'data-region="eastus"' in dom and 'data-pair="app"' in dom
+        assert token not in daemon.logs()

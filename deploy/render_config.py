@@ -59,6 +59,7 @@ def render(
     backups: bool = True,
     signing_key: str = "kvdr-backup-signing",
     signers_dir: str = "/etc/kvdr-signers",
+    http_dir: str = "/etc/kvdr-http",
 ) -> str:
     """The TOML text of a configuration for the deployed resources."""
     out = output_values(document)
@@ -73,6 +74,10 @@ def render(
         f"listen = {_quote(listen)}",
         f"state_dir = {_quote(state_dir)}",
         'log_format = "json"',
+        # A listener beyond loopback needs both (docs/security.md): files of a secret
+        # the platform mounts (a Kubernetes Secret, or root-owned 0600 files on a VM).
+        f"events_secret_file = {_quote(http_dir.rstrip('/') + '/events-secret')}",
+        f"status_token_file = {_quote(http_dir.rstrip('/') + '/status-token')}",
         "",
         "[credential]",
         f"kind = {_quote(credential['kind'])}",
@@ -148,6 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="/etc/kvdr-signers",
         help="folder of the pinned signer public keys (<region>.pem)",
     )
+    parser.add_argument(
+        "--http-dir",
+        default="/etc/kvdr-http",
+        help="folder of the events-secret and status-token files",
+    )
     args = parser.parse_args(argv)
     if args.outputs == "-":
         text = sys.stdin.read()
@@ -164,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 backups=not args.no_backups,
                 signing_key=args.signing_key,
                 signers_dir=args.signers_dir,
+                http_dir=args.http_dir,
             )
         )
     except (OutputsError, json.JSONDecodeError, KeyError, TypeError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -111,9 +112,18 @@ def config_check(config: Path) -> dict[str, Any]:
     files where the pod mounts them (/etc/kvdr-signers)."""
     text = config.read_text()
     assert "/etc/kvdr-signers/" in text, "the configuration pins no signer"
+    assert "/etc/kvdr-http/" in text, "a listener beyond loopback without its secrets"
     with tempfile.TemporaryDirectory() as folder:
+        # What the kvdr-http Secret holds, as the pod sees it (files, 0400).
+        http = Path(folder) / "http"
+        http.mkdir()
+        for name in ("events-secret", "status-token"):
+            (http / name).write_text(secrets.token_urlsafe(32))
+            (http / name).chmod(0o400)
         checked = Path(folder) / "kvdr.toml"
-        checked.write_text(text.replace("/etc/kvdr-signers/", f"{SIGNERS}/"))
+        checked.write_text(
+            text.replace("/etc/kvdr-signers/", f"{SIGNERS}/").replace("/etc/kvdr-http/", f"{http}/")
+        )
         result = run_kvdr("config", "check", str(checked), "--json")
     doc: dict[str, Any] = json.loads(result.stdout)
     assert result.returncode == 0, (result.stdout, text)

@@ -120,6 +120,12 @@ def render(
                 f"key = {_quote(signing_key)}",
                 f"public_key = {_quote(signers_dir.rstrip('/') + '/' + kek['region'] + '.pem')}",
             ]
+    lines += [
+        "",
+        "[replication]",
+        "# Seals the checkpoints and deletion guards, which name every item.",
+        f"state_key_file = {_quote(http_dir.rstrip('/') + '/state-key')}",
+    ]
     secondaries = [n for n in names if n != pair["primary"]]
     lines += [
         "",

@@ -13,18 +13,16 @@ import ipaddress
 import os
 import re
 import socket
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kvdr._config_fields import Invalid, Problems, Table, choice, text, text_list
-from kvdr._config_lines import KeyPath
-from kvdr._config_schema import LOG_FORMATS, LOG_LEVELS, env_name
+from kvdr._config_schema import LOG_FORMATS, LOG_LEVELS
+from kvdr._config_secrets import secret_refusal, secret_value
 from kvdr.entra_token import EntraDelivery, load_keys
 
 # A guessable secret protects nothing: at least this many characters.
-MIN_SECRET_LENGTH = 16
 _ENTRA_KEYS = ("events_entra_audience", "events_entra_issuers", "events_entra_keys_file")
 
 
@@ -111,54 +109,6 @@ def _host_names(value: object) -> tuple[str, ...]:
     return tuple(name.lower().rstrip(".") for name in names)
 
 
-def _refusal(key: str) -> str:
-    return (
-        f"a literal {key} is not accepted in the configuration file: put it in an "
-        f"environment variable ({key}_env) or a file readable by kvdr only ({key}_file)"
-    )
-
-
-def _secret(table: Table, key: str, env: Mapping[str, str], problems: Problems) -> str | None:
-    """The value of `<key>_env` or `<key>_file`; problems name the source, never the value."""
-    env_key, file_key = f"{key}_env", f"{key}_file"
-    if env_key in table and file_key in table:
-        problems.error(table.at(file_key), f"conflicts with {env_key}: set only one of them")
-        return None
-    value: str | None = None
-    where: KeyPath = table.at(env_key)
-    if env_key in table:
-        name = table.get(env_key, env_name)
-        if name is None:
-            return None
-        value = env.get(name, "").strip()
-        if not value:
-            problems.error(where, f"environment variable {name} is not set or empty")
-            return None
-    elif file_key in table:
-        where = table.at(file_key)
-        path = table.get(file_key, text)
-        if path is None:
-            return None
-        try:
-            mode = os.stat(path).st_mode
-            value = Path(path).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
-            problems.error(where, f"cannot read {path}: {reason}")
-            return None
-        if not value:
-            problems.error(where, f"{path} is empty")
-            return None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            problems.warning(where, f"{path} is readable by other users: chmod 600 it")
-    else:
-        return None
-    if len(value) < MIN_SECRET_LENGTH:
-        problems.error(where, f"must hold at least {MIN_SECRET_LENGTH} characters")
-        return None
-    return value
-
-
 def _entra(table: Table, problems: Problems) -> EntraDelivery | None:
     present = [key for key in _ENTRA_KEYS if key in table]
     if not present:
@@ -200,7 +150,7 @@ def read_daemon(raw: object, env: Mapping[str, str], problems: Problems) -> Daem
             "events_secret_file",
             *_ENTRA_KEYS,
         ),
-        refused={key: _refusal(key) for key in ("status_token", "events_secret")},
+        refused={key: secret_refusal(key) for key in ("status_token", "events_secret")},
     )
     host, port = table.get("listen", _listen) or ("127.0.0.1", 8080)
     state_dir = table.get("state_dir", text)
@@ -212,8 +162,8 @@ def read_daemon(raw: object, env: Mapping[str, str], problems: Problems) -> Daem
         log_format=table.get("log_format", choice(LOG_FORMATS, fold_case=True)) or "auto",
         log_level=table.get("log_level", choice(LOG_LEVELS, fold_case=True)) or "info",
         allowed_hosts=table.get("allowed_hosts", _host_names) or (),
-        status_token=_secret(table, "status_token", env, problems),
-        events_secret=_secret(table, "events_secret", env, problems),
+        status_token=secret_value(table, "status_token", env, problems),
+        events_secret=secret_value(table, "events_secret", env, problems),
         events_entra=_entra(table, problems),
     )
     _check_exposure(table, settings, problems)

@@ -9,6 +9,7 @@ Messages never echo the value of a sensitive key (a connection string, a secret)
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -233,3 +234,13 @@ def fraction(value: object) -> float:
     if not 0.0 < number <= 1.0:
         raise Invalid(f"must be more than 0 and at most 1 (100%), got {value!r}")
     return number
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def env_name(value: object) -> str:
+    name = text(value)
+    if not _ENV_NAME.fullmatch(name):
+        raise Invalid(f"{name!r} is not an environment variable name")
+    return name

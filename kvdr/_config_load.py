@@ -210,7 +210,9 @@ def _load_text(
     )
     regions = guarded("regions", lambda: read_regions(doc.get("regions"), problems)) or {}
     storage = guarded("storage", lambda: read_storage(doc.get("storage"), env, problems))
-    replication = guarded("replication", lambda: read_replication(doc.get("replication"), problems))
+    replication = guarded(
+        "replication", lambda: read_replication(doc.get("replication"), problems, env)
+    )
     vault = guarded("vault", lambda: read_vault(doc.get("vault"), problems))
     declared = declared_regions(doc.get("regions"))
     default_rpo = replication[1] if replication else 60.0

@@ -21,13 +21,23 @@ from kvdr._config_load import KvdrConfig, parse_config
 LOCAL_SOURCE = "<built-in local configuration>"
 LOCAL_REGIONS = ("eastus", "westus")
 EVENTS_SECRET_FILE = "events.secret"
+STATE_KEY_FILE = "state.key"
 _CONNECTION_STRING_LINE = re.compile(r'^connection_string = ".*"$', re.MULTILINE)
 
 
 def local_events_secret(state_dir: Path) -> str:
     """The local stack's events shared secret: `<state_dir>/events.secret`, made (0600)
     on first use. The emulators deliver with it and the daemon requires it."""
-    path = Path(state_dir) / EVENTS_SECRET_FILE
+    return _local_secret(Path(state_dir) / EVENTS_SECRET_FILE)
+
+
+def local_state_key(state_dir: Path) -> str:
+    """The local stack's state key (`<state_dir>/state.key`, 0600, made on first use):
+    it seals the checkpoints and deletion guards in Azurite."""
+    return _local_secret(Path(state_dir) / STATE_KEY_FILE)
+
+
+def _local_secret(path: Path) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -114,6 +124,7 @@ def local_config(
         blob_secondary_port=blob_secondary_port,
     )
     local_events_secret(state_dir)
+    local_state_key(state_dir)
     return parse_config(text, LOCAL_SOURCE, env if env is not None else {})
 
 
@@ -155,6 +166,7 @@ def write_local_config(
         connection_string=blob_connection_string,
     )
     local_events_secret(state)
+    local_state_key(state)
     # Validate before anything is written: a broken file must not replace a good one.
     config = parse_config(text, path, env if env is not None else {})
     pems = [

@@ -22,6 +22,7 @@ from kvdr._config_fields import (
     boolean,
     choice,
     duration,
+    env_name,
     fraction,
     integer,
     suggest,
@@ -29,6 +30,7 @@ from kvdr._config_fields import (
     type_name,
 )
 from kvdr._config_lines import KeyPath
+from kvdr._config_secrets import secret_refusal, secret_value
 from replicator.plan_keys import SKUS
 from replicator.settings import ReplicatorSettings
 from storage.lease import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
@@ -89,18 +91,10 @@ _OPTIONAL_BY_KIND: dict[str, tuple[str, ...]] = {
     # The emulator's token endpoint issues tokens for a chosen principal (client id).
     "emulator": ("client_id",),
 }
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LITERAL_SECRET_REFUSED = (
     "a literal client_secret is not accepted in the configuration file: put the secret "
     "in an environment variable and name that variable with client_secret_env"
 )
-
-
-def env_name(value: object) -> str:
-    name = text(value)
-    if not _ENV_NAME.fullmatch(name):
-        raise Invalid(f"{name!r} is not an environment variable name")
-    return name
 
 
 def read_credential(raw: object, env: Mapping[str, str], problems: Problems) -> CredentialSettings:
@@ -362,8 +356,11 @@ def _lease_duration(value: object) -> int:
     return int(seconds)
 
 
-def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSettings, float]:
-    """Replicator timing and limits, and the default RPO objective of every pair."""
+def read_replication(
+    raw: object, problems: Problems, env: Mapping[str, str] | None = None
+) -> tuple[ReplicatorSettings, float]:
+    """Replicator timing and limits, the state key, and the default RPO objective of
+    every pair."""
     table = Table(
         raw,
         ("replication",),
@@ -382,7 +379,10 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
             "lease_duration",
             "event_queue_limit",
             "event_read_share",
+            "state_key_env",
+            "state_key_file",
         ),
+        refused={"state_key": secret_refusal("state_key")},
     )
     base = ReplicatorSettings()
     poll = table.get("poll_interval", duration())
@@ -420,7 +420,9 @@ def read_replication(raw: object, problems: Problems) -> tuple[ReplicatorSetting
             table.get("event_queue_limit", integer(1, 1_000_000)), base.event_queue_limit
         ),
         event_read_share=_pick(table.get("event_read_share", fraction), base.event_read_share),
+        state_key=secret_value(table, "state_key", env or {}, problems),
     )
+
     if settings.reconcile_interval_seconds < settings.poll_interval_seconds:
         problems.warning(
             ("replication", "reconcile_interval"),

@@ -45,6 +45,7 @@ from kvdr._config_local import (
     LOCAL_SOURCE,
     local_config,
     local_events_secret,
+    local_state_key,
     render_local_toml,
     write_local_config,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "load_config",
     "local_config",
     "local_events_secret",
+    "local_state_key",
     "parse_config",
     "parse_duration",
     "render_local_toml",

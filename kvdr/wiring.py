@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import structlog
 from azure.core.credentials_async import AsyncTokenCredential
 
 from backups.journal import Journal
@@ -30,6 +31,7 @@ from replicator.checkpoint import CheckpointStore
 from replicator.pair import PairReplicator
 from replicator.settings import PairSettings
 from replicator.sink import version_fingerprint
+from replicator.state_seal import StateSealer
 from storage.open import open_store
 from storage.store import BlobStore
 from vault.adapter import KeyVaultAdapter
@@ -38,6 +40,8 @@ from vault.credentials import build_credential
 
 if TYPE_CHECKING:
     from kvdr.config import KvdrConfig
+
+log = structlog.get_logger("kvdr.wiring")
 
 
 class UnknownPair(ValueError):
@@ -96,7 +100,7 @@ async def open_parts(
             KeyVaultAdapter.open(ref, credential, config.vault)
         )
     blobs = await stack.enter_async_context(open_store(config.storage, credential))
-    checkpoints = CheckpointStore(blobs)
+    checkpoints = CheckpointStore(blobs, state_sealer(config))
     journal: Journal | None = None
     if config.backups is not None:
         parts = await open_backups(config, stack, credential, vaults, blobs, config.backups)
@@ -246,3 +250,17 @@ def count_journal_failure(pair: str, reason: str) -> None:
     """One failed journal attempt, in the replicator's error counter (the dashboard and
     the alerts watch that one); a failure of the loop itself counts under pair "*"."""
     replication_metrics.REPLICATION_ERRORS.labels(pair or "*", JOURNAL_TARGET, reason).inc()
+
+
+def state_sealer(config: KvdrConfig) -> StateSealer | None:
+    """What seals the checkpoints and deletion guards: the configured state key, or None
+    (written in the clear; `kvdr config check` warns)."""
+    key = config.replicator.state_key
+    if not key:
+        log.warning(
+            "state.names_in_clear",
+            reason="no replication.state_key_env or state_key_file: the checkpoints and "
+            "deletion guards in blob storage name every mirrored item in plain text",
+        )
+        return None
+    return StateSealer(key)

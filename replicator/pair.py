@@ -44,6 +44,7 @@ from replicator.mirror import (
 from replicator.pair_status import RpoAlarm, pair_status
 from replicator.settings import PairSettings, ReplicatorSettings
 from replicator.sink import ChangeSink
+from replicator.state_seal import StateDocumentUnreadable
 from replicator.target_listing import TargetListings
 from vault.client import VaultClient
 from vault.errors import VaultError
@@ -188,7 +189,15 @@ class PairReplicator:
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile, then poll, react to events and reconcile again on intervals."""
         if not self.targets:
-            await self.load()
+            try:
+                await self.load()
+            except StateDocumentUnreadable as exc:
+                # Another state key, or none: replicating without the checkpoint would
+                # forget what kvdr wrote. Refused (in status), the other pairs run on.
+                self.refused = str(exc)
+                self._log.error("pair.refused", problems=[str(exc)])
+                await stop.wait()
+                return
         if not await self._start_allowed():
             # Refused: this pair waits for the stop; the daemon's other pairs run on.
             await stop.wait()

@@ -80,4 +80,7 @@ class ReplicatorSettings:
     # the 300 secret creates per 10 s a vault allows (two reads each), so only a flood
     # is refused.
     event_read_share: float = 0.25
+    # Seals the checkpoints and deletion guards in blob storage, which name every item
+    # (replicator/state_seal.py); the same on every daemon. None: written in the clear.
+    state_key: str | None = field(default=None, repr=False)
     extra: dict[str, str] = field(default_factory=dict)

@@ -78,6 +78,7 @@ def local_url(host: str, port: int) -> str:
 
 async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
     """What the checkpoints say, for when the daemon is not running."""
+    from kvdr.wiring import state_sealer
     from replicator.checkpoint import CheckpointStore
     from replicator.guard import DeletionGuardStore
     from replicator.members import Members
@@ -90,8 +91,8 @@ async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
         credential = build_credential(config.credential)
         await stack.enter_async_context(credential)
         blobs = await stack.enter_async_context(open_store(config.storage, credential))
-        store = CheckpointStore(blobs)
-        guards = DeletionGuardStore(blobs)
+        store = CheckpointStore(blobs, state_sealer(config))
+        guards = DeletionGuardStore(blobs, store.sealer)
         # The daemons' heartbeats name each pair's owner (the last one, if none runs now).
         members = Members(
             blobs, "kvdr-status", LeaseTiming(config.replicator.lease_duration_seconds)

@@ -117,7 +117,7 @@ def config_check(config: Path) -> dict[str, Any]:
         # What the kvdr-http Secret holds, as the pod sees it (files, 0400).
         http = Path(folder) / "http"
         http.mkdir()
-        for name in ("events-secret", "status-token"):
+        for name in ("events-secret", "status-token", "state-key"):
             (http / name).write_text(secrets.token_urlsafe(32))
             (http / name).chmod(0o400)
         checked = Path(folder) / "kvdr.toml"

@@ -17,6 +17,7 @@ from kvdr.config import (
     load_config,
     local_config,
     local_events_secret,
+    local_state_key,
     parse_config,
     render_local_toml,
     write_local_config,
@@ -681,16 +682,19 @@ class TestLocalConfig:
 
     def test_template_file_is_the_package_data(self, tmp_path: Path) -> None:
         """kvdr/local.toml is the template (placeholders inside TOML strings); its events
-        secret is the state folder's file, made 0600 on first use."""
+        secret and state key are the state folder's files, made 0600 on first use."""
         template = Path(__file__).parents[2] / "kvdr" / "local.toml"
         assert "${eastus_port}" in template.read_text()
         rendered = render_local_toml(tmp_path)
         assert "${" not in rendered
         secret = local_events_secret(tmp_path)
         assert (tmp_path / "events.secret").stat().st_mode & 0o777 == 0o600
+        state_key = local_state_key(tmp_path)
+        assert (tmp_path / "state.key").stat().st_mode & 0o777 == 0o600
         config = parse_config(rendered, "x", {})
         assert config.replicator.pairs[0].name == "demo"
         assert config.daemon.events_secret == secret and len(secret) >= 32
+        assert config.replicator.state_key == state_key != secret
 
 
 class TestRegionSku:

@@ -3,6 +3,7 @@ and the deletion guard in blob storage name no item, and still work as before.""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -11,6 +12,7 @@ from replicator.checkpoint import CheckpointStore, checkpoint_blob_name
 from replicator.guard import DeletionGuardStore, GuardLimits, GuardState, guard_blob_name
 from replicator.state_seal import StateDocumentUnreadable, StateSealer
 from tests.fixtures.regions import World
+from tests.fixtures.waiting import wait_for
 from vault.models import Attributes, ItemKind
 
 SECRET_NAMES = ("payroll-db-password", "stripe-live-api-key")
@@ -100,3 +102,23 @@ class TestSealedGuard:
         data = (await world.blobs.get(guard_blob_name("app"))).data
         assert all(name.encode() not in data for name in SECRET_NAMES)
         assert (await store.load("app")).withheld == withheld
+
+
+class TestRefusedPair:
+    async def test_a_daemon_with_another_key_refuses_the_pair_and_says_why(
+        self, world: World
+    ) -> None:
+        """The pair does not start (status shows why, naming the blob); nothing is
+        copied, and the run ends cleanly when told to stop."""
+        await replicate(sealed_world(world))
+        other = sealed_world(world, "another-key-of-more-than-32-chars-xyz")
+        replicator = other.replicator(other.pair())
+        stop = asyncio.Event()
+        task = asyncio.create_task(replicator.run(stop))
+        await wait_for(lambda: replicator.refused is not None, 10, "the pair refused")
+        assert replicator.refused is not None
+        assert "another state key" in replicator.refused
+        assert checkpoint_blob_name("app", "westus") in replicator.refused
+        assert replicator.status()["refused"] == replicator.refused
+        stop.set()
+        await asyncio.wait_for(task, 10)

@@ -1,0 +1,63 @@
+"""Secrets in the configuration: read from an environment variable (`<key>_env`) or a
+file readable by kvdr only (`<key>_file`), never written in the file itself (which is
+shown, copied and checked in). Problems name the source, never the value."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from kvdr._config_fields import Problems, Table, env_name, text
+from kvdr._config_lines import KeyPath
+
+MIN_SECRET_LENGTH = 16
+
+
+def secret_refusal(key: str) -> str:
+    return (
+        f"a literal {key} is not accepted in the configuration file: put it in an "
+        f"environment variable ({key}_env) or a file readable by kvdr only ({key}_file)"
+    )
+
+
+def secret_value(table: Table, key: str, env: Mapping[str, str], problems: Problems) -> str | None:
+    """The value of `<key>_env` or `<key>_file`; problems name the source, never the value."""
+    env_key, file_key = f"{key}_env", f"{key}_file"
+    if env_key in table and file_key in table:
+        problems.error(table.at(file_key), f"conflicts with {env_key}: set only one of them")
+        return None
+    value: str | None = None
+    where: KeyPath = table.at(env_key)
+    if env_key in table:
+        name = table.get(env_key, env_name)
+        if name is None:
+            return None
+        value = env.get(name, "").strip()
+        if not value:
+            problems.error(where, f"environment variable {name} is not set or empty")
+            return None
+    elif file_key in table:
+        where = table.at(file_key)
+        path = table.get(file_key, text)
+        if path is None:
+            return None
+        try:
+            mode = os.stat(path).st_mode
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+            problems.error(where, f"cannot read {path}: {reason}")
+            return None
+        if not value:
+            problems.error(where, f"{path} is empty")
+            return None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            problems.warning(where, f"{path} is readable by other users: chmod 600 it")
+    else:
+        return None
+    if len(value) < MIN_SECRET_LENGTH:
+        problems.error(where, f"must hold at least {MIN_SECRET_LENGTH} characters")
+        return None
+    return value

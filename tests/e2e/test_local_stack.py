@@ -21,6 +21,9 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from chaos.faults import Faults
 from kvdr.local_stack import LocalStack, StackPorts
+from replicator.checkpoint import checkpoint_blob_name
+from replicator.state_seal import StateSealer, read_state_document
+from storage import AzureBlobSettings, AzureBlobStore
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port
 from tests.fixtures.emulator import AsyncStaticTokenCredential
@@ -424,3 +427,30 @@ class TestEventsOnTheStack:
         assert emulator_events(local, local.ports.eastus)["queued"] == 0
         assert secret not in daemon.logs()
         assert secret not in (local.state_dir / "logs" / "emulator-eastus.log").read_text()
+
+
+class TestStateOnTheStack:
+    async def test_checkpoints_in_azurite_name_no_item(
+        self, stack: tuple[LocalStack, DaemonProcess]
+    ) -> None:
+        """What anyone reading the stack's blob container sees of a mirrored secret: not
+        its name. The checkpoint is sealed with the stack's state key (.kvdr/state.key)."""
+        local, daemon = stack
+        name = "payroll-db-password-e2e"
+        await watch_status(daemon, lambda d: bool(d["pairs"]), 60)
+        async with primary_client(local.state_dir, local.ports.eastus) as primary:
+            await primary.set_secret(name, "value-e2e")
+        settings = AzureBlobSettings(connection_string=local.blob_connection_string())
+        async with AzureBlobStore(settings) as blobs:
+            sealer = StateSealer((local.state_dir / "state.key").read_text().strip())
+            blob = checkpoint_blob_name("demo", "westus")
+
+            async def sealed_with_it() -> bytes | None:
+                data = (await blobs.get(blob)).data
+                opened = json.loads(read_state_document(blob, data, sealer))
+                return data if f"secret/{name}" in opened["items"] else None
+
+            data = await wait_for(sealed_with_it, 30, "the new secret checkpointed")
+        assert b'"sealed":1' in data
+        assert name.encode() not in data and b"demo-" not in data
+        assert (local.state_dir / "state.key").stat().st_mode & 0o777 == 0o600

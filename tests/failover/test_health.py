@@ -69,9 +69,11 @@ class TestDownAndUp:
             await prober.probe_all()
             state = prober.health["westus"]
             assert (state.up, state.consecutive_failures, region_up("westus")) == (True, 1, 1.0)
-            for _ in range(2):
-                clock.advance(5.0)
-                await prober.probe_all()
+            clock.advance(5.0)
+            await prober.probe_all()
+            assert (state.up, state.consecutive_failures, region_up("westus")) == (False, 2, 0.0)
+            clock.advance(5.0)
+            await prober.probe_all()  # still down: not logged again
         assert (state.up, state.consecutive_failures, region_up("westus")) == (False, 3, 0.0)
         assert (state.last_ok, state.last_check) == (healthy_at, clock.now)
         assert state.error == (

@@ -22,7 +22,7 @@ class TestEvents:
         async with aio_secret_client(emu) as client:
             made = await client.set_secret("evented", "v")
         (event,) = await event_receiver.wait_for("Microsoft.KeyVault.SecretNewVersionCreated")
-        assert event_receiver.validations >= 1
+        assert event_receiver.validations == 1
         assert event["subject"] == "evented"
         assert event["topic"].endswith("/vaults/kvdr-eastus")
         assert event["dataVersion"] == "1" and event["metadataVersion"] == "1"

@@ -299,10 +299,7 @@ class TestKeyTypes:
         stop = asyncio.Event()
         with capture_logs() as logs:
             task = asyncio.create_task(replicator.run(stop))
-            for _ in range(100):
-                if replicator.refused:
-                    break
-                await asyncio.sleep(0.05)
+            await wait_for(lambda: replicator.refused, 5.0, "the pair refused at start")
         refused = replicator.status()["refused"]
         assert refused and "'app'" in refused and "'signing-hsm'" in refused
         assert "'westus'" in refused and "RSA-HSM" in refused

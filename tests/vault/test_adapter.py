@@ -173,11 +173,13 @@ class TestSecrets:
         assert (await vault.get_secret(name)).value == "c"
 
     async def test_probe_answers(self, vault: KeyVaultAdapter, emulator: EmulatorProcess) -> None:
-        """A probe of a running vault returns quietly after one listing request (the
-        first request of a fresh client meets the bearer challenge: one 401 first)."""
+        """A probe of a running vault returns quietly after one listing request."""
         emulator.reset_stats()
         assert await vault.probe() is None
-        assert emulator.stats()["by_op"] == {"GetSecrets": {"401": 1, "200": 1}}
+        by_op = emulator.stats()["by_op"]
+        # (Plus a 401 bearer challenge when the SDK has not met this vault before: its
+        # challenge cache is per process, so that depends on which tests ran first.)
+        assert (list(by_op), by_op["GetSecrets"]["200"]) == (["GetSecrets"], 1)
         label = vault.ref.label
         assert sample("kvdr_vault_requests_total", vault=label, op="probe", code="200") == 1
 

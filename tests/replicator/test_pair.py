@@ -262,7 +262,7 @@ class TestLagAndRpo:
 
 class TestThrottling:
     async def test_429s_slow_down_but_lose_nothing(self, make_world: WorldFactory) -> None:
-        """With the emulator enforcing Azure's limits, a burst above budget still converges."""
+        """With the target enforcing Azure's limits, a burst above its budget converges."""
         # The target enforces Azure's limits; the primary is only seeded (through an
         # adapter allowing itself more than 300 creates per 10 s, so no wait for a window).
         world = await make_world(per_region={"westus": {"throttle": "azure"}})

@@ -40,7 +40,9 @@ async def resolve_listen(address: str) -> tuple[str, int]:
         # Go listens on a free port for an empty address, and so do we.
         host, port = split_host_port(address) if address else ("", 0)
     except ValueError as exc:
-        raise ApiError.listen_failed(f"listen tcp {address}: {exc}") from exc
+        # Go's net.Listen names no address when it cannot parse one: "listen tcp:
+        # address local373: missing port in address" (the parse error names it).
+        raise ApiError.listen_failed(f"listen tcp: {exc}") from exc
     if not host:
         host = "127.0.0.1"
     loop = asyncio.get_running_loop()

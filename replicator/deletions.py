@@ -367,7 +367,7 @@ class PairDeletions:
                             await self._recover_one(client, state, ref, outcome)
                 except TimeoutError:
                     error = NoAnswer(
-                        f"{ref} on vault {region}: no result within {self._timeout:.0f} s",
+                        f"{ref} on vault {region}: no result within {self._timeout:g} s",
                         vault=region,
                         op="delete_item" if delete else "recover_item",
                     )

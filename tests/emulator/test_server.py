@@ -104,7 +104,11 @@ class TestBadInput:
         with pytest.raises(HttpResponseError) as caught:
             secret_client(emulator).set_secret(unique("ct"), "v", content_type="t" * 256)
         assert caught.value.status_code == 400
-        assert "contentType" in str(caught.value)
+        assert caught.value.error is not None
+        assert (caught.value.error.code, caught.value.error.message) == (
+            "BadParameter",
+            "contentType is 256 characters; at most 255 are allowed.",
+        )
 
     @pytest.mark.parametrize("name", ["has_underscore", "dot.name", "x" * 128, "sp ace"])
     def test_invalid_names(self, emulator: EmulatorProcess, name: str) -> None:
@@ -117,7 +121,13 @@ class TestBadInput:
     def test_longest_valid_name(self, emulator: EmulatorProcess) -> None:
         """A 127-character name is accepted."""
         name = "n" * 120 + uuid.uuid4().hex[:7]
-        secret_client(emulator).set_secret(name, "v")
+        client = secret_client(emulator)
+        made = client.set_secret(name, "v")
+        assert (made.name, made.id) == (
+            name,
+            f"{emulator.url}/secrets/{name}/{made.properties.version}",
+        )
+        assert client.get_secret(name).value == "v"
 
     def test_wrong_api_version(self, emulator: EmulatorProcess) -> None:
         """An api-version the vault does not know is 400 BadParameter."""

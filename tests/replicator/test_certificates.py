@@ -4,7 +4,6 @@ policies, issuers and contacts."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 
@@ -170,7 +169,7 @@ class TestNewVersions:
         replicator = world.replicator(world.pair(kinds=CERTS))
         await replicator.load()
         await replicator.reconcile()
-        await asyncio.sleep(1.1)  # whole-second timestamps: let the poll see the change
+        world.advance_clock()  # whole-second timestamps: let the poll see the change
         (second,) = await create(east, "renewed", self_signed_policy("renewed"))
         with capture_logs() as logs:
             report = await replicator.poll()
@@ -202,7 +201,7 @@ class TestNewVersions:
         replicator = world.replicator(world.pair(kinds=CERTS))
         await replicator.load()
         await replicator.reconcile()
-        await asyncio.sleep(1.1)
+        world.advance_clock()
         (second,) = await create(east, "locked", policy)
         with capture_logs() as logs:
             report = await replicator.poll()
@@ -225,7 +224,7 @@ class TestNewVersions:
         replicator = world.replicator(world.pair(kinds=CERTS))
         await replicator.load()
         await replicator.reconcile()
-        await asyncio.sleep(1.1)
+        world.advance_clock()
         await create(east, "locked", policy)
         report = await replicator.poll()
         assert report.blocked == 1 and report.errors == 0

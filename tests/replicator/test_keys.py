@@ -159,7 +159,7 @@ class TestRotation:
         replicator = world.replicator(world.pair(kinds=KEYS))
         await replicator.load()
         await replicator.reconcile()
-        await asyncio.sleep(1.1)  # whole-second timestamps: let the poll see the change
+        world.advance_clock()  # whole-second timestamps: let the poll see the change
         async with aio_key_client(east) as keys:
             new = (await keys.rotate_key("rotated")).properties.version or ""
         with capture_logs() as logs:
@@ -190,7 +190,7 @@ class TestRotation:
         )
         await replicator.load()
         assert (await replicator.reconcile()).copied == 1
-        await asyncio.sleep(1.1)
+        world.advance_clock()
         async with aio_key_client(east) as keys:
             new = (await keys.rotate_key("guarded")).properties.version or ""
         await world.vaults["eastus"].set_secret("still-flows", "value", Attributes())
@@ -222,7 +222,7 @@ class TestRotation:
         replicator = world.replicator(world.pair(kinds=KEYS))
         await replicator.load()
         await replicator.reconcile()
-        await asyncio.sleep(1.1)
+        world.advance_clock()
         await create_rsa(east, "raced", 2048)
         target = world.vaults["westus"]
         listings = 0
@@ -265,7 +265,7 @@ class TestRotation:
         await replicator.load()
         await replicator.reconcile()
         await world.vaults["westus"].delete_item(ItemKind.KEY, "phoenix")
-        await asyncio.sleep(1.1)
+        world.advance_clock()
         new = await create_rsa(east, "phoenix", 2048)
         report = await replicator.poll()
         assert report.errors == 0
@@ -299,10 +299,7 @@ class TestKeyTypes:
         stop = asyncio.Event()
         with capture_logs() as logs:
             task = asyncio.create_task(replicator.run(stop))
-            for _ in range(100):
-                if replicator.refused:
-                    break
-                await asyncio.sleep(0.05)
+            await wait_for(lambda: replicator.refused, 5.0, "the pair refused at start")
         refused = replicator.status()["refused"]
         assert refused and "'app'" in refused and "'signing-hsm'" in refused
         assert "'westus'" in refused and "RSA-HSM" in refused

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 from replicator.lag import LagTracker
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fixtures.clock import ManualClock
 
 
 class TestLagTracker:
     def test_caught_up_is_zero(self) -> None:
         """With nothing pending, lag and RPO are 0."""
-        lag = LagTracker(["westus"], FakeClock())
+        lag = LagTracker(["westus"], ManualClock(1000.0))
         assert lag.lag("westus") == 0.0 and lag.rpo() == 0.0
 
     def test_lag_is_age_of_oldest_pending_change(self) -> None:
         """Lag counts from when the oldest unapplied change happened on the primary."""
-        clock = FakeClock()
+        clock = ManualClock(1000.0)
         lag = LagTracker(["westus"], clock)
         lag.mark_pending("westus", "secret/a", 990.0)
         lag.mark_pending("westus", "secret/b", 995.0)
@@ -32,7 +25,7 @@ class TestLagTracker:
 
     def test_second_change_does_not_rejuvenate_pending_item(self) -> None:
         """A newer change to an item already pending keeps the older timestamp."""
-        clock = FakeClock()
+        clock = ManualClock(1000.0)
         lag = LagTracker(["westus"], clock)
         lag.mark_pending("westus", "secret/a", 990.0)
         lag.mark_pending("westus", "secret/a", 999.0)
@@ -40,7 +33,7 @@ class TestLagTracker:
 
     def test_rpo_is_worst_target(self) -> None:
         """RPO is the largest lag among the pair's targets."""
-        clock = FakeClock()
+        clock = ManualClock(1000.0)
         lag = LagTracker(["westus", "northeurope"], clock)
         lag.mark_pending("westus", "secret/a", 995.0)
         lag.mark_pending("northeurope", "secret/a", 970.0)

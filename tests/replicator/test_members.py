@@ -19,16 +19,9 @@ from replicator.members import (
 from storage import AzureBlobStore, BlobNotFound
 from storage.lease import LeaseTiming
 from tests.fixtures.azurite import Azurite, fresh_container
+from tests.fixtures.clock import ManualClock
 
 TIMING = LeaseTiming(30)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -71,7 +64,7 @@ class TestHeartbeat:
 class TestMembers:
     async def test_sees_the_others_and_their_pairs(self, store: AzureBlobStore) -> None:
         """Each member sees the others (not itself), with what they hold."""
-        clock = Clock()
+        clock = ManualClock(1000.0)
         a = Members(store, "host-a", TIMING, clock)
         b = Members(store, "host-b", TIMING, clock)
         await a.beat({"app": 1_700_000_000.0})
@@ -88,7 +81,7 @@ class TestMembers:
     async def test_silent_member_is_no_longer_live(self, store: AzureBlobStore) -> None:
         """A member whose heartbeat stops changing drops out of the live set after
         FRESH_TICKS ticks, and comes back with its next heartbeat."""
-        clock = Clock()
+        clock = ManualClock(1000.0)
         a = Members(store, "host-a", TIMING, clock)
         b = Members(store, "host-b", TIMING, clock)
         await a.beat({"app": 1.0})
@@ -106,7 +99,7 @@ class TestMembers:
     async def test_latest_taker_is_the_owner(self, store: AzureBlobStore) -> None:
         """A dead member's last heartbeat still lists the pair; the member that took it
         later is named as the owner."""
-        clock = Clock()
+        clock = ManualClock(1000.0)
         dead = Members(store, "host-dead", TIMING, clock)
         heir = Members(store, "host-heir", TIMING, clock)
         reader = Members(store, "host-reader", TIMING, clock)
@@ -120,7 +113,7 @@ class TestMembers:
 
     async def test_long_dead_member_is_forgotten(self, store: AzureBlobStore) -> None:
         """A heartbeat unchanged for FORGET_PERIODS lease periods is deleted."""
-        clock = Clock()
+        clock = ManualClock(1000.0)
         gone = Members(store, "host-gone", TIMING, clock)
         reader = Members(store, "host-reader", TIMING, clock)
         await gone.beat({})
@@ -135,14 +128,14 @@ class TestMembers:
     async def test_unreadable_heartbeat_is_skipped(self, store: AzureBlobStore) -> None:
         """A blob under members/ that is not a heartbeat is logged and ignored."""
         await store.put(member_blob_name("junk"), b"{oops")
-        reader = Members(store, "host-reader", TIMING, Clock())
+        reader = Members(store, "host-reader", TIMING, ManualClock(1000.0))
         with capture_logs() as logs:
             assert await reader.refresh() == []
         assert any(e["event"] == "members.unreadable" for e in logs)
 
     async def test_leave_deletes_the_heartbeat(self, store: AzureBlobStore) -> None:
         """A clean stop removes the member's blob; leaving twice is harmless."""
-        member = Members(store, "host-a", TIMING, Clock())
+        member = Members(store, "host-a", TIMING, ManualClock(1000.0))
         await member.beat({})
         await member.leave()
         await member.leave()

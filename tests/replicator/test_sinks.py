@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 
 from replicator.pair import PairReplicator
@@ -53,7 +52,7 @@ class TestSinks:
         replicator = replicator_with(world, sink)
         await replicator.load()
         await primary.set_secret("journaled", "first-value", Attributes())
-        await asyncio.sleep(1.1)  # whole-second timestamps: keep the versions apart
+        world.advance_clock()  # whole-second timestamps: keep the versions apart
         await primary.set_secret("journaled", "second-value", Attributes())
         await replicator.reconcile()
         assert [(c.op, c.payload) for c in sink.changes] == [

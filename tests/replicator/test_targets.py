@@ -4,9 +4,10 @@ not hold the others back (replicator/pair.py)."""
 from __future__ import annotations
 
 import asyncio
-import time
+from typing import Any
 
 from tests.fixtures.regions import WorldFactory
+from tests.fixtures.waiting import wait_for
 from vault.errors import VaultError
 from vault.models import Attributes, ItemKind
 
@@ -29,43 +30,34 @@ class TestIndependentTargets:
             names = [f"multi-{i}" for i in range(10)]
             for name in names:
                 await world.vaults["eastus"].set_secret(name, f"value-{name}", Attributes())
-            started = time.monotonic()
-            while time.monotonic() - started < 20:
-                counts = [
-                    len(await world.vaults[r].list_items(ItemKind.SECRET))
-                    for r in ("westus", "centralus")
-                ]
-                if counts == [10, 10]:
-                    break
-                await asyncio.sleep(0.2)
-            assert counts == [10, 10]
+            live = ("westus", "centralus")
+
+            async def live_targets_current() -> bool:
+                counts = [len(await world.vaults[r].list_items(ItemKind.SECRET)) for r in live]
+                return counts == [10, 10] and all(replicator.lag.lag(r) == 0.0 for r in live)
+
             # The live targets are current although a dead one is still behind.
-            await asyncio.sleep(1)
-            assert replicator.lag.lag("westus") == 0.0
-            assert replicator.lag.lag("centralus") == 0.0
+            await wait_for(live_targets_current, 20, "westus and centralus current")
             assert replicator.lag.pending("northeurope") == 10
-            started = time.monotonic()
-            while time.monotonic() - started < 15:
+
+            def failing_target() -> dict[str, Any] | None:
                 status = {t["region"]: t for t in replicator.status()["targets"]}
-                if status["northeurope"]["recent_errors"]:
-                    break
-                await asyncio.sleep(0.2)
-            assert status["northeurope"]["recent_errors"]
+                return status if status["northeurope"]["recent_errors"] else None
+
+            status = await wait_for(failing_target, 15, "northeurope's first error")
             assert status["northeurope"]["lag_seconds"] > 0
             assert not status["westus"]["recent_errors"]
 
             world.emulators["northeurope"].restart()
-            started = time.monotonic()
-            listed: list[object] = []
-            while time.monotonic() - started < 90:
+
+            async def caught_up() -> bool:
                 try:
                     listed = await world.vaults["northeurope"].list_items(ItemKind.SECRET)
                 except VaultError:
-                    listed = []
-                if len(listed) == 10 and replicator.lag.pending("northeurope") == 0:
-                    break
-                await asyncio.sleep(0.5)
-            assert len(listed) == 10
+                    return False
+                return len(listed) == 10 and replicator.lag.pending("northeurope") == 0
+
+            await wait_for(caught_up, 90, "northeurope caught up", interval=0.5)
             assert replicator.lag.lag("northeurope") == 0.0
         finally:
             stop.set()

@@ -42,8 +42,8 @@ from backups.errors import (
 )
 from backups.pair_log import PairLog
 from backups.signers import SignatureBlock, SignerRing, signing_digest
-from storage.errors import BlobExists, BlobNotFound, PreconditionFailed, StorageError
-from storage.store import BlobStore
+from storage.errors import BlobNotFound, StorageError, WriteConflict
+from storage.store import BlobStore, compare_and_swap
 
 log = structlog.get_logger("kvdr.backups")
 
@@ -208,11 +208,8 @@ async def write_head(
         log.warning("backups.head_write_failed", pair=pair_log.pair, error=str(exc))
         return
     try:
-        if pair_log.head_etag is None:
-            info = await store.put_if_absent(name, data)
-        else:
-            info = await store.put(name, data, if_match=pair_log.head_etag)
-    except (PreconditionFailed, BlobExists) as exc:
+        info = await compare_and_swap(store, name, data, pair_log.head_etag)
+    except WriteConflict as exc:
         pair_log.fenced = True
         log.error(
             "backups.journal_fenced",

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from backups.errors import KekUnavailable, NoUsableKek
 from backups.signers import SignerRing
-from vault.client import VaultClient
+from vault.client import VaultCrypto
 from vault.errors import VaultError
 
 log = structlog.get_logger("kvdr.backups")
@@ -96,7 +96,7 @@ def _short_id(data: bytes) -> str:
 class VaultKek:
     """An RSA key in one region's Key Vault; the vault does the unwrapping."""
 
-    def __init__(self, vault: VaultClient, key_name: str) -> None:
+    def __init__(self, vault: VaultCrypto, key_name: str) -> None:
         self._vault = vault
         self._name = key_name
         parts = urlsplit(vault.ref.url)

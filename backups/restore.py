@@ -43,7 +43,7 @@ from backups.restore_plan import (
     write_attributes,
 )
 from backups.state import ItemState, PairState
-from vault.client import VaultClient
+from vault.client import VaultItems
 from vault.errors import BadRequest, ItemNotFound, VaultError
 from vault.models import ItemKind, ItemProperties, ItemRef
 
@@ -71,7 +71,7 @@ def scoped(state: PairState, scope: RestoreScope) -> dict[ItemRef, ItemState]:
     return {ref: item for ref, item in state.items.items() if scope.covers(ref)}
 
 
-async def _read_one(vault: VaultClient, ref: ItemRef) -> TargetItem | None:
+async def _read_one(vault: VaultItems, ref: ItemRef) -> TargetItem | None:
     try:
         versions = await vault.list_versions(ref.kind, ref.name)
     except ItemNotFound:
@@ -84,7 +84,7 @@ async def _read_one(vault: VaultClient, ref: ItemRef) -> TargetItem | None:
 
 
 async def read_target(
-    vault: VaultClient, scope: RestoreScope, concurrency: int = 8
+    vault: VaultItems, scope: RestoreScope, concurrency: int = 8
 ) -> dict[ItemRef, TargetItem]:
     """What the target holds within `scope`: versions of live items, soft-deleted ones.
 
@@ -168,7 +168,7 @@ def _reason(exc: VaultError, ref: ItemRef) -> str:
 
 
 async def _apply_step(
-    vault: VaultClient, wanted: ItemState | None, ref: ItemRef, step: Step
+    vault: VaultItems, wanted: ItemState | None, ref: ItemRef, step: Step
 ) -> None:
     op = step.op
     version = wanted.versions.get(step.source_version or "") if wanted else None
@@ -198,7 +198,7 @@ async def _apply_step(
 
 
 async def _apply_item(
-    item_plan: ItemPlan, state: PairState, vault: VaultClient, report: RestoreReport
+    item_plan: ItemPlan, state: PairState, vault: VaultItems, report: RestoreReport
 ) -> None:
     ref = item_plan.item
     wanted = state.items.get(ref)
@@ -226,7 +226,7 @@ async def _apply_item(
 async def apply_plan(
     plan: RestorePlan,
     state: PairState,
-    vault: VaultClient,
+    vault: VaultItems,
     *,
     concurrency: int = 16,
     progress: Callable[[int, int], None] | None = None,

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from backups.errors import BadSignature, SignerUnavailable, UnpinnedSigner, Unsigned
-from vault.client import VaultClient
+from vault.client import VaultCrypto
 from vault.errors import VaultError
 
 log = structlog.get_logger("kvdr.backups")
@@ -225,7 +225,7 @@ class VaultSigner:
     """A key in one region's Key Vault, pinned by its public half: the vault signs, the
     pinned half checks (locally)."""
 
-    def __init__(self, vault: VaultClient, key_name: str, pinned: PinnedKey) -> None:
+    def __init__(self, vault: VaultCrypto, key_name: str, pinned: PinnedKey) -> None:
         if pinned.algorithm not in (ES256, PS256):
             raise ValueError(
                 f"{pinned.description}: a vault signing key is EC P-256 (ES256) or RSA (PS256)"

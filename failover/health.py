@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from prometheus_client import Gauge
 
-from vault.client import VaultClient
+from vault.client import VaultItems
 from vault.errors import VaultError
 
 REGION_UP = Gauge("kvdr_region_up", "1 when the region's vault answers kvdr's probes", ["region"])
@@ -54,7 +54,7 @@ class RegionProber:
 
     def __init__(
         self,
-        vaults: Mapping[str, VaultClient],
+        vaults: Mapping[str, VaultItems],
         interval_seconds: float = 5.0,
         timeout_seconds: float = 5.0,
         failures_to_down: int = 2,

@@ -41,7 +41,7 @@ from replicator.sweep import (
     plan_sweep,
 )
 from storage import StorageError
-from vault.client import VaultClient
+from vault.client import VaultItems
 from vault.errors import ItemNotFound, NoAnswer, VaultError
 from vault.models import Change, ChangeOp, DeletedItem, ItemProperties, ItemRef
 
@@ -106,8 +106,8 @@ class PairDeletions:
         self,
         pair: PairSettings,
         settings: ReplicatorSettings,
-        source: VaultClient,
-        targets: Mapping[str, VaultClient],
+        source: VaultItems,
+        targets: Mapping[str, VaultItems],
         sinks: Sequence[ChangeSink],
         checkpoints: CheckpointStore,
         guards: DeletionGuardStore | None = None,
@@ -395,7 +395,7 @@ class PairDeletions:
 
     async def _delete_one(
         self,
-        client: VaultClient,
+        client: VaultItems,
         state: SweepTarget,
         ref: ItemRef,
         now: float,
@@ -437,7 +437,7 @@ class PairDeletions:
         state.dirty = True
 
     async def _recover_one(
-        self, client: VaultClient, state: SweepTarget, ref: ItemRef, outcome: SweepOutcome
+        self, client: VaultItems, state: SweepTarget, ref: ItemRef, outcome: SweepOutcome
     ) -> None:
         key = str(ref)
         entry = state.checkpoint.items.get(key)

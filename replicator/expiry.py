@@ -31,7 +31,7 @@ import structlog
 from replicator import metrics
 from replicator.guard import hidden_name
 from replicator.settings import PairSettings
-from vault.client import VaultClient
+from vault.client import VaultItems
 from vault.errors import VaultError
 from vault.models import ItemKind, ItemProperties
 
@@ -99,7 +99,7 @@ class ExpiryWatch:
     def __init__(
         self,
         pair: PairSettings,
-        targets: Mapping[str, VaultClient],
+        targets: Mapping[str, VaultItems],
         horizon_seconds: float,
         clock: Callable[[], float] = time.time,
         timeout_seconds: float = 15.0,
@@ -124,7 +124,7 @@ class ExpiryWatch:
         self._listings[self._pair.primary.region] = source_listing
         self.errors.pop(self._pair.primary.region, None)
 
-        async def list_region(region: str, client: VaultClient) -> None:
+        async def list_region(region: str, client: VaultItems) -> None:
             # Concurrently and bounded in time: a dead region must not hold the pair's
             # loop (and with it every other target) for the adapter's whole retry budget.
             try:

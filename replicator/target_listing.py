@@ -20,7 +20,7 @@ import structlog
 
 from replicator.accounting import TargetState, ref_key
 from replicator.mirror import ListedItem
-from vault.client import VaultClient
+from vault.client import VaultItems
 from vault.errors import VaultError
 from vault.models import ItemKind, ItemProperties, ItemRef
 
@@ -42,7 +42,7 @@ class TargetListings:
     async def take(
         cls,
         pair: str,
-        targets: Mapping[str, VaultClient],
+        targets: Mapping[str, VaultItems],
         kinds: Iterable[ItemKind],
         timeout_seconds: float,
     ) -> TargetListings:
@@ -50,7 +50,7 @@ class TargetListings:
         dead target must not stall the pass; its items report their own errors)."""
         wanted = sorted(kinds)
 
-        async def one(region: str, client: VaultClient) -> dict[ItemRef, ItemProperties] | None:
+        async def one(region: str, client: VaultItems) -> dict[ItemRef, ItemProperties] | None:
             items: dict[ItemRef, ItemProperties] = {}
             try:
                 async with asyncio.timeout(timeout_seconds):

@@ -5,7 +5,7 @@ with rate control and retry (`RateController`) and error mapping in one place.
 """
 
 from vault.adapter import KeyVaultAdapter
-from vault.client import VaultClient
+from vault.client import VaultAdministration, VaultClient, VaultCrypto, VaultItems
 from vault.credentials import CredentialSettingsError, build_credential
 from vault.errors import (
     BadRequest,
@@ -59,8 +59,11 @@ __all__ = [
     "SecretValue",
     "ServerError",
     "Throttled",
+    "VaultAdministration",
     "VaultClient",
+    "VaultCrypto",
     "VaultError",
+    "VaultItems",
     "VaultRef",
     "VaultRefused",
     "VaultSettings",

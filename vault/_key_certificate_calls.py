@@ -2,9 +2,8 @@
 properties with its type, rotation policies, certificate policies, a certificate
 version's PFX/PEM, certificate import, issuers and contacts.
 
-`KeyCertificateCalls` is a mixin of `KeyVaultAdapter` (kept apart so the adapter stays
-one readable module); it uses the adapter's `_call` (retry, rate control, error mapping)
-and `_item` (name check), so these calls behave like every other one.
+`KeyCertificateCalls` is one part of `KeyVaultAdapter` over `AdapterCore` (retry, rate
+control, error mapping, name check), so these calls behave like every other one.
 """
 
 from __future__ import annotations
@@ -12,18 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from azure.keyvault.certificates.aio import CertificateClient
-from azure.keyvault.keys.aio import KeyClient
-from azure.keyvault.secrets.aio import SecretClient
+from typing import Any, TypeVar
 
 from vault import _sdk_models as sdk
 from vault import _sdk_policies as policies
+from vault._core import AdapterCore
 from vault._kinds import PAGE_SIZE
 from vault.errors import BadRequest, ItemNotFound, VaultError
-from vault.models import Attributes, CertificateMaterial, ItemKind, ItemProperties, VaultRef
+from vault.models import Attributes, CertificateMaterial, ItemKind, ItemProperties
 from vault.policies import (
     PEM_CONTENT_TYPE,
     PFX_CONTENT_TYPE,
@@ -36,28 +31,8 @@ from vault.policies import (
 T = TypeVar("T")
 
 
-class KeyCertificateCalls:
+class KeyCertificateCalls(AdapterCore):
     """Key and certificate calls of `KeyVaultAdapter` (see the module docstring)."""
-
-    _ref: VaultRef
-    _secrets: SecretClient
-    _keys: KeyClient
-    _certificates: CertificateClient
-
-    if TYPE_CHECKING:  # provided by KeyVaultAdapter
-
-        async def _call(
-            self,
-            op: str,
-            item: str,
-            fn: Callable[[], Awaitable[T]],
-            *,
-            redact: Iterable[str] = (),
-            max_attempts: int | None = None,
-            also_retry: Callable[[VaultError], bool] | None = None,
-        ) -> T: ...
-
-        def _item(self, kind: ItemKind, name: str, op: str) -> str: ...
 
     # -- keys ---------------------------------------------------------------------------
 

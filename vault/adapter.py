@@ -10,38 +10,34 @@ backoff for transient faults) and every HTTP request of it through `RateControlP
 off (`retry_total=0`) so that a 429 is counted and waited for in one place only. The
 SDK's delete/recover pollers still work with it off: they poll through 404s, which they
 read as "not yet", and a transient fault while polling surfaces as a `VaultError` that
-`delete_item` / `recover_item` retry idempotently. The key and certificate calls beyond
-the per-kind basics (policies, import, issuers, contacts) come from the mixin in
-`vault._key_certificate_calls`.
+`delete_item` / `recover_item` retry idempotently. The adapter is one class in parts
+over `vault._core.AdapterCore` (the clients and `_call`): the item calls here, key
+wrapping and signing in `vault._key_crypto`, key and certificate administration
+(policies, import, issuers, contacts) in `vault._key_certificate_calls`.
 """
 
 from __future__ import annotations
 
-import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.keyvault.certificates.aio import CertificateClient
 from azure.keyvault.keys.aio import KeyClient
-from azure.keyvault.keys.crypto import KeyWrapAlgorithm
 from azure.keyvault.keys.crypto.aio import CryptographyClient
 from azure.keyvault.secrets.aio import SecretClient
 
 from vault import _sdk_models as sdk
 from vault import metrics
-from vault._azure_errors import map_azure_error
 from vault._key_certificate_calls import KeyCertificateCalls
-from vault._key_signing import KeySigningCalls
-from vault._kinds import CertificateCalls, KeyCalls, KindCalls, Listing, SecretCalls
-from vault._rate_policy import CURRENT_OP, RateControlPolicy
+from vault._key_crypto import KeyCryptoCalls
+from vault._rate_policy import RateControlPolicy
 from vault.errors import BadRequest, Forbidden, ItemConflict, ItemNotFound, VaultError
 from vault.models import (
     Attributes,
@@ -50,7 +46,6 @@ from vault.models import (
     ItemProperties,
     SecretValue,
     VaultRef,
-    WrappedKey,
 )
 from vault.rate import RateController
 from vault.settings import VaultSettings
@@ -58,17 +53,10 @@ from vault.settings import VaultSettings
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Key Vault object names: 1-127 letters, digits and hyphens.
-_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 # Key Vault keeps answering 409 for a name for a few seconds after it was purged (1-5 s,
 # DESIGN.md): within this long after our own purge, a 409 is retried with backoff.
 PURGE_SETTLE_SECONDS = 30.0
-# The one key-wrap algorithm kvdr uses with vault keys (RSA keys only).
-WRAP_ALGORITHM = KeyWrapAlgorithm.rsa_oaep_256
-# How long a wrapping client (holding the key's public half) is reused: wrapping is then
-# local, no request per object; a rotated key is picked up within this time.
-WRAPPER_SECONDS = 300.0
 
 
 def sdk_client_options(
@@ -113,36 +101,8 @@ def http_session(settings: VaultSettings) -> aiohttp.ClientSession:
     )
 
 
-class KeyVaultAdapter(KeyCertificateCalls, KeySigningCalls):
+class KeyVaultAdapter(KeyCertificateCalls, KeyCryptoCalls):
     """One vault in one region, through the official SDK, rate-controlled."""
-
-    def __init__(
-        self,
-        ref: VaultRef,
-        *,
-        secrets: SecretClient,
-        keys: KeyClient,
-        certificates: CertificateClient,
-        rate: RateController,
-        crypto: Callable[[str], CryptographyClient] | None = None,
-    ) -> None:
-        self._ref = ref
-        # Builds a CryptographyClient for one key id with this adapter's transport and
-        # rate control (wrap_key / unwrap_key); None when built without `open`.
-        self._crypto = crypto
-        # key id -> (monotonic time made, client) of clients that wrap with a current key.
-        self._wrappers: dict[str, tuple[float, CryptographyClient]] = {}
-        self._secrets = secrets
-        # Rotation and certificate policies, import, issuers, contacts (KeyCertificateCalls).
-        self._keys = keys
-        self._certificates = certificates
-        self._rate = rate
-        self._kinds: dict[ItemKind, KindCalls] = {
-            ItemKind.SECRET: SecretCalls(secrets),
-            ItemKind.KEY: KeyCalls(keys),
-            ItemKind.CERTIFICATE: CertificateCalls(certificates),
-        }
-        self._purged: dict[tuple[ItemKind, str], float] = {}
 
     @classmethod
     @asynccontextmanager
@@ -187,79 +147,6 @@ class KeyVaultAdapter(KeyCertificateCalls, KeySigningCalls):
             )
             stack.push_async_callback(adapter._close_wrappers)
             yield adapter
-
-    @property
-    def ref(self) -> VaultRef:
-        return self._ref
-
-    @property
-    def rate(self) -> RateController:
-        """This vault's rate control (limits, 429 counts) for status pages and tests."""
-        return self._rate
-
-    def __repr__(self) -> str:
-        return f"KeyVaultAdapter(region={self._ref.region!r}, url={self._ref.url!r})"
-
-    # -- plumbing ---------------------------------------------------------------------
-
-    async def _call(
-        self,
-        op: str,
-        item: str,
-        fn: Callable[[], Awaitable[T]],
-        *,
-        redact: Iterable[str] = (),
-        max_attempts: int | None = None,
-        also_retry: Callable[[VaultError], bool] | None = None,
-    ) -> T:
-        """Run one SDK call with retry; SDK errors leave as `VaultError`s."""
-        secrets = tuple(redact)
-
-        async def once() -> T:
-            token = CURRENT_OP.set(op)
-            try:
-                return await fn()
-            except AzureError as exc:
-                raise map_azure_error(
-                    exc, vault=self._ref.label, op=op, item=item, redact=secrets
-                ) from exc
-            finally:
-                CURRENT_OP.reset(token)
-
-        return await self._rate.run(
-            op, once, item=item, max_attempts=max_attempts, also_retry=also_retry
-        )
-
-    async def _collect(self, op: str, item: str, listing: Listing[R]) -> list[R]:
-        """Every entry of a paged listing; each page is one retried call."""
-        pages = listing.pager().by_page()
-
-        async def next_page() -> list[Any] | None:
-            # A failed page leaves the iterator at the same continuation token, so
-            # calling it again retries that page, not the listing from the start.
-            try:
-                page = await pages.__anext__()
-            except StopAsyncIteration:
-                return None
-            return [x async for x in page]
-
-        out: list[R] = []
-        while (batch := await self._call(op, item, next_page)) is not None:
-            out.extend(listing.convert(x) for x in batch)
-        return out
-
-    def _item(self, kind: ItemKind, name: str, op: str) -> str:
-        """`kind/name` for messages, after checking the name (no request for a bad one)."""
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            shown = repr(name) if len(repr(name)) <= 140 else repr(name)[:137] + "..."
-            raise BadRequest(
-                f"{op} on vault {self._ref.label}: invalid {kind.value} name {shown}: "
-                "names are 1-127 letters, digits and hyphens",
-                vault=self._ref.label,
-                op=op,
-                code="InvalidName",
-            )
-        return f"{kind.value}/{name}"
 
     def _after_purge(self, kind: ItemKind, name: str | None = None) -> Callable[[VaultError], bool]:
         """Retry predicate: a 409 soon after this adapter purged `name` (or any of `kind`)."""
@@ -431,82 +318,6 @@ class KeyVaultAdapter(KeyCertificateCalls, KeySigningCalls):
         return await self._call(
             op, item, lambda: calls.restore(blob), also_retry=self._after_purge(kind)
         )
-
-    async def wrap_key(self, name: str, key: bytes, version: str | None = None) -> WrappedKey:
-        """RSA-OAEP-256 wrap of `key` with vault key `name` (current version unless given).
-
-        The SDK fetches the public key once per client and wraps locally when the key
-        allows it (one GET), else asks the vault. A client is reused for
-        `WRAPPER_SECONDS`, so a rotated key's new version is used from then on.
-        """
-        op = "wrap_key"
-        item = self._item(ItemKind.KEY, name, op)
-        key_id = f"{self._ref.url}/keys/{name}" + (f"/{version}" if version else "")
-
-        async def wrap() -> WrappedKey:
-            client = await self._wrapper(op, key_id)
-            try:
-                result = await client.wrap_key(WRAP_ALGORITHM, bytes(key))
-            except BaseException:
-                # A client that failed is not reused (the key may be gone or disabled).
-                await self._drop_wrapper(key_id)
-                raise
-            return WrappedKey(
-                key_id=str(result.key_id or client.key_id or key_id),
-                algorithm=str(getattr(result.algorithm, "value", result.algorithm)),
-                encrypted_key=bytes(result.encrypted_key),
-            )
-
-        return await self._call(op, item, wrap)
-
-    async def unwrap_key(self, name: str, version: str, wrapped: bytes) -> bytes:
-        """RSA-OAEP-256 unwrap with one version of vault key `name` (done by the vault:
-        the private half never leaves it)."""
-        op = "unwrap_key"
-        item = self._item(ItemKind.KEY, name, op)
-        if not version or "/" in version:
-            raise BadRequest(
-                f"{op} {item} on vault {self._ref.label}: a key version is required",
-                vault=self._ref.label,
-                op=op,
-                code="InvalidVersion",
-            )
-        key_id = f"{self._ref.url}/keys/{name}/{version}"
-
-        async def unwrap() -> bytes:
-            async with self._crypto_client(op, key_id) as client:
-                result = await client.unwrap_key(WRAP_ALGORITHM, bytes(wrapped))
-            return bytes(result.key)
-
-        return await self._call(op, item, unwrap)
-
-    async def _wrapper(self, op: str, key_id: str) -> CryptographyClient:
-        made = self._wrappers.get(key_id)
-        if made is not None and time.monotonic() - made[0] < WRAPPER_SECONDS:
-            return made[1]
-        await self._drop_wrapper(key_id)
-        client = self._crypto_client(op, key_id)
-        self._wrappers[key_id] = (time.monotonic(), client)
-        return client
-
-    async def _drop_wrapper(self, key_id: str) -> None:
-        made = self._wrappers.pop(key_id, None)
-        if made is not None:
-            await made[1].close()
-
-    async def _close_wrappers(self) -> None:
-        for key_id in list(self._wrappers):
-            await self._drop_wrapper(key_id)
-
-    def _crypto_client(self, op: str, key_id: str) -> CryptographyClient:
-        if self._crypto is None:
-            raise VaultError(
-                f"{op} on vault {self._ref.label}: this adapter was not opened with "
-                "KeyVaultAdapter.open (no credential for key operations)",
-                vault=self._ref.label,
-                op=op,
-            )
-        return self._crypto(key_id)
 
     async def probe(self) -> None:
         """One page of one secret, no retry: a health check wants the answer now."""

@@ -1,6 +1,7 @@
 """The vault seam: what kvdr asks of one Key Vault.
 
-Every other part of kvdr talks to vaults through `VaultClient` only. The implementation
+Every other part of kvdr talks to vaults through these Protocols only: `VaultItems`,
+`VaultCrypto` and `VaultAdministration`, and `VaultClient`, all three. The implementation
 over the official `azure-keyvault-*` aio clients lives in `vault.adapter`; rate control,
 retry and error mapping happen there, in one place.
 """
@@ -23,8 +24,9 @@ from vault.models import (
 from vault.policies import CertificateContact, CertificateIssuer, CertificatePolicy, RotationPolicy
 
 
-class VaultClient(Protocol):
-    """One vault in one region, as kvdr uses it."""
+class VaultItems(Protocol):
+    """The items of one vault: list, read, write, delete, recover, back up and restore
+    secrets, keys and certificates (the replicator, the deletion sweep, restore, probes)."""
 
     @property
     def ref(self) -> VaultRef: ...
@@ -69,6 +71,18 @@ class VaultClient(Protocol):
 
     async def restore_item(self, kind: ItemKind, backup: bytes) -> ItemProperties: ...
 
+    async def probe(self) -> None:
+        """One cheap authenticated request; raises a `VaultError` when unreachable."""
+        ...
+
+
+class VaultCrypto(Protocol):
+    """Cryptography with one vault's keys, whose private halves never leave it: wrapping
+    data keys (the backups' KEKs) and signing (the backups' signers)."""
+
+    @property
+    def ref(self) -> VaultRef: ...
+
     async def wrap_key(self, name: str, key: bytes, version: str | None = None) -> WrappedKey:
         """Wrap `key` (a data key) with RSA-OAEP-256 under vault key `name` (its current
         version unless `version`); the result names the key version that wrapped it."""
@@ -92,6 +106,14 @@ class VaultClient(Protocol):
         ...
 
     # -- keys and certificates beyond backup and restore ----------------------------
+
+
+class VaultAdministration(Protocol):
+    """What mirroring keys and certificates needs beyond the items: a key's type,
+    rotation and certificate policies, certificate material and import, issuers, contacts."""
+
+    @property
+    def ref(self) -> VaultRef: ...
 
     async def get_key(self, name: str, version: str | None = None) -> ItemProperties:
         """One key version's properties, with its `key_type` (listings carry none)."""
@@ -136,6 +158,8 @@ class VaultClient(Protocol):
         self, contacts: tuple[CertificateContact, ...]
     ) -> tuple[CertificateContact, ...]: ...
 
-    async def probe(self) -> None:
-        """One cheap authenticated request; raises a `VaultError` when unreachable."""
-        ...
+
+class VaultClient(VaultItems, VaultCrypto, VaultAdministration, Protocol):
+    """One vault in one region, as kvdr uses it: the three parts over one adapter. A
+    consumer asks for the part it uses (`VaultItems`, `VaultCrypto`,
+    `VaultAdministration`), so what it may do with a vault reads from its signature."""

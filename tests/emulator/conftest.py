@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from azure.keyvault.keys import KeyClient
 
-from tests.fixtures.emulator import EmulatorProcess
+from tests.fixtures.emulator import EmulatorProcess, key_client
 
 # The key conformance tests run against each of these: a Key Vault and a Managed HSM.
 KEY_VAULT_SKUS = ("standard", "managed-hsm")
@@ -32,3 +33,17 @@ def mhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
 def is_managed_hsm(emu: EmulatorProcess) -> bool:
     """Whether the emulator under test is a Managed HSM."""
     return emu.sku == "managed-hsm"
+
+
+@pytest.fixture(scope="module")
+def kc(key_vault: EmulatorProcess) -> Iterator[KeyClient]:
+    """A KeyClient for each vault of the suite: a standard vault and a Managed HSM."""
+    with key_client(key_vault) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def premium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    """A premium vault (HSM keys allowed), same geography as `emulator`."""
+    with EmulatorProcess(tmp_path_factory.mktemp("premium") / "state", sku="premium") as emu:
+        yield emu

@@ -37,6 +37,7 @@ from replicator.balance import BalanceView, Peer, plan_balance
 from replicator.errors import CheckpointConflict
 from replicator.members import Members
 from replicator.pair import PairReplicator
+from replicator.pair_status import pair_shell
 from replicator.settings import PairSettings
 from storage import BlobStore, LeaseKeeper, LeaseLost, LeaseTiming, PairLease, StorageError, keeping
 
@@ -143,7 +144,7 @@ class PairOwnership:
                     owner_live=True,
                 )
             else:
-                doc = _standby_status(slot.pair)
+                doc = pair_shell(slot.pair)
                 owner = self.members.owner(slot.name)
                 doc.update(
                     leader=False,
@@ -375,35 +376,6 @@ class PairOwnership:
             for gauge in (metrics.REPLICATION_LAG_SECONDS, metrics.CONFLICTS):
                 with contextlib.suppress(KeyError):
                     gauge.remove(slot.name, target.region)
-
-
-def _standby_status(pair: PairSettings) -> dict[str, Any]:
-    """A pair that another daemon runs: what the configuration says, no live figures."""
-    return {
-        "name": pair.name,
-        "primary": pair.primary.region,
-        "kinds": sorted(k.value for k in pair.kinds),
-        "rpo_seconds": None,
-        "rpo_objective_seconds": pair.rpo_objective_seconds,
-        "rpo_ok": None,
-        "last_reconcile": None,
-        "last_poll": None,
-        "source_error": None,
-        "journal_errors": [],
-        "targets": [
-            {
-                "region": target.region,
-                "lag_seconds": None,
-                "pending": None,
-                "items": None,
-                "last_success": None,
-                "suspended_until": None,
-                "conflicts": [],
-                "recent_errors": [],
-            }
-            for target in pair.secondaries
-        ],
-    }
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

@@ -116,3 +116,41 @@ def pair_status(
         **deletions.status(iso),
         "targets": [target_status(region, state, lag, now) for region, state in targets.items()],
     }
+
+
+def pair_shell(pair: PairSettings) -> dict[str, Any]:
+    """The same document as `pair_status` for a pair this process does not run (another
+    daemon does, or none: `kvdr status` from the checkpoints): what the configuration
+    says, the live figures None or empty. Callers fill in what they know."""
+    return {
+        "name": pair.name,
+        "primary": pair.primary.region,
+        "kinds": sorted(k.value for k in pair.kinds),
+        "rpo_seconds": None,
+        "rpo_objective_seconds": pair.rpo_objective_seconds,
+        "rpo_ok": None,
+        "last_reconcile": None,
+        "last_poll": None,
+        "source_error": None,
+        "refused": None,
+        "journal_errors": [],
+        "last_sweep": None,
+        "sweep_error": None,
+        "deletion_guard": None,
+        "expiry_horizon_days": None,
+        "expiring": [],
+        "targets": [
+            {
+                "region": target.region,
+                "lag_seconds": None,
+                "pending": None,
+                "items": None,
+                "last_success": None,
+                "suspended_until": None,
+                "conflicts": [],
+                "blocked": [],
+                "recent_errors": [],
+            }
+            for target in pair.secondaries
+        ],
+    }

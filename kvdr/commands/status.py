@@ -82,6 +82,7 @@ async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
     from replicator.checkpoint import CheckpointStore
     from replicator.guard import DeletionGuardStore
     from replicator.members import Members
+    from replicator.pair_status import pair_shell
     from storage.lease import LeaseTiming
     from storage.open import open_store
     from vault.credentials import build_credential
@@ -99,29 +100,19 @@ async def checkpoint_status(config: KvdrConfig) -> dict[str, Any]:
         )
         await members.refresh()
         for pair in config.replicator.pairs:
-            targets = []
-            for target in pair.secondaries:
-                cp = await store.load(pair.name, target.region)
-                targets.append(
-                    {
-                        "region": target.region,
-                        "items": len(cp.items),
-                        "last_success": cp.last_applied.isoformat() if cp.last_applied else None,
-                    }
-                )
+            doc = pair_shell(pair)
+            for target in doc["targets"]:
+                cp = await store.load(pair.name, target["region"])
+                target["items"] = len(cp.items)
+                target["last_success"] = cp.last_applied.isoformat() if cp.last_applied else None
             owner = members.owner(pair.name)
-            pairs.append(
-                {
-                    "name": pair.name,
-                    "primary": pair.primary.region,
-                    "rpo_objective_seconds": pair.rpo_objective_seconds,
-                    # Kept in blob storage: a tripped guard shows while no daemon runs.
-                    "deletion_guard": (await guards.load(pair.name)).view(pair.hide_names),
-                    "owner": owner.instance if owner else None,
-                    "owner_since": owner.since if owner else None,
-                    "targets": targets,
-                }
+            doc.update(
+                # Kept in blob storage: a tripped guard shows while no daemon runs.
+                deletion_guard=(await guards.load(pair.name)).view(pair.hide_names),
+                owner=owner.instance if owner else None,
+                owner_since=owner.since if owner else None,
             )
+            pairs.append(doc)
     return {
         "source": "checkpoints",
         "daemon": None,

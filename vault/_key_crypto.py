@@ -64,14 +64,7 @@ class KeyCryptoCalls(AdapterCore):
         the private half never leaves it)."""
         op = "unwrap_key"
         item = self._item(ItemKind.KEY, name, op)
-        if not version or "/" in version:
-            raise BadRequest(
-                f"{op} {item} on vault {self._ref.label}: a key version is required",
-                vault=self._ref.label,
-                op=op,
-                code="InvalidVersion",
-            )
-        key_id = f"{self._ref.url}/keys/{name}/{version}"
+        key_id = self._versioned_key_id(op, item, name, version)
 
         async def unwrap() -> bytes:
             async with self._crypto_client(op, key_id) as client:
@@ -146,14 +139,7 @@ class KeyCryptoCalls(AdapterCore):
         op = "verify"
         item = self._item(ItemKind.KEY, name, op)
         chosen = self._signing_input(op, algorithm, digest)
-        if not version or "/" in version:
-            raise BadRequest(
-                f"{op} {item} on vault {self._ref.label}: a key version is required",
-                vault=self._ref.label,
-                op=op,
-                code="InvalidVersion",
-            )
-        key_id = f"{self._ref.url}/keys/{name}/{version}"
+        key_id = self._versioned_key_id(op, item, name, version)
 
         async def verify() -> bool:
             async with self._crypto_client(op, key_id) as client:
@@ -161,3 +147,15 @@ class KeyCryptoCalls(AdapterCore):
             return bool(result.is_valid)
 
         return await self._call(op, item, verify)
+
+    def _versioned_key_id(self, op: str, item: str, name: str, version: str) -> str:
+        """The id of one exact version of key `name`: unwrap and verify must name the
+        version that wrapped or signed (no request without one)."""
+        if not version or "/" in version:
+            raise BadRequest(
+                f"{op} {item} on vault {self._ref.label}: a key version is required",
+                vault=self._ref.label,
+                op=op,
+                code="InvalidVersion",
+            )
+        return f"{self._ref.url}/keys/{name}/{version}"

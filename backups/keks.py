@@ -20,8 +20,6 @@ repr here prints key material.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import os
 from collections.abc import Sequence
@@ -37,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from backups.errors import KekUnavailable, NoUsableKek
+from backups.key_files import read_key_file, write_key_file
 from backups.signers import SignerRing
 from vault.client import VaultCrypto
 from vault.errors import VaultError
@@ -247,32 +246,20 @@ class LocalFileKek:
     def from_file(cls, path: str | os.PathLike[str]) -> LocalFileKek:
         file = Path(path)
         source = f"local key file {str(file)!r}"
-        try:
-            text = file.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
-            raise ValueError(f"{source}: cannot read ({reason})") from None
-        if not text.startswith(LOCAL_KEY_PREFIX):
-            raise ValueError(f"{source} is not a kvdr local key (create one with create_key_file)")
-        try:
-            key = base64.b64decode(text.removeprefix(LOCAL_KEY_PREFIX), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError(f"{source}: the key is not valid base64") from None
+        key = read_key_file(
+            file,
+            LOCAL_KEY_PREFIX,
+            source,
+            "is not a kvdr local key (create one with create_key_file)",
+        )
         return cls(key, source)
 
     @staticmethod
     def create_key_file(path: str | os.PathLike[str]) -> LocalFileKek:
         """Write a new random key to `path` (mode 0600); refuses to overwrite one."""
         file = Path(path)
-        file.parent.mkdir(parents=True, exist_ok=True)
         key = os.urandom(DATA_KEY_BYTES)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        try:
-            fd = os.open(file, flags, 0o600)
-        except FileExistsError:
-            raise ValueError(f"local key file {str(file)!r} exists already") from None
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(LOCAL_KEY_PREFIX + base64.b64encode(key).decode() + "\n")
+        write_key_file(file, LOCAL_KEY_PREFIX, key, f"local key file {str(file)!r}")
         return LocalFileKek(key, f"local key file {str(file)!r}")
 
     @property

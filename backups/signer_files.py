@@ -5,8 +5,6 @@ overwritten. Whoever reads the file can sign. No repr here prints key material.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import os
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from backups.key_files import read_key_file, write_key_file
 from backups.signers import (
     ED25519,
     HMAC_SHA256,
@@ -28,32 +27,15 @@ HMAC_PREFIX = "kvdr-signing-hmac-v1:"
 
 
 def _read_key_file(path: Path, prefix: str, size: int | None = None) -> bytes:
-    source = f"signing key file {str(path)!r}"
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
-        raise ValueError(f"{source}: cannot read ({reason})") from None
-    if not text.startswith(prefix):
-        raise ValueError(f"{source} is not a kvdr {prefix.split('-')[2]} signing key")
-    try:
-        raw = base64.b64decode(text.removeprefix(prefix), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"{source}: the key is not valid base64") from None
-    if size is not None and len(raw) != size:
-        raise ValueError(f"{source} must hold a {size * 8}-bit key")
-    return raw
+    kind = prefix.split("-")[2]
+    return read_key_file(
+        path, prefix, f"signing key file {str(path)!r}", f"is not a kvdr {kind} signing key", size
+    )
 
 
 def _write_key_file(path: Path, prefix: str, raw: bytes) -> None:
     """Write a new key file with mode 0600; never overwrite one (like the local KEK)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ValueError(f"signing key file {str(path)!r} exists already") from None
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(prefix + base64.b64encode(raw).decode() + "\n")
+    write_key_file(path, prefix, raw, f"signing key file {str(path)!r}")
 
 
 class Ed25519FileSigner:

@@ -36,7 +36,7 @@ def command(timeout: float) -> None:
         PID_FILE.unlink(missing_ok=True)
         STACK_PIDS.unlink(missing_ok=True)
         if had:
-            click.echo(f"the local stack ({had[0].describe()}) had already stopped")
+            click.echo(f"the local stack (kvdr up, pid {had[0].pid}) had already stopped")
         else:
             click.echo(f"nothing to stop: no running kvdr up in this folder ({PID_FILE})")
         return
@@ -66,9 +66,11 @@ def _stop_up(up: StackProcess, timeout: float) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(up.pid, signal.SIGKILL)
         stop_stale_stack(stale_processes(), 0)
-        click.echo(f"the local stack ({up.describe()}) did not stop in {timeout:.0f} s; killed it")
+        click.echo(
+            f"the local stack (kvdr up, pid {up.pid}) did not stop in {timeout:.0f} s; killed it"
+        )
     else:
         # kvdr up removes its files as it stops; what it could not stop is stopped here.
         stop_stale_stack(stale_processes(), timeout)
-        click.echo(f"stopped the local stack ({up.describe()})")
+        click.echo(f"stopped the local stack (kvdr up, pid {up.pid})")
     PID_FILE.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import signal
 import socket
 import subprocess
@@ -88,9 +89,9 @@ class TestKvdrUp:
 
     def test_killed_up_leaves_a_stale_stack_that_up_and_down_find(self, tmp_path: Path) -> None:
         """After `kvdr up` is SIGKILLed its stack still runs: `kvdr up` finds it and refuses
-        (exit 1, naming `kvdr down`), `kvdr up --replace` stops it and starts anew, and
-        after a second SIGKILL `kvdr down` stops every listed process and frees the
-        ports."""
+        (exit 1, naming `kvdr down`), on a terminal asks and keeps it when told no,
+        `kvdr up --replace` stops it and starts anew, and after a second SIGKILL
+        `kvdr down` stops every listed process and frees the ports."""
         first = kvdr("up", "--detach", cwd=tmp_path)
         assert first.returncode == 0, first.stdout + first.stderr
         try:
@@ -107,6 +108,10 @@ class TestKvdrUp:
             )
             assert refused.returncode == 1, refused.stdout + refused.stderr
             assert "stale local stack" in refused.stderr and "kvdr down" in refused.stderr
+            assert all(r.running() for r in old if r.name != "up")
+            declined = up_on_a_terminal(tmp_path, answer="n")
+            assert declined.returncode == 1, declined.stdout + declined.stderr
+            assert "Stop it?" in declined.stderr and "emulator-eastus (pid" in declined.stderr
             assert all(r.running() for r in old if r.name != "up")
             replaced = kvdr("up", "--detach", "--replace", cwd=tmp_path)
             assert replaced.returncode == 0, replaced.stdout + replaced.stderr
@@ -152,6 +157,25 @@ def listed(folder: Path) -> list[StackProcess]:
     """`kvdr up` itself and what its `stack.pids` lists."""
     state = folder / ".kvdr"
     return read_records(state / "up.pid") + read_records(state / "stack.pids")
+
+
+def up_on_a_terminal(folder: Path, answer: str) -> subprocess.CompletedProcess[str]:
+    """`kvdr up --detach` with its stdin on a terminal (a pty), given `answer`."""
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, f"{answer}\n".encode())
+        return subprocess.run(
+            [sys.executable, "-m", "kvdr", "up", "--detach"],
+            cwd=folder,
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
 
 
 def kill_up(records: list[StackProcess]) -> None:

@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -32,6 +33,17 @@ def in_thread(supervisor: DaemonSupervisor) -> threading.Thread:
     return thread
 
 
+def exits_until(supervisor: DaemonSupervisor, restarts: int) -> list[dict[str, Any]]:
+    """Supervise until `restarts` restarts, stop; the `daemon.exited` log events."""
+    with capture_logs() as logs:
+        thread = in_thread(supervisor)
+        wait_for_sync(lambda: supervisor.restarts >= restarts, 30, f"{restarts} restarts")
+        supervisor.stop(timeout=5)
+        thread.join(10)
+    assert not thread.is_alive()
+    return [dict(e) for e in logs if e["event"] == "daemon.exited"]
+
+
 class TestDaemonSupervisor:
     def test_a_dying_daemon_is_restarted_with_a_doubling_backoff(
         self, tmp_path: Path, supervised: list[DaemonSupervisor]
@@ -47,13 +59,7 @@ class TestDaemonSupervisor:
             max_backoff=0.2,
         )
         supervised.append(supervisor)
-        with capture_logs() as logs:
-            thread = in_thread(supervisor)
-            wait_for_sync(lambda: supervisor.restarts >= 4, 30, "four restarts")
-            supervisor.stop(timeout=5)
-            thread.join(10)
-        assert not thread.is_alive()
-        exits = [e for e in logs if e["event"] == "daemon.exited"]
+        exits = exits_until(supervisor, restarts=4)
         assert [e["restarts"] for e in exits[:4]] == [1, 2, 3, 4]
         assert [e["restart_in_seconds"] for e in exits[:4]] == [0.05, 0.1, 0.2, 0.2]
         assert {e["code"] for e in exits} == {3}
@@ -72,13 +78,8 @@ class TestDaemonSupervisor:
             stable_after=0,
         )
         supervised.append(supervisor)
-        with capture_logs() as logs:
-            thread = in_thread(supervisor)
-            wait_for_sync(lambda: supervisor.restarts >= 3, 30, "three restarts")
-            supervisor.stop(timeout=5)
-            thread.join(10)
-        waits = [e["restart_in_seconds"] for e in logs if e["event"] == "daemon.exited"]
-        assert set(waits) == {0.05}
+        exits = exits_until(supervisor, restarts=3)
+        assert {e["restart_in_seconds"] for e in exits} == {0.05}
 
     def test_a_killed_daemon_is_restarted_and_stop_ends_the_new_one(
         self, tmp_path: Path, supervised: list[DaemonSupervisor]

@@ -155,7 +155,10 @@ def where_to_look(port: int) -> str:
         f" https://127.0.0.1:8444 (westus)\n"
         f"  CA to trust: {STATE_DIR / 'vaults' / 'eastus' / 'tls' / 'ca.pem'}\n"
         f"  fault proxy: http://127.0.0.1:8474/proxies\n"
-        f"  logs:        {STATE_DIR / 'logs'}/"
+        f"  demo data:   {len(DEMO_SECRETS)} secrets, key {DEMO_KEY}, certificate"
+        f" {DEMO_CERTIFICATE} in eastus, mirrored to westus\n"
+        f"  logs:        {STATE_DIR / 'logs'}/ (the daemon's: daemon.log; kvdr up restarts"
+        f" it when it dies)"
     )
 
 

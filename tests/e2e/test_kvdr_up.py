@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from azure.keyvault.certificates.aio import CertificateClient
 from azure.keyvault.keys.aio import KeyClient
 from azure.keyvault.secrets.aio import SecretClient
@@ -49,7 +50,7 @@ class TestKvdrUp:
         own, and `kvdr down` stops every process it started."""
         started = kvdr("up", "--detach", cwd=tmp_path)
         assert started.returncode == 0, started.stdout + started.stderr
-        assert "http://127.0.0.1:8080/" in started.stdout
+        assert "http://127.0.0.1:8080/" in started.stdout and DEMO_CERTIFICATE in started.stdout
         try:
 
             def mirrored() -> dict[str, Any] | None:
@@ -129,6 +130,8 @@ class TestKvdrUp:
         taken = [port for port in StackPorts().named().values() if port_in_use(port)]
         assert taken == []
 
+    # About 40 s, most of it the killed daemon's 30 s pair lease lapsing: with the slow ones.
+    @pytest.mark.slow
     def test_killed_daemon_is_restarted_and_replicates(self, tmp_path: Path) -> None:
         """The daemon killed with SIGKILL is started again by `kvdr up` (the restart is
         counted in its log) and a secret written afterwards reaches westus."""

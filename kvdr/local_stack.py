@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from kvdr.stack_processes import StackProcess, write_records
+
 if TYPE_CHECKING:
     from kvdr.config import KvdrConfig
 
@@ -171,6 +173,8 @@ class LocalStack:
     project_root: Path | None = None
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     emulator_dirs: dict[str, Path] = field(default_factory=dict)
+    # What `stack.pids` lists: these processes plus any tracked from outside (the daemon).
+    records: dict[str, StackProcess] = field(default_factory=dict)
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         logs = self.state_dir / "logs"
@@ -188,16 +192,21 @@ class LocalStack:
         )
         out.close()
         self.processes.append((name, process))
-        self._write_pids()
+        self.track(name, process.pid)
         return process
 
     @property
     def pids_file(self) -> Path:
         return self.state_dir / "stack.pids"
 
-    def _write_pids(self) -> None:
-        """The children's pids, for `kvdr down` when kvdr up itself cannot stop them."""
-        self.pids_file.write_text("".join(f"{p.pid}\n" for _, p in self.processes))
+    def track(self, name: str, pid: int) -> None:
+        """List `pid` in `stack.pids` as `name` (replacing an earlier one of that name),
+        for `kvdr down` when kvdr up itself is gone and cannot stop its children."""
+        self.records.pop(name, None)
+        record = StackProcess.of(name, pid)
+        if record is not None:
+            self.records[name] = record
+        write_records(self.pids_file, self.records.values())
 
     def start(self) -> None:
         check_ports(self.ports)
@@ -306,6 +315,7 @@ class LocalStack:
                 process.kill()
                 process.wait()
         self.processes.clear()
+        self.records.clear()
         self.pids_file.unlink(missing_ok=True)
 
     def blob_connection_string(self) -> str:

@@ -1,13 +1,13 @@
-"""The README's main job: `kvdr up` with its two regions, Azurite, fault proxy and daemon;
-and faults injected on the stack's links (issue 6) seen in `kvdr status`."""
+"""The local stack (two regions, Azurite, fault proxy) on free ports with its daemon:
+faults injected on the stack's links (issue 6) seen in `kvdr status`, the journal through
+a storage outage, signed backups, signed event deliveries, sealed checkpoints. `kvdr up`
+and `kvdr down` themselves are in test_kvdr_up.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import ssl
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,16 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.keyvault.secrets.aio import SecretClient
 
 from chaos.faults import Faults
 from kvdr.local_stack import LocalStack, StackPorts
 from replicator.checkpoint import checkpoint_blob_name
 from replicator.state_seal import StateSealer, read_state_document
 from storage import AzureBlobSettings, AzureBlobStore
-from tests.fixtures.cli import run_kvdr
+from tests.e2e.stack_clients import kvdr, stack_secret_client
 from tests.fixtures.daemon import DaemonProcess, free_port
-from tests.fixtures.emulator import AsyncStaticTokenCredential
 from tests.fixtures.waiting import wait_for, wait_for_sync
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,67 +32,6 @@ SNAPSHOT_SECONDS = 15
 # A write to an unreachable storage endpoint fails after the storage client's retries
 # (about 15 s); the journal reports the outage after its first failed write.
 OUTAGE_SECONDS = 90
-
-
-def kvdr(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return run_kvdr(*args, cwd=cwd, timeout=timeout)
-
-
-def primary_client(stack_dir: Path, port: int) -> SecretClient:
-    return SecretClient(
-        f"https://127.0.0.1:{port}",
-        AsyncStaticTokenCredential(),
-        verify_challenge_resource=False,
-        connection_verify=str(stack_dir / "vaults" / "ca-bundle.pem"),
-    )
-
-
-class TestKvdrUp:
-    def test_port_in_use_is_named(self, tmp_path: Path) -> None:
-        """`kvdr up` refuses to start when a port it needs is taken, naming the port."""
-        blocker = socket.socket()
-        try:
-            blocker.bind(("127.0.0.1", 8443))
-            blocker.listen()
-        except OSError:
-            pass  # already taken by something else: the message must name it all the same
-        try:
-            result = kvdr("up", cwd=tmp_path, timeout=60)
-        finally:
-            blocker.close()
-        assert result.returncode == 1
-        assert "port in use: 8443 (eastus vault)" in result.stderr
-
-    def test_detach_status_down(self, tmp_path: Path) -> None:
-        """`kvdr up --detach` comes up with the demo secrets mirrored, `kvdr status` shows
-        both regions, and `kvdr down` stops every process it started."""
-        started = kvdr("up", "--detach", cwd=tmp_path)
-        assert started.returncode == 0, started.stdout + started.stderr
-        assert "http://127.0.0.1:8080/" in started.stdout
-        try:
-
-            def mirrored() -> dict[str, Any] | None:
-                doc: dict[str, Any] = json.loads(kvdr("status", "--json", cwd=tmp_path).stdout)
-                return doc if doc["pairs"] and doc["pairs"][0]["targets"][0]["items"] == 3 else None
-
-            doc = wait_for_sync(mirrored, 30, "the three demo secrets on westus", interval=0.5)
-            assert doc["source"] == "daemon"
-            assert {r["region"]: r["up"] for r in doc["regions"]} == {
-                "eastus": True,
-                "westus": True,
-            }
-            assert doc["pairs"][0]["targets"][0]["items"] == 3
-            pids = [int((tmp_path / ".kvdr" / "up.pid").read_text())]
-            pids += [int(p) for p in (tmp_path / ".kvdr" / "stack.pids").read_text().split()]
-            assert len(pids) == 5  # kvdr up, the proxy, two emulators, Azurite
-        finally:
-            stopped = kvdr("down", cwd=tmp_path)
-        assert stopped.returncode == 0 and "stopped the local stack" in stopped.stdout
-        assert not (tmp_path / ".kvdr" / "up.pid").exists()
-        for pid in pids:
-            status = Path(f"/proc/{pid}/status")
-            alive = status.exists() and "zombie" not in status.read_text().lower()
-            assert not alive, f"process {pid} of the stack survived kvdr down"
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +104,7 @@ class TestFaultsOnTheStack:
         )
         assert first_pass[-1]["pairs"][0]["last_reconcile"], daemon.logs()
         items_before = first_pass[-1]["pairs"][0]["targets"][0]["items"]
-        async with primary_client(local.state_dir, local.ports.eastus) as primary:
+        async with stack_secret_client(local.state_dir, local.ports.eastus) as primary:
             async with faults.toxic("westus-vault", "latency", attributes={"latency": 1500}):
                 await primary.set_secret("slow-link", "value-a")
                 samples = await watch_status(daemon, lambda d: westus_lag(d) >= 1.5, 30)
@@ -237,7 +174,7 @@ class TestJournalOnTheStack:
             daemon, lambda d: bool(d["pairs"]) and d["pairs"][0]["last_reconcile"], 60
         )
         names = [f"during-outage-{i}" for i in range(4)]
-        async with primary_client(local.state_dir, local.ports.eastus) as primary:
+        async with stack_secret_client(local.state_dir, local.ports.eastus) as primary:
             # The journal has this pair open, its first snapshot written, and one more
             # change durable but not in a snapshot yet when the link goes: the next
             # snapshot falls due during the outage.
@@ -302,7 +239,7 @@ class TestJournalOnTheStack:
         assert daemon.get("/readyz")[0] == 200
         # The pair's lease lapsed during the outage: the daemon takes the pair back and
         # replicates and journals a new change as before.
-        async with primary_client(local.state_dir, local.ports.eastus) as primary:
+        async with stack_secret_client(local.state_dir, local.ports.eastus) as primary:
             await primary.set_secret("after-outage", "value-after")
         settled = await watch_status(
             daemon,
@@ -347,7 +284,7 @@ class TestSignedBackupsOnTheStack:
         signed by the stack's pinned signer; `snapshot list` names that signer."""
         local = stack[0]
         config = str(local.state_dir / "kvdr.toml")
-        async with primary_client(local.state_dir, local.ports.eastus) as client:
+        async with stack_secret_client(local.state_dir, local.ports.eastus) as client:
             await client.set_secret("signed-backup-demo", "value-signed")
 
         def verified() -> dict[str, Any] | None:
@@ -416,7 +353,7 @@ class TestEventsOnTheStack:
             interval=0.5,
         )
         assert "?" not in before["url"]
-        async with primary_client(local.state_dir, local.ports.eastus) as primary:
+        async with stack_secret_client(local.state_dir, local.ports.eastus) as primary:
             await primary.set_secret("by-signed-event", "value-e")
         await wait_for(
             lambda: emulator_events(local, local.ports.eastus)["delivered"] > before["delivered"],
@@ -438,7 +375,7 @@ class TestStateOnTheStack:
         local, daemon = stack
         name = "payroll-db-password-e2e"
         await watch_status(daemon, lambda d: bool(d["pairs"]), 60)
-        async with primary_client(local.state_dir, local.ports.eastus) as primary:
+        async with stack_secret_client(local.state_dir, local.ports.eastus) as primary:
             await primary.set_secret(name, "value-e2e")
         settings = AzureBlobSettings(connection_string=local.blob_connection_string())
         async with AzureBlobStore(settings) as blobs:

@@ -44,7 +44,7 @@ class TestLocalConfig:
         [demo] = config.replicator.pairs
         assert (demo.name, demo.primary.region) == ("demo", "eastus")
         assert [ref.region for ref in demo.secondaries] == ["westus"]
-        assert demo.kinds == frozenset({ItemKind.SECRET})
+        assert demo.kinds == frozenset(ItemKind)  # the demo mirrors all three kinds
         assert config.vault.verify_challenge_resource is False
         assert config.daemon.listen_port == 8080
         assert config.warnings == ()

@@ -148,6 +148,17 @@ def decide(
 
     ordered = _newest_first(candidates)
     committed = next((r for r in ordered if support(r) >= majority), None)
+    # A newer transition may be vouched for only through the history of the records
+    # that followed it (its own copies all superseded): then its content cannot be
+    # shown, and an older record must not be shown in its place.
+    vouched = [
+        key
+        for key in {k for r in records for k in r.lineage}
+        if sum(_supports(r, key, 0) for r in records) >= majority
+    ]
+    newest = max(vouched, default=None)
+    if committed is not None and newest is not None and newest[0] > committed.epoch:
+        committed = None
     base = next(
         (
             r
@@ -157,7 +168,7 @@ def decide(
         committed,
     )
     absent = len(readable) - len(records)
-    undecided = committed is None and absent < majority
+    undecided = committed is None and (absent < majority or newest is not None)
     return committed, base, undecided
 
 

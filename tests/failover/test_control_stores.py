@@ -217,6 +217,29 @@ class TestDecide:
         with pytest.raises(NoMajority, match="no majority of 3"):
             committed_record(views, 2)
 
+    def test_never_an_older_record_in_place_of_a_newer_commit(self) -> None:
+        """r2 superseded everywhere by two different successors (each carrying r2 in
+        its history): r2 is vouched for but its content is gone, so nothing older is
+        shown as committed; the reader is undecided, a transition builds on the newest."""
+        _, r2, _ = self.records()
+        a = begin_switchover(
+            finish_switchover(r2, 1.0), "westus", by="a", reason="", highest_epoch=2
+        )
+        b = begin_switchover(
+            finish_switchover(r2, 2.0), "westus", by="b", reason="", highest_epoch=2
+        )
+        a4 = begin_switchover(
+            finish_switchover(a, 1.0), "eastus", by="a", reason="", highest_epoch=3
+        )
+        b4 = begin_switchover(
+            finish_switchover(b, 1.0), "eastus", by="b", reason="", highest_epoch=3
+        )
+        # r2 survives only in the histories of a4 and b4 (their `previous` are a and b).
+        views = [StoreView("s0", "e", a4), StoreView("s1", "e", b4), StoreView("s2", error="x")]
+        committed, base, undecided = decide(views, 2)
+        assert committed is None and undecided
+        assert base in (a4, b4) and (r2.epoch, r2.txid) in base.lineage
+
     def test_too_few_answers(self) -> None:
         """Fewer than a majority answering: nothing can be told."""
         views = [StoreView("s0"), StoreView("s1", error="down"), StoreView("s2", error="down")]
@@ -252,7 +275,8 @@ class TestConcurrentTransitions:
     ) -> None:
         """Writers racing transitions over three stores, each store call delayed at
         random (optionally one store cut): every winning epoch has exactly one winner,
-        epochs rise across rounds, and a read afterwards returns the last winner."""
+        a read afterwards shows the last winner or a write built on it, and the next
+        transition carries every winner in its history (no commit is lost)."""
         rng = random.Random(seed)
 
         async def scenario(root: Path) -> None:
@@ -269,18 +293,19 @@ class TestConcurrentTransitions:
                 epochs = [w.record.epoch for w in winners]
                 assert len(epochs) == len(set(epochs)), epochs
                 read = await ctl.read("app", split_ok=True)
-                if winners:
-                    # A winner's majority is never undone by the losers around it.
+                if winners and read.committed is not None:
+                    # What a reader shows carries the last winner (it may be a later
+                    # write that a transition adopted), never an older record.
                     last = max(winners, key=lambda w: w.record.epoch)
-                    assert not read.undecided and read.committed is not None
-                    # (Read back maybe as the `previous` of a loser: without its own.)
-                    got = replace(read.committed, previous=None)
-                    assert got == replace(last.record, previous=None)
-                # Whatever the losers left, the next transition goes through.
+                    assert (last.record.epoch, last.record.txid) in read.committed.lineage
+                # Whatever the losers left, the next transition goes through, and no
+                # winner's transition is missing from its history.
                 clock.advance(ctl.in_flight_seconds)
                 stores_up = [s for s in stores if not s.down]
                 assert len(stores_up) >= 2
                 after = await ctl.transition("app", bump("after"))
+                for w in winners:
+                    assert (w.record.epoch, w.record.txid) in after.record.lineage
                 assert after.record.epoch > max(epochs, default=0)
 
         with tempfile.TemporaryDirectory(dir=tmp_path) as root:

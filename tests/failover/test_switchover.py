@@ -4,15 +4,17 @@ transition with its RTO on real local-folder control stores."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from failover.control_record import initial_record
-from failover.control_stores import NoMajority
+from failover.control_stores import ControlStores, NoMajority
 from failover.switchover import (
     Checks,
     LagReading,
     SwitchoverRefused,
+    SwitchoverResult,
     switchover,
     switchover_refusals,
 )
@@ -63,6 +65,24 @@ class TestRefusals:
         assert "reversing the direction is not built" in why
 
 
+async def switch(
+    ctl: ControlStores, checks: Checks, started: float = 0.0, **more: Any
+) -> SwitchoverResult:
+    """A switchover of pair app from eastus to westus."""
+    return await switchover(
+        ctl,
+        pair="app",
+        primary="eastus",
+        regions=["eastus", "westus"],
+        to="westus",
+        by="ops@host",
+        reason="patch",
+        checks=checks,
+        started=started,
+        **more,
+    )
+
+
 class TestSwitchover:
     async def test_commits_epoch_and_records_rto(self, tmp_path: Path) -> None:
         """The switch commits epoch 1, then the record goes back to normal with the RTO
@@ -70,18 +90,7 @@ class TestSwitchover:
         ticks = iter([10.0])
         async with local_stores(tmp_path, 3) as stores:
             ctl = control(stores)
-            result = await switchover(
-                ctl,
-                pair="app",
-                primary="eastus",
-                regions=["eastus", "westus"],
-                to="westus",
-                by="ops@host",
-                reason="patch",
-                checks=HEALTHY,
-                started=8.5,
-                clock=lambda: next(ticks),
-            )
+            result = await switch(ctl, HEALTHY, 8.5, clock=lambda: next(ticks))
             assert result.rto_seconds == 1.5 and result.finished is not None
             read = await ctl.read("app")
             assert read.committed == result.finished
@@ -95,17 +104,7 @@ class TestSwitchover:
         async with local_stores(tmp_path, 3) as stores:
             ctl = control(stores)
             with pytest.raises(SwitchoverRefused, match="unknown"):
-                await switchover(
-                    ctl,
-                    pair="app",
-                    primary="eastus",
-                    regions=["eastus", "westus"],
-                    to="westus",
-                    by="ops",
-                    reason="",
-                    checks=Checks(health=HEALTHY.health),
-                    started=0.0,
-                )
+                await switch(ctl, Checks(health=HEALTHY.health))
             assert [await s.list("failover/") for s in stores] == [[], [], []]
 
     async def test_two_stores_down_is_refused(self, tmp_path: Path) -> None:
@@ -113,14 +112,4 @@ class TestSwitchover:
         async with local_stores(tmp_path, 3) as stores:
             stores[0].down = stores[1].down = True
             with pytest.raises(NoMajority):
-                await switchover(
-                    control(stores),
-                    pair="app",
-                    primary="eastus",
-                    regions=["eastus", "westus"],
-                    to="westus",
-                    by="ops",
-                    reason="",
-                    checks=HEALTHY,
-                    started=0.0,
-                )
+                await switch(control(stores), HEALTHY)

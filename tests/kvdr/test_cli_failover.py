@@ -27,6 +27,22 @@ def control_stores(tmp_path: Path, count: int = 3) -> str:
     )
 
 
+def switch(config: Path, to: str, *more: str) -> subprocess.CompletedProcess[str]:
+    """`kvdr failover switchover --pair app --to TO --yes` with `more` options."""
+    return kvdr(
+        "failover",
+        "switchover",
+        "--pair",
+        "app",
+        "--to",
+        to,
+        "--yes",
+        "--config",
+        str(config),
+        *more,
+    )
+
+
 def status(config: Path) -> tuple[int, dict[str, Any]]:
     result = kvdr("failover", "status", "--json", "--config", str(config))
     return result.returncode, json.loads(result.stdout)
@@ -100,18 +116,7 @@ class TestSwitchover:
         config = write_config(
             world, tmp_path / "kvdr.toml", port=free_port(), extra=control_stores(tmp_path)
         )
-        result = kvdr(
-            "failover",
-            "switchover",
-            "--pair",
-            "app",
-            "--to",
-            "westus",
-            "--yes",
-            "--json",
-            "--config",
-            str(config),
-        )
+        result = switch(config, "westus", "--json")
         assert result.returncode == 1, result.stderr
         doc = json.loads(result.stdout)
         assert doc["ok"] is False and doc["checks"]["health"] == {"eastus": True, "westus": True}
@@ -130,20 +135,7 @@ class TestSwitchover:
         daemon = DaemonProcess(config, port).start()
         try:
             wait_for_sync(lambda: caught_up(daemon), 30, "westus caught up")
-            result = kvdr(
-                "failover",
-                "switchover",
-                "--pair",
-                "app",
-                "--to",
-                "westus",
-                "--yes",
-                "--json",
-                "--config",
-                str(config),
-                "--reason",
-                "patching eastus",
-            )
+            result = switch(config, "westus", "--json", "--reason", "patching eastus")
             assert result.returncode == 0, result.stdout + result.stderr
             doc = json.loads(result.stdout)
             assert (doc["ok"], doc["from_region"], doc["epoch"], doc["state"]) == (
@@ -174,17 +166,7 @@ class TestSwitchover:
             assert last["rto_seconds"] == doc["rto_seconds"] and last["loss_items"] == 0
             assert [s["epoch"] for s in pair["stores"]] == [1, 1, 1]
 
-            back = kvdr(
-                "failover",
-                "switchover",
-                "--pair",
-                "app",
-                "--to",
-                "eastus",
-                "--yes",
-                "--config",
-                str(config),
-            )
+            back = switch(config, "eastus")
             assert back.returncode == 1
             assert "reversing the direction is not built" in back.stderr
         finally:

@@ -7,14 +7,16 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from backups.settings import BackupSettings
+from failover.settings import FailoverSettings
 from kvdr._config_backups import read_backups
 from kvdr._config_daemon import DaemonSettings, read_daemon
 from kvdr._config_env import apply_env_overrides
+from kvdr._config_failover import read_failover
 from kvdr._config_fields import Problem, Problems
 from kvdr._config_lines import KeyPath, locate_keys
 from kvdr._config_pairs import read_pairs
@@ -90,6 +92,8 @@ class KvdrConfig:
     warnings: tuple[ConfigIssue, ...] = ()
     # `[backups]`: None when the section is absent or disabled.
     backups: BackupSettings | None = None
+    # `[failover]`: where the control records live (default: in [storage]).
+    failover: FailoverSettings = field(default_factory=FailoverSettings)
 
     def summary(self) -> dict[str, Any]:
         """What the configuration sets up, safe to print (no secret, no connection string)."""
@@ -226,6 +230,7 @@ def _load_text(
         "backups",
         lambda: read_backups(doc.get("backups"), regions, declared, env, problems, writer),
     )
+    failover = guarded("failover", lambda: read_failover(doc.get("failover"), env, problems))
 
     lines = locate_keys(text)
     issues = [_issue(file, problem, lines, origins) for problem in problems.items]
@@ -251,6 +256,7 @@ def _load_text(
         vault=vault,
         warnings=tuple(issues),
         backups=backups,
+        failover=failover or FailoverSettings(),
     )
     return config, issues
 

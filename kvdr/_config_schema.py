@@ -49,6 +49,7 @@ SECTIONS = (
     "vault",
     "pairs",
     "backups",
+    "failover",
 )
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

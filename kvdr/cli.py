@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "down": "kvdr.commands.down:command",
     "snapshot": "kvdr.commands.snapshot:command",
     "restore": "kvdr.commands.restore:command",
+    "failover": "kvdr.commands.failover:command",
 }
 
 

@@ -1,0 +1,95 @@
+"""`[failover]` (kvdr/_config_failover.py): control stores as storage tables, located
+errors, the one-or-three rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvdr.config import ConfigError, parse_config
+from storage.settings import AzureBlobSettings, LocalFolderSettings
+
+BASE = """\
+[credential]
+kind = "cli"
+
+[regions.eastus]
+vault_url = "https://contoso-east.vault.azure.net"
+
+[regions.westus]
+vault_url = "https://contoso-west.vault.azure.net"
+
+[storage]
+path = "/var/lib/kvdr/blobs"
+
+[[pairs]]
+name = "app"
+primary = "eastus"
+secondaries = ["westus"]
+"""
+
+STORE = """
+[[failover.control_stores]]
+path = "/var/lib/kvdr/control-{n}"
+"""
+
+
+class TestFailoverSection:
+    def test_absent_means_the_main_storage(self) -> None:
+        """Without [failover] there are no control stores of its own: [storage] holds
+        the records, and a store call may take 5 s."""
+        config = parse_config(BASE, "kvdr.toml")
+        assert config.failover.control_stores == ()
+        assert config.failover.store_timeout_seconds == 5.0
+
+    def test_three_stores_and_timeout(self) -> None:
+        """Three storage tables, of either backend, and a duration."""
+        text = (
+            BASE
+            + '\n[failover]\nstore_timeout = "2s"\n'
+            + STORE.format(n=1)
+            + STORE.format(n=2)
+            + '\n[[failover.control_stores]]\naccount_url = "https://a.blob.core.windows.net"\n'
+            + 'container = "kvdr-control"\n'
+        )
+        config = parse_config(text, "kvdr.toml")
+        stores = config.failover.control_stores
+        assert stores[:2] == (
+            LocalFolderSettings("/var/lib/kvdr/control-1"),
+            LocalFolderSettings("/var/lib/kvdr/control-2"),
+        )
+        assert isinstance(stores[2], AzureBlobSettings)
+        assert stores[2].container == "kvdr-control"
+        assert config.failover.store_timeout_seconds == 2.0
+
+    def test_two_stores_are_refused_with_the_line(self) -> None:
+        """Two stores: an error at failover.control_stores with its line and why."""
+        text = BASE + STORE.format(n=1) + STORE.format(n=2)
+        with pytest.raises(ConfigError) as caught:
+            parse_config(text, "kvdr.toml")
+        (issue,) = caught.value.issues
+        assert issue.key == "failover.control_stores"
+        assert issue.line is not None and "one or three" in issue.message
+
+    def test_bad_store_table_is_located(self) -> None:
+        """A problem inside one store's table is reported at its index and key, and the
+        count is not reported on top of it."""
+        text = BASE + STORE.format(n=1) + '\n[[failover.control_stores]]\ncontainer = "X"\n'
+        with pytest.raises(ConfigError) as caught:
+            parse_config(text, "kvdr.toml")
+        keys = [i.key for i in caught.value.issues]
+        assert keys == ["failover.control_stores[1]"]
+
+    @pytest.mark.parametrize(
+        ("extra", "key", "words"),
+        [
+            ('\n[failover]\ncontrol_stores = "x"\n', "failover.control_stores", "array of tables"),
+            ('\n[failover]\nstore_timeout = "soon"\n', "failover.store_timeout", ""),
+            ("\n[failover]\nmode = 1\n", "failover.mode", "unknown key"),
+        ],
+    )
+    def test_other_errors(self, extra: str, key: str, words: str) -> None:
+        """Wrong types and unknown keys are errors at their key."""
+        with pytest.raises(ConfigError) as caught:
+            parse_config(BASE + extra, "kvdr.toml")
+        (issue,) = caught.value.issues
+        assert issue.key == key and words in issue.message

@@ -23,11 +23,10 @@ from kvdr._config_schema import (
     declared_regions,
     read_credential,
     read_regions,
-    read_replication,
     read_storage,
-    read_vault,
 )
-from replicator.settings import ReplicatorSettings
+from kvdr._config_tuning import read_replication, read_vault
+from replicator.settings import DEFAULT_RPO_SECONDS, ReplicatorSettings
 from storage.settings import AzureBlobSettings, LocalFolderSettings
 from vault.models import VaultRef
 from vault.settings import CredentialSettings, VaultSettings
@@ -215,7 +214,7 @@ def _load_text(
     )
     vault = guarded("vault", lambda: read_vault(doc.get("vault"), problems))
     declared = declared_regions(doc.get("regions"))
-    default_rpo = replication[1] if replication else 60.0
+    default_rpo = replication[1] if replication else DEFAULT_RPO_SECONDS
     pairs = guarded(
         "pairs",
         lambda: read_pairs(doc.get("pairs"), regions, declared, default_rpo, problems),

@@ -12,31 +12,27 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 from urllib.parse import urlsplit
 
 from kvdr._config_fields import (
     Invalid,
     Problems,
     Table,
-    boolean,
     choice,
     duration,
     env_name,
-    fraction,
     integer,
     suggest,
     text,
     type_name,
 )
 from kvdr._config_lines import KeyPath
-from kvdr._config_secrets import secret_refusal, secret_value
+from kvdr._config_model import Check, Section, read_section, setting
 from replicator.plan_keys import SKUS
-from replicator.settings import ReplicatorSettings
-from storage.lease import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from storage.settings import AzureBlobSettings, LocalFolderSettings
 from vault.models import VaultRef
-from vault.settings import CREDENTIAL_KINDS, CredentialSettings, VaultSettings
+from vault.settings import CREDENTIAL_KINDS, CredentialSettings
 
 T = TypeVar("T")
 
@@ -225,7 +221,6 @@ def declared_regions(raw: object) -> set[str]:
 _STORAGE_SOURCES = ("connection_string_env", "connection_string", "account_url", "path")
 # How long a read waits on an unreachable primary endpoint before using the secondary.
 _STORAGE_TUNING = ("retries", "connect_timeout", "primary_retry")
-_STORAGE_KEYS = ("container", *_STORAGE_SOURCES, "secondary_account_url", *_STORAGE_TUNING)
 # Azure: 3-63 characters, lowercase letters, digits and single hyphens, alphanumeric ends.
 _CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 # Azurite's published development account: its key is public, not a secret.
@@ -275,6 +270,61 @@ def _connection_string(value: object) -> str:
     return conn
 
 
+class StorageSection(Section):
+    section = "storage"
+
+    container: Annotated[str, Check(_container, "string")] = setting(
+        AzureBlobSettings.container,
+        "blob container (3-63 lowercase letters, digits, single hyphens)",
+    )
+    connection_string_env: Annotated[str, Check(env_name, "string")] | None = setting(
+        None,
+        "**name** of an environment variable holding the storage connection string "
+        "(preferred over a literal one)",
+        shown="",
+    )
+    connection_string: Annotated[str, Check(_connection_string, "string")] | None = setting(
+        None,
+        "a literal connection string; one carrying an account key is a warning unless it is "
+        "Azurite's public development account",
+        shown="",
+    )
+    account_url: Annotated[str, Check(_account_url, "string")] | None = setting(
+        None,
+        "`https://<account>.blob.core.windows.net`, authenticated with `[credential]` "
+        "(`http://` only for 127.0.0.1)",
+        shown="",
+    )
+    secondary_account_url: Annotated[str, Check(_account_url, "string")] | None = setting(
+        None,
+        "the read-only secondary endpoint of an RA-GRS/RA-GZRS account "
+        "(`https://<account>-secondary.blob.core.windows.net`), read when the primary "
+        "endpoint is down",
+        shown="derived",
+    )
+    path: Annotated[str, Check(text, "string")] | None = setting(
+        None,
+        "a local folder instead of Azure (tests, single-host setups); `container` and "
+        "`secondary_account_url` do not apply",
+        shown="",
+    )
+    retries: Annotated[int, Check(integer(0, 20), "integer")] = setting(
+        AzureBlobSettings.retries, "retries of a blob request before it fails (0-20)"
+    )
+    connect_timeout_seconds: Annotated[float, Check(duration(), "duration")] = setting(
+        AzureBlobSettings.connect_timeout_seconds,
+        "connect timeout per blob request",
+        alias="connect_timeout",
+    )
+    # How long reads go to the secondary endpoint after a fallback.
+    primary_retry_seconds: Annotated[float, Check(duration(), "duration")] = setting(
+        AzureBlobSettings.primary_retry_seconds,
+        "after a read fell back to the secondary endpoint, how long reads go straight there "
+        "before the primary is tried again",
+        alias="primary_retry",
+    )
+
+
 def read_storage(
     raw: object, env: Mapping[str, str], problems: Problems
 ) -> AzureBlobSettings | LocalFolderSettings | None:
@@ -282,199 +332,63 @@ def read_storage(
     if raw is None:
         problems.error(path, "missing [storage]: where kvdr keeps checkpoints and journals")
         return None
-    table = Table(raw, path, problems, _STORAGE_KEYS)
-    sources = [key for key in _STORAGE_SOURCES if key in table]
-    if not sources and isinstance(raw, dict):
+    # Which backend is chosen is read from the keys written, so a conflict is reported
+    # whatever else is wrong in the table.
+    written = set(raw) if isinstance(raw, dict) else set()
+    sources = [key for key in _STORAGE_SOURCES if key in written]
+    if isinstance(raw, dict) and not sources:
         problems.error(
             path, "set one of connection_string_env, connection_string, account_url or path"
         )
-        return None
     for extra in sources[1:]:
         problems.error(
             (*path, extra),
             f"conflicts with {sources[0]}: set only one of connection_string_env, "
             "connection_string, account_url or path",
         )
-    if not sources:
+    section = read_section(StorageSection, raw, path, problems)
+    if section is None or not sources:
         return None
     source = sources[0]
-    if source == "path":
-        for key in ("container", "secondary_account_url", *_STORAGE_TUNING):
-            if key in table:
-                problems.warning((*path, key), "not used with a local folder (path)")
-        folder = table.get("path", text)
-        return LocalFolderSettings(path=folder) if folder else None
-    base = AzureBlobSettings()
+    if section.path is not None and source == "path":
+        for unused in ("container", "secondary_account_url", *_STORAGE_TUNING):
+            if unused in written:
+                problems.warning((*path, unused), "not used with a local folder (path)")
+        return LocalFolderSettings(path=section.path)
     common = AzureBlobSettings(
-        container=table.get("container", _container) or base.container,
-        secondary_account_url=table.get("secondary_account_url", _account_url),
-        retries=_pick(table.get("retries", integer(0, 20)), base.retries),
-        connect_timeout_seconds=_pick(
-            table.get("connect_timeout", duration()), base.connect_timeout_seconds
-        ),
-        primary_retry_seconds=_pick(
-            table.get("primary_retry", duration()), base.primary_retry_seconds
-        ),
+        **section.model_dump(
+            include={
+                "container",
+                "secondary_account_url",
+                "retries",
+                "connect_timeout_seconds",
+                "primary_retry_seconds",
+            }
+        )
     )
     if source == "account_url":
-        return replace(common, account_url=table.get("account_url", _account_url))
-    if source == "connection_string_env":
-        name = table.get("connection_string_env", env_name)
-        conn = env.get(name) if name else None
-        if name and not conn:
+        return replace(common, account_url=section.account_url)
+    conn = section.connection_string
+    name = section.connection_string_env
+    if name is not None:
+        conn = env.get(name)
+        if not conn:
             problems.error(
                 (*path, "connection_string_env"),
                 f"environment variable {name} is not set or empty "
                 "(it must hold the storage connection string)",
             )
-        elif conn:
+        else:
             try:
                 _connection_string(conn)
             except Invalid as exc:
                 problems.error((*path, "connection_string_env"), f"{name}: {exc}")
-    else:
-        conn = table.get("connection_string", _connection_string)
-        if conn and "AccountKey=" in conn and _AZURITE_ACCOUNT not in conn:
-            problems.warning(
-                (*path, "connection_string"),
-                "holds an account key in the file; prefer connection_string_env",
-            )
-    return replace(common, connection_string=conn)
-
-
-# -- [replication] and [vault] --------------------------------------------------------
-
-
-def _lease_duration(value: object) -> int:
-    seconds = duration()(value)
-    # Azure Blob leases last 15-60 whole seconds (infinite ones would outlive a crash).
-    if not seconds.is_integer() or not MIN_LEASE_SECONDS <= seconds <= MAX_LEASE_SECONDS:
-        raise Invalid(
-            f"must be whole seconds from {MIN_LEASE_SECONDS}s to {MAX_LEASE_SECONDS}s "
-            f"(Azure's lease limits), got {value!r}"
-        )
-    return int(seconds)
-
-
-def read_replication(
-    raw: object, problems: Problems, env: Mapping[str, str] | None = None
-) -> tuple[ReplicatorSettings, float]:
-    """Replicator timing and limits, the state key, and the default RPO objective of
-    every pair."""
-    table = Table(
-        raw,
-        ("replication",),
-        problems,
-        (
-            "poll_interval",
-            "reconcile_interval",
-            "deep_reconcile_interval",
-            "max_concurrent_items",
-            "drain_timeout",
-            "rpo_objective",
-            "deletion_sweep_interval",
-            "deletion_guard_min_items",
-            "deletion_guard_fraction",
-            "expiry_horizon",
-            "lease_duration",
-            "event_queue_limit",
-            "event_read_share",
-            "state_key_env",
-            "state_key_file",
-        ),
-        refused={"state_key": secret_refusal("state_key")},
-    )
-    base = ReplicatorSettings()
-    poll = table.get("poll_interval", duration())
-    reconcile = table.get("reconcile_interval", duration())
-    settings = ReplicatorSettings(
-        poll_interval_seconds=_pick(poll, base.poll_interval_seconds),
-        reconcile_interval_seconds=_pick(reconcile, base.reconcile_interval_seconds),
-        deep_reconcile_interval_seconds=_pick(
-            table.get("deep_reconcile_interval", duration()),
-            base.deep_reconcile_interval_seconds,
-        ),
-        max_concurrent_items=_pick(
-            table.get("max_concurrent_items", integer(1, 1024)), base.max_concurrent_items
-        ),
-        drain_seconds=_pick(
-            table.get("drain_timeout", duration(positive=False)), base.drain_seconds
-        ),
-        deletion_sweep_interval_seconds=_pick(
-            table.get("deletion_sweep_interval", duration()),
-            base.deletion_sweep_interval_seconds,
-        ),
-        deletion_guard_min_items=_pick(
-            table.get("deletion_guard_min_items", integer(0)), base.deletion_guard_min_items
-        ),
-        deletion_guard_fraction=_pick(
-            table.get("deletion_guard_fraction", fraction), base.deletion_guard_fraction
-        ),
-        expiry_horizon_seconds=_pick(
-            table.get("expiry_horizon", duration()), base.expiry_horizon_seconds
-        ),
-        lease_duration_seconds=_pick(
-            table.get("lease_duration", _lease_duration), base.lease_duration_seconds
-        ),
-        event_queue_limit=_pick(
-            table.get("event_queue_limit", integer(1, 1_000_000)), base.event_queue_limit
-        ),
-        event_read_share=_pick(table.get("event_read_share", fraction), base.event_read_share),
-        state_key=secret_value(table, "state_key", env or {}, problems),
-    )
-
-    if settings.reconcile_interval_seconds < settings.poll_interval_seconds:
+    elif conn and "AccountKey=" in conn and _AZURITE_ACCOUNT not in conn:
         problems.warning(
-            ("replication", "reconcile_interval"),
-            "shorter than poll_interval: every reconciliation pass lists all items, "
-            "so it should run less often than the cheap poll",
+            (*path, "connection_string"),
+            "holds an account key in the file; prefer connection_string_env",
         )
-    rpo = _pick(table.get("rpo_objective", duration()), 60.0)
-    return settings, rpo
-
-
-_VAULT_KEYS = (
-    "max_concurrency",
-    "secret_creates_per_10s",
-    "other_ops_per_10s",
-    "max_attempts",
-    "request_timeout",
-    "verify_challenge_resource",
-    "backoff_base",
-    "backoff_max",
-    "ca_file",
-)
-
-
-def read_vault(raw: object, problems: Problems) -> VaultSettings:
-    table = Table(raw, ("vault",), problems, _VAULT_KEYS)
-    base = VaultSettings()
-    settings = VaultSettings(
-        max_concurrency=_pick(table.get("max_concurrency", integer(1, 1024)), base.max_concurrency),
-        # Key Vault's published limits per vault per region per 10 s: secret create 300,
-        # all other transactions 4,000. Above them every extra request only earns a 429.
-        secret_creates_per_10s=_pick(
-            table.get("secret_creates_per_10s", integer(1, 300)), base.secret_creates_per_10s
-        ),
-        other_ops_per_10s=_pick(
-            table.get("other_ops_per_10s", integer(1, 4000)), base.other_ops_per_10s
-        ),
-        max_attempts=_pick(table.get("max_attempts", integer(1, 100)), base.max_attempts),
-        request_timeout_seconds=_pick(
-            table.get("request_timeout", duration()), base.request_timeout_seconds
-        ),
-        backoff_base_seconds=_pick(
-            table.get("backoff_base", duration()), base.backoff_base_seconds
-        ),
-        backoff_max_seconds=_pick(table.get("backoff_max", duration()), base.backoff_max_seconds),
-        ca_file=table.get("ca_file", text),
-        verify_challenge_resource=_pick(
-            table.get("verify_challenge_resource", boolean), base.verify_challenge_resource
-        ),
-    )
-    if settings.backoff_max_seconds < settings.backoff_base_seconds:
-        problems.error(("vault", "backoff_max"), "must not be shorter than backoff_base")
-    return settings
+    return replace(common, connection_string=conn)
 
 
 def _pick(value: T | None, default: T) -> T:

@@ -27,7 +27,19 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
 
-from kvdr._config_fields import Converter, Invalid, Problems, choice, suggest, type_name
+from kvdr._config_fields import (
+    Converter,
+    Invalid,
+    Problems,
+    boolean,
+    choice,
+    duration,
+    env_name,
+    fraction,
+    suggest,
+    text,
+    type_name,
+)
 from kvdr._config_lines import KeyPath
 
 S = TypeVar("S", bound="Section")
@@ -54,6 +66,15 @@ class Check:
             raise PydanticCustomError(
                 _ERROR_TYPE, "{message}", {"message": str(exc), "at": exc.at}
             ) from None
+
+
+Duration = Annotated[float, Check(duration(), "duration")]
+# Zero allowed: "do not wait".
+DurationOrZero = Annotated[float, Check(duration(positive=False), "duration")]
+Fraction = Annotated[float, Check(fraction, "fraction")]
+Flag = Annotated[bool, Check(boolean, "boolean")]
+Text = Annotated[str, Check(text, "string")]
+EnvName = Annotated[str, Check(env_name, "environment variable name")]
 
 
 class Section(BaseModel):

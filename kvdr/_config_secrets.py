@@ -9,7 +9,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from kvdr._config_fields import Problems, Table, env_name, text
+from kvdr._config_fields import Problems
 from kvdr._config_lines import KeyPath
 
 MIN_SECRET_LENGTH = 16
@@ -20,20 +20,6 @@ def secret_refusal(key: str) -> str:
         f"a literal {key} is not accepted in the configuration file: put it in an "
         f"environment variable ({key}_env) or a file readable by kvdr only ({key}_file)"
     )
-
-
-def secret_value(table: Table, key: str, env: Mapping[str, str], problems: Problems) -> str | None:
-    """The value of `<key>_env` or `<key>_file` of `table`; problems name the source, never
-    the value."""
-    env_key, file_key = f"{key}_env", f"{key}_file"
-    if env_key in table and file_key in table:
-        problems.error(table.at(file_key), f"conflicts with {env_key}: set only one of them")
-        return None
-    name = table.get(env_key, env_name)
-    path = table.get(file_key, text)
-    if (env_key in table and name is None) or (file_key in table and path is None):
-        return None
-    return read_secret(key, name, path, table.path, env, problems)
 
 
 def read_secret(

@@ -9,26 +9,25 @@ from typing import Annotated
 from kvdr._config_fields import (
     Invalid,
     Problems,
-    boolean,
     duration,
-    env_name,
-    fraction,
     integer,
-    text,
 )
-from kvdr._config_model import Check, Section, read_section, setting
+from kvdr._config_model import (
+    Check,
+    Duration,
+    DurationOrZero,
+    EnvName,
+    Flag,
+    Fraction,
+    Section,
+    Text,
+    read_section,
+    setting,
+)
 from kvdr._config_secrets import read_secret, secret_refusal
 from replicator.settings import DEFAULT_RPO_SECONDS, ReplicatorSettings
 from storage.lease import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from vault.settings import VaultSettings
-
-Duration = Annotated[float, Check(duration(), "duration")]
-# Zero allowed: "do not wait".
-DurationOrZero = Annotated[float, Check(duration(positive=False), "duration")]
-Fraction = Annotated[float, Check(fraction, "fraction")]
-Flag = Annotated[bool, Check(boolean, "boolean")]
-Text = Annotated[str, Check(text, "string")]
-EnvName = Annotated[str, Check(env_name, "environment variable name")]
 
 
 def _lease_duration(value: object) -> int:

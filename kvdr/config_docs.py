@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic.fields import FieldInfo
 
 from kvdr._config_model import Check, Section
-from kvdr._config_schema import StorageSection
+from kvdr._config_storage import StorageSection
 from kvdr._config_tuning import ReplicationSection, VaultSection
 from kvdr.timegrammar import format_duration
 

@@ -65,20 +65,63 @@ class PairSection(Section):
         "secondaries": " (the regions replicated to)",
     }
 
-    name: Annotated[str, Check(_pair_name, "string")]
-    primary: Text
-    secondaries: Names
-    kinds: Annotated[frozenset[ItemKind], Check(_kinds, "array of strings")] = frozenset(
-        {ItemKind.SECRET}
+    name: Annotated[str, Check(_pair_name, "string")] = setting(
+        ...,
+        "unique (ignoring case), 1-63 letters, digits, `-`, `_`; used in blob paths and "
+        "metric labels",
     )
-    include: Names = ("*",)
-    exclude: Names = ()
-    adopt: Flag = False
-    rpo_objective_seconds: Duration | None = setting(None, "", alias="rpo_objective")
-    deletion_guard_min_items: Annotated[int, Check(integer(0), "integer")] | None = None
-    deletion_guard_fraction: Fraction | None = None
-    expiry_horizon_seconds: Duration | None = setting(None, "", alias="expiry_horizon")
-    hide_names: Flag = False
+    primary: Text = setting(..., "region name to replicate from")
+    secondaries: Names = setting(
+        ..., "region names to replicate to: at least one, not the primary, no duplicates"
+    )
+    kinds: Annotated[frozenset[ItemKind], Check(_kinds, "array of strings")] = setting(
+        frozenset({ItemKind.SECRET}),
+        "any of `secret`, `key`, `certificate`; keys and certificates travel by backup and "
+        "restore (same geography only) and HSM keys need a premium secondary "
+        "(`regions.<name>.sku`); see [replication.md](replication.md#mirroring-a-key)",
+    )
+    include: Names = setting(
+        ("*",),
+        "glob patterns (`*`, `?`, `[a-z]`, `[!a-z]`) of item names to mirror; must not be empty",
+    )
+    exclude: Names = setting(
+        (), "glob patterns of item names to leave out (applied after `include`)"
+    )
+    adopt: Flag = setting(
+        False,
+        "take over target items that kvdr did not write (they lack the `kvdr-source-version` "
+        "tag); otherwise they are left alone and reported as conflicts. Certificates: new "
+        "versions are imported on top when the key is exportable; keys: never (that would "
+        "need a purge)",
+    )
+    rpo_objective_seconds: Duration | None = setting(
+        None,
+        "this pair's RPO objective",
+        alias="rpo_objective",
+        shown="`replication.rpo_objective`",
+    )
+    deletion_guard_min_items: Annotated[int, Check(integer(0), "integer")] | None = setting(
+        None,
+        "this pair's deletion guard minimum; raising it (or the fraction) above what a "
+        "tripped guard found releases the guard",
+        shown="`replication.deletion_guard_min_items`",
+    )
+    deletion_guard_fraction: Fraction | None = setting(
+        None,
+        "this pair's deletion guard fraction",
+        shown="`replication.deletion_guard_fraction`",
+    )
+    expiry_horizon_seconds: Duration | None = setting(
+        None,
+        "this pair's expiry horizon",
+        alias="expiry_horizon",
+        shown="`replication.expiry_horizon`",
+    )
+    hide_names: Flag = setting(
+        False,
+        "status and dashboard show `sha256:<12 hex digits>` of each name instead of the name "
+        "in the expiry list and the deletion guard's withheld list",
+    )
 
 
 def read_pairs(

@@ -18,13 +18,19 @@ from pathlib import Path
 from pydantic.fields import FieldInfo
 
 from kvdr._config_model import Check, Section
+from kvdr._config_pairs import PairSection
 from kvdr._config_storage import StorageSection
 from kvdr._config_tuning import ReplicationSection, VaultSection
 from kvdr.timegrammar import format_duration
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
-SECTIONS: tuple[type[Section], ...] = (StorageSection, ReplicationSection, VaultSection)
-_BLOCK = re.compile(r"(<!-- keys: ([a-z]+) -->\n)(.*?)(<!-- end keys -->)", re.S)
+SECTIONS: tuple[type[Section], ...] = (
+    StorageSection,
+    ReplicationSection,
+    VaultSection,
+    PairSection,
+)
+_BLOCK = re.compile(r"(<!-- keys: ([a-z.<>]+) -->\n)(.*?)(<!-- end keys -->)", re.S)
 
 
 def render_table(model: type[Section]) -> str:
@@ -47,7 +53,12 @@ def _default(info: FieldInfo) -> str:
     extra = info.json_schema_extra
     if isinstance(extra, dict) and isinstance(extra.get("shown"), str):
         return str(extra["shown"])
+    if info.is_required():
+        return "required"
     value = info.default
+    if isinstance(value, tuple | frozenset):
+        names = sorted(str(getattr(item, "value", item)) for item in value)
+        return "`[" + ", ".join(f'"{name}"' for name in names) + "]`"
     if value is None:
         return "none"
     if isinstance(value, bool):

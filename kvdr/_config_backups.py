@@ -96,29 +96,49 @@ _P = RetentionPolicy()
 
 class BackupsSection(Section):
     section = "backups"
+    # Arrays of tables with references of their own below the section's.
+    elsewhere = frozenset({"keks", "signers", "replicas"})
 
-    enabled: Flag = True
-    durability: Annotated[str, Check(choice(DURABILITY_MODES), "string")] = _B.durability
-    flush_interval_seconds: Duration = setting(
-        _B.flush_interval_seconds, "", alias="flush_interval"
+    enabled: Flag = setting(True, "`false` turns backups off")
+    durability: Annotated[str, Check(choice(DURABILITY_MODES), "string")] = setting(
+        _B.durability, '`"sync"`: `record()` returns once durable (group commit)'
     )
-    flush_max_changes: Annotated[int, Check(integer(1, 100_000), "integer")] = _B.flush_max_changes
-    max_buffered_changes: Annotated[int, Check(integer(1, 10_000_000), "integer")] | None = None
+    flush_interval_seconds: Duration = setting(
+        _B.flush_interval_seconds, "a segment at least this often", alias="flush_interval"
+    )
+    flush_max_changes: Annotated[int, Check(integer(1, 100_000), "integer")] = setting(
+        _B.flush_max_changes, "... or every this many changes (1-100,000)"
+    )
+    max_buffered_changes: Annotated[int, Check(integer(1, 10_000_000), "integer")] | None = setting(
+        None,
+        "beyond this, the journal waits for storage (backpressure)",
+        shown=f"`{_B.max_buffered_changes}`",
+    )
     snapshot_interval_seconds: Duration = setting(
-        _B.snapshot_interval_seconds, "", alias="snapshot_interval"
+        _B.snapshot_interval_seconds,
+        "how often the journal compacts itself into a snapshot",
+        alias="snapshot_interval",
     )
     retention_interval_seconds: Duration = setting(
-        _B.retention_interval_seconds, "", alias="retention_interval"
+        _B.retention_interval_seconds, "how often retention runs", alias="retention_interval"
     )
-    keep_all_hours: Annotated[int, Check(integer(1, 24 * 366), "integer")] = _P.keep_all_hours
+    keep_all_hours: Annotated[int, Check(integer(1, 24 * 366), "integer")] = setting(
+        _P.keep_all_hours, "retention: every restore point this many hours back (1-8784)"
+    )
     hourly_days: Annotated[int, Check(integer(0, 3660), "integer")] = setting(
-        _P.hourly_days, "", alias="keep_hourly_days"
+        _P.hourly_days,
+        "retention: then one point per hour, this many days back",
+        alias="keep_hourly_days",
     )
     daily_days: Annotated[int, Check(integer(0, 3660), "integer")] = setting(
-        _P.daily_days, "", alias="keep_daily_days"
+        _P.daily_days,
+        "retention: then one point per day, this many days back",
+        alias="keep_daily_days",
     )
     monthly_months: Annotated[int, Check(integer(0, 1200), "integer")] = setting(
-        _P.monthly_months, "", alias="keep_monthly_months"
+        _P.monthly_months,
+        "retention: then one point per month, this many months back",
+        alias="keep_monthly_months",
     )
     # Each element is read on its own below, so one bad table does not hide the others.
     keks: Annotated[list[Any], _tables("KEK", "backups.keks")] = []

@@ -20,7 +20,7 @@ from typing import Annotated
 
 from kvdr._config_fields import Invalid, Problems, choice, text, text_list
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, EnvName, Section, Text, read_section
+from kvdr._config_model import Check, EnvName, Section, Text, read_section, setting
 from kvdr._config_secrets import read_secret, secret_refusal
 from kvdr.entra_token import EntraDelivery, load_keys
 
@@ -119,22 +119,65 @@ _ENTRA_MISSING = "missing: Entra ID delivery needs " + ", ".join(_ENTRA_KEYS)
 class DaemonSection(Section):
     section = "daemon"
     refused = {key: secret_refusal(key) for key in ("status_token", "events_secret")}
+    joined = {
+        "events_secret_env": (" / ", "events_secret_file"),
+        "events_entra_audience": (", ", "events_entra_issuers", "events_entra_keys_file"),
+        "status_token_env": (" / ", "status_token_file"),
+    }
 
-    listen: Annotated[tuple[str, int], Check(_listen, "HOST:PORT")] = ("127.0.0.1", 8080)
-    instance_id: Annotated[str, Check(_instance_id, "string")] = ""
-    state_dir: Text = ".kvdr"
-    log_format: Annotated[str, Check(choice(LOG_FORMATS, fold_case=True), "string")] = "auto"
-    log_level: Annotated[str, Check(choice(LOG_LEVELS, fold_case=True), "string")] = "info"
-    allowed_hosts: Hosts = ()
-    status_token_env: EnvName | None = None
-    status_token_file: Text | None = None
-    events_secret_env: EnvName | None = None
+    listen: Annotated[tuple[str, int], Check(_listen, "HOST:PORT")] = setting(
+        ("127.0.0.1", 8080),
+        "HTTP address (`HOST:PORT`, `[::1]:PORT` for IPv6) of `/healthz`, `/readyz`, "
+        "`/metrics`, `/status`, `/events` and the dashboard",
+        shown='`"127.0.0.1:8080"`',
+    )
+    instance_id: Annotated[str, Check(_instance_id, "string")] = setting(
+        "",
+        "names this daemon in pair leases and logs; 1-128 letters, digits, `.`, `_`, `-`",
+        shown="`<hostname>-<pid>`",
+    )
+    state_dir: Text = setting(".kvdr", "local state of this daemon")
+    log_format: Annotated[str, Check(choice(LOG_FORMATS, fold_case=True), "string")] = setting(
+        "auto",
+        '`"json"` (one JSON object per line on stderr), `"console"`, or `"auto"`: console on '
+        "a terminal, JSON otherwise",
+    )
+    log_level: Annotated[str, Check(choice(LOG_LEVELS, fold_case=True), "string")] = setting(
+        "info",
+        "`debug`, `info`, `warning`, `error`, `critical` (kvdr's own events; the Azure SDK "
+        "logs only warnings and above)",
+    )
+    events_secret_env: EnvName | None = setting(
+        None,
+        "the shared secret `/events` requires (at least 16 characters), from this "
+        "environment variable or this file (first line; the file should be mode 0600, other "
+        "users' access is a warning). Event Grid sends it as the query parameter `secret` of "
+        "the webhook URL or as the header `X-Kvdr-Events-Secret` (a delivery attribute "
+        "marked secret). `events_secret` itself is refused",
+    )
     events_secret_file: Text | None = None
-    events_entra_audience: Text | None = None
-    events_entra_issuers: (
-        Annotated[tuple[str, ...], Check(text_list, "array of strings")] | None
-    ) = None
+    events_entra_audience: Text | None = setting(
+        None,
+        "Event Grid's Entra ID authenticated delivery instead of (or besides) the secret: the "
+        "application ID URI the tokens are for, the accepted issuers "
+        '(`["https://login.microsoftonline.com/<tenant>/v2.0"]`, and '
+        "`https://sts.windows.net/<tenant>/` for v1 tokens), and a JWKS file with the "
+        "tenant's signing keys (from its `jwks_uri`; read again when it changes). All three "
+        "or none",
+    )
+    events_entra_issuers: Annotated[tuple[str, ...], Check(text_list, "array")] | None = None
     events_entra_keys_file: Text | None = None
+    status_token_env: EnvName | None = setting(
+        None,
+        "the bearer token `/status` and `/metrics` require (`Authorization: Bearer ...`), at "
+        "least 16 characters; `kvdr status` sends it; `status_token` itself is refused",
+    )
+    status_token_file: Text | None = None
+    allowed_hosts: Hosts = setting(
+        (),
+        "host names (no scheme, no port) that `/status`, `/metrics` and the dashboard answer "
+        "to, besides `localhost`, `127.0.0.1`, `::1` and any IP address",
+    )
 
 
 def _entra(

@@ -88,8 +88,11 @@ class Section(BaseModel):
     refused: ClassVar[Mapping[str, str]] = {}
     # Appended verbatim to "missing required key 'k'": what the key holds.
     hints: ClassVar[Mapping[str, str]] = {}
-    # Key reference: a key shown on one row with another (`<key>_env` / `<key>_file`).
-    joined: ClassVar[Mapping[str, str]] = {}
+    # Key reference: keys shown on one row with the first (`<key>_env` / `<key>_file`):
+    # first key -> (separator, the others).
+    joined: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    # Key reference: keys with a table of their own (arrays of tables).
+    elsewhere: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def written_keys(cls) -> list[str]:

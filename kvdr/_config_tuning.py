@@ -48,7 +48,7 @@ _V = VaultSettings
 class ReplicationSection(Section):
     section = "replication"
     refused = {"state_key": secret_refusal("state_key")}
-    joined = {"state_key_env": "state_key_file"}
+    joined = {"state_key_env": (" / ", "state_key_file")}
 
     poll_interval_seconds: Duration = setting(
         _R.poll_interval_seconds,

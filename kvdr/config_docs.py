@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pydantic.fields import FieldInfo
 
+from kvdr._config_backups import BackupsSection
+from kvdr._config_daemon import DaemonSection
 from kvdr._config_model import Check, Section
 from kvdr._config_pairs import PairSection
 from kvdr._config_storage import StorageSection
@@ -25,10 +27,12 @@ from kvdr.timegrammar import format_duration
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 SECTIONS: tuple[type[Section], ...] = (
+    DaemonSection,
     StorageSection,
     ReplicationSection,
     VaultSection,
     PairSection,
+    BackupsSection,
 )
 _BLOCK = re.compile(r"(<!-- keys: ([a-z.<>]+) -->\n)(.*?)(<!-- end keys -->)", re.S)
 
@@ -36,14 +40,15 @@ _BLOCK = re.compile(r"(<!-- keys: ([a-z.<>]+) -->\n)(.*?)(<!-- end keys -->)", r
 def render_table(model: type[Section]) -> str:
     """The Markdown table of one section's keys."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
-    skipped = set(model.joined.values())
+    skipped = {key for _, *others in model.joined.values() for key in others} | model.elsewhere
     for name, info in model.model_fields.items():
         written = info.alias or name
         if written in skipped:
             continue
         shown = f"`{written}`"
         if written in model.joined:
-            shown += f" / `{model.joined[written]}`"
+            separator, *others = model.joined[written]
+            shown += "".join(f"{separator}`{other}`" for other in others)
         cells = (shown, _default(info), info.description or "")
         rows.append("| " + " | ".join(cells).replace("|  |", "| |") + " |")
     return "\n".join(rows) + "\n"

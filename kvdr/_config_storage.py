@@ -6,7 +6,6 @@ carry the account key; a URL is shown without its query (a SAS token) or user pa
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Annotated
@@ -16,20 +15,18 @@ from kvdr._config_fields import Invalid, Problems, duration, env_name, integer, 
 from kvdr._config_lines import KeyPath
 from kvdr._config_model import Check, Section, read_section, setting
 from kvdr._config_vaults import shown_url
-from storage.settings import AzureBlobSettings, LocalFolderSettings
+from storage.settings import AzureBlobSettings, LocalFolderSettings, is_container_name
 
 _STORAGE_SOURCES = ("connection_string_env", "connection_string", "account_url", "path")
 # How long a read waits on an unreachable primary endpoint before using the secondary.
 _STORAGE_TUNING = ("retries", "connect_timeout", "primary_retry")
-# Azure: 3-63 characters, lowercase letters, digits and single hyphens, alphanumeric ends.
-_CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 # Azurite's published development account: its key is public, not a secret.
 _AZURITE_ACCOUNT = "AccountName=devstoreaccount1"
 
 
 def _container(value: object) -> str:
     name = text(value)
-    if not _CONTAINER.fullmatch(name):
+    if not is_container_name(name):
         raise Invalid(
             f"{name!r} is not a valid container name: 3-63 lowercase letters, digits and "
             "single hyphens, starting and ending with a letter or digit"

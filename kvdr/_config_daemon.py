@@ -16,13 +16,16 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
-from kvdr._config_fields import Invalid, Problems, Table, choice, text, text_list
-from kvdr._config_schema import LOG_FORMATS, LOG_LEVELS
-from kvdr._config_secrets import secret_refusal, secret_value
+from kvdr._config_fields import Invalid, Problems, choice, text, text_list
+from kvdr._config_lines import KeyPath
+from kvdr._config_model import Check, EnvName, Section, Text, read_section, setting
+from kvdr._config_secrets import read_secret, secret_refusal
 from kvdr.entra_token import EntraDelivery, load_keys
 
-# A guessable secret protects nothing: at least this many characters.
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _ENTRA_KEYS = ("events_entra_audience", "events_entra_issuers", "events_entra_keys_file")
 
 
@@ -109,23 +112,91 @@ def _host_names(value: object) -> tuple[str, ...]:
     return tuple(name.lower().rstrip(".") for name in names)
 
 
-def _entra(table: Table, problems: Problems) -> EntraDelivery | None:
-    present = [key for key in _ENTRA_KEYS if key in table]
+Hosts = Annotated[tuple[str, ...], Check(_host_names, "array of strings")]
+_ENTRA_MISSING = "missing: Entra ID delivery needs " + ", ".join(_ENTRA_KEYS)
+
+
+class DaemonSection(Section):
+    section = "daemon"
+    refused = {key: secret_refusal(key) for key in ("status_token", "events_secret")}
+    joined = {
+        "events_secret_env": (" / ", "events_secret_file"),
+        "events_entra_audience": (", ", "events_entra_issuers", "events_entra_keys_file"),
+        "status_token_env": (" / ", "status_token_file"),
+    }
+
+    listen: Annotated[tuple[str, int], Check(_listen, "HOST:PORT")] = setting(
+        ("127.0.0.1", 8080),
+        "HTTP address (`HOST:PORT`, `[::1]:PORT` for IPv6) of `/healthz`, `/readyz`, "
+        "`/metrics`, `/status`, `/events` and the dashboard",
+        shown='`"127.0.0.1:8080"`',
+    )
+    instance_id: Annotated[str, Check(_instance_id, "string")] = setting(
+        "",
+        "names this daemon in pair leases and logs; 1-128 letters, digits, `.`, `_`, `-`",
+        shown="`<hostname>-<pid>`",
+    )
+    state_dir: Text = setting(".kvdr", "local state of this daemon")
+    log_format: Annotated[str, Check(choice(LOG_FORMATS, fold_case=True), "string")] = setting(
+        "auto",
+        '`"json"` (one JSON object per line on stderr), `"console"`, or `"auto"`: console on '
+        "a terminal, JSON otherwise",
+    )
+    log_level: Annotated[str, Check(choice(LOG_LEVELS, fold_case=True), "string")] = setting(
+        "info",
+        "`debug`, `info`, `warning`, `error`, `critical` (kvdr's own events; the Azure SDK "
+        "logs only warnings and above)",
+    )
+    events_secret_env: EnvName | None = setting(
+        None,
+        "the shared secret `/events` requires (at least 16 characters), from this "
+        "environment variable or this file (first line; the file should be mode 0600, other "
+        "users' access is a warning). Event Grid sends it as the query parameter `secret` of "
+        "the webhook URL or as the header `X-Kvdr-Events-Secret` (a delivery attribute "
+        "marked secret). `events_secret` itself is refused",
+    )
+    events_secret_file: Text | None = None
+    events_entra_audience: Text | None = setting(
+        None,
+        "Event Grid's Entra ID authenticated delivery instead of (or besides) the secret: the "
+        "application ID URI the tokens are for, the accepted issuers "
+        '(`["https://login.microsoftonline.com/<tenant>/v2.0"]`, and '
+        "`https://sts.windows.net/<tenant>/` for v1 tokens), and a JWKS file with the "
+        "tenant's signing keys (from its `jwks_uri`; read again when it changes). All three "
+        "or none",
+    )
+    events_entra_issuers: Annotated[tuple[str, ...], Check(text_list, "array")] | None = None
+    events_entra_keys_file: Text | None = None
+    status_token_env: EnvName | None = setting(
+        None,
+        "the bearer token `/status` and `/metrics` require (`Authorization: Bearer ...`), at "
+        "least 16 characters; `kvdr status` sends it; `status_token` itself is refused",
+    )
+    status_token_file: Text | None = None
+    allowed_hosts: Hosts = setting(
+        (),
+        "host names (no scheme, no port) that `/status`, `/metrics` and the dashboard answer "
+        "to, besides `localhost`, `127.0.0.1`, `::1` and any IP address",
+    )
+
+
+def _entra(
+    section: DaemonSection, raw: dict[str, object], problems: Problems
+) -> EntraDelivery | None:
+    present = [key for key in _ENTRA_KEYS if key in raw]
     if not present:
         return None
     for key in _ENTRA_KEYS:
-        if key not in table:
-            problems.error(
-                table.at(key), f"missing: Entra ID delivery needs {', '.join(_ENTRA_KEYS)}"
-            )
-    audience = table.get("events_entra_audience", text)
-    issuers = table.get("events_entra_issuers", text_list)
-    keys_file = table.get("events_entra_keys_file", text)
+        if key not in raw:
+            problems.error(("daemon", key), _ENTRA_MISSING)
+    audience = section.events_entra_audience
+    issuers = section.events_entra_issuers
+    keys_file = section.events_entra_keys_file
     if keys_file is not None:
         try:
             load_keys(Path(keys_file))
         except ValueError as exc:
-            problems.error(table.at("events_entra_keys_file"), str(exc))
+            problems.error(("daemon", "events_entra_keys_file"), str(exc))
             return None
     if audience is None or not issuers or keys_file is None:
         return None
@@ -133,48 +204,39 @@ def _entra(table: Table, problems: Problems) -> EntraDelivery | None:
 
 
 def read_daemon(raw: object, env: Mapping[str, str], problems: Problems) -> DaemonSettings:
-    table = Table(
-        raw,
-        ("daemon",),
-        problems,
-        (
-            "listen",
-            "instance_id",
-            "state_dir",
-            "log_format",
-            "log_level",
-            "allowed_hosts",
-            "status_token_env",
-            "status_token_file",
-            "events_secret_env",
-            "events_secret_file",
-            *_ENTRA_KEYS,
-        ),
-        refused={key: secret_refusal(key) for key in ("status_token", "events_secret")},
+    path: KeyPath = ("daemon",)
+    section = read_section(DaemonSection, raw, path, problems)
+    if section is None:
+        return DaemonSettings()
+    table = raw if isinstance(raw, dict) else {}
+    status_token = read_secret(
+        "status_token", section.status_token_env, section.status_token_file, path, env, problems
     )
-    host, port = table.get("listen", _listen) or ("127.0.0.1", 8080)
-    state_dir = table.get("state_dir", text)
+    events_secret = read_secret(
+        "events_secret", section.events_secret_env, section.events_secret_file, path, env, problems
+    )
+    host, port = section.listen
     settings = DaemonSettings(
         listen_host=host,
         listen_port=port,
-        instance_id=table.get("instance_id", _instance_id) or "",
-        state_dir=Path(state_dir) if state_dir else Path(".kvdr"),
-        log_format=table.get("log_format", choice(LOG_FORMATS, fold_case=True)) or "auto",
-        log_level=table.get("log_level", choice(LOG_LEVELS, fold_case=True)) or "info",
-        allowed_hosts=table.get("allowed_hosts", _host_names) or (),
-        status_token=secret_value(table, "status_token", env, problems),
-        events_secret=secret_value(table, "events_secret", env, problems),
-        events_entra=_entra(table, problems),
+        instance_id=section.instance_id,
+        state_dir=Path(section.state_dir),
+        log_format=section.log_format,
+        log_level=section.log_level,
+        allowed_hosts=section.allowed_hosts,
+        status_token=status_token,
+        events_secret=events_secret,
+        events_entra=_entra(section, table, problems),
     )
-    _check_exposure(table, settings, problems)
+    _check_exposure(settings, problems)
     return settings
 
 
-def _check_exposure(table: Table, settings: DaemonSettings, problems: Problems) -> None:
+def _check_exposure(settings: DaemonSettings, problems: Problems) -> None:
     """A listener beyond loopback needs the events secret (or Entra ID) and the token."""
-    if settings.loopback_only or problems.errors_under(table.path):
+    if settings.loopback_only or problems.errors_under(("daemon",)):
         return
-    where = table.at("listen")
+    where = ("daemon", "listen")
     shown = settings.listen_host
     if settings.events_secret is None and settings.events_entra is None:
         problems.error(

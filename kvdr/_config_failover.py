@@ -13,23 +13,46 @@ Kept in its own module so that the readers of the other sections can change with
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Annotated, Any
 
 from failover.settings import FailoverSettings
-from kvdr._config_fields import Problems, Table, duration, type_name
+from kvdr._config_fields import Invalid, Problems
 from kvdr._config_lines import KeyPath
-from kvdr._config_schema import read_storage
+from kvdr._config_model import Check, Duration, Section, read_section, setting
+from kvdr._config_storage import read_storage
 from storage.settings import StorageSettings
 
-_KEYS = ("control_stores", "store_timeout")
+
+def _tables(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise Invalid(
+            "expected an array of tables: write each store as [[failover.control_stores]]"
+        )
+    return value
+
+
+class FailoverSection(Section):
+    section = "failover"
+    # Each store is a table with the keys of [storage], read on its own below.
+    elsewhere = frozenset({"control_stores"})
+
+    store_timeout_seconds: Duration = setting(
+        FailoverSettings.store_timeout_seconds,
+        "each call to one control store; a store that does not answer within it counts "
+        "against the transition",
+        alias="store_timeout",
+    )
+    control_stores: Annotated[list[Any], Check(_tables, "array of tables")] = []
 
 
 def read_failover(raw: object, env: Mapping[str, str], problems: Problems) -> FailoverSettings:
     path: KeyPath = ("failover",)
-    table = Table(raw, path, problems, _KEYS)
+    section = read_section(FailoverSection, raw, path, problems)
     base = FailoverSettings()
-    timeout = table.get("store_timeout", duration())
+    timeout = section.store_timeout_seconds if section is not None else None
     where = (*path, "control_stores")
-    stores, failed = _read_stores(table.raw.get("control_stores"), where, env, problems)
+    body = raw.get("control_stores") if isinstance(raw, dict) else None
+    stores, failed = _read_stores(body, where, env, problems)
     # A broken table is reported where it is; the count is checked on sound ones only.
     if not failed and len(stores) not in (0, 1, 3):
         problems.error(
@@ -52,11 +75,7 @@ def _read_stores(
     if raw is None:
         return (), False
     if not isinstance(raw, list):
-        problems.error(
-            path,
-            f"expected an array of tables (write each as [[failover.control_stores]]), "
-            f"got {type_name(raw)}",
-        )
+        # Reported by the section's check; nothing to read here.
         return (), True
     stores: list[StorageSettings] = []
     failed = False

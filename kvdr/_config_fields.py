@@ -1,8 +1,8 @@
-"""Reading TOML values into typed settings while collecting every problem.
+"""The checks of single TOML values, and the problems found while reading a file.
 
-A `Table` wraps one TOML table at a key path. Its `get(key, converter)` returns the
-converted value, or None when the key is absent or invalid; invalid values are recorded
-in `Problems` with their path, so one pass reports every problem instead of the first.
+Each converter returns the typed value or raises `Invalid` saying what was expected; the
+models of kvdr/_config_model.py wrap them as field types. `Problems` collects every
+problem with its key path, so one pass reports all of them instead of the first.
 Messages never echo the value of a sensitive key (a connection string, a secret).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Literal, TypeVar
@@ -93,58 +93,6 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'x'?)` when one of `choices` is close to `word`, else ``."""
     matches = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
-
-
-class Table:
-    """One TOML table being read: known keys, refused keys, converted values."""
-
-    def __init__(
-        self,
-        raw: object,
-        path: KeyPath,
-        problems: Problems,
-        known: Sequence[str],
-        refused: Mapping[str, str] | None = None,
-    ) -> None:
-        self.path = tuple(path)
-        self.problems = problems
-        self.raw: dict[str, object] = {}
-        if raw is None:
-            return
-        if not isinstance(raw, dict):
-            problems.error(self.path, f"expected a table, got {type_name(raw)}")
-            return
-        self.raw = raw
-        refused = refused or {}
-        for key in raw:
-            if key in refused:
-                problems.error((*self.path, key), refused[key])
-            elif key not in known:
-                problems.error((*self.path, key), f"unknown key {key!r}{suggest(key, known)}")
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.raw
-
-    def at(self, key: str) -> KeyPath:
-        return (*self.path, key)
-
-    def get(self, key: str, converter: Converter[T]) -> T | None:
-        if key not in self.raw:
-            return None
-        try:
-            return converter(self.raw[key])
-        except Invalid as exc:
-            where = self.at(key) if exc.at is None else (*self.at(key), exc.at)
-            self.problems.error(where, str(exc))
-            return None
-
-    def require(self, key: str, converter: Converter[T], what: str = "") -> T | None:
-        """Like `get`, and a missing key is an error."""
-        if key not in self.raw:
-            hint = f" ({what})" if what else ""
-            self.problems.error(self.at(key), f"missing required key {key!r}{hint}")
-            return None
-        return self.get(key, converter)
 
 
 # -- converters ----------------------------------------------------------------------

@@ -17,19 +17,13 @@ from kvdr._config_backups import read_backups
 from kvdr._config_daemon import DaemonSettings, read_daemon
 from kvdr._config_env import apply_env_overrides
 from kvdr._config_failover import read_failover
-from kvdr._config_fields import Problem, Problems
+from kvdr._config_fields import Problem, Problems, suggest
 from kvdr._config_lines import KeyPath, locate_keys
 from kvdr._config_pairs import read_pairs
-from kvdr._config_schema import (
-    check_top_level,
-    declared_regions,
-    read_credential,
-    read_regions,
-    read_replication,
-    read_storage,
-    read_vault,
-)
-from replicator.settings import ReplicatorSettings
+from kvdr._config_storage import read_storage
+from kvdr._config_tuning import read_replication, read_vault
+from kvdr._config_vaults import declared_regions, read_credential, read_regions
+from replicator.settings import DEFAULT_RPO_SECONDS, ReplicatorSettings
 from storage.settings import AzureBlobSettings, LocalFolderSettings
 from vault.models import VaultRef
 from vault.settings import CredentialSettings, VaultSettings
@@ -184,6 +178,17 @@ def _load_file(path: Path, env: Mapping[str, str]) -> tuple[KvdrConfig | None, l
 
 
 T = TypeVar("T")
+SECTIONS = (
+    "daemon",
+    "credential",
+    "regions",
+    "storage",
+    "replication",
+    "vault",
+    "pairs",
+    "backups",
+    "failover",
+)
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 
@@ -197,7 +202,9 @@ def _load_text(
 
     problems = Problems()
     origins = apply_env_overrides(doc, env, problems)
-    check_top_level(doc, problems)
+    for section in doc:
+        if section not in SECTIONS:
+            problems.error((section,), f"unknown section {section!r}{suggest(section, SECTIONS)}")
 
     def guarded(section: str, read: Callable[[], T]) -> T | None:
         # The settings dataclasses of other parts may validate in __post_init__; a value
@@ -219,7 +226,7 @@ def _load_text(
     )
     vault = guarded("vault", lambda: read_vault(doc.get("vault"), problems))
     declared = declared_regions(doc.get("regions"))
-    default_rpo = replication[1] if replication else 60.0
+    default_rpo = replication[1] if replication else DEFAULT_RPO_SECONDS
     pairs = guarded(
         "pairs",
         lambda: read_pairs(doc.get("pairs"), regions, declared, default_rpo, problems),

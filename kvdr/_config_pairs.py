@@ -14,37 +14,14 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Sequence
+from typing import Annotated
 
-from kvdr._config_fields import (
-    Invalid,
-    Problems,
-    Table,
-    boolean,
-    duration,
-    fraction,
-    integer,
-    suggest,
-    text,
-    text_list,
-)
+from kvdr._config_fields import Invalid, Problems, integer, suggest, text, text_list
 from kvdr._config_lines import KeyPath
+from kvdr._config_model import Check, Duration, Flag, Fraction, Section, Text, read_section, setting
 from replicator.settings import PairSettings
 from vault.models import ItemKind, VaultRef
 
-_PAIR_KEYS = (
-    "name",
-    "primary",
-    "secondaries",
-    "kinds",
-    "include",
-    "exclude",
-    "adopt",
-    "rpo_objective",
-    "deletion_guard_min_items",
-    "deletion_guard_fraction",
-    "expiry_horizon",
-    "hide_names",
-)
 _PAIR_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
 _KIND_NAMES = tuple(kind.value for kind in ItemKind)
 # Key Vault object names: 1-127 letters, digits and hyphens. Glob metacharacters aside, a
@@ -76,6 +53,75 @@ def _kinds(value: object) -> frozenset[ItemKind]:
             raise Invalid(f"{name!r} is listed twice", at=index)
         seen.add(name)
     return frozenset(ItemKind(name) for name in names)
+
+
+Names = Annotated[tuple[str, ...], Check(text_list, "array of strings")]
+
+
+class PairSection(Section):
+    section = "pairs"
+    hints = {
+        "primary": " (the region replicated from)",
+        "secondaries": " (the regions replicated to)",
+    }
+
+    name: Annotated[str, Check(_pair_name, "string")] = setting(
+        ...,
+        "unique (ignoring case), 1-63 letters, digits, `-`, `_`; used in blob paths and "
+        "metric labels",
+    )
+    primary: Text = setting(..., "region name to replicate from")
+    secondaries: Names = setting(
+        ..., "region names to replicate to: at least one, not the primary, no duplicates"
+    )
+    kinds: Annotated[frozenset[ItemKind], Check(_kinds, "array of strings")] = setting(
+        frozenset({ItemKind.SECRET}),
+        "any of `secret`, `key`, `certificate`; keys and certificates travel by backup and "
+        "restore (same geography only) and HSM keys need a premium secondary "
+        "(`regions.<name>.sku`); see [replication.md](replication.md#mirroring-a-key)",
+    )
+    include: Names = setting(
+        ("*",),
+        "glob patterns (`*`, `?`, `[a-z]`, `[!a-z]`) of item names to mirror; must not be empty",
+    )
+    exclude: Names = setting(
+        (), "glob patterns of item names to leave out (applied after `include`)"
+    )
+    adopt: Flag = setting(
+        False,
+        "take over target items that kvdr did not write (they lack the `kvdr-source-version` "
+        "tag); otherwise they are left alone and reported as conflicts. Certificates: new "
+        "versions are imported on top when the key is exportable; keys: never (that would "
+        "need a purge)",
+    )
+    rpo_objective_seconds: Duration | None = setting(
+        None,
+        "this pair's RPO objective",
+        alias="rpo_objective",
+        shown="`replication.rpo_objective`",
+    )
+    deletion_guard_min_items: Annotated[int, Check(integer(0), "integer")] | None = setting(
+        None,
+        "this pair's deletion guard minimum; raising it (or the fraction) above what a "
+        "tripped guard found releases the guard",
+        shown="`replication.deletion_guard_min_items`",
+    )
+    deletion_guard_fraction: Fraction | None = setting(
+        None,
+        "this pair's deletion guard fraction",
+        shown="`replication.deletion_guard_fraction`",
+    )
+    expiry_horizon_seconds: Duration | None = setting(
+        None,
+        "this pair's expiry horizon",
+        alias="expiry_horizon",
+        shown="`replication.expiry_horizon`",
+    )
+    hide_names: Flag = setting(
+        False,
+        "status and dashboard show `sha256:<12 hex digits>` of each name instead of the name "
+        "in the expiry list and the deletion guard's withheld list",
+    )
 
 
 def read_pairs(
@@ -119,30 +165,20 @@ def _read_pair(
     default_rpo: float,
     problems: Problems,
 ) -> PairSettings | None:
-    table = Table(raw, path, problems, _PAIR_KEYS)
+    pair = read_section(PairSection, raw, path, problems)
     if not isinstance(raw, dict):
         return None
-    name = table.require("name", _pair_name)
-    primary = table.require("primary", text, "the region replicated from")
-    secondaries = table.require("secondaries", text_list, "the regions replicated to")
-    kinds = table.get("kinds", _kinds)
-    include = table.get("include", text_list)
-    exclude = table.get("exclude", text_list)
-    adopt = table.get("adopt", boolean)
-    rpo = table.get("rpo_objective", duration())
-    guard_min_items = table.get("deletion_guard_min_items", integer(0))
-    guard_fraction = table.get("deletion_guard_fraction", fraction)
-    expiry_horizon = table.get("expiry_horizon", duration())
-    hide_names = table.get("hide_names", boolean)
-
-    if primary is not None and primary not in declared:
-        _unknown_region(primary, table.at("primary"), declared, problems)
-    if secondaries is not None:
+    # The regions are checked on what is written, whatever else is wrong with the pair.
+    primary = raw.get("primary")
+    if isinstance(primary, str) and primary.strip() and primary not in declared:
+        _unknown_region(primary, (*path, "primary"), declared, problems)
+    secondaries = raw.get("secondaries")
+    if isinstance(secondaries, list) and not problems.errors_under((*path, "secondaries")):
         if not secondaries:
-            problems.error(table.at("secondaries"), "must name at least one secondary region")
+            problems.error((*path, "secondaries"), "must name at least one secondary region")
         seen: set[str] = set()
         for index, region in enumerate(secondaries):
-            where = (*table.at("secondaries"), index)
+            where = (*path, "secondaries", index)
             if region == primary:
                 problems.error(where, f"region {region!r} is the pair's primary")
             elif region in seen:
@@ -150,34 +186,32 @@ def _read_pair(
             elif region not in declared:
                 _unknown_region(region, where, declared, problems)
             seen.add(region)
-    if include is not None and not include:
-        problems.error(table.at("include"), "is empty, so the pair selects nothing")
-    for key, patterns in (("include", include), ("exclude", exclude)):
-        for index, pattern in enumerate(patterns or ()):
+    if pair is None:
+        return None
+    if pair.include == ():
+        problems.error((*path, "include"), "is empty, so the pair selects nothing")
+    for key, patterns in (("include", pair.include), ("exclude", pair.exclude)):
+        for index, pattern in enumerate(patterns):
             if not _NAME_OR_GLOB.fullmatch(pattern):
                 problems.warning(
-                    (*table.at(key), index),
+                    (*path, key, index),
                     f"{pattern!r} can never match: Key Vault names are letters, digits and '-'",
                 )
-
-    if problems.errors_under(path) or name is None or primary is None or secondaries is None:
+    if problems.errors_under(path):
         return None
-    if primary not in regions or any(region not in regions for region in secondaries):
+    if pair.primary not in regions or any(region not in regions for region in pair.secondaries):
         # A region with an invalid vault_url: reported at the region.
         return None
+    values = dict(pair)
+    for taken in ("primary", "secondaries", "rpo_objective_seconds"):
+        del values[taken]
     return PairSettings(
-        name=name,
-        primary=regions[primary],
-        secondaries=tuple(regions[region] for region in secondaries),
-        kinds=kinds if kinds is not None else frozenset({ItemKind.SECRET}),
-        include=include if include is not None else ("*",),
-        exclude=exclude if exclude is not None else (),
-        adopt=bool(adopt),
-        rpo_objective_seconds=rpo if rpo is not None else default_rpo,
-        deletion_guard_min_items=guard_min_items,
-        deletion_guard_fraction=guard_fraction,
-        expiry_horizon_seconds=expiry_horizon,
-        hide_names=bool(hide_names),
+        **values,
+        primary=regions[pair.primary],
+        secondaries=tuple(regions[region] for region in pair.secondaries),
+        rpo_objective_seconds=(
+            default_rpo if pair.rpo_objective_seconds is None else pair.rpo_objective_seconds
+        ),
     )
 
 

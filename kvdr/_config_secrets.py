@@ -9,7 +9,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from kvdr._config_fields import Problems, Table, env_name, text
+from kvdr._config_fields import Problems
 from kvdr._config_lines import KeyPath
 
 MIN_SECRET_LENGTH = 16
@@ -22,27 +22,29 @@ def secret_refusal(key: str) -> str:
     )
 
 
-def secret_value(table: Table, key: str, env: Mapping[str, str], problems: Problems) -> str | None:
-    """The value of `<key>_env` or `<key>_file`; problems name the source, never the value."""
+def read_secret(
+    key: str,
+    name: str | None,
+    path: str | None,
+    table: KeyPath,
+    env: Mapping[str, str],
+    problems: Problems,
+) -> str | None:
+    """The secret from the environment variable `name` or the file `path` (the already
+    checked values of `<key>_env` and `<key>_file` of the table at `table`)."""
     env_key, file_key = f"{key}_env", f"{key}_file"
-    if env_key in table and file_key in table:
-        problems.error(table.at(file_key), f"conflicts with {env_key}: set only one of them")
+    if name is not None and path is not None:
+        problems.error((*table, file_key), f"conflicts with {env_key}: set only one of them")
         return None
     value: str | None = None
-    where: KeyPath = table.at(env_key)
-    if env_key in table:
-        name = table.get(env_key, env_name)
-        if name is None:
-            return None
+    where: KeyPath = (*table, env_key)
+    if name is not None:
         value = env.get(name, "").strip()
         if not value:
             problems.error(where, f"environment variable {name} is not set or empty")
             return None
-    elif file_key in table:
-        where = table.at(file_key)
-        path = table.get(file_key, text)
-        if path is None:
-            return None
+    elif path is not None:
+        where = (*table, file_key)
         try:
             mode = os.stat(path).st_mode
             value = Path(path).read_text(encoding="utf-8").strip()

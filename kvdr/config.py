@@ -19,14 +19,19 @@ The file's sections map onto settings that each part defines for itself:
 The built-in local two-region stack's configuration (`kvdr/local.toml`) comes from
 `render_local_toml()`, `local_config()` and `write_local_config()`. Module map:
 
-    kvdr/_config_load.py    ConfigIssue, ConfigError, KvdrConfig, load/check/parse
-    kvdr/_config_daemon.py  DaemonSettings: [daemon] and who may use the HTTP surface
-    kvdr/_config_schema.py  the readers of every other section but pairs and backups
-    kvdr/_config_pairs.py   [[pairs]] and the checks between pairs
-    kvdr/_config_env.py     KVDR__* environment overrides
-    kvdr/_config_lines.py   key path -> line number (tomllib gives no positions)
-    kvdr/_config_fields.py  typed value readers that collect problems
-    kvdr/_config_local.py   the local stack's configuration
+    kvdr/_config_load.py     ConfigIssue, ConfigError, KvdrConfig, load/check/parse
+    kvdr/_config_model.py    Section models: pydantic errors -> problems, never the input
+    kvdr/_config_daemon.py   DaemonSettings: [daemon] and who may use the HTTP surface
+    kvdr/_config_vaults.py   [credential] (a union on kind) and [regions.<name>]
+    kvdr/_config_storage.py  [storage] (and the tables of [[backups.replicas]])
+    kvdr/_config_tuning.py   [replication] and [vault]
+    kvdr/_config_pairs.py    [[pairs]] and the checks between pairs
+    kvdr/_config_backups.py  [backups]: KEKs and signers are unions on kind
+    kvdr/_config_env.py      KVDR__* environment overrides
+    kvdr/_config_lines.py    key path -> line number (tomllib gives no positions)
+    kvdr/_config_fields.py   the value checks the models use, and Problems
+    kvdr/_config_local.py    the local stack's configuration
+    kvdr/config_docs.py      docs/configuration.md's key reference, from the models
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ import structlog
 
 # Re-exported: the checkpoint's callers catch its conflict where they use the store.
 from replicator.errors import CheckpointConflict as CheckpointConflict
+from replicator.state_documents import FORMAT_VERSION, CheckpointDocument, read_document
 from replicator.state_seal import StateSealer, read_state_document, write_state_document
 from storage import BlobNotFound, BlobStore, compare_and_swap
 
-FORMAT_VERSION = 1
 log = structlog.get_logger("kvdr.checkpoint")
 
 # Under a stream of changes a target's checkpoint is written at most this often: one
@@ -85,27 +85,23 @@ class Checkpoint:
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
-    def from_json(cls, data: bytes, etag: str | None) -> Checkpoint:
-        doc = json.loads(data)
-        if doc.get("format") != FORMAT_VERSION:
-            raise ValueError(f"unsupported checkpoint format {doc.get('format')!r}")
+    def from_json(cls, data: bytes, etag: str | None, blob: str = "checkpoint") -> Checkpoint:
+        """Read a checkpoint document; `StateDocumentUnreadable` naming `blob` when it is
+        not one."""
+        doc = read_document(CheckpointDocument, blob, data, "checkpoint")
         items = {
             key: ItemCheckpoint(
                 fingerprint=v[0],
                 source_version=v[1],
                 target_version=v[2],
                 applied_at=v[3],
-                deleted_at=v[4] if len(v) > 4 else None,
-                history=v[5] if len(v) > 5 else None,
+                deleted_at=v[4],
+                history=v[5],
             )
-            for key, v in doc["items"].items()
+            for key, v in doc.items.items()
         }
         return cls(
-            pair=doc["pair"],
-            target=doc["target"],
-            items=items,
-            updated_at=doc.get("updated_at", 0.0),
-            etag=etag,
+            pair=doc.pair, target=doc.target, items=items, updated_at=doc.updated_at, etag=etag
         )
 
     @property
@@ -145,7 +141,7 @@ class CheckpointStore:
         except BlobNotFound:
             return Checkpoint(pair=pair, target=target)
         return Checkpoint.from_json(
-            read_state_document(name, blob.data, self.sealer), blob.info.etag
+            read_state_document(name, blob.data, self.sealer), blob.info.etag, name
         )
 
     async def save(self, checkpoint: Checkpoint) -> None:

@@ -24,10 +24,10 @@ from typing import Any
 # Re-exported: the guard's callers catch its conflict where they use the store.
 from replicator.errors import GuardConflict as GuardConflict
 from replicator.settings import PairSettings, ReplicatorSettings
+from replicator.state_documents import FORMAT_VERSION, GuardDocument, read_document
 from replicator.state_seal import StateSealer, read_state_document, write_state_document
 from storage import BlobNotFound, BlobStore, compare_and_swap
 
-FORMAT_VERSION = 1
 # Status lists at most this many withheld names (the count is always complete).
 STATUS_NAMES = 100
 
@@ -156,23 +156,21 @@ class GuardState:
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
-    def from_json(cls, data: bytes, etag: str | None) -> GuardState:
-        doc = json.loads(data)
-        if doc.get("format") != FORMAT_VERSION:
-            raise ValueError(f"unsupported deletion guard format {doc.get('format')!r}")
-        limits = doc.get("limits")
+    def from_json(cls, data: bytes, etag: str | None, blob: str = "deletion guard") -> GuardState:
+        """Read a guard document; `StateDocumentUnreadable` naming `blob` when it is not
+        one."""
+        doc = read_document(GuardDocument, blob, data, "deletion guard")
+        limits = doc.limits
         return cls(
-            pair=str(doc["pair"]),
-            tripped=bool(doc.get("tripped", False)),
-            since=doc.get("since"),
-            deleted=int(doc.get("deleted", 0)),
-            items=int(doc.get("items", 0)),
-            limits=GuardLimits(int(limits["min_items"]), float(limits["fraction"]))
-            if limits
-            else None,
-            withheld=tuple(str(k) for k in doc.get("withheld", ())),
-            released_at=doc.get("released_at"),
-            released_by=doc.get("released_by"),
+            pair=doc.pair,
+            tripped=doc.tripped,
+            since=doc.since,
+            deleted=doc.deleted,
+            items=doc.items,
+            limits=GuardLimits(limits.min_items, limits.fraction) if limits else None,
+            withheld=doc.withheld,
+            released_at=doc.released_at,
+            released_by=doc.released_by,
             etag=etag,
         )
 
@@ -216,7 +214,7 @@ class DeletionGuardStore:
         except BlobNotFound:
             return GuardState(pair=pair)
         return GuardState.from_json(
-            read_state_document(name, blob.data, self._sealer), blob.info.etag
+            read_state_document(name, blob.data, self._sealer), blob.info.etag, name
         )
 
     async def save(self, state: GuardState) -> GuardState:

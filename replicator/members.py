@@ -24,13 +24,13 @@ from typing import Any
 
 import structlog
 
+from replicator.state_documents import FORMAT_VERSION, HeartbeatDocument, read_document
 from storage import BlobNotFound, BlobStore, PreconditionFailed, StorageError
 from storage.lease import LeaseTiming
 
 log = structlog.get_logger("kvdr.members")
 
 MEMBER_PREFIX = "members/"
-FORMAT_VERSION = 1
 # A member whose heartbeat has not changed for this many ticks no longer counts as live
 # for sharing out pairs (it writes one every tick; a reader looks once per tick).
 FRESH_TICKS = 5
@@ -86,30 +86,19 @@ class Heartbeat:
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> Heartbeat:
-        """Parse a heartbeat; `ValueError` naming what is wrong for anything else."""
-        try:
-            doc = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"heartbeat is not JSON: {exc}") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT_VERSION:
-            raise ValueError("heartbeat has an unsupported format")
-        try:
-            held = doc["held"]
-            handing_over = doc["handing_over"]
-            if not isinstance(held, dict) or not isinstance(handing_over, list):
-                raise TypeError("held must be an object and handing_over a list")
-            return cls(
-                member=str(doc["member"]),
-                instance=str(doc["instance"]),
-                beat=int(doc["beat"]),
-                at=str(doc["at"]),
-                lease_seconds=int(doc["lease_seconds"]),
-                held={str(k): str(v) for k, v in held.items()},
-                handing_over=tuple(str(p) for p in handing_over),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"heartbeat is malformed: {exc}") from None
+    def from_json(cls, data: bytes, blob: str = "heartbeat") -> Heartbeat:
+        """Parse a heartbeat; `StateDocumentUnreadable` (a `ValueError`) naming `blob` and
+        what is wrong for anything else."""
+        doc = read_document(HeartbeatDocument, blob, data, "heartbeat")
+        return cls(
+            member=doc.member,
+            instance=doc.instance,
+            beat=doc.beat,
+            at=doc.at,
+            lease_seconds=doc.lease_seconds,
+            held=dict(doc.held),
+            handing_over=doc.handing_over,
+        )
 
 
 @dataclass
@@ -192,7 +181,7 @@ class Members:
                 continue
             try:
                 blob = await self._blobs.get(info.name)
-                heartbeat = Heartbeat.from_json(blob.data)
+                heartbeat = Heartbeat.from_json(blob.data, info.name)
             except BlobNotFound:
                 continue  # it left between list and get
             except ValueError as exc:

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 from vault.models import ItemKind, VaultRef
 
+# A pair's RPO objective unless the configuration sets one: above it is a warning in
+# logs, status and the dashboard.
+DEFAULT_RPO_SECONDS = 60.0
+
 
 @dataclass(frozen=True)
 class PairSettings:
@@ -20,7 +24,7 @@ class PairSettings:
     exclude: tuple[str, ...] = ()
     # Take over target items that kvdr did not write (they lack the kvdr tag).
     adopt: bool = False
-    rpo_objective_seconds: float = 60.0
+    rpo_objective_seconds: float = DEFAULT_RPO_SECONDS
     # Deletion guard and expiry watch (replicator/sweep.py, guard.py, expiry.py); None
     # takes the value of ReplicatorSettings.
     deletion_guard_min_items: int | None = None

@@ -11,6 +11,12 @@ from urllib.parse import urlsplit
 _CONTAINER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}\Z")
 
 
+def is_container_name(name: str) -> bool:
+    """True for a name Azure accepts for a blob container (the configuration checks its
+    `container` keys with this same rule)."""
+    return bool(_CONTAINER_NAME.match(name))
+
+
 def _check_url(field_name: str, value: str) -> None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -43,7 +49,7 @@ class AzureBlobSettings:
     primary_retry_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.container, str) or not _CONTAINER_NAME.match(self.container):
+        if not isinstance(self.container, str) or not is_container_name(self.container):
             raise ValueError(
                 f"storage container {self.container!r} must be 3-63 lowercase letters, digits "
                 "and single hyphens, starting and ending with a letter or digit"

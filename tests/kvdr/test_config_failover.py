@@ -77,7 +77,8 @@ class TestFailoverSection:
         with pytest.raises(ConfigError) as caught:
             parse_config(text, "kvdr.toml")
         keys = [i.key for i in caught.value.issues]
-        assert keys == ["failover.control_stores[1]"]
+        # Both problems of that table (no source, a bad container name), nothing else.
+        assert keys == ["failover.control_stores[1]", "failover.control_stores[1].container"]
 
     @pytest.mark.parametrize(
         ("extra", "key", "words"),

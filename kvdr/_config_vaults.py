@@ -1,0 +1,219 @@
+"""`[credential]` and `[regions.<name>]`: how kvdr authenticates, and the vaults.
+
+The credential is a discriminated union on `kind`: each kind's model declares the keys
+it takes, so a key another kind takes is a warning ("not used by credential kind"), a
+key no kind takes an error. A literal `client_secret` is refused without being echoed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from kvdr._config_fields import Invalid, Problems, choice, text, type_name
+from kvdr._config_lines import KeyPath
+from kvdr._config_model import (
+    Check,
+    EnvName,
+    KindSection,
+    Section,
+    Text,
+    kind_of,
+    kind_union,
+    read_kind,
+    read_section,
+)
+from replicator.plan_keys import SKUS
+from vault.models import VaultRef
+from vault.settings import CredentialSettings
+
+LITERAL_SECRET_REFUSED = (
+    "a literal client_secret is not accepted in the configuration file: put the secret "
+    "in an environment variable and name that variable with client_secret_env"
+)
+
+
+class _Credential(KindSection):
+    section = "credential"
+    refused = {"client_secret": LITERAL_SECRET_REFUSED}
+
+    # The CA bundle to trust for the token endpoint, whatever the kind.
+    ca_file: Text | None = None
+
+
+class DefaultCredential(_Credential):
+    """DefaultAzureCredential; it takes a user-assigned identity's client id and a tenant."""
+
+    kind: Literal["default"] = "default"
+    client_id: Text | None = None
+    tenant_id: Text | None = None
+
+
+class ManagedIdentityCredential(_Credential):
+    kind: Literal["managed-identity"] = "managed-identity"
+    client_id: Text | None = None
+
+
+class CliCredential(_Credential):
+    kind: Literal["cli"] = "cli"
+    tenant_id: Text | None = None
+
+
+class ClientSecretCredential(_Credential):
+    hints = dict.fromkeys(
+        ("client_id", "tenant_id", "client_secret_env"), " for kind 'client-secret'"
+    )
+
+    kind: Literal["client-secret"] = "client-secret"
+    client_id: Text
+    tenant_id: Text
+    client_secret_env: EnvName
+
+
+class ClientCertificateCredential(_Credential):
+    hints = dict.fromkeys(
+        ("client_id", "tenant_id", "certificate_path"), " for kind 'client-certificate'"
+    )
+
+    kind: Literal["client-certificate"] = "client-certificate"
+    client_id: Text
+    tenant_id: Text
+    certificate_path: Text
+
+
+class EmulatorCredential(_Credential):
+    """The local emulator's token endpoint; it issues tokens for a chosen principal."""
+
+    hints = {"emulator_state_dir": " for kind 'emulator'"}
+
+    kind: Literal["emulator"] = "emulator"
+    emulator_state_dir: Text
+    client_id: Text | None = None
+
+
+_CREDENTIALS = (
+    DefaultCredential,
+    ManagedIdentityCredential,
+    CliCredential,
+    ClientSecretCredential,
+    ClientCertificateCredential,
+    EmulatorCredential,
+)
+_BY_KIND = {kind_of(model): model for model in _CREDENTIALS}
+Credential = kind_union(*_CREDENTIALS)
+
+
+def read_credential(raw: object, env: Mapping[str, str], problems: Problems) -> CredentialSettings:
+    path: KeyPath = ("credential",)
+    chosen = read_kind(
+        Credential,
+        _BY_KIND,
+        {} if raw is None else raw,
+        path,
+        problems,
+        default="default",
+        unused="credential kind",
+    )
+    if chosen is None:
+        return CredentialSettings()
+    values = chosen.model_dump()
+    secret: str | None = None
+    if isinstance(chosen, ClientSecretCredential):
+        secret = env.get(chosen.client_secret_env)
+        if not secret:
+            problems.error(
+                (*path, "client_secret_env"),
+                f"environment variable {chosen.client_secret_env} is not set or empty "
+                "(it must hold the client secret)",
+            )
+    if (
+        isinstance(chosen, ClientCertificateCredential)
+        and not Path(chosen.certificate_path).is_file()
+    ):
+        problems.error((*path, "certificate_path"), f"file not found: {chosen.certificate_path}")
+    values.pop("client_secret_env", None)
+    return CredentialSettings(**values, client_secret=secret)
+
+
+# -- [regions.<name>] ----------------------------------------------------------------
+
+_REGION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+def shown_url(url: str) -> str:
+    """A URL fit for a message: scheme, host, port and path only. A pasted URL may carry
+    a SAS token in its query or a password in its user part."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    hidden = " (query hidden)" if parts.query or parts.fragment else ""
+    return f"'{parts.scheme}://{host}{port}{parts.path}'{hidden}"
+
+
+def _vault_url(value: object) -> str:
+    url = text(value)
+    parts = urlsplit(url)
+    shown = shown_url(url)
+    if parts.scheme != "https":
+        raise Invalid(f"{shown} must be an https:// URL (Key Vault is only served over TLS)")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the validation
+    except ValueError:
+        raise Invalid(f"{shown} has an invalid port") from None
+    if not parts.hostname or parts.username or parts.password:
+        raise Invalid(f"{shown} must be https://HOST[:PORT] without a user name")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise Invalid(f"{shown} must be the vault's base URL, without a path or query")
+    return url.rstrip("/")
+
+
+class RegionSection(Section):
+    section = "regions"
+    hints = {"vault_url": " (the vault's https:// URL)"}
+
+    vault_url: Annotated[str, Check(_vault_url, "string")]
+    # Key Vault does not tell a client its tier; it decides which key types a mirror
+    # can restore into the vault (HSM keys need premium), checked at start.
+    sku: Annotated[str, Check(choice(SKUS, fold_case=True), "string")] = "standard"
+
+
+def read_regions(raw: object, problems: Problems) -> dict[str, VaultRef]:
+    """The regions that are valid, by name. Names of invalid ones are `declared_regions`."""
+    path: KeyPath = ("regions",)
+    if raw is not None and not isinstance(raw, dict):
+        problems.error(path, f"expected a table of regions, got {type_name(raw)}")
+        return {}
+    if not raw:
+        problems.error(path, "no regions: add a [regions.<name>] table with a vault_url")
+        return {}
+    regions: dict[str, VaultRef] = {}
+    seen_urls: dict[str, str] = {}
+    for name, body in raw.items():
+        where = (*path, name)
+        if not _REGION_NAME.fullmatch(name):
+            problems.error(
+                where,
+                f"region name {name!r} must be 1-63 lowercase letters, digits, '-' or '_'",
+            )
+        region = read_section(RegionSection, body, where, problems)
+        if region is None:
+            continue
+        same = seen_urls.get(region.vault_url.lower())
+        if same is not None:
+            problems.error((*where, "vault_url"), f"the same vault as region {same!r}")
+            continue
+        seen_urls[region.vault_url.lower()] = name
+        regions[name] = VaultRef(region=name, url=region.vault_url, sku=region.sku)
+    return regions
+
+
+def declared_regions(raw: object) -> set[str]:
+    """Every region name the document declares, valid or not (so a pair that names a
+    region with a broken vault_url is not told the region is unknown)."""
+    return set(raw) if isinstance(raw, dict) else set()

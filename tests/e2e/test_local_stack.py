@@ -62,8 +62,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack
         daemon.start()
         yield local, daemon
     finally:
-        daemon.terminate()
-        local.stop()
+        # The stack is stopped even when the daemon does not stop in time (it is then
+        # killed): a failed teardown must not leave emulators and Azurite running.
+        try:
+            daemon.terminate()
+        finally:
+            daemon.kill()
+            local.stop()
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ Kept in its own module so that the readers of the other sections can change with
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Any
 
-from failover.settings import FailoverSettings
-from kvdr._config_fields import Invalid, Problems
+from failover.settings import MODES, FailoverSettings
+from kvdr._config_fields import Invalid, Problems, choice, integer
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, Duration, Section, read_section, setting
+from kvdr._config_model import Check, Duration, Flag, Section, Text, read_section, setting
 from kvdr._config_storage import read_storage
 from storage.settings import StorageSettings
 
@@ -42,14 +43,91 @@ class FailoverSection(Section):
         "against the transition",
         alias="store_timeout",
     )
+    epoch_check_interval_seconds: Duration = setting(
+        FailoverSettings.epoch_check_interval_seconds,
+        "how often the daemon reads each pair's control record",
+        alias="epoch_check_interval",
+    )
+    epoch_validity_seconds: Duration = setting(
+        FailoverSettings.epoch_validity_seconds,
+        "a reading of the control record allows kvdr's writes this long; a transition "
+        "waits this long after its commit before the new primary is reported ready",
+        alias="epoch_validity",
+    )
+    require_approvals: Annotated[int, Check(integer(0, 10), "integer")] = setting(
+        FailoverSettings.require_approvals,
+        "distinct `kvdr failover approve` entries promote and switchover wait for",
+    )
+    approval_window_seconds: Duration = setting(
+        FailoverSettings.approval_window_seconds,
+        "an approval counts this long after it was given",
+        alias="approval_window",
+    )
+    mode: Annotated[str, Check(choice(MODES), "string")] = setting(
+        FailoverSettings.mode,
+        "manual: a person promotes; automatic: the lease holder promotes when the "
+        "active region is down, the lag was within the objective and a majority agrees",
+    )
+    automatic_after_seconds: Duration = setting(
+        FailoverSettings.automatic_after_seconds,
+        "automatic mode: how long the active region must have been down",
+        alias="automatic_after",
+    )
+    probe_interval_seconds: Duration = setting(
+        FailoverSettings.probe_interval_seconds,
+        "one health probe per region this often",
+        alias="probe_interval",
+    )
+    probe_timeout_seconds: Duration = setting(
+        FailoverSettings.probe_timeout_seconds,
+        "a probe that has no answer within it failed",
+        alias="probe_timeout",
+    )
+    down_after: Annotated[int, Check(integer(1, 100), "integer")] = setting(
+        FailoverSettings.down_after, "failed probes within `down_window` that make a region down"
+    )
+    down_window_seconds: Duration = setting(
+        FailoverSettings.down_window_seconds,
+        "the window `down_after` counts failures in",
+        alias="down_window",
+    )
+    up_after: Annotated[int, Check(integer(1, 100), "integer")] = setting(
+        FailoverSettings.up_after, "successful probes in a row that make a down region up"
+    )
+    canary_secret: Text | None = setting(
+        None, "a secret every probe reads (absent: a listing proves the vault answers)"
+    )
+    canary_write: Flag = setting(
+        FailoverSettings.canary_write,
+        "probes also write the canary secret, on regions that are not active",
+    )
     control_stores: Annotated[list[Any], Check(_tables, "array of tables")] = []
+
+
+# The section's keys that go to FailoverSettings as they are (control_stores is read
+# table by table below).
+_PLAIN = (
+    "store_timeout_seconds",
+    "epoch_check_interval_seconds",
+    "epoch_validity_seconds",
+    "require_approvals",
+    "approval_window_seconds",
+    "mode",
+    "automatic_after_seconds",
+    "probe_interval_seconds",
+    "probe_timeout_seconds",
+    "down_after",
+    "down_window_seconds",
+    "up_after",
+    "canary_secret",
+    "canary_write",
+)
 
 
 def read_failover(raw: object, env: Mapping[str, str], problems: Problems) -> FailoverSettings:
     path: KeyPath = ("failover",)
     section = read_section(FailoverSection, raw, path, problems)
     base = FailoverSettings()
-    timeout = section.store_timeout_seconds if section is not None else None
     where = (*path, "control_stores")
     body = raw.get("control_stores") if isinstance(raw, dict) else None
     stores, failed = _read_stores(body, where, env, problems)
@@ -62,10 +140,15 @@ def read_failover(raw: object, env: Mapping[str, str], problems: Problems) -> Fa
         )
     if failed or len(stores) not in (0, 1, 3):
         stores = ()
-    return FailoverSettings(
-        control_stores=stores,
-        store_timeout_seconds=timeout if timeout is not None else base.store_timeout_seconds,
-    )
+    plain = {k: getattr(section, k) for k in _PLAIN} if section is not None else {}
+    if plain and plain["epoch_validity_seconds"] <= plain["epoch_check_interval_seconds"]:
+        problems.error(
+            (*path, "epoch_validity"),
+            "must be longer than epoch_check_interval: a reading must outlive the wait "
+            "for the next one, or kvdr stops writing between readings",
+        )
+        return replace(base, control_stores=stores)
+    return replace(base, control_stores=stores, **plain)
 
 
 def _read_stores(

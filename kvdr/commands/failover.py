@@ -331,3 +331,8 @@ async def _switchover(
             f"the switch is committed but its RTO was not recorded: {result.finish_error}"
         )
     return doc, EXIT_OK
+
+
+from kvdr.commands.failover_check import check_command  # noqa: E402 - registered last
+
+command.add_command(check_command)

@@ -225,7 +225,7 @@ class EmulatorReadOnly:
             return None
 
 
-def deny_rules(previous: NetworkRules, allow_ips: tuple[str, ...]) -> NetworkRules:
+def deny_rules(allow_ips: tuple[str, ...]) -> NetworkRules:
     """The fence's rules: deny by default, kvdr's own addresses allowed. Bypass becomes
     None: "trusted Microsoft services" could otherwise still write for applications."""
     return NetworkRules(
@@ -254,7 +254,7 @@ class AzureNetworkDeny:
         vault = self._vault(region)
         try:
             current = (await vault.properties()).network_rules
-            fence = deny_rules(current, self.allow_ips)
+            fence = deny_rules(self.allow_ips)
             if current == fence:
                 return FenceResult(
                     self.name,
@@ -280,7 +280,7 @@ class AzureNetworkDeny:
         vault = self._vault(region)
         try:
             current = (await vault.properties()).network_rules
-            if current != deny_rules(current, self.allow_ips):
+            if current != deny_rules(self.allow_ips):
                 return FenceResult(
                     self.name, region, "lift", False, f"{region}: {vault.name} is not fenced"
                 )

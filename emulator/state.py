@@ -8,6 +8,7 @@ from aiohttp import web
 
 from emulator.clock import Clock
 from emulator.events import EventPublisher
+from emulator.network_rules import NetworkAcls
 from emulator.settings import EmulatorSettings
 from emulator.stats import RequestStats
 from emulator.store import VersionStore
@@ -41,6 +42,8 @@ class VaultState:
     identity_header: str
     stats: RequestStats = field(default_factory=RequestStats)
     read_only: ReadOnlyMode = field(default_factory=ReadOnlyMode)
+    # The vault's network rules (set through the management plane, emulator/arm.py).
+    network_acls: NetworkAcls = field(default_factory=NetworkAcls)
     # Set once the port is bound (with --port 0 only then is it known).
     listen_url: str = ""
 
@@ -67,6 +70,9 @@ class VaultState:
             state.read_only = ReadOnlyMode(
                 bool(saved.get("read_only")), frozenset(saved.get("exempt_principals") or ())
             )
+        acls = store.get_value(MODES_NAMESPACE, "network_acls")
+        if isinstance(acls, dict):
+            state.network_acls = NetworkAcls.from_json(acls)
         return state
 
     def now(self) -> int:
@@ -93,6 +99,11 @@ class VaultState:
         """Turn the read-only fence on or off (persisted across restarts)."""
         self.read_only = mode
         self.store.put_value(MODES_NAMESPACE, "read_only", mode.to_json())
+
+    def set_network_acls(self, acls: NetworkAcls) -> None:
+        """Replace the vault's network rules (persisted across restarts)."""
+        self.network_acls = acls
+        self.store.put_value(MODES_NAMESPACE, "network_acls", acls.to_json())
 
 
 STATE_KEY: web.AppKey[VaultState] = web.AppKey("vault_state", VaultState)

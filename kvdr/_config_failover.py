@@ -1,7 +1,10 @@
-"""`[failover]`: where the control records live.
+"""`[failover]`: where the control records live, and how regions are fenced.
 
     [failover]
     store_timeout = "5s"            # each call to one control store
+    fence = "azure-network-deny"    # or "emulator-readonly", or "none" (the default)
+    fence_allow_ips = ["203.0.113.7"]   # kvdr's own addresses, kept allowed by the fence
+    management_url = "https://management.azure.com"
 
     [[failover.control_stores]]     # none: the records live in [storage]; else 1 or 3,
     connection_string_env = "..."   # each with the keys of [storage], ideally in
@@ -12,15 +15,18 @@ Kept in its own module so that the readers of the other sections can change with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from failover.settings import MODES, FailoverSettings
-from kvdr._config_fields import Invalid, Problems, choice, integer
+from failover.settings import FENCE_KINDS, MODES, FailoverSettings
+from kvdr._config_fields import Invalid, Problems, choice, integer, text, text_list
 from kvdr._config_lines import KeyPath
 from kvdr._config_model import Check, Duration, Flag, Section, Text, read_section, setting
 from kvdr._config_storage import read_storage
+from replicator.settings import PairSettings
 from storage.settings import StorageSettings
 
 
@@ -30,6 +36,24 @@ def _tables(value: object) -> list[Any]:
             "expected an array of tables: write each store as [[failover.control_stores]]"
         )
     return value
+
+
+def _addresses(value: object) -> tuple[str, ...]:
+    items = text_list(value)
+    for index, item in enumerate(items):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise Invalid(f"{item[:60]!r} is not an IP address or CIDR range", at=index) from None
+    return items
+
+
+def _https_url(value: object) -> str:
+    url = text(value)
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.username:
+        raise Invalid("must be an https://HOST[:PORT] URL without a query or user name")
+    return url.rstrip("/")
 
 
 class FailoverSection(Section):
@@ -102,6 +126,21 @@ class FailoverSection(Section):
         "probes also write the canary secret, on regions that are not active",
     )
     control_stores: Annotated[list[Any], Check(_tables, "array of tables")] = []
+    fence: Annotated[str, Check(choice(FENCE_KINDS), "string")] = setting(
+        FailoverSettings.fence,
+        "how a region that is not active is fenced against application writes: "
+        "`emulator-readonly`, `azure-network-deny` (needs `resource_id` on every region "
+        "of every pair) or `none` (nothing stops them)",
+    )
+    fence_allow_ips: Annotated[tuple[str, ...], Check(_addresses, "array of strings")] = setting(
+        FailoverSettings.fence_allow_ips,
+        "kvdr's own addresses (IP or CIDR): the network fence keeps them allowed, and "
+        "`kvdr failover check` looks for them in a secondary's rules",
+    )
+    management_url: Annotated[str, Check(_https_url, "string")] = setting(
+        FailoverSettings.management_url,
+        "Azure Resource Manager's base URL; a region's `management_url` overrides it",
+    )
 
 
 # The section's keys that go to FailoverSettings as they are (control_stores is read
@@ -121,6 +160,9 @@ _PLAIN = (
     "up_after",
     "canary_secret",
     "canary_write",
+    "fence",
+    "fence_allow_ips",
+    "management_url",
 )
 
 
@@ -149,6 +191,24 @@ def read_failover(raw: object, env: Mapping[str, str], problems: Problems) -> Fa
         )
         return replace(base, control_stores=stores)
     return replace(base, control_stores=stores, **plain)
+
+
+def check_fence_regions(
+    failover: FailoverSettings, pairs: Sequence[PairSettings], problems: Problems
+) -> None:
+    """The network fence works through each vault's resource id: refuse it when a
+    region of a pair has none, naming the region."""
+    if failover.fence != "azure-network-deny":
+        return
+    for pair in pairs:
+        for ref in (pair.primary, *pair.secondaries):
+            if ref.resource_id is None:
+                problems.error(
+                    ("regions", ref.region, "resource_id"),
+                    f'required by [failover] fence = "azure-network-deny": region '
+                    f"{ref.region} of pair {pair.name} has no resource_id, so it cannot "
+                    "be fenced",
+                )
 
 
 def _read_stores(

@@ -16,7 +16,7 @@ from failover.settings import FailoverSettings
 from kvdr._config_backups import read_backups
 from kvdr._config_daemon import DaemonSettings, read_daemon
 from kvdr._config_env import apply_env_overrides
-from kvdr._config_failover import read_failover
+from kvdr._config_failover import check_fence_regions, read_failover
 from kvdr._config_fields import Problem, Problems, suggest
 from kvdr._config_lines import KeyPath, locate_keys
 from kvdr._config_pairs import read_pairs
@@ -238,6 +238,8 @@ def _load_text(
         lambda: read_backups(doc.get("backups"), regions, declared, env, problems, writer),
     )
     failover = guarded("failover", lambda: read_failover(doc.get("failover"), env, problems))
+    if failover is not None and pairs is not None:
+        check_fence_regions(failover, pairs, problems)
 
     lines = locate_keys(text)
     issues = [_issue(file, problem, lines, origins) for problem in problems.items]

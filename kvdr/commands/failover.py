@@ -426,5 +426,8 @@ async def _switchover(
     return transition_doc(doc, result), EXIT_OK
 
 
-# promote, failback and approve (registered on `command` when imported).
+# promote, failback, approve and check (registered on `command` when imported).
 from kvdr.commands import failover_ops  # noqa: E402, F401
+from kvdr.commands.failover_check import check_command  # noqa: E402
+
+command.add_command(check_command)

@@ -22,7 +22,7 @@ from typing import Any, Self, TypeVar
 import structlog
 from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError, ResourceNotModifiedError
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobLeaseClient, ContainerClient, ExponentialRetry
 
@@ -358,8 +358,12 @@ async def _download_changed(
     async def fetch() -> tuple[Any, bytes] | None:
         try:
             downloader = await client.download_blob(name, max_concurrency=1, **condition)
-        except ResourceNotModifiedError:
-            return None
+        except HttpResponseError as exc:
+            # The storage SDK answers a 304 as a plain HttpResponseError
+            # (ConditionNotMet), not always as ResourceNotModifiedError.
+            if if_none_match is not None and exc.status_code == 304:
+                return None
+            raise
         return downloader.properties, await downloader.readall()
 
     fetched = await _call("get", name, fetch(), endpoint)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from failover.hooks import Hook
 from storage.settings import StorageSettings
 
 
@@ -16,6 +17,8 @@ class FailoverSettings:
 
     control_stores: tuple[StorageSettings, ...] = ()
     store_timeout_seconds: float = 5.0
+    # Run after every committed transition (failover.hooks); they never block it.
+    hooks: tuple[Hook, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.control_stores) not in (0, 1, 3):

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from failover.settings import FailoverSettings
 from kvdr._config_fields import Invalid, Problems
+from kvdr._config_hooks import hook_tables, read_hooks
 from kvdr._config_lines import KeyPath
 from kvdr._config_model import Check, Duration, Section, read_section, setting
 from kvdr._config_storage import read_storage
@@ -34,7 +35,7 @@ def _tables(value: object) -> list[Any]:
 class FailoverSection(Section):
     section = "failover"
     # Each store is a table with the keys of [storage], read on its own below.
-    elsewhere = frozenset({"control_stores"})
+    elsewhere = frozenset({"control_stores", "hooks"})
 
     store_timeout_seconds: Duration = setting(
         FailoverSettings.store_timeout_seconds,
@@ -43,6 +44,8 @@ class FailoverSection(Section):
         alias="store_timeout",
     )
     control_stores: Annotated[list[Any], Check(_tables, "array of tables")] = []
+    # Each hook is a table of its own kind, read by kvdr/_config_hooks.py.
+    hooks: Annotated[list[Any], Check(hook_tables, "array of tables")] = []
 
 
 def read_failover(raw: object, env: Mapping[str, str], problems: Problems) -> FailoverSettings:
@@ -62,8 +65,12 @@ def read_failover(raw: object, env: Mapping[str, str], problems: Problems) -> Fa
         )
     if failed or len(stores) not in (0, 1, 3):
         stores = ()
+    hooks = read_hooks(
+        raw.get("hooks") if isinstance(raw, dict) else None, (*path, "hooks"), problems
+    )
     return FailoverSettings(
         control_stores=stores,
+        hooks=hooks,
         store_timeout_seconds=timeout if timeout is not None else base.store_timeout_seconds,
     )
 

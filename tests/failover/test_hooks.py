@@ -192,3 +192,22 @@ class TestCommand:
         [result] = await run_hooks([hook], EVENT)
         assert time.monotonic() - started < 5
         assert not result.ok and result.error == "killed after 0.5 s"
+
+
+class TestDocumentedReceiver:
+    async def test_the_receiver_in_the_docs_accepts_a_real_delivery(
+        self, receiver: Receiver
+    ) -> None:
+        """docs/failover.md's `verify` accepts what kvdr sends and refuses a changed body."""
+        text = (Path(__file__).resolve().parents[2] / "docs" / "failover.md").read_text()
+        block = text.split("### Verifying a webhook in the receiver", 1)[1]
+        code = block.split("```python\n", 1)[1].split("```", 1)[0]
+        namespace: dict[str, object] = {}
+        exec(compile(code, "docs/failover.md", "exec"), namespace)
+        verify = namespace["verify"]
+        hook = WebhookHook(receiver.url, secret_env="HOOK_SECRET")
+        await run_hooks([hook], EVENT, env=ENV)
+        headers, body = receiver.received[0]
+        assert callable(verify)
+        assert verify(SECRET.encode(), body, headers) is True
+        assert verify(SECRET.encode(), body.replace(b"westus", b"eastus"), headers) is False

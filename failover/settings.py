@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from failover.hooks import Hook
 from storage.settings import StorageSettings
 
 MODES = ("manual", "automatic")
@@ -52,6 +53,8 @@ class FailoverSettings:
     fence_allow_ips: tuple[str, ...] = ()
     # Azure Resource Manager's base URL (a region's management_url overrides it).
     management_url: str = "https://management.azure.com"
+    # Run after every committed transition (failover.hooks); they never block it.
+    hooks: tuple[Hook, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.control_stores) not in (0, 1, 3):

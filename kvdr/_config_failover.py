@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from failover.settings import FENCE_KINDS, MODES, FailoverSettings
 from kvdr._config_fields import Invalid, Problems, choice, integer, text, text_list
+from kvdr._config_hooks import hook_tables, read_hooks
 from kvdr._config_lines import KeyPath
 from kvdr._config_model import Check, Duration, Flag, Section, Text, read_section, setting
 from kvdr._config_storage import read_storage
@@ -59,7 +60,7 @@ def _https_url(value: object) -> str:
 class FailoverSection(Section):
     section = "failover"
     # Each store is a table with the keys of [storage], read on its own below.
-    elsewhere = frozenset({"control_stores"})
+    elsewhere = frozenset({"control_stores", "hooks"})
 
     store_timeout_seconds: Duration = setting(
         FailoverSettings.store_timeout_seconds,
@@ -142,6 +143,9 @@ class FailoverSection(Section):
         "Azure Resource Manager's base URL; a region's `management_url` overrides it",
     )
 
+    # Each hook is a table of its own kind, read by kvdr/_config_hooks.py.
+    hooks: Annotated[list[Any], Check(hook_tables, "array of tables")] = []
+
 
 # The section's keys that go to FailoverSettings as they are (control_stores is read
 # table by table below).
@@ -190,7 +194,11 @@ def read_failover(raw: object, env: Mapping[str, str], problems: Problems) -> Fa
             "for the next one, or kvdr stops writing between readings",
         )
         return replace(base, control_stores=stores)
-    return replace(base, control_stores=stores, **plain)
+
+    hooks = read_hooks(
+        raw.get("hooks") if isinstance(raw, dict) else None, (*path, "hooks"), problems
+    )
+    return replace(base, control_stores=stores, hooks=hooks, **plain)
 
 
 def check_fence_regions(

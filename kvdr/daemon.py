@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
+from failover.automatic import AutoPromoter, Lag
 from failover.epoch_watch import EpochWatch, PairRegions
 from failover.fence_keeper import FenceKeeper
 from failover.fencing import open_fence
@@ -170,6 +171,9 @@ class Daemon:
             ]
             if keeper is not None:
                 tasks.append(asyncio.create_task(keeper.run(stop), name="fences"))
+            if failover.mode == "automatic":
+                promoter = self._auto_promoter(parts, ownership, prober)
+                tasks.append(asyncio.create_task(promoter.run(stop), name="automatic-failover"))
             if parts.journal is not None:
                 # Flushes, snapshots and retention; its final flush runs when the stack
                 # closes the journal, after the pairs have drained.
@@ -200,6 +204,32 @@ class Daemon:
             region_up=lambda r: prober.health[r].up is True if r in prober.health else False,
             leads=ownership.leads,
             interval_seconds=failover.probe_interval_seconds,
+        )
+
+    def _auto_promoter(
+        self, parts: Parts, ownership: PairOwnership, prober: RegionProber
+    ) -> AutoPromoter:
+        """`mode = "automatic"`: this daemon promotes the pairs it leads (failover/automatic.py)."""
+        assert self.watch is not None
+        failover = self.config.failover
+
+        def lag_of(pair: str, region: str) -> Lag | None:
+            for replicator in ownership.replicators():
+                if replicator.pair.name == pair and region in replicator.targets:
+                    return Lag(replicator.lag.lag(region), replicator.lag.pending(region))
+            return None
+
+        return AutoPromoter(
+            self.watch,
+            parts.control,
+            {p.name: (p.regions, p.rpo_objective_seconds) for p in self.config.replicator.pairs},
+            lambda: prober.health,
+            lag_of,
+            ownership.leads,
+            after_seconds=failover.automatic_after_seconds,
+            interval_seconds=failover.probe_interval_seconds,
+            validity_seconds=failover.epoch_validity_seconds,
+            instance=self.config.daemon.instance_id,
         )
 
     def _fresh_replicator(self, pair: PairSettings) -> PairReplicator:

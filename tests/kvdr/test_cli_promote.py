@@ -39,7 +39,10 @@ class TestPromote:
     async def test_refused_while_the_primary_answers(self, world: World, tmp_path: Path) -> None:
         """Both regions answer: promote says to use switchover, exit 1, nothing written."""
         config = write_config(
-            world, tmp_path / "kvdr.toml", port=free_port(), extra=control_stores(tmp_path),
+            world,
+            tmp_path / "kvdr.toml",
+            port=free_port(),
+            extra=control_stores(tmp_path),
             credential_region="westus",
         )
         code, doc = promote(config)
@@ -59,7 +62,10 @@ class TestPromote:
         await eastus.set_secret("shared", "original", Attributes())
         port = free_port()
         config = write_config(
-            world, tmp_path / "kvdr.toml", port=port, extra=control_stores(tmp_path),
+            world,
+            tmp_path / "kvdr.toml",
+            port=port,
+            extra=control_stores(tmp_path),
             credential_region="westus",
         )
         daemon = DaemonProcess(config, port).start()
@@ -109,7 +115,10 @@ class TestPromote:
         """Two processes promote westus at the same moment: exactly one exits 0; the
         other exits 1 and names the winner's transition."""
         config = write_config(
-            world, tmp_path / "kvdr.toml", port=free_port(), extra=control_stores(tmp_path),
+            world,
+            tmp_path / "kvdr.toml",
+            port=free_port(),
+            extra=control_stores(tmp_path),
             credential_region="westus",
         )
         world.emulators["eastus"].stop()
@@ -144,7 +153,10 @@ class TestPromote:
         promotion is written to the one store that answers, recorded as forced, and the
         output says so loudly."""
         config = write_config(
-            world, tmp_path / "kvdr.toml", port=free_port(), extra=control_stores(tmp_path),
+            world,
+            tmp_path / "kvdr.toml",
+            port=free_port(),
+            extra=control_stores(tmp_path),
             credential_region="westus",
         )
         world.emulators["eastus"].stop()

@@ -131,6 +131,7 @@ async def _promote(
     doc: dict[str, Any] = {"ok": False, "pair": pair.name, "to_region": to, "forced": force}
     approvals = approval_check(config, break_glass)
     initial = initial_record(pair.name, pair.primary.region, pair.regions[1:])
+    base = initial
     async with open_control(config) as control, open_fencer(config, pair.regions) as fencer:
         try:
             try:
@@ -169,7 +170,7 @@ async def _promote(
                 highest_epoch=read.highest_epoch,
                 approved_by=approved,
                 break_glass=break_glass,
-                forced=force and read.committed is not None and not _has_majority(read),
+                forced=force and not _has_majority(read),
             )
             loss: dict[str, Any] = {}
 

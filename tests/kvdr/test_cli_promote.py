@@ -70,6 +70,7 @@ class TestPromote:
         )
         daemon = DaemonProcess(config, port).start()
         try:
+            await wait_for(lambda: holds(westus, "shared", "original"), 30, "the first copy")
             wait_for_sync(lambda: caught_up(daemon), 30, "westus caught up")
             world.emulators["eastus"].stop()
             code, doc = promote(config, "westus", "--reason", "eastus is gone")
@@ -89,11 +90,14 @@ class TestPromote:
             # kvdr never overwrites what it did not write: the divergent version stands.
             assert (await eastus.get_secret("shared")).value == "diverged"
 
+            assert await holds(westus, "shared", "original")
             code, back = failover(config, "failback", "--pair", "app", "--yes")
             assert code == 0, back
             assert (back["to_region"], back["epoch"], back["state"]) == ("eastus", 2, "normal")
             (item,) = back["divergent"]
-            assert (item["kind"], item["name"], item["resynced"]) == ("secret", "shared", True)
+            assert (item["kind"], item["name"], item["resynced"]) == ("secret", "shared", True), (
+                json.dumps(item)
+            )
             versions = await eastus.list_versions(ItemKind.SECRET, "shared")
             values = [(await eastus.get_secret("shared", v.version)).value for v in versions]
             assert values == ["original", "diverged", "original"]

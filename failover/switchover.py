@@ -31,10 +31,15 @@ class LagReading:
     lag_seconds: float
     pending: int
     source: str
+    # Listings of the primary the daemon had compared when this was read.
+    passes: int = 0
+    # Set when no listing that began after the fence was compared yet: lag 0 then
+    # proves nothing about the last writes before it.
+    unproven: bool = False
 
     @property
     def caught_up(self) -> bool:
-        return self.lag_seconds == 0 and self.pending == 0
+        return self.lag_seconds == 0 and self.pending == 0 and not self.unproven
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,11 @@ def switchover_refusals(record: ControlRecord, to: str, checks: Checks) -> list[
     if checks.lag is None:
         refusals.append(
             f"replication lag to {to} is unknown ({checks.lag_unknown_because or 'no reading'})"
+        )
+    elif checks.lag.unproven:
+        refusals.append(
+            f"{to} shows lag 0, but the daemon compared no listing of the primary that "
+            f"began after the fence ({checks.lag.source}): the last writes may not be seen"
         )
     elif not checks.lag.caught_up:
         refusals.append(

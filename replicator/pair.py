@@ -135,6 +135,10 @@ class PairReplicator:
         self.last_reconcile: float | None = None
         self.last_deep_reconcile: float | None = None
         self.last_poll: float | None = None
+        # Listings of the primary compared so far (polls and full passes), each counted
+        # once what it found is either applied or pending: a switchover's drain waits
+        # for one that began after the fence.
+        self.passes = 0
         self._rpo_alarm = RpoAlarm(pair)
         # Why the pair does not run: configuration errors found at start (check_start).
         self.refused: str | None = None
@@ -322,6 +326,7 @@ class PairReplicator:
                 since = props.updated_on.timestamp() if props.updated_on else self._clock()
                 self.lag.mark_pending(region, item_key(props.kind, props.name), since)
                 work.setdefault(props.ref, []).append(region)
+        self.passes += 1
         report = await self._sync_many(work)
         report.items = len(listing)
         report.unchanged += len(listing) - len(work)
@@ -339,6 +344,7 @@ class PairReplicator:
             for props in changed_items(listing, state.checkpoint):
                 since = props.updated_on.timestamp() if props.updated_on else now
                 self.lag.mark_pending(region, item_key(props.kind, props.name), since)
+        self.passes += 1
         work = {p.ref: list(self.targets) for p in listing}
         deep = (
             self.last_deep_reconcile is None
@@ -462,6 +468,7 @@ class PairReplicator:
             deletions=self.deletions,
             last_reconcile=self.last_reconcile,
             last_poll=self.last_poll,
+            passes=self.passes,
             source_error=self.source_error,
             refused=self.refused,
             sink_errors=self.sink_errors,

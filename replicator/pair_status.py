@@ -91,6 +91,7 @@ def pair_status(
     last_reconcile: float | None,
     last_poll: float | None,
     source_error: str | None,
+    passes: int = 0,
     refused: str | None,
     sink_errors: Mapping[str, str],
     clock: Callable[[], float],
@@ -107,6 +108,7 @@ def pair_status(
         "rpo_ok": rpo <= pair.rpo_objective_seconds,
         "last_reconcile": iso(last_reconcile),
         "last_poll": iso(last_poll),
+        "passes": passes,
         "source_error": source_error,
         "refused": refused,
         "journal_errors": [
@@ -131,6 +133,7 @@ def pair_shell(pair: PairSettings) -> dict[str, Any]:
         "rpo_ok": None,
         "last_reconcile": None,
         "last_poll": None,
+        "passes": None,
         "source_error": None,
         "refused": None,
         "journal_errors": [],

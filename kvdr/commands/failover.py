@@ -202,7 +202,8 @@ def _lag(config: KvdrConfig, pair: str, to: str, url: str | None) -> tuple[Any, 
                 if lag is None or pending is None:
                     owner = p.get("owner") or "another daemon"
                     return None, f"the daemon at {where} does not run the pair ({owner} does)"
-                return LagReading(float(lag), int(pending), f"daemon {where}"), ""
+                passes = int(p.get("passes") or 0)
+                return LagReading(float(lag), int(pending), f"daemon {where}", passes), ""
         return None, f"{to} is not a target of pair {pair} at the daemon {where}"
     return None, f"the daemon at {where} does not know pair {pair}"
 
@@ -268,12 +269,25 @@ async def drain(
     config: KvdrConfig, pair: str, to: str, url: str | None, seconds: float
 ) -> tuple[Any, str]:
     """Poll the daemon's lag for `pair` -> `to` until it is 0 with nothing pending, or
-    `seconds` pass; the last reading (None: unknown) and why it is unknown."""
+    `seconds` pass; the last reading (None: unknown) and why it is unknown.
+
+    Lag 0 proves only what the daemon has seen. A write acknowledged just before the
+    fence may not be in any listing yet, so the drain also waits for the daemon to
+    compare a listing that began after the first reading (which came after the fence):
+    two more passes than that reading counted. No clocks of two hosts are compared."""
+    from dataclasses import replace
+
     deadline = time.monotonic() + seconds
+    first: int | None = None
     while True:
         lag, why = await asyncio.to_thread(_lag, config, pair, to, url)
-        if lag is None or lag.caught_up or time.monotonic() >= deadline:
+        if lag is not None and first is None:
+            first = lag.passes
+        fresh = lag is not None and first is not None and lag.passes >= first + 2
+        if lag is None or (lag.caught_up and fresh):
             return lag, why
+        if time.monotonic() >= deadline:
+            return replace(lag, unproven=not fresh), why
         await asyncio.sleep(0.1)
 
 

@@ -261,7 +261,8 @@ class TestPromoteOnTheStack:
             assert doc["state"] == "failed-over" and doc["fences"]["eastus"] == "required"
             assert doc["rto_seconds"] <= took
             lost = {(item["kind"], item["name"]) for item in doc["lost"]}
-            assert ("secret", "never-mirrored") in lost and doc["loss_items"] == len(lost)
+            assert ("secret", "never-mirrored") in lost, json.dumps(doc)
+            assert doc["loss_items"] == len(lost)
             assert "journal" in doc["loss_basis"]
             await wait_for(lambda: source_is(daemon, "westus"), 20, "the daemon reversed")
             async with stack_secret_client(local.state_dir, local.ports.westus) as westus:

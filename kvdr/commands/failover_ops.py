@@ -178,7 +178,7 @@ async def _promote(
                 # Fence what answers of the old primary (owed otherwise: the daemon
                 # fences it when it is back), and count what it lost, off the RTO.
                 await fencer.apply(active)
-                loss.update(await _loss(config, pair, active, to, lag, why))
+                loss.update(await _loss(config, pair, active, to, lag, why, url))
 
             async def lift() -> None:
                 await fencer.lift(to, record)
@@ -233,12 +233,19 @@ def _has_majority(read: Any) -> bool:
 
 
 async def _loss(
-    config: KvdrConfig, pair: PairSettings, old: str, to: str, lag: Any, why: str
+    config: KvdrConfig,
+    pair: PairSettings,
+    old: str,
+    to: str,
+    lag: Any,
+    why: str,
+    url: str | None = None,
 ) -> dict[str, Any]:
     """The promotion's loss: from the journal where there is one (every version it
     recorded on the old primary that `to` lacks), else the daemon's last lag reading."""
     if config.backups is not None:
         try:
+            await _journal_settled(config, pair.name, url)
             lost = await _journal_loss(config, pair, to)
         except Exception as exc:
             basis = f"the journal could not be read ({type(exc).__name__}: {exc})"
@@ -260,6 +267,29 @@ async def _loss(
             f"reading ({lag.source}); {basis}"
         ),
     }
+
+
+async def _journal_settled(config: KvdrConfig, pair: str, url: str | None) -> None:
+    """Give a running daemon up to 10 s to make its buffered journal changes of `pair`
+    durable: the loss is measured against what the journal holds in storage."""
+    from kvdr.commands.status import StatusRefused, daemon_status, local_url
+
+    base = url or local_url(config.daemon.listen_host, config.daemon.listen_port)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        try:
+            doc = await asyncio.to_thread(
+                daemon_status, base.rstrip("/") + "/status", token=config.daemon.status_token
+            )
+        except StatusRefused:
+            return
+        logs = [j for j in (doc or {}).get("journal", []) if j.get("pair") == pair]
+        if not logs or (
+            logs[0].get("buffered") == 0
+            and logs[0].get("durable_sequence") == logs[0].get("last_sequence")
+        ):
+            return
+        await asyncio.sleep(0.2)
 
 
 async def _journal_loss(config: KvdrConfig, pair: PairSettings, to: str) -> list[LostItem]:

@@ -137,11 +137,20 @@ def render(
     ]
     controls = out["kvdr_control_stores"]
     if controls:
-        # The configuration has no control-record section until issue 11 adds one.
-        lines += ["", "# Control-record stores for issue 11 (not read by this kvdr yet):"]
-        lines += [
-            f"#   {c['region']}: {c['account_url']} container {c['container']}" for c in controls
+        # Three control stores: the backup account and the two in regions of their own;
+        # every transition needs two of them (docs/failover.md).
+        lines += ["", "[failover]", 'store_timeout = "3s"']
+        stores = [
+            {"account_url": storage["account_url"], "container": storage["container"]},
+            *controls,
         ]
+        for store in stores:
+            lines += [
+                "",
+                "[[failover.control_stores]]",
+                f"account_url = {_quote(store['account_url'].rstrip('/'))}",
+                f"container = {_quote(store['container'])}",
+            ]
     return "\n".join(lines) + "\n"
 
 

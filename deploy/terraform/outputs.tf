@@ -45,7 +45,7 @@ output "kvdr_backup_keks" {
 }
 
 output "kvdr_control_stores" {
-  description = "The two extra control-record stores (issue 11); empty for one store."
+  description = "The two extra control-record stores ([failover] control_stores with the backup account); empty for one store."
   value = [
     for k, account in local.storage_accounts : {
       region      = account.location

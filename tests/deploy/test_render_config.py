@@ -147,9 +147,9 @@ class TestRenderedConfiguration:
         assert "secondary_account_url" in text
         assert text.count("[[backups.keks]]") == len(REGIONS)
         assert text.count("[[backups.signers]]") == len(REGIONS)
-        # The control stores are carried as a comment until issue 11 reads them.
-        assert "# Control-record stores for issue 11" in text
-        assert "northeurope" in text
+        # Three control stores: the backup account's and the two of their own.
+        assert text.count("[[failover.control_stores]]") == 3
+        assert "northeurope" in text or "neu" in text
 
     def test_flavours_render_the_same_file(self, tmp_path: Path) -> None:
         """Terraform's and Bicep's outputs give byte-identical configuration files."""

@@ -209,6 +209,12 @@ async def resync_secrets(
                 done.append(DivergentItem(item.kind, item.name, item.versions, kept=True))
                 continue
             source = current[-1]
+            mine = await old.list_versions(ItemKind.SECRET, item.name)
+            if mine and mine[-1].tags.get(SOURCE_VERSION_TAG) == source.version:
+                # The daemon resynchronised it already (the old primary's versions are
+                # overwritten by newer ones after a failover; docs/failover.md).
+                done.append(DivergentItem(item.kind, item.name, item.versions, resynced=True))
+                continue
             value = await active.get_secret(item.name, source.version)
             attrs = Attributes.of(source)
             attrs.tags[SOURCE_VERSION_TAG] = source.version

@@ -242,6 +242,8 @@ class Daemon:
             active=record.active_region,
             epoch=record.direction_epoch,
             gate=self.watch.gate(pair.name),
+            # Every region that was active before a transition.
+            former=frozenset(t.from_region for t in record.history),
         )
         for index, previous in enumerate(self.parts.replicators):
             if previous.pair.name == pair.name:

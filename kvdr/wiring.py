@@ -6,7 +6,7 @@ actually started. The daemon and the one-shot commands share it.
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -56,6 +56,7 @@ class ReplicatorFactory(Protocol):
         active: str | None = None,
         epoch: int = 0,
         gate: WriteGate | None = None,
+        former: frozenset[str] = frozenset(),
     ) -> PairReplicator: ...
 
 
@@ -144,8 +145,11 @@ async def open_parts(
         active: str | None = None,
         epoch: int = 0,
         gate: WriteGate | None = None,
+        former: frozenset[str] = frozenset(),
     ) -> PairReplicator:
         directed = pair.directed(active) if active is not None else pair
+        if former:
+            directed = replace(directed, adopt_regions=former - {directed.primary.region})
         targets = {t.region: vaults[t.region] for t in directed.secondaries}
         if gate is not None:
             targets = {r: GatedVault.wrap(v, r, gate) for r, v in targets.items()}

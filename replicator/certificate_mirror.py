@@ -62,7 +62,7 @@ class CertificateMirror(BackupMirror):
                 source_versions,
                 target_versions,
                 exportable=policy.key_exportable,
-                adopt=self._pair.adopt,
+                adopt=self._pair.adopts(target.ref.region),
             )
             outcome.skipped = plan.skipped
             step = await self._carry_out(

@@ -387,7 +387,9 @@ class SecretMirror(MirrorBase[SecretValues]):
             target_versions = await target.list_versions(ItemKind.SECRET, name)
         except ItemNotFound:
             target_versions = []
-        return plan_secret(name, source_versions, target_versions, adopt=self._pair.adopt)
+        return plan_secret(
+            name, source_versions, target_versions, adopt=self._pair.adopts(target.ref.region)
+        )
 
     async def _apply(
         self, plan: SecretPlan, target: VaultClient, values: SecretValues, outcome: TargetOutcome

@@ -33,6 +33,15 @@ class PairSettings:
     # Status, dashboard and metrics show a short hash instead of item names where the
     # deletion guard and the expiry watch list items.
     hide_names: bool = False
+    # Targets that were the active region before a failover: their own versions were
+    # written while they were primary (and, if not mirrored, reported lost by the
+    # promotion), so kvdr writes the active region's newer versions on top of them
+    # (the older ones stay in the version history) instead of refusing them.
+    adopt_regions: frozenset[str] = frozenset()
+
+    def adopts(self, region: str) -> bool:
+        """True when kvdr may write over `region`'s versions that it did not write."""
+        return self.adopt or region in self.adopt_regions
 
     @property
     def regions(self) -> tuple[str, ...]:

@@ -2,7 +2,7 @@
 
 Request path through the middlewares (outermost first):
     stats + latency -> Key Vault error bodies -> bearer challenge -> api-version,
-    throttle, read-only fence -> the kind module's handler.
+    drill faults, throttle, read-only fence -> the kind module's handler.
 """
 
 from __future__ import annotations
@@ -100,6 +100,8 @@ async def vault_rules_middleware(request: web.Request, handler: Handler) -> web.
             f"latest supported version ({LATEST_API_VERSION})."
         )
     op = _op(request)
+    if state.faults.active:
+        state.faults.check(request_principal(request), op)
     state.throttle.charge_op(op)
     fence = state.read_only
     if fence.read_only and _is_write(request):

@@ -100,7 +100,7 @@ def parse_faults(body: dict[str, object]) -> VaultFaults:
         retry = errors.get("retry_after_seconds", 1)
         if isinstance(retry, bool) or not isinstance(retry, int) or not 0 <= retry <= 3600:
             raise ValueError("errors.retry_after_seconds must be a whole number 0..3600")
-        faults.error_status = int(status)  # type: ignore[call-overload]
+        faults.error_status = int(str(status))
         faults.error_share = float(share)
         faults.retry_after_seconds = retry
     deny = body.get("deny")

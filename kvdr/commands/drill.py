@@ -152,6 +152,8 @@ def guard_environment(
 @click.option("--keep-stack", is_flag=True, help="Keep the local stack's folder (its logs).")
 @click.option("--proxy-api", default="127.0.0.1:8474", show_default=True,
               help="--stack config: the Toxiproxy API of the environment's links.")
+@click.option("--emulator-api", "emulator_apis", multiple=True, metavar="REGION=URL",
+              help="--stack config: a region's emulator management URL (vault faults).")
 @click.option("--i-know-this-is-production", "production_ok", is_flag=True)
 @click.option("--approved-by", "approvals", multiple=True, help="Who approved a production drill.")
 def run_command(
@@ -164,6 +166,7 @@ def run_command(
     time_scale: float,
     keep_stack: bool,
     proxy_api: str,
+    emulator_apis: tuple[str, ...],
     production_ok: bool,
     approvals: tuple[str, ...],
 ) -> None:
@@ -184,7 +187,14 @@ def run_command(
     else:
         assert config_path is not None
         result = _run_configured(
-            scenario, source, config_path, pair_name, proxy_api, production_ok, approvals
+            scenario,
+            source,
+            config_path,
+            pair_name,
+            proxy_api,
+            emulator_apis,
+            production_ok,
+            approvals,
         )
     _finish(result, report_dir, as_json)
 
@@ -268,6 +278,7 @@ def _run_configured(
     config_path: Path,
     pair_name: str | None,
     proxy_api: str,
+    emulator_apis: tuple[str, ...],
     production_ok: bool,
     approvals: tuple[str, ...],
 ) -> DrillResult:
@@ -285,6 +296,18 @@ def _run_configured(
     if not host or not port.isdigit():
         fail(f"--proxy-api: {proxy_api!r} is not HOST:PORT", EXIT_USAGE)
     faults = Faults(host, int(port))
+    from chaos.target import EmulatorControl
+
+    emulators = {}
+    for spec in emulator_apis:
+        region, _, url = spec.partition("=")
+        if region not in config.regions or not url.startswith("https://"):
+            fail(
+                f"--emulator-api: {spec!r} must be REGION=https://HOST:PORT with a region of "
+                f"the configuration ({', '.join(config.regions)})",
+                EXIT_USAGE,
+            )
+        emulators[region] = EmulatorControl(region, url.rstrip("/"), config.vault.ca_file)
 
     async def go() -> DrillResult:
         links = sorted((await faults.links()).keys())
@@ -299,7 +322,7 @@ def _run_configured(
             pair_name=pair_name or scenario.pair,
             faults=faults,
             links=links,
-            emulators={},
+            emulators=emulators,
             daemon=daemon,
             config_path=config_path.resolve(),
             cwd=Path.cwd(),

@@ -41,7 +41,7 @@ def report_document(result: DrillResult) -> dict[str, Any]:
     scenario = result.scenario
     start = result.started_at
     marks = [
-        {"t": round(e.at - start, 3), "kind": e.kind, "label": e.detail.get("to") or e.kind}
+        {"t": round(e.at - start, 3), "kind": e.kind, "label": e.detail.get("to") or ""}
         for e in result.events
         if e.kind in ("promoted", "failback")
     ]
@@ -176,13 +176,6 @@ def render_svg(doc: dict[str, Any], width: int = 960, height: int = 320) -> str:
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" '
         'stroke="#999"/>',
     ]
-    for w in chart["fault_windows"]:
-        x0, x1 = x(w["start"]), x(w["end"])
-        out.append(
-            f'<rect class="fault" x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 1):.1f}" '
-            f'height="{plot_h}" fill="#f4a6a6" fill-opacity="0.45">'
-            f"<title>{html.escape(w['what'])}</title></rect>"
-        )
     bar_w = max(plot_w / max(len(rates), 1) - 1, 1)
     for r in rates:
         x0 = x(r["t"])
@@ -196,8 +189,20 @@ def render_svg(doc: dict[str, Any], width: int = 960, height: int = 320) -> str:
             y0 = y_rate(r["ok"] + r["failed"])
             out.append(
                 f'<rect class="failed" x="{x0:.1f}" y="{y0:.1f}" width="{bar_w:.1f}" '
-                f'height="{y_rate(r["ok"]) - y0:.1f}" fill="#d9534f"/>'
+                f'height="{y_rate(r["ok"]) - y0:.1f}" fill="#8b1a1a"/>'
             )
+    # Drawn over the bars (translucent) with a solid strip under the axis, so a fault
+    # shows even where the write rate fills the plot.
+    for w in chart["fault_windows"]:
+        x0, x1 = x(w["start"]), x(w["end"])
+        width_w = max(x1 - x0, 1)
+        out.append(
+            f'<rect class="fault" x="{x0:.1f}" y="{top}" width="{width_w:.1f}" '
+            f'height="{plot_h}" fill="#f4a6a6" fill-opacity="0.45">'
+            f"<title>{html.escape(w['what'])}</title></rect>"
+            f'<rect class="fault-strip" x="{x0:.1f}" y="{top + plot_h + 2}" '
+            f'width="{width_w:.1f}" height="8" fill="#f4a6a6"/>'
+        )
     if lags:
         points = " ".join(f"{x(p['t']):.1f},{y_lag(p['lag_seconds']):.1f}" for p in lags)
         out.append(
@@ -223,7 +228,7 @@ def render_svg(doc: dict[str, Any], width: int = 960, height: int = 320) -> str:
         f"{max_rate:.0f}/s</text>",
         f'<text x="{left + plot_w + 6}" y="{top + 10}" font-size="11">{max_lag:.1f} s</text>',
         f'<text x="{left}" y="{height - 6}" font-size="11">writes/s: acknowledged (blue), '
-        "failed (red); replication lag (orange); faults (red bands); promotion / failback "
+        "failed (dark red); replication lag (orange); faults (red bands); promotion / failback "
         "(dashed)</text>",
         "</svg>",
     ]

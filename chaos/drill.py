@@ -262,9 +262,7 @@ class Drill:
             ]
             seen = [str(e)[:200] for e in errors if e]
             return bool(seen), seen[0] if seen else "no error reported for the pair"
-        targets = [
-            t for t in pair.get("targets", []) if probe.region in (None, t.get("region"))
-        ]
+        targets = [t for t in pair.get("targets", []) if probe.region in (None, t.get("region"))]
         if not targets:
             return False, f"no target {probe.region!r} in pair {self.target.pair}"
         lags = {str(t.get("region")): t.get("lag_seconds") for t in targets}
@@ -287,7 +285,9 @@ class Drill:
             if phase not in probe.when:
                 continue
             ok, detail = await self.probe_within(probe, probe.within_seconds)
-            results.append({"probe": probe.probe, "region": probe.region, "ok": ok, "detail": detail})
+            results.append(
+                {"probe": probe.probe, "region": probe.region, "ok": ok, "detail": detail}
+            )
         self.result.hypothesis.setdefault(phase, []).extend(results)
         self.event("hypothesis", phase=phase, ok=all(r["ok"] for r in results), probes=len(results))
         return all(r["ok"] for r in results)
@@ -309,8 +309,13 @@ class Drill:
                 ok, detail = await self.probe(probe)
                 if not ok:
                     self.result.hypothesis.setdefault("during", []).append(
-                        {"probe": probe.probe, "region": probe.region, "ok": False,
-                         "detail": detail, "at": now}
+                        {
+                            "probe": probe.probe,
+                            "region": probe.region,
+                            "ok": False,
+                            "detail": detail,
+                            "at": now,
+                        }
                     )
             for index, probe in enumerate(self.scenario.abort):
                 ok, detail = await self.probe(probe)
@@ -342,8 +347,13 @@ class Drill:
                 await rollback.undo()
         except (ChaosError, VaultError, OSError, TimeoutError) as exc:
             self.result.rollbacks.append(
-                {"what": rollback.what, "by": by, "ok": False, "error": str(exc)[:300],
-                 "at": started}
+                {
+                    "what": rollback.what,
+                    "by": by,
+                    "ok": False,
+                    "error": str(exc)[:300],
+                    "at": started,
+                }
             )
             self.event("rollback_failed", what=rollback.what, error=str(exc)[:300])
             return
@@ -409,7 +419,11 @@ class Drill:
             rollback = self.register(f"remove toxic {step.type} from link {link}", remove_toxic)
             self._fault_started(fid, f"{step.type} on {link}")
             await self.target.faults.add_toxic(
-                link, step.type, stream=step.stream, name=toxic, toxicity=step.toxicity,
+                link,
+                step.type,
+                stream=step.stream,
+                name=toxic,
+                toxicity=step.toxicity,
                 attributes=step.attributes,
             )
         elif isinstance(step, LinkDown):
@@ -427,8 +441,13 @@ class Drill:
             self._emulator(region)
             body: dict[str, object]
             if isinstance(step, VaultErrors):
-                body = {"errors": {"status": step.status, "share": step.share,
-                                   "retry_after_seconds": step.retry_after_seconds}}
+                body = {
+                    "errors": {
+                        "status": step.status,
+                        "share": step.share,
+                        "retry_after_seconds": step.retry_after_seconds,
+                    }
+                }
                 what = f"{step.status} on {step.share:.0%} of {region}'s requests"
             else:
                 principals = step.principals
@@ -483,11 +502,18 @@ class Drill:
     async def _failover(self, args: list[str], what: str) -> dict[str, Any]:
         started = time.time()
         code, doc = await self.target.cli(args)
-        self.event(what, ok=code == 0, exit_code=code, seconds=round(time.time() - started, 3),
-                   result={k: v for k, v in doc.items() if k not in ("checks", "stores")})
+        self.event(
+            what,
+            ok=code == 0,
+            exit_code=code,
+            seconds=round(time.time() - started, 3),
+            result={k: v for k, v in doc.items() if k not in ("checks", "stores")},
+        )
         if code != 0:
-            why = "; ".join(str(r) for r in doc.get("refused", [])) or doc.get("error") or (
-                f"exit {code}"
+            why = (
+                "; ".join(str(r) for r in doc.get("refused", []))
+                or doc.get("error")
+                or (f"exit {code}")
             )
             raise StepFailed(f"kvdr failover {args[1]} failed: {why}")
         return doc
@@ -501,11 +527,24 @@ class Drill:
             if self.active_region == home:
                 return
             if self.promoted_to is not None and how == "promote":
-                await self._failover(["failover", "failback", "--pair", self.target.pair,
-                                      "--yes", "--json"], "failback")
+                await self._failover(
+                    ["failover", "failback", "--pair", self.target.pair, "--yes", "--json"],
+                    "failback",
+                )
             else:
-                await self._failover(["failover", "switchover", "--pair", self.target.pair,
-                                      "--to", home, "--yes", "--json"], "switchover")
+                await self._failover(
+                    [
+                        "failover",
+                        "switchover",
+                        "--pair",
+                        self.target.pair,
+                        "--to",
+                        home,
+                        "--yes",
+                        "--json",
+                    ],
+                    "switchover",
+                )
             self.active_region = home
 
         self.register(f"return pair {self.target.pair} to {home}", back_home)
@@ -532,8 +571,13 @@ class Drill:
         inventory = await self._inventory(to)
         loss = missing_from(to, inventory, self.result.ledger.entries, promoted_at)
         self.result.losses.append(loss)
-        self.event("promoted", to=to, how=how, lost=loss.items,
-                   oldest_age_seconds=round(loss.oldest_age_seconds, 3))
+        self.event(
+            "promoted",
+            to=to,
+            how=how,
+            lost=loss.items,
+            oldest_age_seconds=round(loss.oldest_age_seconds, 3),
+        )
 
     # -- the method -------------------------------------------------------------------
 
@@ -551,8 +595,11 @@ class Drill:
         deadline = time.monotonic() + step.settle_seconds
         entries = list(self.result.ledger.entries)
         while True:
-            results = [account(self.active_region, await self._inventory(self.active_region),
-                               entries, lost)]
+            results = [
+                account(
+                    self.active_region, await self._inventory(self.active_region), entries, lost
+                )
+            ]
             # Replicas must hold what the active region acknowledged (no promotion: this
             # is the RPO the drill measures).
             mine = [e for e in entries if e.region == self.active_region]
@@ -568,8 +615,11 @@ class Drill:
         self.result.accounting = results
         if self.promoted_to is None:
             self.result.losses.extend(replica_losses)
-        self.event("verify", checked=len(entries),
-                   accounting=[r.to_dict() | {"unaccounted": len(r.unaccounted)} for r in results])
+        self.event(
+            "verify",
+            checked=len(entries),
+            accounting=[r.to_dict() | {"unaccounted": len(r.unaccounted)} for r in results],
+        )
 
     async def _step(self, index: int, step: Step) -> None:
         self.event("step", index=index, action=step.action, note=step.note)
@@ -603,8 +653,9 @@ class Drill:
         elif isinstance(step, Promote):
             await self._switch(step.to, "promote", step)
         elif isinstance(step, Failback):
-            await self._failover(["failover", "failback", "--pair", self.target.pair, "--yes",
-                                  "--json"], "failback")
+            await self._failover(
+                ["failover", "failback", "--pair", self.target.pair, "--yes", "--json"], "failback"
+            )
             self.active_region = self.target.primary
             for rollback in self.rollbacks:
                 if rollback.what.startswith("return pair"):
@@ -640,16 +691,23 @@ class Drill:
             except ChaosError as exc:
                 out.append(f"emulator {region} could not be checked: {exc}")
         if self.active_region != self.target.primary:
-            out.append(f"pair {self.target.pair} is active in {self.active_region}, not "
-                       f"{self.target.primary}")
+            out.append(
+                f"pair {self.target.pair} is active in {self.active_region}, not "
+                f"{self.target.primary}"
+            )
         if not self.target.daemon.running:
             out.append("the daemon is not running")
         return out
 
     async def run(self) -> DrillResult:
         result = self.result
-        self.event("start", scenario=self.scenario.name, target=self.target.kind,
-                   pair=self.target.pair, primary=self.target.primary)
+        self.event(
+            "start",
+            scenario=self.scenario.name,
+            target=self.target.kind,
+            pair=self.target.pair,
+            primary=self.target.primary,
+        )
         sampler: asyncio.Task[None] | None = None
         try:
             if not await self.check_hypothesis("before"):

@@ -17,7 +17,9 @@ from chaos.drill import DrillResult
 
 
 def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return (
+        None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    )
 
 
 def write_rate(result: DrillResult, bucket: float = 1.0) -> list[dict[str, float]]:
@@ -154,11 +156,11 @@ def render_svg(doc: dict[str, Any], width: int = 960, height: int = 320) -> str:
     chart = doc["chart"]
     left, right, top, bottom = 56, 56, 20, 40
     plot_w, plot_h = width - left - right, height - top - bottom
-    span = max(doc["duration_seconds"], 1.0)
+    span = float(max(doc["duration_seconds"], 1.0))
     rates = chart["write_rate"]
-    max_rate = max([r["ok"] + r["failed"] for r in rates] + [1.0])
+    max_rate = float(max([r["ok"] + r["failed"] for r in rates] + [1.0]))
     lags = [p for p in chart["lag"] if p["lag_seconds"] is not None]
-    max_lag = max([p["lag_seconds"] for p in lags] + [1.0])
+    max_lag = float(max([p["lag_seconds"] for p in lags] + [1.0]))
 
     def x(t: float) -> float:
         return left + plot_w * min(max(t, 0.0), span) / span
@@ -243,40 +245,48 @@ def render_html(doc: dict[str, Any]) -> str:
     def esc(value: object) -> str:
         return html.escape(str(value))
 
+    def detail(event: dict[str, Any]) -> str:
+        rest = {k: v for k, v in event.items() if k not in ("at", "kind", "time")}
+        return esc(json.dumps(rest, default=str)[:240])
+
     rows = "".join(
-        f"<tr><td>{esc(e['time'])}</td><td>{esc(e['kind'])}</td><td>"
-        f"{esc(json.dumps({k: v for k, v in e.items() if k not in ('at', 'kind', 'time')}, default=str)[:240])}"
-        "</td></tr>"
+        f"<tr><td>{esc(e['time'])}</td><td>{esc(e['kind'])}</td><td>{detail(e)}</td></tr>"
         for e in doc["timeline"]
     )
     why = "".join(f"<li>{esc(w)}</li>" for w in doc["why_not"])
-    rollbacks = "".join(
-        f"<li>{esc(r['what'])} ({esc(r['by'])}): {'ok' if r['ok'] else 'FAILED'}</li>"
-        for r in doc["rollbacks"]
-    ) or "<li>none needed</li>"
+    rollbacks = (
+        "".join(
+            f"<li>{esc(r['what'])} ({esc(r['by'])}): {'ok' if r['ok'] else 'FAILED'}</li>"
+            for r in doc["rollbacks"]
+        )
+        or "<li>none needed</li>"
+    )
     left = "".join(f"<li>{esc(w)}</li>" for w in doc["left_behind"]) or "<li>nothing</li>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>kvdr drill {esc(doc['scenario'])}: {esc(verdict)}</title>
+<title>kvdr drill {esc(doc["scenario"])}: {esc(verdict)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 .pass {{ color: #2e7d32; }} .fail {{ color: #c62828; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 2px 6px;
 font-size: 13px; text-align: left; }}
 </style></head><body>
-<h1>Drill {esc(doc['scenario'])}: <span id="verdict" class="{esc(verdict)}">{esc(verdict.upper())}</span></h1>
-<p>{esc(doc['description'])}</p>
-<p>Run {esc(doc['run_id'])} on the {esc(doc['target']['kind'])} stack
-({esc(doc['target']['environment'])}), pair {esc(doc['target']['pair'])};
-{esc(doc['started_at'])} to {esc(doc['ended_at'])}; status {esc(doc['status'])}
-{esc(doc['reason'])}</p>
+<h1>Drill {esc(doc["scenario"])}:
+<span id="verdict" class="{esc(verdict)}">{esc(verdict.upper())}</span></h1>
+<p>{esc(doc["description"])}</p>
+<p>Run {esc(doc["run_id"])} on the {esc(doc["target"]["kind"])} stack
+({esc(doc["target"]["environment"])}), pair {esc(doc["target"]["pair"])};
+{esc(doc["started_at"])} to {esc(doc["ended_at"])}; status {esc(doc["status"])}
+{esc(doc["reason"])}</p>
 <table><tr><th></th><th>objective</th><th>measured</th></tr>
-<tr><td>RPO (writes lost)</td><td>at most {o['rpo_items']}</td><td id="rpo-items">{m['rpo_items']}</td></tr>
-<tr><td>RPO (age of the oldest lost)</td><td>at most {o['rpo_seconds']:g} s</td><td>{m['rpo_seconds']:.3f} s</td></tr>
-<tr><td>RTO</td><td>at most {o['rto_seconds']:g} s</td><td id="rto">{esc(rto)}</td></tr>
+<tr><td>RPO (writes lost)</td><td>at most {o["rpo_items"]}</td>
+<td id="rpo-items">{m["rpo_items"]}</td></tr>
+<tr><td>RPO (age of the oldest lost)</td><td>at most {o["rpo_seconds"]:g} s</td>
+<td>{m["rpo_seconds"]:.3f} s</td></tr>
+<tr><td>RTO</td><td>at most {o["rto_seconds"]:g} s</td><td id="rto">{esc(rto)}</td></tr>
 </table>
-<p>Writes acknowledged {m['writes_acknowledged']}, failed {m['writes_failed']}.</p>
-{f'<h2>Why it failed</h2><ul>{why}</ul>' if why else ''}
+<p>Writes acknowledged {m["writes_acknowledged"]}, failed {m["writes_failed"]}.</p>
+{f"<h2>Why it failed</h2><ul>{why}</ul>" if why else ""}
 <h2>Timeline</h2>
 {render_svg(doc)}
 <h2>Rollbacks</h2><ul>{rollbacks}</ul>

@@ -382,7 +382,10 @@ def _method_issues(scenario: Scenario) -> list[ScenarioIssue]:
     for index, probe in enumerate(scenario.abort):
         if probe.when != ("before", "after"):
             issues.append(
-                ScenarioIssue(("abort", index, "when"), "abort conditions are checked during the method; drop `when`")
+                ScenarioIssue(
+                    ("abort", index, "when"),
+                    "abort conditions are checked during the method; drop `when`",
+                )
             )
     return issues
 

@@ -72,7 +72,7 @@ def read_drills(raw: object, problems: Problems) -> tuple[DrillSchedule, ...]:
                 problems.error((*path, *loc), str(message))
             continue
         if not croniter.is_valid(entry.cron):
-            problems.error((*path, "cron"), "not a cron expression (five fields, e.g. \"0 3 * * 1\")")
+            problems.error((*path, "cron"), 'not a cron expression (five fields, e.g. "0 3 * * 1")')
             continue
         from chaos.scenario import builtin_scenarios
 

@@ -102,7 +102,9 @@ class DaemonProcess:
             await asyncio.sleep(0.2)
         from chaos.errors import FaultError
 
-        raise FaultError(f"the daemon did not answer /status within {wait_seconds:g} s ({self.log_path})")
+        raise FaultError(
+            f"the daemon did not answer /status within {wait_seconds:g} s ({self.log_path})"
+        )
 
     async def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -196,7 +198,9 @@ async def open_target(
                 KeyVaultAdapter.open(ref, load_credential, settings)
             )
             readers[region] = await stack.enter_async_context(
-                KeyVaultAdapter.open(ref, probe_credential, dataclasses.replace(settings, max_attempts=3))
+                KeyVaultAdapter.open(
+                    ref, probe_credential, dataclasses.replace(settings, max_attempts=3)
+                )
             )
         yield DrillTarget(
             kind=kind,
@@ -228,7 +232,9 @@ class LocalDrillStack:
     _owns_root: bool = False
 
     @classmethod
-    def in_temporary_folder(cls, keep: bool = False, project_root: Path | None = None) -> LocalDrillStack:
+    def in_temporary_folder(
+        cls, keep: bool = False, project_root: Path | None = None
+    ) -> LocalDrillStack:
         root = Path(tempfile.mkdtemp(prefix="kvdr-drill-"))
         drill = cls(root=root, keep=keep, project_root=project_root)
         drill._owns_root = True

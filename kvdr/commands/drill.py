@@ -61,7 +61,7 @@ def list_command(as_json: bool) -> None:
     """The built-in scenarios (chaos/scenarios/)."""
     from chaos.scenario import builtin_scenarios, parse_scenario
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, path in builtin_scenarios().items():
         scenario = parse_scenario(path.read_text(encoding="utf-8"), str(path))
         rows.append(
@@ -150,10 +150,19 @@ def guard_environment(
     help="Multiply the scenario's waits and fault durations (quick runs, tests).",
 )
 @click.option("--keep-stack", is_flag=True, help="Keep the local stack's folder (its logs).")
-@click.option("--proxy-api", default="127.0.0.1:8474", show_default=True,
-              help="--stack config: the Toxiproxy API of the environment's links.")
-@click.option("--emulator-api", "emulator_apis", multiple=True, metavar="REGION=URL",
-              help="--stack config: a region's emulator management URL (vault faults).")
+@click.option(
+    "--proxy-api",
+    default="127.0.0.1:8474",
+    show_default=True,
+    help="--stack config: the Toxiproxy API of the environment's links.",
+)
+@click.option(
+    "--emulator-api",
+    "emulator_apis",
+    multiple=True,
+    metavar="REGION=URL",
+    help="--stack config: a region's emulator management URL (vault faults).",
+)
 @click.option("--i-know-this-is-production", "production_ok", is_flag=True)
 @click.option("--approved-by", "approvals", multiple=True, help="Who approved a production drill.")
 def run_command(
@@ -178,7 +187,9 @@ def run_command(
     if where == "config" and config_path is None:
         fail("--stack config needs --config FILE", EXIT_USAGE)
     if where == "local" and config_path is not None:
-        fail("--config and --stack local exclude each other: the local stack has its own", EXIT_USAGE)
+        fail(
+            "--config and --stack local exclude each other: the local stack has its own", EXIT_USAGE
+        )
     from kvdr.log_setup import configure_logging
 
     configure_logging("console", "warning")
@@ -205,9 +216,7 @@ def _install_signals(drill: Any) -> None:
         loop.add_signal_handler(sig, drill.interrupt, sig.name)
 
 
-def _run_local(
-    scenario: Scenario, source: str, pair_name: str | None, keep: bool
-) -> DrillResult:
+def _run_local(scenario: Scenario, source: str, pair_name: str | None, keep: bool) -> DrillResult:
     from chaos.drill import Drill
     from kvdr.drill_stack import LocalDrillStack, local_links, open_target
 
@@ -296,6 +305,8 @@ def _run_configured(
     if not host or not port.isdigit():
         fail(f"--proxy-api: {proxy_api!r} is not HOST:PORT", EXIT_USAGE)
     faults = Faults(host, int(port))
+    absolute_config = config_path.resolve()
+    here = Path.cwd()
     from chaos.target import EmulatorControl
 
     emulators = {}
@@ -324,8 +335,8 @@ def _run_configured(
             links=links,
             emulators=emulators,
             daemon=daemon,
-            config_path=config_path.resolve(),
-            cwd=Path.cwd(),
+            config_path=absolute_config,
+            cwd=here,
         ) as target:
             drill = Drill(scenario, source, target)
             _install_signals(drill)

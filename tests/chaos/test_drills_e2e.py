@@ -42,11 +42,26 @@ def drill(
 
 
 def explain(doc: dict[str, Any], result: subprocess.CompletedProcess[str]) -> str:
-    return json.dumps(
-        {k: doc.get(k) for k in ("status", "reason", "why_not", "measured", "rto", "rpo",
-                                 "hypothesis", "left_behind", "rollbacks")},
-        default=str,
-    )[:4000] + result.stderr[-2000:]
+    return (
+        json.dumps(
+            {
+                k: doc.get(k)
+                for k in (
+                    "status",
+                    "reason",
+                    "why_not",
+                    "measured",
+                    "rto",
+                    "rpo",
+                    "hypothesis",
+                    "left_behind",
+                    "rollbacks",
+                )
+            },
+            default=str,
+        )[:4000]
+        + result.stderr[-2000:]
+    )
 
 
 def run_builtin(name: str, tmp_path: Path, scale: float) -> dict[str, Any]:
@@ -239,13 +254,30 @@ class TestInterrupted:
         path = tmp_path / "long.toml"
         path.write_text(LONG_FAULTS)
         args = [
-            sys.executable, "-m", "kvdr", "drill", "run", str(path), "--stack", "config",
-            "--config", str(config), "--proxy-api", f"127.0.0.1:{local.ports.proxy_api}",
-            "--emulator-api", f"eastus={emulator_api(local, 'eastus')}",
-            "--emulator-api", f"westus={emulator_api(local, 'westus')}", "--json",
+            sys.executable,
+            "-m",
+            "kvdr",
+            "drill",
+            "run",
+            str(path),
+            "--stack",
+            "config",
+            "--config",
+            str(config),
+            "--proxy-api",
+            f"127.0.0.1:{local.ports.proxy_api}",
+            "--emulator-api",
+            f"eastus={emulator_api(local, 'eastus')}",
+            "--emulator-api",
+            f"westus={emulator_api(local, 'westus')}",
+            "--json",
         ]
         process = subprocess.Popen(
-            args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            args,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env=dict(os.environ),
         )
         try:
@@ -296,9 +328,21 @@ class TestEnvironmentGuard:
         write_local_config(config)
         config.write_text('environment = "production"\n' + config.read_text())
         result = subprocess.run(
-            [sys.executable, "-m", "kvdr", "drill", "run", "flaky-primary", "--config",
-             str(config)],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+            [
+                sys.executable,
+                "-m",
+                "kvdr",
+                "drill",
+                "run",
+                "flaky-primary",
+                "--config",
+                str(config),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 2
         assert "--i-know-this-is-production" in result.stderr
@@ -310,9 +354,21 @@ class TestEnvironmentGuard:
 
         write_local_config(config)
         result = subprocess.run(
-            [sys.executable, "-m", "kvdr", "drill", "run", "flaky-primary", "--config",
-             str(config)],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+            [
+                sys.executable,
+                "-m",
+                "kvdr",
+                "drill",
+                "run",
+                "flaky-primary",
+                "--config",
+                str(config),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 2
         assert 'environment = "drill"' in result.stderr

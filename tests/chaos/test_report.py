@@ -28,9 +28,18 @@ def result() -> DrillResult:
     path = builtin_scenarios()["region-outage"]
     scenario = parse_scenario(path.read_text(), str(path))
     target = DrillTarget(
-        kind="local", environment="drill", pair="demo", primary="eastus",
-        regions=["eastus", "westus"], faults=Faults(), links=["eastus-vault"], emulators={},
-        writers={}, readers={}, daemon=cast(Any, None), cli=cast(Any, None),
+        kind="local",
+        environment="drill",
+        pair="demo",
+        primary="eastus",
+        regions=["eastus", "westus"],
+        faults=Faults(),
+        links=["eastus-vault"],
+        emulators={},
+        writers={},
+        readers={},
+        daemon=cast(Any, None),
+        cli=cast(Any, None),
     )
     start = 1_800_000_000.0
     r = DrillResult(scenario, str(path), target, "abc12345", start, ended_at=start + 40)
@@ -41,12 +50,16 @@ def result() -> DrillResult:
         r.ledger.attempts.append(WriteAttempt(at, region, ok))
         if ok:
             r.ledger.entries.append(LedgerEntry(f"drill-{i % 8}", f"v{i}", region, at))
-    r.samples = [{"at": start + s, "lag_seconds": min(s, 6) if 10 <= s < 20 else 0.2}
-                 for s in range(40)]
-    r.fault_windows = [{"id": "outage", "what": "link eastus-vault down", "start": start + 10,
-                        "end": start + 24}]
-    r.events = [Event(start + 16, "promoted", {"to": "westus"}),
-                Event(start + 28, "failback", {"ok": True})]
+    r.samples = [
+        {"at": start + s, "lag_seconds": min(s, 6) if 10 <= s < 20 else 0.2} for s in range(40)
+    ]
+    r.fault_windows = [
+        {"id": "outage", "what": "link eastus-vault down", "start": start + 10, "end": start + 24}
+    ]
+    r.events = [
+        Event(start + 16, "promoted", {"to": "westus"}),
+        Event(start + 28, "failback", {"ok": True}),
+    ]
     r.losses = [Loss("westus", start + 16, tuple(r.ledger.entries[36:39]), 40)]
     r.recovery = Recovery(start + 10, start + 16.0, "westus", "first write on westus")
     r.status = "completed"
@@ -108,7 +121,10 @@ def png_colours(data: bytes) -> set[tuple[int, int, int]]:
     raw, stride = zlib.decompress(idat), width * channels
     previous, out = bytearray(stride), set()
     for row in range(len(raw) // (stride + 1)):
-        kind, line = raw[row * (stride + 1)], bytearray(raw[row * (stride + 1) + 1 : (row + 1) * (stride + 1)])
+        kind, line = (
+            raw[row * (stride + 1)],
+            bytearray(raw[row * (stride + 1) + 1 : (row + 1) * (stride + 1)]),
+        )
         for i in range(stride):
             a = line[i - channels] if i >= channels else 0
             b = previous[i]
@@ -141,17 +157,28 @@ class TestInBrowser:
         """Headless Chromium loads report.html from disk: the DOM has the chart, and the
         screenshot has the chart's colours (blue writes, red fault band)."""
         write_reports(result(), tmp_path)
-        common = [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-                  "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-                  "--disable-background-networking"]
+        common = [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--disable-background-networking",
+        ]
         url = (tmp_path / "report.html").as_uri()
-        dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True,
-                             timeout=60, check=True).stdout
-        assert '<svg' in dom and 'id="timeline"' in dom
+        dom = subprocess.run(
+            [*common, "--dump-dom", url], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+        assert "<svg" in dom and 'id="timeline"' in dom
         assert 'id="verdict"' in dom
         shot = tmp_path / "report.png"
-        subprocess.run([*common, f"--screenshot={shot}", "--window-size=1100,900", url],
-                       capture_output=True, timeout=60, check=True)
+        subprocess.run(
+            [*common, f"--screenshot={shot}", "--window-size=1100,900", url],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copy(shot, ARTIFACTS / "drill-report.png")
         colours = png_colours(shot.read_bytes())

@@ -73,7 +73,7 @@ class TestValidate:
         """Four errors, each printed with the line of its key, exit 2."""
         path = tmp_path / "broken.toml"
         path.write_text(BROKEN)
-        code, out, err = run("drill", "validate", str(path))
+        code, _, err = run("drill", "validate", str(path))
         assert code == 2
         lines = [line for line in err.splitlines() if line.startswith(str(path))]
         text = "\n".join(lines)
@@ -87,8 +87,7 @@ class TestValidate:
         """A heal of a fault that is not on, a failback without promotion: named."""
         path = tmp_path / "method.toml"
         path.write_text(
-            'name = "m"\n[[steps]]\naction = "heal"\nfault = "x"\n'
-            '[[steps]]\naction = "failback"\n'
+            'name = "m"\n[[steps]]\naction = "heal"\nfault = "x"\n[[steps]]\naction = "failback"\n'
         )
         code, _, err = run("drill", "validate", str(path))
         assert code == 2

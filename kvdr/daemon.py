@@ -31,6 +31,7 @@ from storage.lease import LeaseTiming
 
 if TYPE_CHECKING:
     from kvdr.config import KvdrConfig
+    from kvdr.drill_schedule import DrillScheduler
 
 log = structlog.get_logger("kvdr.daemon")
 
@@ -43,6 +44,8 @@ class Daemon:
         self.parts: Parts | None = None
         self.prober: RegionProber | None = None
         self.ownership: PairOwnership | None = None
+        # `[[drills]]` on their schedules (None without any).
+        self.drills: DrillScheduler | None = None
         self.started_at = time.time()
         self._ready = False
         self.http_port: int | None = None
@@ -87,6 +90,8 @@ class Daemon:
             "journal_health": (
                 self.parts.journal.health.as_dict() if self.parts and self.parts.journal else None
             ),
+            # The last scheduled drill of each scenario: verdict and where its report is.
+            "drills": list(self.drills.last.values()) if self.drills else [],
         }
 
     def on_events(self, events: Sequence[VaultEvent]) -> int:
@@ -132,6 +137,15 @@ class Daemon:
                 # Drains, flushes and releases the pairs it runs when `stop` is set.
                 asyncio.create_task(ownership.run(stop), name="pairs"),
             ]
+            if self.config.drills:
+                from kvdr.drill_schedule import DrillScheduler
+
+                self.drills = DrillScheduler(
+                    self.config.drills,
+                    self.config.source.resolve(),
+                    settings.state_dir.resolve() / "drills",
+                )
+                tasks.append(asyncio.create_task(self.drills.run(stop), name="drills"))
             if parts.journal is not None:
                 # Flushes, snapshots and retention; its final flush runs when the stack
                 # closes the journal, after the pairs have drained.

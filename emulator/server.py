@@ -1,8 +1,12 @@
 """The emulator's HTTPS server: app wiring, middlewares, startup handshake and shutdown.
 
 Request path through the middlewares (outermost first):
-    stats + latency -> Key Vault error bodies -> bearer challenge -> api-version,
-    drill faults, throttle, read-only fence -> the kind module's handler.
+    stats + latency -> Key Vault error bodies -> bearer challenge -> network rules
+    (firewall) -> api-version, drill faults, throttle, read-only fence -> the kind
+    module's handler.
+
+The management plane (`/subscriptions/...`, emulator/arm.py) passes the bearer challenge
+only: no stats, latency, firewall, drill faults, throttle or read-only fence.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from emulator import expiry, management, secrets
+from emulator import arm, expiry, management, secrets
 from emulator.auth import (
     MANAGEMENT_PREFIX,
     auth_middleware,
@@ -74,7 +78,7 @@ def _is_write(request: web.Request) -> bool:
 @web.middleware
 async def stats_latency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count every vault request by operation and status; delay it by --latency."""
-    if request.path.startswith(MANAGEMENT_PREFIX):
+    if request.path.startswith(MANAGEMENT_PREFIX) or arm.is_arm_path(request.path):
         return await handler(request)
     state = request.app[STATE_KEY]
     latency = state.settings.latency_ms
@@ -88,7 +92,7 @@ async def stats_latency_middleware(request: web.Request, handler: Handler) -> we
 @web.middleware
 async def vault_rules_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """api-version, then the throttle, then the read-only fence, as a vault applies them."""
-    if request.path.startswith(MANAGEMENT_PREFIX):
+    if request.path.startswith(MANAGEMENT_PREFIX) or arm.is_arm_path(request.path):
         return await handler(request)
     state = request.app[STATE_KEY]
     version = request.query.get("api-version")
@@ -148,12 +152,14 @@ def build_app(settings: EmulatorSettings, state: VaultState | None = None) -> we
             stats_latency_middleware,
             error_middleware,
             auth_middleware,
+            arm.firewall_middleware,
             vault_rules_middleware,
         ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[STATE_KEY] = state
     app.add_routes(management.routes(state))
+    app.add_routes(arm.routes())
     app.add_routes(_kind_routes(state))
     app.cleanup_ctx.append(_background)
     return app

@@ -9,6 +9,7 @@ from aiohttp import web
 from emulator.clock import Clock
 from emulator.events import EventPublisher
 from emulator.faults import VaultFaults
+from emulator.network_rules import NetworkAcls
 from emulator.settings import EmulatorSettings
 from emulator.stats import RequestStats
 from emulator.store import VersionStore
@@ -44,6 +45,8 @@ class VaultState:
     read_only: ReadOnlyMode = field(default_factory=ReadOnlyMode)
     # Drill faults (429/503 on a share, deny access); in memory only, never persisted.
     faults: VaultFaults = field(default_factory=VaultFaults)
+    # The vault's network rules (set through the management plane, emulator/arm.py).
+    network_acls: NetworkAcls = field(default_factory=NetworkAcls)
     # Set once the port is bound (with --port 0 only then is it known).
     listen_url: str = ""
 
@@ -70,6 +73,9 @@ class VaultState:
             state.read_only = ReadOnlyMode(
                 bool(saved.get("read_only")), frozenset(saved.get("exempt_principals") or ())
             )
+        acls = store.get_value(MODES_NAMESPACE, "network_acls")
+        if isinstance(acls, dict):
+            state.network_acls = NetworkAcls.from_json(acls)
         return state
 
     def now(self) -> int:
@@ -96,6 +102,11 @@ class VaultState:
         """Turn the read-only fence on or off (persisted across restarts)."""
         self.read_only = mode
         self.store.put_value(MODES_NAMESPACE, "read_only", mode.to_json())
+
+    def set_network_acls(self, acls: NetworkAcls) -> None:
+        """Replace the vault's network rules (persisted across restarts)."""
+        self.network_acls = acls
+        self.store.put_value(MODES_NAMESPACE, "network_acls", acls.to_json())
 
 
 STATE_KEY: web.AppKey[VaultState] = web.AppKey("vault_state", VaultState)

@@ -68,9 +68,18 @@ class Transition:
     # Items lost by the transition and how that number was established.
     loss_items: int | None = None
     loss_basis: str = ""
+    # Change control: the operators whose approvals the transition used, or a
+    # break-glass bypass (its reason is `reason`); `forced`: written without a majority
+    # of the control stores (`promote --force`).
+    approved_by: tuple[str, ...] = ()
+    break_glass: bool = False
+    forced: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "approved_by": list(self.approved_by),
+            "break_glass": self.break_glass,
+            "forced": self.forced,
             "epoch": self.epoch,
             "txid": self.txid,
             "kind": self.kind,
@@ -116,6 +125,12 @@ class ControlRecord:
     def lineage(self) -> set[tuple[int, str]]:
         """Every transition this record carries, its own included."""
         return {(t.epoch, t.txid) for t in self.history} | {(self.epoch, self.txid)}
+
+    @property
+    def direction_epoch(self) -> int:
+        """The epoch at which the active region became active (0: never moved). Writes
+        that keep the direction (approvals, fences, an RTO) do not change it."""
+        return self.history[-1].epoch if self.history else 0
 
     @property
     def key(self) -> tuple[int, str, int]:
@@ -200,6 +215,20 @@ class _Reader:
             self.fail(self.path(key), "expected a number >= 0 or null")
         return float(cast(float, value))
 
+    def strings(self, key: str) -> list[str]:
+        """An optional array of non-empty strings (absent: empty)."""
+        value = self.doc.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(self.path(key), "expected an array of non-empty strings")
+        return cast(list[str], value)
+
+    def flag(self, key: str) -> bool:
+        """An optional boolean (absent: false)."""
+        value = self.doc.get(key, False)
+        if not isinstance(value, bool):
+            self.fail(self.path(key), "expected true or false")
+        return value
+
     def choice(self, key: str, choices: tuple[str, ...]) -> str:
         value = self.text(key)
         if value not in choices:
@@ -257,6 +286,8 @@ def _parse(r: _Reader) -> ControlRecord:
     for t in r.items("history"):
         t.only(set(Transition.__dataclass_fields__))
         loss = None if t.raw("loss_items") is None else t.integer("loss_items", 0)
+        # Written by kvdr before approvals existed: absent means none.
+        approved = t.strings("approved_by")
         history.append(
             Transition(
                 epoch=t.integer("epoch", 1),
@@ -270,6 +301,9 @@ def _parse(r: _Reader) -> ControlRecord:
                 rto_seconds=t.seconds("rto_seconds"),
                 loss_items=loss,
                 loss_basis=t.text("loss_basis", empty=True),
+                approved_by=tuple(approved),
+                break_glass=t.flag("break_glass"),
+                forced=t.flag("forced"),
             )
         )
     record = ControlRecord(
@@ -335,6 +369,8 @@ def begin_switchover(
     at: str | None = None,
     loss_items: int | None = None,
     loss_basis: str = "",
+    approved_by: tuple[str, ...] = (),
+    break_glass: bool = False,
 ) -> ControlRecord:
     """The record that makes `to` active under a new epoch, state `switching-over`.
 
@@ -345,6 +381,105 @@ def begin_switchover(
         raise TransitionRefused(
             f"pair {record.pair} is {record.state} at epoch {record.epoch}, not normal"
         )
+    return _begin(
+        record,
+        to,
+        Transition(
+            epoch=0,
+            txid="",
+            kind="switchover",
+            from_region=record.active_region,
+            to_region=to,
+            by=by,
+            at=at or now_iso(),
+            reason=reason,
+            loss_items=loss_items,
+            loss_basis=loss_basis,
+            approved_by=approved_by,
+            break_glass=break_glass,
+        ),
+        "switching-over",
+        highest_epoch,
+    )
+
+
+def begin_promote(
+    record: ControlRecord,
+    to: str,
+    *,
+    by: str,
+    reason: str,
+    highest_epoch: int,
+    at: str | None = None,
+    approved_by: tuple[str, ...] = (),
+    break_glass: bool = False,
+    forced: bool = False,
+) -> ControlRecord:
+    """The record that makes `to` active while the active region is gone: a new epoch,
+    state `failed-over`, the old primary's fence owed until it answers again. Allowed
+    from any state: a region can fail in the middle of a switch too."""
+    return _begin(
+        record,
+        to,
+        Transition(
+            epoch=0,
+            txid="",
+            kind="promote",
+            from_region=record.active_region,
+            to_region=to,
+            by=by,
+            at=at or now_iso(),
+            reason=reason,
+            approved_by=approved_by,
+            break_glass=break_glass,
+            forced=forced,
+        ),
+        "failed-over",
+        highest_epoch,
+    )
+
+
+def begin_failback(
+    record: ControlRecord,
+    to: str,
+    *,
+    by: str,
+    reason: str,
+    highest_epoch: int,
+    at: str | None = None,
+    loss_items: int | None = None,
+    loss_basis: str = "",
+) -> ControlRecord:
+    """Back to `to` (the region that was promoted away from) as a planned switch, state
+    `failing-back` until its RTO is recorded."""
+    if record.state != "failed-over":
+        raise TransitionRefused(
+            f"pair {record.pair} is {record.state} at epoch {record.epoch}, not failed-over: "
+            "a failback follows a promote (use switchover otherwise)"
+        )
+    return _begin(
+        record,
+        to,
+        Transition(
+            epoch=0,
+            txid="",
+            kind="failback",
+            from_region=record.active_region,
+            to_region=to,
+            by=by,
+            at=at or now_iso(),
+            reason=reason,
+            loss_items=loss_items,
+            loss_basis=loss_basis,
+        ),
+        "failing-back",
+        highest_epoch,
+    )
+
+
+def _begin(
+    record: ControlRecord, to: str, entry: Transition, state: State, highest_epoch: int
+) -> ControlRecord:
     if to == record.active_region:
         raise TransitionRefused(f"{to} is already active at epoch {record.epoch}")
     if to not in record.fences:
@@ -353,45 +488,93 @@ def begin_switchover(
     txid = uuid.uuid4().hex
     old = record.active_region
     fences = dict(record.fences)
-    # The old primary must be fenced until it is made active again; kvdr cannot apply a
-    # fence yet, so the record says it is owed.
-    fences[old] = "required"
+    # The old primary stays fenced until it is made active again: owed until kvdr (or a
+    # person) applies it.
+    if fences.get(old) != "applied":
+        fences[old] = "required"
     fences[to] = "none"
-    entry = Transition(
-        epoch=epoch,
-        txid=txid,
-        kind="switchover",
-        from_region=old,
-        to_region=to,
-        by=by,
-        at=at or now_iso(),
-        reason=reason,
-        loss_items=loss_items,
-        loss_basis=loss_basis,
-    )
     return replace(
         record,
         active_region=to,
         epoch=epoch,
-        state="switching-over",
+        state=state,
         txid=txid,
         revision=record.revision + 1,
         fences=fences,
         approvals=(),
-        history=(*record.history, entry),
+        history=(*record.history, replace(entry, epoch=epoch, txid=txid)),
         previous=replace(record, previous=None) if record.epoch else None,
     )
 
 
-def finish_switchover(record: ControlRecord, rto_seconds: float) -> ControlRecord:
-    """The same epoch and transition, state `normal`, the measured RTO in its entry."""
-    if record.state != "switching-over" or not record.history:
-        raise TransitionRefused(f"pair {record.pair} is {record.state}, not switching-over")
+def finish_switchover(
+    record: ControlRecord,
+    rto_seconds: float,
+    *,
+    loss_items: int | None = None,
+    loss_basis: str | None = None,
+) -> ControlRecord:
+    """The same epoch and transition with its measured RTO (and, for a promote, its
+    loss); a switchover or failback returns to `normal`, a promote stays `failed-over`."""
+    if record.state not in ("switching-over", "failing-back", "failed-over") or not record.history:
+        raise TransitionRefused(f"pair {record.pair} is {record.state}, not in a transition")
     last = replace(record.history[-1], rto_seconds=round(rto_seconds, 3))
+    if loss_items is not None:
+        last = replace(last, loss_items=loss_items)
+    if loss_basis is not None:
+        last = replace(last, loss_basis=loss_basis)
     return replace(
         record,
-        state="normal",
+        state="failed-over" if record.state == "failed-over" else "normal",
         revision=record.revision + 1,
         history=(*record.history[:-1], last),
         previous=replace(record, previous=None),
     )
+
+
+def with_fence(record: ControlRecord, region: str, fence: Fence) -> ControlRecord:
+    """The same epoch, `region`'s fence changed (applied once kvdr fenced it)."""
+    fences = dict(record.fences)
+    fences[region] = fence
+    return replace(
+        record, fences=fences, revision=record.revision + 1, previous=replace(record, previous=None)
+    )
+
+
+def approve(
+    record: ControlRecord,
+    operator: str,
+    *,
+    written: bool,
+    highest_epoch: int,
+    at: str | None = None,
+) -> ControlRecord:
+    """One more approval for the next transition (an operator's newer approval replaces
+    their older one). On a record that was never `written`, the pair's first record:
+    the configured primary active, at an epoch above `highest_epoch`, no transition."""
+    kept = tuple(a for a in record.approvals if a.operator != operator)
+    approvals = (*kept, Approval(operator=operator, at=at or now_iso()))
+    if not written:
+        return replace(
+            record,
+            epoch=max(record.epoch, highest_epoch) + 1,
+            txid=uuid.uuid4().hex,
+            revision=record.revision + 1,
+            approvals=approvals,
+        )
+    return replace(
+        record,
+        approvals=approvals,
+        revision=record.revision + 1,
+        previous=replace(record, previous=None),
+    )
+
+
+def valid_approvals(record: ControlRecord, now: datetime, window_seconds: float) -> tuple[str, ...]:
+    """The distinct operators whose approvals are younger than the window."""
+    fresh = [
+        a.operator
+        for a in record.approvals
+        if (now - datetime.fromisoformat(a.at)).total_seconds() <= window_seconds
+    ]
+    return tuple(sorted(set(fresh)))

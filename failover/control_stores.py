@@ -266,6 +266,17 @@ class ControlStores:
             await self._repair(read, committed)
         return read
 
+    async def read_forced(self, pair: str) -> QuorumRead:
+        """Whatever the stores that answer hold, without the majority rule: the newest
+        record any of them has is taken as committed (`promote --force` only, when a
+        majority cannot be reached; the transition is recorded as forced)."""
+        blob = control_blob_name(pair)
+        views = await asyncio.gather(*(self._view(i, blob) for i in range(len(self._stores))))
+        records = [v.record for v in views if v.record is not None]
+        newest = _newest_first(records)[0] if records else None
+        highest = max((r.epoch for r in records), default=0)
+        return QuorumRead(pair, tuple(views), newest, newest, highest, self.majority)
+
     async def _repair(self, read: QuorumRead, committed: ControlRecord) -> None:
         lagging = [
             i
@@ -279,9 +290,12 @@ class ControlStores:
         if repaired:
             log.info("control.repaired", pair=read.pair, epoch=committed.epoch, stores=repaired)
 
-    async def write(self, read: QuorumRead, record: ControlRecord) -> Committed:
+    async def write(
+        self, read: QuorumRead, record: ControlRecord, *, forced: bool = False
+    ) -> Committed:
         """Write `record` over what `read` found; raises `NoMajority` unless a majority
-        of compare-and-swaps succeed.
+        of compare-and-swaps succeed (`forced`: one is enough; `promote --force` only,
+        which says so loudly and records it).
 
         `record` is either a transition (an epoch above every epoch read) or an update
         of the committed record (same epoch and txid, a higher revision)."""
@@ -313,7 +327,7 @@ class ControlStores:
         results = await self._write_each(read, record, targets)
         written = tuple(self._name(i) for i, why in results.items() if why is None)
         missed.update({self._name(i): why for i, why in results.items() if why is not None})
-        if len(written) < self.majority:
+        if len(written) < (1 if forced else self.majority):
             log.warning(
                 "control.no_majority",
                 pair=read.pair,

@@ -1,11 +1,9 @@
-"""The planned switchover, as far as it is built: checks, then the control record.
+"""The planned switchover: checks, then the control record.
 
 Pure planning, then I/O: `switchover_refusals()` says why a switchover may not happen
 now (nothing when it may); `switchover()` takes the new epoch through the control
-stores and records the measured RTO. What is not built yet, and so not done here:
-fencing the old primary against application writes, and the replicator reacting to the
-new epoch (reversing direction). The record says the old primary's fence is owed
-(`required`), and docs/failover.md says what that means for applications.
+stores, waits out the old epoch's writers and records the measured RTO. The command
+(kvdr/commands/failover.py) fences the old primary and drains the lag to zero first.
 """
 
 from __future__ import annotations
@@ -15,13 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from failover.control_record import (
-    ControlRecord,
-    begin_switchover,
-    finish_switchover,
-    initial_record,
-)
-from failover.control_stores import Committed, ControlStores, NoMajority
+from failover.control_record import ControlRecord, begin_switchover, initial_record
+from failover.control_stores import ControlStores
+from failover.transition import TransitionResult, commit
 
 
 @dataclass(frozen=True)
@@ -62,25 +56,28 @@ class Checks:
         }
 
 
-def switchover_refusals(record: ControlRecord, primary: str, to: str, checks: Checks) -> list[str]:
-    """Every reason a switchover of `record`'s pair to `to` may not happen now.
+def approval_refusals(
+    needed: int, approved: tuple[str, ...], break_glass: bool, window_seconds: float
+) -> list[str]:
+    """Change control: too few distinct approvals within the window, unless break-glass."""
+    if break_glass or len(approved) >= needed:
+        return []
+    have = ", ".join(approved) if approved else "none"
+    return [
+        f"{needed} approvals needed within {window_seconds:g} s, {len(approved)} given "
+        f"({have}): `kvdr failover approve --pair P --operator NAME`, or --break-glass "
+        "--reason TEXT"
+    ]
 
-    `primary` is the pair's configured primary: the replicator's source. The replicator
-    does not reverse direction yet, so only a switch away from it can be made with zero
-    loss: any other region is fed from the configured primary, not from the region
-    that was made active."""
+
+def switchover_refusals(record: ControlRecord, to: str, checks: Checks) -> list[str]:
+    """Every reason a switchover of `record`'s pair to `to` may not happen now."""
     refusals: list[str] = []
     active = record.active_region
     if record.state != "normal":
         refusals.append(f"the pair is {record.state} at epoch {record.epoch}, not normal")
     if to == active:
         refusals.append(f"{to} is already the active region (epoch {record.epoch})")
-    elif active != primary:
-        refusals.append(
-            f"the active region {active} is not the configured primary {primary}: the "
-            "replicator does not mirror from a switched-to region yet (reversing the "
-            f"direction is not built), so {to} cannot be shown to hold every write"
-        )
     for region in (active, to):
         up = checks.health.get(region)
         if up is not True:
@@ -105,17 +102,6 @@ class SwitchoverRefused(Exception):
         self.record = record
 
 
-@dataclass(frozen=True)
-class SwitchoverResult:
-    before: ControlRecord
-    committed: Committed
-    rto_seconds: float
-    # The record with the RTO written (state normal), or None when that second write
-    # did not reach a majority (the switch itself is committed either way).
-    finished: ControlRecord | None
-    finish_error: str = ""
-
-
 async def current_record(
     control: ControlStores, pair: str, primary: str, regions: Sequence[str]
 ) -> tuple[ControlRecord, bool]:
@@ -137,16 +123,20 @@ async def switchover(
     reason: str,
     checks: Checks,
     started: float,
+    validity: float,
+    approvals: Callable[[ControlRecord], list[str]] = lambda record: [],
+    approved_by: tuple[str, ...] = (),
+    break_glass: bool = False,
     clock: Callable[[], float] = time.monotonic,
-) -> SwitchoverResult:
-    """Make `to` active under a new epoch; RTO is from `started` (the command's start,
-    on `clock`) to the record committed on a majority of stores.
+) -> TransitionResult:
+    """Make `to` active under a new epoch, then wait `validity` (the old direction's
+    writers stop); RTO is from `started` (the command's start, on `clock`) to then.
 
     Raises `SwitchoverRefused`, `NoMajority` (including `TransitionInProgress`) or, from
     the transition itself, `TransitionRefused`."""
     read = await control.read(pair, split_ok=True)
     base = read.base or initial_record(pair, primary, tuple(r for r in regions if r != primary))
-    refusals = switchover_refusals(base, primary, to, checks)
+    refusals = switchover_refusals(base, to, checks) + approvals(base)
     if refusals:
         raise SwitchoverRefused(refusals, base)
     lag = checks.lag
@@ -159,15 +149,9 @@ async def switchover(
         highest_epoch=read.highest_epoch,
         loss_items=0,
         loss_basis=f"{to} lag 0 s and 0 pending before the switch ({lag.source})",
+        approved_by=approved_by,
+        break_glass=break_glass,
     )
-    committed = await control.write(read, record)
-    rto = clock() - started
-    try:
-        after = await control.read(pair)
-        current = after.committed
-        if current is None or current.key != committed.record.key:
-            raise NoMajority("superseded before the RTO could be recorded", {})
-        done = await control.write(after, finish_switchover(current, rto))
-    except NoMajority as exc:
-        return SwitchoverResult(base, committed, rto, None, str(exc))
-    return SwitchoverResult(base, committed, rto, done.record)
+    return await commit(
+        control, read, base, record, validity=validity, started=started, clock=clock
+    )

@@ -1,7 +1,10 @@
-"""`[failover]`: where the control records live.
+"""`[failover]`: where the control records live, and how regions are fenced.
 
     [failover]
     store_timeout = "5s"            # each call to one control store
+    fence = "azure-network-deny"    # or "emulator-readonly", or "none" (the default)
+    fence_allow_ips = ["203.0.113.7"]   # kvdr's own addresses, kept allowed by the fence
+    management_url = "https://management.azure.com"
 
     [[failover.control_stores]]     # none: the records live in [storage]; else 1 or 3,
     connection_string_env = "..."   # each with the keys of [storage], ideally in
@@ -12,14 +15,19 @@ Kept in its own module so that the readers of the other sections can change with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from failover.settings import FailoverSettings
-from kvdr._config_fields import Invalid, Problems
+from failover.settings import FENCE_KINDS, MODES, FailoverSettings
+from kvdr._config_fields import Invalid, Problems, choice, integer, text, text_list
+from kvdr._config_hooks import hook_tables, read_hooks
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, Duration, Section, read_section, setting
+from kvdr._config_model import Check, Duration, Flag, Section, Text, read_section, setting
 from kvdr._config_storage import read_storage
+from replicator.settings import PairSettings
 from storage.settings import StorageSettings
 
 
@@ -31,10 +39,28 @@ def _tables(value: object) -> list[Any]:
     return value
 
 
+def _addresses(value: object) -> tuple[str, ...]:
+    items = text_list(value)
+    for index, item in enumerate(items):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise Invalid(f"{item[:60]!r} is not an IP address or CIDR range", at=index) from None
+    return items
+
+
+def _https_url(value: object) -> str:
+    url = text(value)
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.username:
+        raise Invalid("must be an https://HOST[:PORT] URL without a query or user name")
+    return url.rstrip("/")
+
+
 class FailoverSection(Section):
     section = "failover"
     # Each store is a table with the keys of [storage], read on its own below.
-    elsewhere = frozenset({"control_stores"})
+    elsewhere = frozenset({"control_stores", "hooks"})
 
     store_timeout_seconds: Duration = setting(
         FailoverSettings.store_timeout_seconds,
@@ -42,14 +68,112 @@ class FailoverSection(Section):
         "against the transition",
         alias="store_timeout",
     )
+    epoch_check_interval_seconds: Duration = setting(
+        FailoverSettings.epoch_check_interval_seconds,
+        "how often the daemon reads each pair's control record",
+        alias="epoch_check_interval",
+    )
+    epoch_validity_seconds: Duration = setting(
+        FailoverSettings.epoch_validity_seconds,
+        "a reading of the control record allows kvdr's writes this long; a transition "
+        "waits this long after its commit before the new primary is reported ready",
+        alias="epoch_validity",
+    )
+    require_approvals: Annotated[int, Check(integer(0, 10), "integer")] = setting(
+        FailoverSettings.require_approvals,
+        "distinct `kvdr failover approve` entries promote and switchover wait for",
+    )
+    approval_window_seconds: Duration = setting(
+        FailoverSettings.approval_window_seconds,
+        "an approval counts this long after it was given",
+        alias="approval_window",
+    )
+    mode: Annotated[str, Check(choice(MODES), "string")] = setting(
+        FailoverSettings.mode,
+        "manual: a person promotes; automatic: the lease holder promotes when the "
+        "active region is down, the lag was within the objective and a majority agrees",
+    )
+    automatic_after_seconds: Duration = setting(
+        FailoverSettings.automatic_after_seconds,
+        "automatic mode: how long the active region must have been down",
+        alias="automatic_after",
+    )
+    probe_interval_seconds: Duration = setting(
+        FailoverSettings.probe_interval_seconds,
+        "one health probe per region this often",
+        alias="probe_interval",
+    )
+    probe_timeout_seconds: Duration = setting(
+        FailoverSettings.probe_timeout_seconds,
+        "a probe that has no answer within it failed",
+        alias="probe_timeout",
+    )
+    down_after: Annotated[int, Check(integer(1, 100), "integer")] = setting(
+        FailoverSettings.down_after, "failed probes within `down_window` that make a region down"
+    )
+    down_window_seconds: Duration = setting(
+        FailoverSettings.down_window_seconds,
+        "the window `down_after` counts failures in",
+        alias="down_window",
+    )
+    up_after: Annotated[int, Check(integer(1, 100), "integer")] = setting(
+        FailoverSettings.up_after, "successful probes in a row that make a down region up"
+    )
+    canary_secret: Text | None = setting(
+        None, "a secret every probe reads (absent: a listing proves the vault answers)"
+    )
+    canary_write: Flag = setting(
+        FailoverSettings.canary_write,
+        "probes also write the canary secret, on regions that are not active",
+    )
     control_stores: Annotated[list[Any], Check(_tables, "array of tables")] = []
+    fence: Annotated[str, Check(choice(FENCE_KINDS), "string")] = setting(
+        FailoverSettings.fence,
+        "how a region that is not active is fenced against application writes: "
+        "`emulator-readonly`, `azure-network-deny` (needs `resource_id` on every region "
+        "of every pair) or `none` (nothing stops them)",
+    )
+    fence_allow_ips: Annotated[tuple[str, ...], Check(_addresses, "array of strings")] = setting(
+        FailoverSettings.fence_allow_ips,
+        "kvdr's own addresses (IP or CIDR): the network fence keeps them allowed, and "
+        "`kvdr failover check` looks for them in a secondary's rules",
+    )
+    management_url: Annotated[str, Check(_https_url, "string")] = setting(
+        FailoverSettings.management_url,
+        "Azure Resource Manager's base URL; a region's `management_url` overrides it",
+    )
+
+    # Each hook is a table of its own kind, read by kvdr/_config_hooks.py.
+    hooks: Annotated[list[Any], Check(hook_tables, "array of tables")] = []
+
+
+# The section's keys that go to FailoverSettings as they are (control_stores is read
+# table by table below).
+_PLAIN = (
+    "store_timeout_seconds",
+    "epoch_check_interval_seconds",
+    "epoch_validity_seconds",
+    "require_approvals",
+    "approval_window_seconds",
+    "mode",
+    "automatic_after_seconds",
+    "probe_interval_seconds",
+    "probe_timeout_seconds",
+    "down_after",
+    "down_window_seconds",
+    "up_after",
+    "canary_secret",
+    "canary_write",
+    "fence",
+    "fence_allow_ips",
+    "management_url",
+)
 
 
 def read_failover(raw: object, env: Mapping[str, str], problems: Problems) -> FailoverSettings:
     path: KeyPath = ("failover",)
     section = read_section(FailoverSection, raw, path, problems)
     base = FailoverSettings()
-    timeout = section.store_timeout_seconds if section is not None else None
     where = (*path, "control_stores")
     body = raw.get("control_stores") if isinstance(raw, dict) else None
     stores, failed = _read_stores(body, where, env, problems)
@@ -62,10 +186,37 @@ def read_failover(raw: object, env: Mapping[str, str], problems: Problems) -> Fa
         )
     if failed or len(stores) not in (0, 1, 3):
         stores = ()
-    return FailoverSettings(
-        control_stores=stores,
-        store_timeout_seconds=timeout if timeout is not None else base.store_timeout_seconds,
+    plain = {k: getattr(section, k) for k in _PLAIN} if section is not None else {}
+    if plain and plain["epoch_validity_seconds"] <= plain["epoch_check_interval_seconds"]:
+        problems.error(
+            (*path, "epoch_validity"),
+            "must be longer than epoch_check_interval: a reading must outlive the wait "
+            "for the next one, or kvdr stops writing between readings",
+        )
+        return replace(base, control_stores=stores)
+
+    hooks = read_hooks(
+        raw.get("hooks") if isinstance(raw, dict) else None, (*path, "hooks"), problems
     )
+    return replace(base, control_stores=stores, hooks=hooks, **plain)
+
+
+def check_fence_regions(
+    failover: FailoverSettings, pairs: Sequence[PairSettings], problems: Problems
+) -> None:
+    """The network fence works through each vault's resource id: refuse it when a
+    region of a pair has none, naming the region."""
+    if failover.fence != "azure-network-deny":
+        return
+    for pair in pairs:
+        for ref in (pair.primary, *pair.secondaries):
+            if ref.resource_id is None:
+                problems.error(
+                    ("regions", ref.region, "resource_id"),
+                    f'required by [failover] fence = "azure-network-deny": region '
+                    f"{ref.region} of pair {pair.name} has no resource_id, so it cannot "
+                    "be fenced",
+                )
 
 
 def _read_stores(

@@ -17,7 +17,7 @@ from kvdr._config_backups import read_backups
 from kvdr._config_daemon import DaemonSettings, read_daemon
 from kvdr._config_drills import DrillSchedule, read_drills, read_environment
 from kvdr._config_env import apply_env_overrides
-from kvdr._config_failover import read_failover
+from kvdr._config_failover import check_fence_regions, read_failover
 from kvdr._config_fields import Problem, Problems, suggest
 from kvdr._config_lines import KeyPath, locate_keys
 from kvdr._config_pairs import read_pairs
@@ -245,6 +245,8 @@ def _load_text(
         lambda: read_backups(doc.get("backups"), regions, declared, env, problems, writer),
     )
     failover = guarded("failover", lambda: read_failover(doc.get("failover"), env, problems))
+    if failover is not None and pairs is not None:
+        check_fence_regions(failover, pairs, problems)
     environment = read_environment(doc.get("environment"), problems)
     drills = read_drills(doc.get("drills"), problems)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from failover.management import RESOURCE_ID_SHAPE, check_resource_id
 from kvdr._config_fields import Invalid, Problems, choice, text, type_name
 from kvdr._config_lines import KeyPath
 from kvdr._config_model import (
@@ -173,6 +174,22 @@ def _vault_url(value: object) -> str:
     return url.rstrip("/")
 
 
+def _resource_id(value: object) -> str:
+    word = text(value)
+    try:
+        return check_resource_id(word)
+    except ValueError:
+        raise Invalid(f"must be a Key Vault resource id, {RESOURCE_ID_SHAPE}") from None
+
+
+def _management_url(value: object) -> str:
+    url = text(value)
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.username:
+        raise Invalid(f"{shown_url(url)} must be an https://HOST[:PORT] URL")
+    return url.rstrip("/")
+
+
 class RegionSection(Section):
     section = "regions"
     hints = {"vault_url": " (the vault's https:// URL)"}
@@ -181,6 +198,10 @@ class RegionSection(Section):
     # Key Vault does not tell a client its tier; it decides which key types a mirror
     # can restore into the vault (HSM keys need premium), checked at start.
     sku: Annotated[str, Check(choice(SKUS, fold_case=True), "string")] = "standard"
+    # For the management plane: fencing by network rules and `kvdr failover check`.
+    resource_id: Annotated[str | None, Check(_resource_id, "string")] = None
+    # Overrides [failover] management_url for this vault (locally: the emulator's URL).
+    management_url: Annotated[str | None, Check(_management_url, "string")] = None
 
 
 def read_regions(raw: object, problems: Problems) -> dict[str, VaultRef]:
@@ -209,7 +230,13 @@ def read_regions(raw: object, problems: Problems) -> dict[str, VaultRef]:
             problems.error((*where, "vault_url"), f"the same vault as region {same!r}")
             continue
         seen_urls[region.vault_url.lower()] = name
-        regions[name] = VaultRef(region=name, url=region.vault_url, sku=region.sku)
+        regions[name] = VaultRef(
+            region=name,
+            url=region.vault_url,
+            sku=region.sku,
+            resource_id=region.resource_id,
+            management_url=region.management_url,
+        )
     return regions
 
 

@@ -19,6 +19,7 @@ from pydantic.fields import FieldInfo
 
 from kvdr._config_backups import BackupsSection
 from kvdr._config_daemon import DaemonSection
+from kvdr._config_hooks import CommandTable, WebhookTable
 from kvdr._config_model import Check, Section
 from kvdr._config_pairs import PairSection
 from kvdr._config_storage import StorageSection
@@ -33,6 +34,8 @@ SECTIONS: tuple[type[Section], ...] = (
     VaultSection,
     PairSection,
     BackupsSection,
+    WebhookTable,
+    CommandTable,
 )
 _BLOCK = re.compile(r"(<!-- keys: ([a-z.<>]+) -->\n)(.*?)(<!-- end keys -->)", re.S)
 

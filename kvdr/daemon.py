@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
+from failover.epoch_watch import EpochWatch, PairRegions
 from failover.health import RegionProber
 from kvdr import __version__
 from kvdr.http_api import build_http_app
@@ -46,6 +47,9 @@ class Daemon:
         self.ownership: PairOwnership | None = None
         # `[[drills]]` on their schedules (None without any).
         self.drills: DrillScheduler | None = None
+        # The control records as this daemon reads them: the direction of each pair
+        # and the fence on every write (failover/epoch_watch.py).
+        self.watch: EpochWatch | None = None
         self.started_at = time.time()
         self._ready = False
         self.http_port: int | None = None
@@ -83,7 +87,7 @@ class Daemon:
             "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(),
             "ready": self._ready,
             "regions": [h.as_dict() for h in self.prober.health.values()] if self.prober else [],
-            "pairs": self.ownership.status() if self.ownership else [],
+            "pairs": self._pair_status(),
             "instances": self.ownership.instances() if self.ownership else [],
             # Journal positions of the pairs this daemon records (no item names).
             "journal": self.parts.journal.status() if self.parts and self.parts.journal else [],
@@ -93,6 +97,13 @@ class Daemon:
             # The last scheduled drill of each scenario: verdict and where its report is.
             "drills": list(self.drills.last.values()) if self.drills else [],
         }
+
+    def _pair_status(self) -> list[dict[str, Any]]:
+        docs = self.ownership.status() if self.ownership else []
+        if self.watch is not None:
+            for doc in docs:
+                doc["control"] = self.watch.status(doc["name"])
+        return docs
 
     def on_events(self, events: Sequence[VaultEvent]) -> int:
         """Route Key Vault events to the pairs running here (another daemon's pairs are
@@ -114,6 +125,18 @@ class Daemon:
             log.info("daemon.listening", url=f"http://{settings.listen_host}:{self.http_port}")
 
             self.parts = parts = await open_parts(self.config, stack, supervised_journal=True)
+            failover = self.config.failover
+            self.watch = EpochWatch(
+                parts.control,
+                {
+                    p.name: PairRegions(p.name, p.primary.region, p.regions)
+                    for p in self.config.replicator.pairs
+                },
+                interval_seconds=failover.epoch_check_interval_seconds,
+                validity_seconds=failover.epoch_validity_seconds,
+            )
+            # The direction of each pair before its first replicator starts.
+            await self.watch.refresh_all()
             self.ownership = ownership = PairOwnership(
                 [r.pair for r in parts.replicators],
                 parts.blobs,
@@ -134,6 +157,7 @@ class Daemon:
 
             tasks = [
                 asyncio.create_task(self.prober.run(stop), name="region-probes"),
+                asyncio.create_task(self.watch.run(stop), name="control-records"),
                 # Drains, flushes and releases the pairs it runs when `stop` is set.
                 asyncio.create_task(ownership.run(stop), name="pairs"),
             ]
@@ -157,8 +181,14 @@ class Daemon:
     def _fresh_replicator(self, pair: PairSettings) -> PairReplicator:
         """A new replicator each time this daemon takes a pair; `parts.replicators` keeps
         the latest one of every pair."""
-        assert self.parts is not None
-        replicator = self.parts.make_replicator(pair)
+        assert self.parts is not None and self.watch is not None
+        record = self.watch.record(pair.name)
+        replicator = self.parts.make_replicator(
+            pair,
+            active=record.active_region,
+            epoch=record.direction_epoch,
+            gate=self.watch.gate(pair.name),
+        )
         for index, previous in enumerate(self.parts.replicators):
             if previous.pair.name == pair.name:
                 self.parts.replicators[index] = replicator

@@ -5,11 +5,10 @@ actually started. The daemon and the one-shot commands share it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from azure.core.credentials_async import AsyncTokenCredential
@@ -26,6 +25,7 @@ from backups.settings import (
 from backups.signer_files import create_or_load
 from backups.signers import PinnedKey, Signer, SignerRing, VaultSigner
 from backups.stores import BackupStores
+from failover.control_stores import ControlStores
 from replicator import metrics as replication_metrics
 from replicator.checkpoint import CheckpointStore
 from replicator.pair import PairReplicator
@@ -37,9 +37,25 @@ from storage.store import BlobStore
 from vault.adapter import KeyVaultAdapter
 from vault.client import VaultClient
 from vault.credentials import build_credential
+from vault.write_gate import GatedVault, WriteGate
 
 if TYPE_CHECKING:
     from kvdr.config import KvdrConfig
+
+
+class ReplicatorFactory(Protocol):
+    """Builds a pair's replicator; after a failover, in the control record's direction
+    (`active` the source, at `epoch`) with every target behind `gate`."""
+
+    def __call__(
+        self,
+        pair: PairSettings,
+        *,
+        active: str | None = None,
+        epoch: int = 0,
+        gate: WriteGate | None = None,
+    ) -> PairReplicator: ...
+
 
 log = structlog.get_logger("kvdr.wiring")
 
@@ -59,8 +75,11 @@ class Parts:
     checkpoints: CheckpointStore
     replicators: list[PairReplicator]
     # A fresh replicator for a pair (the daemon makes one each time it takes a pair's
-    # lease, so the checkpoints are loaded anew).
-    make_replicator: Callable[[PairSettings], PairReplicator]
+    # lease, so the checkpoints are loaded anew, and when the control record's epoch
+    # moves: `ReplicatorFactory`).
+    make_replicator: ReplicatorFactory
+    # The control records' stores ([failover] control_stores, or [storage]).
+    control: ControlStores
     # The journal every replicator hands its changes to (None without [backups]).
     journal: Journal | None = None
 
@@ -101,6 +120,7 @@ async def open_parts(
         )
     blobs = await stack.enter_async_context(open_store(config.storage, credential))
     checkpoints = CheckpointStore(blobs, state_sealer(config))
+    control = await open_control_stores(config, stack, credential, blobs)
     journal: Journal | None = None
     if config.backups is not None:
         parts = await open_backups(config, stack, credential, vaults, blobs, config.backups)
@@ -116,14 +136,26 @@ async def open_parts(
         )
     sinks = (journal,) if journal is not None else ()
 
-    def make_replicator(pair: PairSettings) -> PairReplicator:
+    def make_replicator(
+        pair: PairSettings,
+        *,
+        active: str | None = None,
+        epoch: int = 0,
+        gate: WriteGate | None = None,
+    ) -> PairReplicator:
+        directed = pair.directed(active) if active is not None else pair
+        targets = {t.region: vaults[t.region] for t in directed.secondaries}
+        if gate is not None:
+            targets = {r: GatedVault.wrap(v, r, gate) for r, v in targets.items()}
         return PairReplicator(
-            pair,
+            directed,
             config.replicator,
-            vaults[pair.primary.region],
-            {t.region: vaults[t.region] for t in pair.secondaries},
+            vaults[directed.primary.region],
+            targets,
             checkpoints,
             sinks=sinks,
+            epoch=epoch,
+            gate=gate,
         )
 
     return Parts(
@@ -132,8 +164,30 @@ async def open_parts(
         checkpoints=checkpoints,
         replicators=[make_replicator(pair) for pair in pairs],
         make_replicator=make_replicator,
+        control=control,
         journal=journal,
     )
+
+
+async def open_control_stores(
+    config: KvdrConfig,
+    stack: AsyncExitStack,
+    credential: AsyncTokenCredential,
+    blobs: BlobStore | None = None,
+) -> ControlStores:
+    """The stores of the control records: `[failover] control_stores`, or the main
+    `[storage]` (`blobs` when it is open already)."""
+    settings = config.failover
+    if settings.control_stores:
+        stores = [
+            await stack.enter_async_context(open_store(one, credential))
+            for one in settings.control_stores
+        ]
+    elif blobs is not None:
+        stores = [blobs]
+    else:
+        stores = [await stack.enter_async_context(open_store(config.storage, credential))]
+    return ControlStores(stores, timeout_seconds=settings.store_timeout_seconds)
 
 
 @dataclass

@@ -21,11 +21,11 @@ from replicator import metrics
 from replicator.backup_mirror import BackupMirror, Next, SourceReads
 from replicator.mirror import TargetOutcome
 from replicator.plan_certificates import (
+    all_copies,
     certificate_attributes,
     plan_certificate,
     plan_contacts,
     plan_issuers,
-    source_version_of,
 )
 from vault.client import VaultClient
 from vault.errors import NoAnswer, VaultError
@@ -50,7 +50,6 @@ class CertificateMirror(BackupMirror):
         policy: CertificatePolicy = await reads.once(
             "policy", lambda: self._source.get_certificate_policy(name)
         )
-        source_ids = {v.version for v in source_versions}
 
         async def key_type() -> str | None:
             return policy.key_type
@@ -74,9 +73,7 @@ class CertificateMirror(BackupMirror):
                 outcome,
                 deadline,
                 key_type,
-                still_ours=lambda current: all(
-                    source_version_of(t, source_ids) is not None for t in current
-                ),
+                still_ours=lambda current: all_copies(source_versions, current),
             )
             if step is Next.PLAN_AGAIN:
                 continue

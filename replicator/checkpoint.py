@@ -73,6 +73,10 @@ class Checkpoint:
     items: dict[str, ItemCheckpoint] = field(default_factory=dict)
     updated_at: float = 0.0
     etag: str | None = None
+    # The source region and control-record epoch it was written under. A checkpoint is
+    # a record of one direction only: after a failover the pair starts anew.
+    source: str | None = None
+    epoch: int = 0
 
     def to_json(self) -> bytes:
         doc: dict[str, Any] = {
@@ -80,6 +84,8 @@ class Checkpoint:
             "pair": self.pair,
             "target": self.target,
             "updated_at": self.updated_at,
+            **({"source": self.source} if self.source is not None else {}),
+            **({"epoch": self.epoch} if self.epoch else {}),
             "items": {key: _item_entry(c) for key, c in sorted(self.items.items())},
         }
         return json.dumps(doc, separators=(",", ":")).encode()
@@ -101,8 +107,19 @@ class Checkpoint:
             for key, v in doc.items.items()
         }
         return cls(
-            pair=doc.pair, target=doc.target, items=items, updated_at=doc.updated_at, etag=etag
+            pair=doc.pair,
+            target=doc.target,
+            items=items,
+            updated_at=doc.updated_at,
+            etag=etag,
+            source=doc.source,
+            epoch=doc.epoch,
         )
+
+    def written_under(self, source: str, epoch: int) -> bool:
+        """True when this checkpoint records the direction `source` -> this target at
+        `epoch` (one written before failover existed counts as the configured one)."""
+        return self.epoch == epoch and self.source in (None, source)
 
     @property
     def last_applied(self) -> datetime | None:

@@ -51,8 +51,9 @@ MIN_HOLD_TICKS = 4
 # After SIGTERM: flushing and releasing may take this long on top of the drain.
 RELEASE_SECONDS = 10.0
 
+# A fresh replicator for the pair, in the direction the control record says now.
 ReplicatorFactory = Callable[[PairSettings], PairReplicator]
-_Outcome = Literal["stopped", "lost", "restart"]
+_Outcome = Literal["stopped", "lost", "restart", "redirect"]
 
 
 def _iso(ts: float | None) -> str | None:
@@ -302,6 +303,10 @@ class PairOwnership:
                         if not keeper.lost:
                             raise
                         outcome = "lost"  # stopped at once: nothing more was written
+                    if outcome == "redirect" and not slot.stop.is_set():
+                        # A new epoch: the replicator of the old one wrote nothing more;
+                        # the next one runs in the record's direction, at once.
+                        continue
                     if outcome != "restart" or slot.stop.is_set():
                         break
                     # Storage trouble or a foreign checkpoint write: start over from the
@@ -333,8 +338,16 @@ class PairOwnership:
         """Run the pair until it stops or fails; `keeper.run` cancels it if the lease goes."""
         work = asyncio.create_task(replicator.run(slot.stop), name=f"replicate-{slot.name}")
         stopping = asyncio.create_task(slot.stop.wait())
+        moved = asyncio.create_task(replicator.gate.wait_moved())
         try:
-            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({work, stopping, moved}, return_when=asyncio.FIRST_COMPLETED)
+            if moved.done() and not work.done():
+                # The control record's epoch moved: no drain (its gate refuses every
+                # write already), the checkpoint kept, then the new direction.
+                self._log.info("pair.redirecting", pair=slot.name, epoch=replicator.epoch)
+                await _cancel(work)
+                await self._flush(slot, replicator)
+                return "redirect"
             if not work.done():
                 # Hand-over or SIGTERM: in-flight items get the drain bound.
                 await asyncio.wait({work}, timeout=self._drain)
@@ -354,6 +367,7 @@ class PairOwnership:
             raise error
         finally:
             stopping.cancel()
+            moved.cancel()
             if not work.done():
                 await _cancel(work)
 

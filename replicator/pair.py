@@ -27,7 +27,7 @@ from replicator.accounting import (
 )
 from replicator.certificate_mirror import CertificateMirror
 from replicator.change_feed import EventQueue
-from replicator.checkpoint import CheckpointStore, CheckpointWriter
+from replicator.checkpoint import Checkpoint, CheckpointStore, CheckpointWriter
 from replicator.deletions import PairDeletions, SweepReport
 from replicator.guard import DeletionGuardStore
 from replicator.item_locks import ItemLocks
@@ -49,6 +49,7 @@ from replicator.target_listing import TargetListings
 from vault.client import VaultClient
 from vault.errors import VaultError
 from vault.models import ItemKind, ItemProperties, ItemRef
+from vault.write_gate import OpenGate, WriteGate
 
 log = structlog.get_logger("kvdr.replicator")
 
@@ -96,8 +97,16 @@ class PairReplicator:
         clock: Callable[[], float] = time.time,
         sinks: Sequence[ChangeSink] = (),
         guards: DeletionGuardStore | None = None,
+        epoch: int = 0,
+        gate: WriteGate | None = None,
     ) -> None:
         self.pair = pair
+        # What says when this replicator must stop writing (its targets are wrapped in
+        # it by the wiring); the owner rebuilds it when `gate.wait_moved()` returns.
+        self.gate: WriteGate = gate or OpenGate()
+        # The control record's epoch this replicator runs under (0: never failed over);
+        # its checkpoints belong to that epoch's direction.
+        self.epoch = epoch
         self._settings = settings
         self._source = source
         self._targets = dict(targets)
@@ -158,9 +167,24 @@ class PairReplicator:
 
     async def load(self) -> None:
         """Read each target's checkpoint from blob storage."""
+        source = self.pair.primary.region
         for region in self._targets:
             cp = await self._checkpoints.load(self.pair.name, region)
-            self.targets[region] = TargetState(region=region, checkpoint=cp)
+            fresh = not cp.written_under(source, self.epoch)
+            if fresh:
+                # Another direction's record (a failover came between): what it says was
+                # applied says nothing about this direction. A full pass finds out.
+                self._log.info(
+                    "checkpoint.new_direction",
+                    target=region,
+                    source=source,
+                    epoch=self.epoch,
+                    was_source=cp.source,
+                    was_epoch=cp.epoch,
+                )
+                cp = Checkpoint(pair=self.pair.name, target=region, etag=cp.etag)
+            cp.source, cp.epoch = source, self.epoch
+            self.targets[region] = TargetState(region=region, checkpoint=cp, dirty=fresh)
             self._log.info("checkpoint.loaded", target=region, items=len(cp.items))
         await self.deletions.load_guard()
 

@@ -4,6 +4,11 @@ Target versions written by kvdr carry the tag `kvdr-source-version` naming the s
 version they copy. That tag makes mirroring idempotent (a copied version is never copied
 again) and tells kvdr's writes apart from anyone else's (kvdr never overwrites a target
 secret whose latest version it did not write, unless the pair adopts it).
+
+The tag works in both directions. After a failover the pair mirrors the other way: the
+new source's versions that are kvdr's copies name, in their tag, the version of the new
+target they were copied from. Such a pair of versions is one value, so a reversed pair
+copies nothing back (`copies_of`).
 """
 
 from __future__ import annotations
@@ -104,6 +109,41 @@ def listed_in_sync(
     return len(source_versions) == 1 or applied_history == versions_digest(source_versions)
 
 
+def copies_of(
+    source_versions: list[ItemProperties], target_versions: list[ItemProperties]
+) -> dict[str, ItemProperties]:
+    """Which target version holds each source version's value, by source version id.
+
+    A target version holds a source version when it is kvdr's copy of it (its tag names
+    it), a restored copy (the same id: keys and certificates travel by backup), or the
+    origin the source version was itself copied from (the source version's tag names the
+    target's: the pair's direction was reversed by a failover)."""
+    source_ids = {v.version for v in source_versions}
+    origin = {
+        v.tags[SOURCE_VERSION_TAG]: v.version
+        for v in source_versions
+        if v.tags.get(SOURCE_VERSION_TAG)
+    }
+    held: dict[str, ItemProperties] = {}
+    for tv in target_versions:
+        tagged = tv.tags.get(SOURCE_VERSION_TAG)
+        if tv.version in source_ids:
+            held[tv.version] = tv
+        elif tagged and tagged in source_ids:
+            held[tagged] = tv
+        elif tv.version in origin:
+            held[origin[tv.version]] = tv
+    return held
+
+
+def written_by_kvdr(target: ItemProperties, source_versions: list[ItemProperties]) -> bool:
+    """True when a target version is kvdr's copy, or the origin of a source version
+    that kvdr copied from it (a reversed pair's former source)."""
+    if SOURCE_VERSION_TAG in target.tags:
+        return True
+    return any(v.tags.get(SOURCE_VERSION_TAG) == target.version for v in source_versions)
+
+
 @dataclass(frozen=True)
 class CopyVersion:
     """Write the value of `source` as a new version on the target."""
@@ -155,7 +195,7 @@ def plan_secret(
     the target already holds are copied: Key Vault cannot insert a version into the
     past, and writing an older value last would make it the current one.
     """
-    if target_versions and SOURCE_VERSION_TAG not in target_versions[-1].tags and not adopt:
+    if target_versions and not adopt and not written_by_kvdr(target_versions[-1], source_versions):
         return SecretPlan(
             name=name,
             conflict=(
@@ -163,11 +203,7 @@ def plan_secret(
                 f"({target_versions[-1].version}); set adopt = true on the pair to take it over"
             ),
         )
-    copied: dict[str, ItemProperties] = {}
-    for tv in target_versions:
-        source_version = tv.tags.get(SOURCE_VERSION_TAG)
-        if source_version:
-            copied[source_version] = tv
+    copied = copies_of(source_versions, target_versions)
     newest_copied = -1
     for index, sv in enumerate(source_versions):
         if sv.version in copied:

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from replicator.plan import SOURCE_VERSION_TAG, SkippedVersion, UpdateVersion, user_tags
+from replicator.plan import (
+    SOURCE_VERSION_TAG,
+    SkippedVersion,
+    UpdateVersion,
+    copies_of,
+    user_tags,
+)
 from replicator.plan_keys import Action, blocked_reason, foreign_reason, purge_allowed
 from vault.models import Attributes, ItemKind, ItemProperties
 from vault.policies import CertificateContact, CertificateIssuer
@@ -57,13 +63,13 @@ def certificate_attributes_match(source: ItemProperties, target: ItemProperties)
     return source.enabled == target.enabled and user_tags(source) == user_tags(target)
 
 
-def source_version_of(target: ItemProperties, source_ids: set[str]) -> str | None:
-    """The source version a target version copies: its own id when restored, the tag's
-    when imported; None when it copies none."""
-    if target.version in source_ids:
-        return target.version
-    tagged = target.tags.get(SOURCE_VERSION_TAG)
-    return tagged if tagged in source_ids else None
+def all_copies(
+    source_versions: list[ItemProperties], target_versions: list[ItemProperties]
+) -> bool:
+    """True when every target version holds one of the source's (restored, imported by
+    kvdr, or the origin of a source version: `copies_of`)."""
+    held = {t.version for t in copies_of(source_versions, target_versions).values()}
+    return all(t.version in held for t in target_versions)
 
 
 def plan_certificate(
@@ -87,16 +93,10 @@ def plan_certificate(
             action=Action.RESTORE,
             missing=tuple(v.version for v in source_versions),
         )
-    source_ids = {v.version for v in source_versions}
     by_id = {v.version: v for v in source_versions}
-    copies: dict[str, ItemProperties] = {}
-    foreign: list[str] = []
-    for t in target_versions:
-        copied = source_version_of(t, source_ids)
-        if copied is None:
-            foreign.append(t.version)
-        else:
-            copies[copied] = t
+    copies = copies_of(source_versions, target_versions)
+    held = {t.version for t in copies.values()}
+    foreign = [t.version for t in target_versions if t.version not in held]
     if foreign and not (adopt and exportable):
         return CertificatePlan(
             name=name,

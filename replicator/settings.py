@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vault.models import ItemKind, VaultRef
 
@@ -33,6 +33,26 @@ class PairSettings:
     # Status, dashboard and metrics show a short hash instead of item names where the
     # deletion guard and the expiry watch list items.
     hide_names: bool = False
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """Every region of the pair, the configured primary first."""
+        return (self.primary.region, *(s.region for s in self.secondaries))
+
+    def directed(self, active: str) -> PairSettings:
+        """The pair as it runs while `active` is its active region (the control record
+        says so after a failover): `active` is the source, every other region a target."""
+        vaults = (self.primary, *self.secondaries)
+        chosen = [v for v in vaults if v.region == active]
+        if not chosen:
+            raise ValueError(
+                f"pair {self.name!r} has no region {active!r} (regions: {', '.join(self.regions)})"
+            )
+        if chosen[0] == self.primary:
+            return self
+        return replace(
+            self, primary=chosen[0], secondaries=tuple(v for v in vaults if v.region != active)
+        )
 
     def selects(self, name: str) -> bool:
         """True when an item name belongs to this pair (include, then exclude globs)."""

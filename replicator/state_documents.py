@@ -52,6 +52,10 @@ class CheckpointDocument(_Document):
     pair: str
     target: str
     updated_at: float = 0.0
+    # The direction it was written in (absent before failover existed: the configured
+    # primary, epoch 0).
+    source: str | None = None
+    epoch: int = 0
     items: dict[str, ItemEntry]
 
 

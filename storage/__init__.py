@@ -28,7 +28,14 @@ from storage.lease import (
 from storage.local_folder import LocalFolderStore
 from storage.open import open_store
 from storage.settings import AzureBlobSettings, LocalFolderSettings, StorageSettings
-from storage.store import Blob, BlobInfo, BlobStore, compare_and_swap
+from storage.store import (
+    Blob,
+    BlobInfo,
+    BlobStore,
+    ConditionalReader,
+    compare_and_swap,
+    get_if_changed,
+)
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -41,6 +48,7 @@ __all__ = [
     "BlobInfo",
     "BlobNotFound",
     "BlobStore",
+    "ConditionalReader",
     "CorruptBlob",
     "LeaseHeld",
     "LeaseKeeper",
@@ -55,6 +63,7 @@ __all__ = [
     "StorageUnavailable",
     "WriteConflict",
     "compare_and_swap",
+    "get_if_changed",
     "keeping",
     "lease_blob_name",
     "open_store",

@@ -22,7 +22,7 @@ from typing import Any, Self, TypeVar
 import structlog
 from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobLeaseClient, ContainerClient, ExponentialRetry
 
@@ -49,12 +49,20 @@ class AzureBlobStore(StoreLifecycle):
 
     `credential` is the async Azure credential used with `account_url` (or with a
     connection string that carries no key or SAS). The caller owns and closes it.
+    `create_container` False: `open` does not try to create the container, so a reader
+    holding only 'Storage Blob Data Reader' (an application following the control
+    record) can open the store.
     """
 
     def __init__(
-        self, settings: AzureBlobSettings, credential: AsyncTokenCredential | None = None
+        self,
+        settings: AzureBlobSettings,
+        credential: AsyncTokenCredential | None = None,
+        *,
+        create_container: bool = True,
     ) -> None:
         self._settings = settings
+        self._create_container = create_container
         self._endpoints: Endpoints = resolve(settings)
         self._credential: Any = self._endpoints.credential or credential
         if (
@@ -108,6 +116,8 @@ class AzureBlobStore(StoreLifecycle):
         self._primary = self._client(self._endpoints.primary)
         if self._endpoints.secondary is not None:
             self._secondary = self._client(self._endpoints.secondary)
+        if not self._create_container:
+            return self
         try:
             await self._call("create_container", "", self._primary.create_container())
         except StorageUnavailable as exc:
@@ -198,6 +208,14 @@ class AzureBlobStore(StoreLifecycle):
     async def get(self, name: str) -> Blob:
         check_blob_name(name)
         return await self._read("get", name, lambda client, at: _download(client, name, at))
+
+    async def get_if_changed(self, name: str, etag: str) -> Blob | None:
+        """`name` unless its ETag is still `etag`: then None, and the service answered
+        304 without a body (If-None-Match), so polling an unchanged blob is cheap."""
+        check_blob_name(name)
+        return await self._read(
+            "get", name, lambda client, at: _download_changed(client, name, at, etag)
+        )
 
     async def list(self, prefix: str = "") -> list[BlobInfo]:
         check_prefix(prefix)
@@ -324,11 +342,34 @@ def _info_from_upload(
 
 
 async def _download(client: ContainerClient, name: str, endpoint: str) -> Blob:
-    async def fetch() -> tuple[Any, bytes]:
-        downloader = await client.download_blob(name, max_concurrency=1)
+    blob = await _download_changed(client, name, endpoint, None)
+    assert blob is not None  # only a conditional read answers "not modified"
+    return blob
+
+
+async def _download_changed(
+    client: ContainerClient, name: str, endpoint: str, if_none_match: str | None
+) -> Blob | None:
+    """The blob, or None when `if_none_match` is given and still its ETag (304)."""
+    condition: dict[str, Any] = {}
+    if if_none_match is not None:
+        condition = {"etag": if_none_match, "match_condition": MatchConditions.IfModified}
+
+    async def fetch() -> tuple[Any, bytes] | None:
+        try:
+            downloader = await client.download_blob(name, max_concurrency=1, **condition)
+        except HttpResponseError as exc:
+            # The storage SDK answers a 304 as a plain HttpResponseError
+            # (ConditionNotMet), not always as ResourceNotModifiedError.
+            if if_none_match is not None and exc.status_code == 304:
+                return None
+            raise
         return downloader.properties, await downloader.readall()
 
-    props, data = await _call("get", name, fetch(), endpoint)
+    fetched = await _call("get", name, fetch(), endpoint)
+    if fetched is None:
+        return None
+    props, data = fetched
     if props.size != len(data):
         raise CorruptBlob(
             f"get {name!r}: read {len(data)} bytes, the service says {props.size}", blob=name

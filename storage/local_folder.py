@@ -184,6 +184,17 @@ class LocalFolderStore(StoreLifecycle):
         check_blob_name(name)
         return await self._run(False, name, lambda: self._get_sync(name))
 
+    async def get_if_changed(self, name: str, etag: str) -> Blob | None:
+        """`name` unless its ETag is still `etag` (then None, only the sidecar read)."""
+        check_blob_name(name)
+        return await self._run(False, name, lambda: self._get_changed_sync(name, etag))
+
+    def _get_changed_sync(self, name: str, etag: str) -> Blob | None:
+        meta = self._files.read_meta(name)
+        if meta is not None and meta["etag"] == etag:
+            return None
+        return self._get_sync(name)
+
     def _get_sync(self, name: str) -> Blob:
         meta = self._files.read_meta(name)
         if meta is None:

@@ -71,6 +71,15 @@ def map_azure_error(
     return VaultError(f"{where}: {type(exc).__name__}", vault=vault, op=op)
 
 
+def region_unavailable(exc: BaseException) -> bool:
+    """Whether an SDK error means the vault could not serve at all (request not sent,
+    no answer, 5xx): a reader may ask another region. A 4xx is the vault's answer."""
+    if not isinstance(exc, AzureError):
+        return False
+    mapped = map_azure_error(exc, vault="", op="")
+    return isinstance(mapped, RequestNotSent | NoAnswer | ServerError)
+
+
 def _refused(
     exc: HttpResponseError, *, where: str, vault: str, op: str, redact: Iterable[str]
 ) -> VaultError:

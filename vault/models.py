@@ -30,6 +30,12 @@ class VaultRef:
     # not tell a client its own SKU, so it is configured; it decides which key types
     # (HSM or not) the vault can hold as a mirror target.
     sku: str = "standard"
+    # The vault's Azure Resource Manager id (/subscriptions/.../vaults/NAME), for the
+    # management plane (fencing by network rules, `kvdr failover check`); None: not given.
+    resource_id: str | None = None
+    # Where that management plane answers when not at [failover] management_url (the
+    # local emulator serves it at the vault's own URL).
+    management_url: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", self.url.rstrip("/"))

@@ -1,5 +1,5 @@
-"""`kvdr failover status|switchover`: the control record of each pair, and the planned
-switchover (docs/failover.md says what is built and what is not).
+"""`kvdr failover status|switchover` (and, from failover_ops, promote|failback|approve):
+the control record of each pair and its transitions (docs/failover.md).
 
 Exit codes: 0 done, 1 the operation failed or was refused (the reason printed), 2 a
 usage or configuration error naming the input.
@@ -12,10 +12,10 @@ import getpass
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -30,8 +30,9 @@ from kvdr.commands._shared import (
 )
 
 if TYPE_CHECKING:
+    from failover.control_record import ControlRecord
     from failover.control_stores import ControlStores, QuorumRead
-    from failover.switchover import Checks
+    from failover.transition import TransitionResult
     from kvdr.config import KvdrConfig
     from replicator.settings import PairSettings
 
@@ -57,16 +58,13 @@ def _pairs(config: KvdrConfig, name: str | None) -> list[PairSettings]:
 
 @asynccontextmanager
 async def open_control(config: KvdrConfig) -> AsyncIterator[ControlStores]:
-    from failover.control_stores import ControlStores
-    from storage.open import open_store
+    from kvdr.wiring import open_control_stores
     from vault.credentials import build_credential
 
-    settings = config.failover.control_stores or (config.storage,)
     async with AsyncExitStack() as stack:
         credential = build_credential(config.credential)
         await stack.enter_async_context(credential)
-        stores = [await stack.enter_async_context(open_store(one, credential)) for one in settings]
-        yield ControlStores(stores, timeout_seconds=config.failover.store_timeout_seconds)
+        yield await open_control_stores(config, stack, credential)
 
 
 def pair_view(pair: PairSettings, read: QuorumRead) -> dict[str, Any]:
@@ -207,14 +205,74 @@ def _lag(config: KvdrConfig, pair: str, to: str, url: str | None) -> tuple[Any, 
     return None, f"the daemon at {where} does not know pair {pair}"
 
 
-async def _checks(
-    config: KvdrConfig, pair: PairSettings, active: str, to: str, url: str | None
-) -> Checks:
-    from failover.switchover import Checks
+def by_whom() -> str:
+    """Who runs the command, for the history."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
 
-    health, errors = await _probe(config, sorted({active, to}))
-    lag, why = _lag(config, pair.name, to, url)
-    return Checks(health=health, health_errors=errors, lag=lag, lag_unknown_because=why)
+
+def confirm_or_exit(yes: bool, question: str, what: str) -> None:
+    """Without --yes: ask on a terminal, refuse without one (exit 2)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        fail(f"--yes is required when not on a terminal: {what}", EXIT_USAGE)
+    click.confirm(question, abort=True, err=True)
+
+
+def region_of(pair: PairSettings, option: str, region: str) -> str:
+    if region not in pair.regions:
+        fail(
+            f"{option}: {region!r} is not a region of pair {pair.name} "
+            f"(regions: {', '.join(pair.regions)})",
+            EXIT_USAGE,
+        )
+    return region
+
+
+def approval_check(
+    config: KvdrConfig, break_glass: bool
+) -> Callable[[ControlRecord], tuple[list[str], tuple[str, ...]]]:
+    """Refusals for too few approvals, and the operators whose approvals count."""
+    from datetime import UTC, datetime
+
+    from failover.control_record import valid_approvals
+    from failover.switchover import approval_refusals
+
+    settings = config.failover
+
+    def check(record: ControlRecord) -> tuple[list[str], tuple[str, ...]]:
+        if settings.require_approvals == 0:
+            return [], ()
+        approved = valid_approvals(record, datetime.now(UTC), settings.approval_window_seconds)
+        return (
+            approval_refusals(
+                settings.require_approvals,
+                approved,
+                break_glass,
+                settings.approval_window_seconds,
+            ),
+            approved,
+        )
+
+    return check
+
+
+def break_glass_or_exit(break_glass: bool, reason: str | None) -> None:
+    if break_glass and not (reason and reason.strip()):
+        fail("--break-glass needs --reason TEXT: the bypass is recorded with it", EXIT_USAGE)
+
+
+async def drain(
+    config: KvdrConfig, pair: str, to: str, url: str | None, seconds: float
+) -> tuple[Any, str]:
+    """Poll the daemon's lag for `pair` -> `to` until it is 0 with nothing pending, or
+    `seconds` pass; the last reading (None: unknown) and why it is unknown."""
+    deadline = time.monotonic() + seconds
+    while True:
+        lag, why = await asyncio.to_thread(_lag, config, pair, to, url)
+        if lag is None or lag.caught_up or time.monotonic() >= deadline:
+            return lag, why
+        await asyncio.sleep(0.1)
 
 
 @command.command("switchover")
@@ -222,6 +280,14 @@ async def _checks(
 @click.option("--to", "to", required=True, help="The region to make active.")
 @click.option("--reason", default="planned switchover", show_default=True)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--break-glass", is_flag=True, help="Bypass required approvals (recorded).")
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for REGION's lag to reach 0.",
+)
 @click.option("--url", default=None, help="Daemon base URL, for the lag (default: config).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @config_option()
@@ -230,40 +296,58 @@ def switchover_command(
     to: str,
     reason: str,
     yes: bool,
+    break_glass: bool,
+    drain_timeout: float,
     url: str | None,
     as_json: bool,
     config_path: Path | None,
 ) -> None:
-    """Planned switchover of PAIR to REGION: both regions healthy, REGION's lag 0, then
-    a new epoch in the control record. Fencing and reversing replication are not built
-    (docs/failover.md)."""
+    """Planned switchover of PAIR to REGION: both regions healthy, REGION's lag drained
+    to 0, a new epoch in the control record; the daemon then mirrors from REGION."""
     started = time.monotonic()
     config = load_config_or_exit(config_path)
     (pair,) = _pairs(config, pair_name)
-    regions = [pair.primary.region, *(t.region for t in pair.secondaries)]
-    if to not in regions:
-        fail(
-            f"--to: {to!r} is not a region of pair {pair.name} (regions: {', '.join(regions)})",
-            EXIT_USAGE,
-        )
-    if not yes:
-        if not sys.stdin.isatty():
-            fail(
-                "--yes is required when not on a terminal: a switchover changes the active region",
-                EXIT_USAGE,
-            )
-        click.confirm(f"Make {to} the active region of pair {pair.name}?", abort=True, err=True)
+    region_of(pair, "--to", to)
+    break_glass_or_exit(break_glass, reason if break_glass else None)
+    confirm_or_exit(
+        yes,
+        f"Make {to} the active region of pair {pair.name}?",
+        "a switchover changes the active region",
+    )
     _quiet_logs(config)
-    doc, code = asyncio.run(_switchover(config, pair, regions, to, reason, url, started))
+    doc, code = asyncio.run(
+        _switchover(config, pair, to, reason, url, started, break_glass, drain_timeout)
+    )
+    report(doc, code, as_json)
+
+
+def report(doc: dict[str, Any], code: int, as_json: bool) -> NoReturn:
+    """Print a transition's outcome and exit with `code`."""
     if as_json:
         emit_json(doc)
     elif code == EXIT_OK:
         click.echo(
-            f"{pair.name}: {to} is active at epoch {doc['epoch']} "
-            f"(from {doc['from_region']}); RTO {doc['rto_seconds']:.3f} s"
+            f"{doc['pair']}: {doc['to_region']} is active at epoch {doc['epoch']} "
+            f"(from {doc['from_region']}); RTO {doc['rto_seconds']:.3f} s, "
+            f"loss {doc.get('loss_items', 0)} items"
         )
-        if doc.get("warning"):
-            click.echo(f"warning: {doc['warning']}", err=True)
+        for item in doc.get("lost", []):
+            click.echo(
+                f"  lost: {item['kind']} {item['name']} versions {', '.join(item['versions'])} "
+                f"(oldest {item['oldest_age_seconds']} s old)"
+            )
+        for item in doc.get("divergent", []):
+            state = (
+                "resynchronised from the active region"
+                if item["resynced"]
+                else ("kept: only this region has it" if item["kept"] else item["error"])
+            )
+            click.echo(
+                f"  divergent: {item['kind']} {item['name']} versions "
+                f"{', '.join(item['versions'])}: {state}"
+            )
+        for warning in doc.get("warnings", []):
+            click.echo(f"warning: {warning}", err=True)
     else:
         for why in doc.get("refused", []):
             click.echo(f"kvdr: refused: {why}", err=True)
@@ -272,44 +356,7 @@ def switchover_command(
     raise SystemExit(code)
 
 
-async def _switchover(
-    config: KvdrConfig,
-    pair: PairSettings,
-    regions: list[str],
-    to: str,
-    reason: str,
-    url: str | None,
-    started: float,
-) -> tuple[dict[str, Any], int]:
-    from failover.control_record import MalformedControlRecord, TransitionRefused
-    from failover.control_stores import NoMajority
-    from failover.switchover import SwitchoverRefused, current_record, switchover
-    from storage.errors import StorageError
-
-    by = f"{getpass.getuser()}@{socket.gethostname()}"
-    doc: dict[str, Any] = {"ok": False, "pair": pair.name, "to_region": to}
-    async with open_control(config) as control:
-        try:
-            record, _ = await current_record(control, pair.name, pair.primary.region, regions)
-            checks = await _checks(config, pair, record.active_region, to, url)
-            doc["checks"] = checks.to_dict()
-            result = await switchover(
-                control,
-                pair=pair.name,
-                primary=pair.primary.region,
-                regions=regions,
-                to=to,
-                by=by,
-                reason=reason,
-                checks=checks,
-                started=started,
-            )
-        except SwitchoverRefused as exc:
-            doc.update(refused=exc.refusals, epoch=exc.record.epoch)
-            return doc, EXIT_FAILED
-        except (NoMajority, TransitionRefused, MalformedControlRecord, StorageError) as exc:
-            doc["error"] = str(exc)
-            return doc, EXIT_FAILED
+def transition_doc(doc: dict[str, Any], result: TransitionResult) -> dict[str, Any]:
     record = result.committed.record
     doc.update(
         ok=True,
@@ -317,17 +364,70 @@ async def _switchover(
         epoch=record.epoch,
         state=(result.finished or record).state,
         rto_seconds=round(result.rto_seconds, 3),
-        loss_items=0,
         written=list(result.committed.written),
         missed=result.committed.missed,
-        fences=dict(record.fences),
-        not_built=[
-            f"fencing {result.before.active_region} against application writes",
-            "the replicator reacting to the epoch (reversing the direction)",
-        ],
+        fences=dict((result.finished or record).fences),
     )
     if result.finished is None:
-        doc["warning"] = (
-            f"the switch is committed but its RTO was not recorded: {result.finish_error}"
+        doc.setdefault("warnings", []).append(
+            f"the transition is committed but its RTO was not recorded: {result.finish_error}"
         )
-    return doc, EXIT_OK
+    return doc
+
+
+async def _switchover(
+    config: KvdrConfig,
+    pair: PairSettings,
+    to: str,
+    reason: str,
+    url: str | None,
+    started: float,
+    break_glass: bool,
+    drain_timeout: float,
+) -> tuple[dict[str, Any], int]:
+    from failover.control_record import MalformedControlRecord, TransitionRefused
+    from failover.control_stores import NoMajority
+    from failover.switchover import Checks, SwitchoverRefused, current_record, switchover
+    from storage.errors import StorageError
+
+    doc: dict[str, Any] = {"ok": False, "pair": pair.name, "to_region": to}
+    approvals = approval_check(config, break_glass)
+    async with open_control(config) as control:
+        try:
+            record, _ = await current_record(control, pair.name, pair.primary.region, pair.regions)
+            health, errors = await _probe(config, sorted({record.active_region, to}))
+            lag, why = (None, "not read: a region is not healthy")
+            if all(health.get(r) for r in (record.active_region, to)) and not approvals(record)[0]:
+                lag, why = await drain(config, pair.name, to, url, drain_timeout)
+            checks = Checks(health=health, health_errors=errors, lag=lag, lag_unknown_because=why)
+            doc["checks"] = checks.to_dict()
+            result = await switchover(
+                control,
+                pair=pair.name,
+                primary=pair.primary.region,
+                regions=pair.regions,
+                to=to,
+                by=by_whom(),
+                reason=reason,
+                checks=checks,
+                started=started,
+                validity=config.failover.epoch_validity_seconds,
+                approvals=lambda r: approvals(r)[0],
+                approved_by=approvals(record)[1],
+                break_glass=break_glass,
+            )
+        except SwitchoverRefused as exc:
+            doc.update(refused=exc.refusals, epoch=exc.record.epoch)
+            return doc, EXIT_FAILED
+        except (NoMajority, TransitionRefused, MalformedControlRecord, StorageError) as exc:
+            doc["error"] = str(exc)
+            return doc, EXIT_FAILED
+    doc["loss_items"] = 0
+    return transition_doc(doc, result), EXIT_OK
+
+
+# promote, failback, approve and check (registered on `command` when imported).
+from kvdr.commands import failover_ops  # noqa: E402, F401
+from kvdr.commands.failover_check import check_command  # noqa: E402
+
+command.add_command(check_command)

@@ -14,10 +14,11 @@ from failover.switchover import (
     Checks,
     LagReading,
     SwitchoverRefused,
-    SwitchoverResult,
+    approval_refusals,
     switchover,
     switchover_refusals,
 )
+from failover.transition import TransitionResult
 from tests.failover.control_fixtures import control, local_stores
 
 HEALTHY = Checks(
@@ -30,7 +31,7 @@ class TestRefusals:
     def test_healthy_and_caught_up_is_allowed(self) -> None:
         """Both regions up, lag 0 and nothing pending: no refusal."""
         record = initial_record("app", "eastus", ("westus",))
-        assert switchover_refusals(record, "eastus", "westus", HEALTHY) == []
+        assert switchover_refusals(record, "westus", HEALTHY) == []
 
     @pytest.mark.parametrize(
         ("checks", "words"),
@@ -55,19 +56,41 @@ class TestRefusals:
     def test_each_precondition(self, checks: Checks, words: str) -> None:
         """An unhealthy region, an unknown lag, a lag or pending changes: refused."""
         record = initial_record("app", "eastus", ("westus",))
-        assert any(words in r for r in switchover_refusals(record, "eastus", "westus", checks))
+        assert any(words in r for r in switchover_refusals(record, "westus", checks))
 
-    def test_only_away_from_the_replicators_source(self) -> None:
-        """Active region already switched away from the configured primary: refused,
-        since nothing mirrors from it yet."""
+    def test_back_to_the_configured_primary_is_allowed(self) -> None:
+        """After a switch to westus the daemon mirrors from westus: switching back to
+        eastus is an ordinary switchover."""
         record = initial_record("app", "westus", ("eastus",))
-        (why,) = switchover_refusals(record, "eastus", "eastus", HEALTHY)
-        assert "reversing the direction is not built" in why
+        assert switchover_refusals(record, "eastus", HEALTHY) == []
+
+    def test_to_the_active_region_is_refused(self) -> None:
+        record = initial_record("app", "westus", ("eastus",))
+        (why,) = switchover_refusals(record, "westus", HEALTHY)
+        assert why == "westus is already the active region (epoch 0)"
+
+    @pytest.mark.parametrize(
+        ("needed", "approved", "glass", "refused"),
+        [
+            (0, (), False, False),
+            (2, ("ana",), False, True),
+            (2, ("ana", "bo"), False, False),
+            (2, (), True, False),
+        ],
+    )
+    def test_approvals(
+        self, needed: int, approved: tuple[str, ...], glass: bool, refused: bool
+    ) -> None:
+        """Too few distinct approvals refuse, enough or break-glass pass."""
+        found = approval_refusals(needed, approved, glass, 3600)
+        assert bool(found) is refused
+        if refused:
+            assert found[0].startswith(f"{needed} approvals needed within 3600 s, 1 given (ana)")
 
 
 async def switch(
     ctl: ControlStores, checks: Checks, started: float = 0.0, **more: Any
-) -> SwitchoverResult:
+) -> TransitionResult:
     """A switchover of pair app from eastus to westus."""
     return await switchover(
         ctl,
@@ -79,6 +102,7 @@ async def switch(
         reason="patch",
         checks=checks,
         started=started,
+        validity=more.pop("validity", 0.0),
         **more,
     )
 

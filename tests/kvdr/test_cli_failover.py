@@ -13,7 +13,9 @@ from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.regions import World
 from tests.fixtures.waiting import wait_for_sync
-from vault.models import Attributes
+from vault.models import Attributes, ItemKind
+
+_SECRET = ItemKind.SECRET
 
 
 def kvdr(*args: str) -> subprocess.CompletedProcess[str]:
@@ -123,10 +125,14 @@ class TestSwitchover:
         assert any("lag to westus is unknown" in r for r in doc["refused"])
         assert status(config)[1]["pairs"][0]["record"] == "none"
 
-    async def test_switchover_with_lag_zero(self, world: World, tmp_path: Path) -> None:
-        """With the daemon caught up, westus becomes active at epoch 1; the record holds
-        the transition with its measured RTO and loss 0, on all three stores; a second
-        switchover back is refused (reversing replication is not built)."""
+    async def test_switchover_reverses_replication_and_back(
+        self, world: World, tmp_path: Path
+    ) -> None:
+        """With the daemon caught up, westus becomes active at epoch 1 (the record holds
+        the transition with its measured RTO and loss 0, on all three stores); the
+        daemon then mirrors from westus: a secret written there reaches eastus, and
+        nothing it mirrored before is copied back. Switching back to eastus is an
+        ordinary switchover (epoch 2), after which eastus's writes reach westus."""
         await world.vaults["eastus"].set_secret("before-switch", "v", Attributes())
         port = free_port()
         config = write_config(
@@ -144,10 +150,10 @@ class TestSwitchover:
                 1,
                 "normal",
             )
-            assert 0 < doc["rto_seconds"] < 30 and doc["loss_items"] == 0
+            # The RTO includes the wait for the old direction's writers (3 s validity).
+            assert 3.0 <= doc["rto_seconds"] < 30 and doc["loss_items"] == 0
             assert len(doc["written"]) == 3 and doc["missed"] == {}
             assert doc["fences"] == {"eastus": "required", "westus": "none"}
-            assert doc["not_built"]
 
             code, after = status(config)
             (pair,) = after["pairs"]
@@ -166,8 +172,35 @@ class TestSwitchover:
             assert last["rto_seconds"] == doc["rto_seconds"] and last["loss_items"] == 0
             assert [s["epoch"] for s in pair["stores"]] == [1, 1, 1]
 
-            back = switch(config, "eastus")
-            assert back.returncode == 1
-            assert "reversing the direction is not built" in back.stderr
+            # The daemon now runs westus -> eastus.
+            wait_for_sync(
+                lambda: (
+                    daemon.status()["pairs"][0].get("control", {}).get("epoch") == 1
+                    and [t["region"] for t in daemon.status()["pairs"][0]["targets"]] == ["eastus"]
+                ),
+                15,
+                "the daemon reversed the pair",
+            )
+            await world.vaults["westus"].set_secret("after-switch", "w1", Attributes())
+            wait_for_sync(lambda: caught_up(daemon, "eastus"), 30, "eastus caught up")
+            copied = await world.vaults["eastus"].get_secret("after-switch")
+            assert copied.value == "w1"
+            # What was mirrored eastus -> westus is one value: no version copied back.
+            assert len(await world.vaults["eastus"].list_versions(_SECRET, "before-switch")) == 1
+
+            back = switch(config, "eastus", "--json")
+            assert back.returncode == 0, back.stdout + back.stderr
+            assert json.loads(back.stdout)["epoch"] == 2
+            wait_for_sync(
+                lambda: [t["region"] for t in daemon.status()["pairs"][0]["targets"]] == ["westus"],
+                15,
+                "the daemon mirrors from eastus again",
+            )
+            await world.vaults["eastus"].set_secret("after-switch-back", "e2", Attributes())
+            wait_for_sync(lambda: caught_up(daemon, "westus"), 30, "westus caught up")
+            assert (await world.vaults["westus"].get_secret("after-switch-back")).value == "e2"
+            for name in ("before-switch", "after-switch"):
+                assert len(await world.vaults["westus"].list_versions(_SECRET, name)) == 1
+                assert len(await world.vaults["eastus"].list_versions(_SECRET, name)) == 1
         finally:
             daemon.terminate()

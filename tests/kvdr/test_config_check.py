@@ -77,6 +77,21 @@ class TestConfigCheckCommand:
         assert lines[1] == f"{path}:9: pairs[0].adopt: expected true or false, got a string"
         assert "2 errors" in err
 
+    def test_network_fence_without_resource_id_names_the_region(self, tmp_path: Path) -> None:
+        """fence = "azure-network-deny" with westus lacking resource_id: exit 2, one line
+        at westus's table naming the region and the fence."""
+        rid = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-a"
+        text = GOOD.replace(
+            'vault_url = "https://a.vault.azure.net"\n',
+            f'vault_url = "https://a.vault.azure.net"\nresource_id = "{rid}"\n',
+        )
+        path = write(tmp_path, text + '[failover]\nfence = "azure-network-deny"\n')
+        code, out, _ = run("config", "check", str(path))
+        assert code == 2
+        (line,) = out.splitlines()
+        assert line.startswith(f"{path}:4: regions.westus.resource_id: required by [failover]")
+        assert "region westus of pair apps has no resource_id" in line
+
     def test_json_document_shape(self, tmp_path: Path) -> None:
         """--json prints one document: file, ok, errors, warnings, summary."""
         path = write(tmp_path, BAD)

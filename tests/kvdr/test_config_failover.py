@@ -85,7 +85,14 @@ class TestFailoverSection:
         [
             ('\n[failover]\ncontrol_stores = "x"\n', "failover.control_stores", "array of tables"),
             ('\n[failover]\nstore_timeout = "soon"\n', "failover.store_timeout", ""),
-            ("\n[failover]\nmode = 1\n", "failover.mode", "unknown key"),
+            ("\n[failover]\nmodus = 1\n", "failover.modus", "unknown key"),
+            ('\n[failover]\nmode = "eager"\n', "failover.mode", "'eager' is not one of 'manual', 'automatic'"),
+            (
+                '\n[failover]\nepoch_check_interval = "5s"\nepoch_validity = "2s"\n',
+                "failover.epoch_validity",
+                "must be longer than epoch_check_interval",
+            ),
+            ("\n[failover]\nrequire_approvals = 11\n", "failover.require_approvals", ""),
         ],
     )
     def test_other_errors(self, extra: str, key: str, words: str) -> None:
@@ -94,3 +101,85 @@ class TestFailoverSection:
             parse_config(BASE + extra, "kvdr.toml")
         (issue,) = caught.value.issues
         assert issue.key == key and words in issue.message
+
+
+RID = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/{name}"
+
+
+def with_resource_ids(*regions: str) -> str:
+    text = BASE
+    for region in regions:
+        table = f'[regions.{region}]\nvault_url = "https://contoso-{region[:4]}'
+        head = text.index(table)
+        line_end = text.index("\n", head + len(table))
+        rid = RID.format(name=f"contoso-{region}")
+        text = text[: line_end + 1] + f'resource_id = "{rid}"\n' + text[line_end + 1 :]
+    return text
+
+
+class TestFenceSettings:
+    def test_defaults(self) -> None:
+        """No fence, no allowed addresses, ARM at management.azure.com, no resource ids."""
+        config = parse_config(BASE, "kvdr.toml")
+        assert config.failover.fence == "none"
+        assert config.failover.fence_allow_ips == ()
+        assert config.failover.management_url == "https://management.azure.com"
+        assert config.regions["eastus"].resource_id is None
+
+    def test_network_deny_with_resource_ids(self) -> None:
+        """Every region of the pair has a resource id: the fence, its addresses and the
+        ids are read."""
+        text = with_resource_ids("eastus", "westus") + (
+            '\n[failover]\nfence = "azure-network-deny"\n'
+            'fence_allow_ips = ["203.0.113.7", "198.51.100.0/24"]\n'
+        )
+        config = parse_config(text, "kvdr.toml")
+        assert config.failover.fence == "azure-network-deny"
+        assert config.failover.fence_allow_ips == ("203.0.113.7", "198.51.100.0/24")
+        assert config.regions["westus"].resource_id == RID.format(name="contoso-westus")
+
+    def test_network_deny_needs_resource_id_on_every_region(self) -> None:
+        """A pair's region without resource_id is refused under azure-network-deny,
+        naming that region (and only it)."""
+        text = with_resource_ids("eastus") + '\n[failover]\nfence = "azure-network-deny"\n'
+        with pytest.raises(ConfigError) as caught:
+            parse_config(text, "kvdr.toml")
+        (issue,) = caught.value.issues
+        assert issue.key == "regions.westus.resource_id"
+        assert "westus" in issue.message and "azure-network-deny" in issue.message
+
+    @pytest.mark.parametrize(
+        ("extra", "key", "words"),
+        [
+            ('\n[failover]\nfence = "firewall"\n', "failover.fence", "is not one of"),
+            (
+                '\n[failover]\nfence_allow_ips = ["10.0.0.300"]\n',
+                "failover.fence_allow_ips[0]",
+                "not an IP address",
+            ),
+            (
+                '\n[failover]\nmanagement_url = "http://arm.local"\n',
+                "failover.management_url",
+                "https://",
+            ),
+        ],
+    )
+    def test_bad_values_are_named(self, extra: str, key: str, words: str) -> None:
+        """A fence that does not exist, an address that is not one, a plain-http URL."""
+        with pytest.raises(ConfigError) as caught:
+            parse_config(BASE + extra, "kvdr.toml")
+        (issue,) = caught.value.issues
+        assert issue.key == key and words in issue.message
+
+    def test_bad_resource_id_names_the_key_and_shape(self) -> None:
+        """A resource id of another shape is refused at its key, saying the shape."""
+        text = BASE.replace(
+            'vault_url = "https://contoso-west.vault.azure.net"\n',
+            'vault_url = "https://contoso-west.vault.azure.net"\nresource_id = "contoso-west"\n',
+        )
+        with pytest.raises(ConfigError) as caught:
+            parse_config(text, "kvdr.toml")
+        (issue,) = caught.value.issues
+        assert issue.key == "regions.westus.resource_id"
+        assert "Microsoft.KeyVault/vaults/<name>" in issue.message
+        assert "contoso-west" not in issue.message

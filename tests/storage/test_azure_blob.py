@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from storage import (
     AzureBlobSettings,
     AzureBlobStore,
+    BlobNotFound,
     CorruptBlob,
     StorageError,
     StorageUnavailable,
@@ -212,3 +213,18 @@ def flip_first(root: Path, marker: bytes) -> None:
                 file.write(bytes([content[at] ^ 0x01]))
             return
     raise AssertionError("marker not found in Azurite's files")
+
+
+class TestReadOnlyOpen:
+    async def test_create_container_false_opens_without_creating(self, azurite: Azurite) -> None:
+        """A reader's store (create_container=False) opens on a container that does not
+        exist and reads it as absent, leaving no container behind."""
+        container = unique_container()
+        settings = azurite.settings(container)
+        async with AzureBlobStore(settings, create_container=False) as store:
+            with pytest.raises(BlobNotFound):
+                await store.get("failover/app/control.json")
+        async with ContainerClient.from_connection_string(
+            azurite.connection_string, container
+        ) as client:
+            assert not await client.exists()

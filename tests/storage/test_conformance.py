@@ -10,10 +10,12 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from storage import (
+    Blob,
     BlobExists,
     BlobNotFound,
     BlobStore,
@@ -25,6 +27,7 @@ from storage import (
     StorageError,
     WriteConflict,
     compare_and_swap,
+    get_if_changed,
 )
 from tests.fixtures.azurite import fresh_container
 
@@ -250,6 +253,38 @@ class TestRead:
         [info] = await store.list("m/")
         assert info.metadata == {"generation": "7", "Seq_Range": "1-9"}
         assert info.last_modified is not None
+
+
+class TestConditionalRead:
+    async def test_unchanged_is_none_changed_is_the_new_blob(self, store: BlobStore) -> None:
+        """get_if_changed: None while the ETag is the one read, the new bytes after a
+        write, BlobNotFound once deleted; without an ETag an ordinary get."""
+        first = await store.put_if_absent("c/record", b"one")
+        assert await get_if_changed(store, "c/record", first.etag) is None
+        second = await store.put("c/record", b"two", if_match=first.etag)
+        changed = await get_if_changed(store, "c/record", first.etag)
+        assert changed is not None and changed.data == b"two"
+        assert changed.info.etag == second.etag
+        plain = await get_if_changed(store, "c/record", None)
+        assert plain is not None and plain.data == b"two"
+        await store.delete("c/record")
+        with pytest.raises(BlobNotFound):
+            await get_if_changed(store, "c/record", second.etag)
+
+    async def test_a_store_without_conditional_reads_compares_etags(self, store: BlobStore) -> None:
+        """A wrapper of the seam that only has `get` still gets the same answers."""
+
+        class OnlyGet:
+            description = "only-get"
+
+            async def get(self, name: str) -> Blob:
+                return await store.get(name)
+
+        info = await store.put_if_absent("c/other", b"x")
+        wrapper: Any = OnlyGet()
+        assert await get_if_changed(wrapper, "c/other", info.etag) is None
+        got = await get_if_changed(wrapper, "c/other", '"stale"')
+        assert got is not None and got.data == b"x"
 
 
 class TestDelete:

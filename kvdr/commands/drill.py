@@ -244,10 +244,15 @@ def _run_local(scenario: Scenario, source: str, pair_name: str | None, keep: boo
             _install_signals(drill)
             return await drill.run()
 
+    from kvdr.local_stack import StackError
+
     try:
         return asyncio.run(go())
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
+    except StackError as exc:
+        where = f"logs in {local.root}" if keep else "--keep-stack keeps its logs"
+        fail(f"the drill's local stack did not start: {exc} ({where})", EXIT_FAILED)
     finally:
         local.stop()
         if keep:

@@ -38,8 +38,10 @@ from chaos.measure import (
     recovery,
 )
 from chaos.scenario import (
+    AddCertificateVersion,
     Await,
     DenyAccess,
+    DisableCertificate,
     Failback,
     Heal,
     KillDaemon,
@@ -60,8 +62,9 @@ from chaos.scenario import (
 )
 from chaos.target import DrillTarget
 from replicator.plan import SOURCE_VERSION_TAG
+from vault.client import VaultClient
 from vault.errors import ItemNotFound, VaultError
-from vault.models import ItemKind
+from vault.models import Attributes, ItemKind
 
 log = structlog.get_logger("chaos.drill")
 
@@ -475,6 +478,35 @@ class Drill:
             rollback = self.register(f"turn {step.region}'s read-only mode off", writable)
             self._fault_started(fid, f"{step.region} read-only")
             await emulator.set_read_only(True)
+        elif isinstance(step, DisableCertificate):
+            region = step.region or self.active_region
+            vault = self._admin(region)
+            versions = await vault.list_versions(ItemKind.CERTIFICATE, step.certificate)
+            if not versions:
+                raise StepFailed(f"no certificate {step.certificate!r} in {region}")
+            chosen = (
+                step.version
+                or max(
+                    versions, key=lambda v: v.created_on.timestamp() if v.created_on else 0.0
+                ).version
+            )
+            props = next((v for v in versions if v.version == chosen), None)
+            if props is None:
+                raise StepFailed(f"certificate {step.certificate!r} has no version {chosen!r}")
+            tags = dict(props.tags)
+            name = step.certificate
+
+            async def enable() -> None:
+                await vault.update_properties(
+                    ItemKind.CERTIFICATE, name, chosen, Attributes(enabled=True, tags=tags)
+                )
+                self._fault_ended(fid)
+
+            rollback = self.register(f"enable certificate {name} in {region}", enable)
+            self._fault_started(fid, f"certificate {name} disabled in {region}")
+            await vault.update_properties(
+                ItemKind.CERTIFICATE, name, chosen, Attributes(enabled=False, tags=tags)
+            )
         else:  # pragma: no cover - FAULT_ACTIONS lists the types above
             raise StepFailed(f"not a fault: {step.action}")
         self.faults[fid] = rollback
@@ -482,6 +514,33 @@ class Drill:
         if duration is not None:
             await asyncio.sleep(duration)
             await self._undo(rollback, "heal")
+
+    def _admin(self, region: str) -> VaultClient:
+        vault = self.target.admins.get(region)
+        if vault is None:
+            raise StepFailed(f"no region {region!r} in the stack")
+        return vault
+
+    async def _add_certificate_version(self, step: AddCertificateVersion) -> None:
+        region = step.region or self.active_region
+        vault = self._admin(region)
+        versions = await vault.list_versions(ItemKind.CERTIFICATE, step.certificate)
+        if not versions:
+            raise StepFailed(f"no certificate {step.certificate!r} in {region}")
+        latest = max(versions, key=lambda v: v.created_on.timestamp() if v.created_on else 0.0)
+        material = await vault.get_certificate_material(step.certificate, latest.version)
+        policy = await vault.get_certificate_policy(step.certificate)
+        props = await vault.import_certificate(
+            step.certificate, material, Attributes(tags=dict(latest.tags)), policy
+        )
+        if self.first_fault is None:
+            self.first_fault = time.time()
+        self.event(
+            "fault",
+            id="add_certificate_version",
+            what=f"new version of {step.certificate}",
+            version=props.version,
+        )
 
     # -- failover ---------------------------------------------------------------------
 
@@ -629,8 +688,12 @@ class Drill:
             await self.load.stop()
         elif isinstance(step, Wait):
             await asyncio.sleep(step.seconds)
-        elif isinstance(step, ToxicFault | LinkDown | VaultErrors | DenyAccess | ReadOnly):
+        elif isinstance(
+            step, ToxicFault | LinkDown | VaultErrors | DenyAccess | ReadOnly | DisableCertificate
+        ):
             await self._inject(step)
+        elif isinstance(step, AddCertificateVersion):
+            await self._add_certificate_version(step)
         elif isinstance(step, Heal):
             chosen = list(self.faults) if step.fault == "*" else [step.fault]
             for fid in chosen:

@@ -138,6 +138,27 @@ class ReadOnly(_Step):
     duration_seconds: Seconds | None = None
 
 
+class DisableCertificate(_Step):
+    """A certificate version disabled (Chaos Studio's Disable Certificate); re-enabled
+    by `heal` or the rollback."""
+
+    action: Literal["disable_certificate"]
+    id: str = Field(min_length=1, max_length=64)
+    certificate: str = Field(min_length=1, max_length=127)
+    region: str | None = None  # default: the active region
+    version: str | None = None  # default: the latest
+    duration_seconds: Seconds | None = None
+
+
+class AddCertificateVersion(_Step):
+    """A new version of a certificate, the same material re-imported (Chaos Studio's
+    Increment Certificate Version). Discrete: there is nothing to roll back."""
+
+    action: Literal["add_certificate_version"]
+    certificate: str = Field(min_length=1, max_length=127)
+    region: str | None = None
+
+
 class Heal(_Step):
     """End the fault `fault`, or every fault still on when `fault` is "*"."""
 
@@ -201,6 +222,8 @@ Step = Annotated[
     | VaultErrors
     | DenyAccess
     | ReadOnly
+    | DisableCertificate
+    | AddCertificateVersion
     | Heal
     | Await
     | KillDaemon
@@ -212,7 +235,14 @@ Step = Annotated[
     Field(discriminator="action"),
 ]
 
-FAULT_ACTIONS = ("toxic", "link_down", "vault_errors", "deny_access", "read_only")
+FAULT_ACTIONS = (
+    "toxic",
+    "link_down",
+    "vault_errors",
+    "deny_access",
+    "read_only",
+    "disable_certificate",
+)
 # Steps that cut links or change the active region: refused on a production environment
 # without --i-know-this-is-production.
 DISRUPTIVE_ACTIONS = ("toxic", "link_down", "kill_daemon", "switchover", "promote", "failback")
@@ -319,6 +349,8 @@ _STEP_TAGS = frozenset(
         "vault_errors",
         "deny_access",
         "read_only",
+        "disable_certificate",
+        "add_certificate_version",
         "heal",
         "await",
         "kill_daemon",

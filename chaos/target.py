@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from chaos.errors import FaultError
 from chaos.faults import Faults
-from vault.client import VaultItems
+from vault.client import VaultClient, VaultItems
 
 
 class DaemonControl(Protocol):
@@ -114,6 +114,8 @@ class DrillTarget:
     readers: dict[str, VaultItems]
     daemon: DaemonControl
     cli: CliRunner
+    # Clients for certificate faults (the probes' principal, not the daemon's).
+    admins: dict[str, VaultClient] = field(default_factory=dict)
     # The principal the daemon authenticates as (what `deny_access` "kvdr" means).
     kvdr_principal: str = "kvdr-local"
     notes: list[str] = field(default_factory=list)

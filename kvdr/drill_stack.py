@@ -32,7 +32,7 @@ from kvdr.config import KvdrConfig, load_config
 from kvdr.daemon_supervisor import daemon_argv
 from kvdr.local_stack import HOST, LocalStack, StackPorts, free_port
 from vault.adapter import KeyVaultAdapter
-from vault.client import VaultItems
+from vault.client import VaultClient, VaultItems
 from vault.credentials import build_credential
 from vault.models import VaultRef
 
@@ -188,6 +188,7 @@ async def open_target(
     async with AsyncExitStack() as stack:
         writers: dict[str, VaultItems] = {}
         readers: dict[str, VaultItems] = {}
+        admins: dict[str, VaultClient] = {}
         load_credential = build_credential(_with_principal(config, LOAD_PRINCIPAL))
         probe_credential = build_credential(_with_principal(config, PROBE_PRINCIPAL))
         await stack.enter_async_context(load_credential)
@@ -197,11 +198,12 @@ async def open_target(
             writers[region] = await stack.enter_async_context(
                 KeyVaultAdapter.open(ref, load_credential, settings)
             )
-            readers[region] = await stack.enter_async_context(
+            reader = await stack.enter_async_context(
                 KeyVaultAdapter.open(
                     ref, probe_credential, dataclasses.replace(settings, max_attempts=3)
                 )
             )
+            readers[region] = admins[region] = reader
         yield DrillTarget(
             kind=kind,
             environment=environment,
@@ -216,6 +218,7 @@ async def open_target(
             daemon=daemon,
             cli=cli_runner(config_path, cwd),
             kvdr_principal=config.credential.client_id or EMULATOR_DEFAULT_PRINCIPAL,
+            admins=admins,
         )
 
 

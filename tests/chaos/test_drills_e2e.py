@@ -375,3 +375,81 @@ class TestEnvironmentGuard:
         )
         assert result.returncode == 2
         assert 'environment = "drill"' in result.stderr
+
+
+CERTIFICATE_FAULTS = """
+name = "certificate-faults"
+description = "Chaos Studio's certificate faults: disable a version, add a version."
+[[steps]]
+action = "disable_certificate"
+id = "off"
+certificate = "drill-cert"
+duration_seconds = 1
+[[steps]]
+action = "add_certificate_version"
+certificate = "drill-cert"
+[[steps]]
+action = "await"
+condition = { probe = "lag_below", seconds = 1 }
+timeout_seconds = 60
+"""
+
+
+@pytest.mark.slow
+class TestCertificateFaults:
+    def test_disable_is_rolled_back_and_the_new_version_is_mirrored(
+        self, stack: tuple[LocalStack, Path], tmp_path: Path
+    ) -> None:
+        """The disabled version is enabled again afterwards; the added version (same
+        material, a new version) exists on the primary and reaches the secondary."""
+        from azure.keyvault.certificates import CertificateClient, CertificatePolicy
+
+        from tests.fixtures.emulator import StaticTokenCredential
+
+        local, config = stack
+        bundle = str(local.state_dir / "vaults" / "ca-bundle.pem")
+
+        def client(port: int) -> CertificateClient:
+            return CertificateClient(
+                f"https://127.0.0.1:{port}",
+                StaticTokenCredential(),
+                verify_challenge_resource=False,
+                connection_verify=bundle,
+            )
+
+        primary = client(local.ports.eastus)
+        first = primary.begin_create_certificate(
+            "drill-cert", CertificatePolicy.get_default()
+        ).result()
+        path = tmp_path / "cert.toml"
+        path.write_text(CERTIFICATE_FAULTS)
+        result, doc = drill(
+            str(path),
+            "--stack",
+            "config",
+            "--config",
+            str(config),
+            "--proxy-api",
+            f"127.0.0.1:{local.ports.proxy_api}",
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, explain(doc, result)
+        assert [r["what"] for r in doc["rollbacks"]] == ["enable certificate drill-cert in eastus"]
+        assert [r["by"] for r in doc["rollbacks"]] == ["heal"]
+        faults = [e["what"] for e in doc["timeline"] if e["kind"] == "fault"]
+        assert faults == ["certificate drill-cert disabled in eastus", "new version of drill-cert"]
+        versions = list(primary.list_properties_of_certificate_versions("drill-cert"))
+        assert len(versions) == 2
+        assert all(v.enabled for v in versions)
+        assert primary.get_certificate_version(
+            "drill-cert", first.properties.version
+        ).properties.enabled
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            mirrored = list(
+                client(local.ports.westus).list_properties_of_certificate_versions("drill-cert")
+            )
+            if len(mirrored) >= 2:
+                break
+            time.sleep(1)
+        assert len(mirrored) >= 2

@@ -45,6 +45,7 @@ from chaos.scenario import (
     Failback,
     Heal,
     KillDaemon,
+    KillRegion,
     LinkDown,
     LoadStart,
     LoadStop,
@@ -507,6 +508,21 @@ class Drill:
             await vault.update_properties(
                 ItemKind.CERTIFICATE, name, chosen, Attributes(enabled=False, tags=tags)
             )
+        elif isinstance(step, KillRegion):
+            process = self.target.region_processes.get(step.region)
+            if process is None:
+                raise StepFailed(
+                    f"kill_region {step.region!r}: only the local stack's emulators can be "
+                    "killed (regions: " + ", ".join(self.target.region_processes) + ")"
+                )
+
+            async def restart() -> None:
+                await process.start()
+                self._fault_ended(fid)
+
+            rollback = self.register(f"start {step.region}'s vault again", restart)
+            self._fault_started(fid, f"region {step.region} killed")
+            await process.kill()
         else:  # pragma: no cover - FAULT_ACTIONS lists the types above
             raise StepFailed(f"not a fault: {step.action}")
         self.faults[fid] = rollback
@@ -689,7 +705,14 @@ class Drill:
         elif isinstance(step, Wait):
             await asyncio.sleep(step.seconds)
         elif isinstance(
-            step, ToxicFault | LinkDown | VaultErrors | DenyAccess | ReadOnly | DisableCertificate
+            step,
+            ToxicFault
+            | LinkDown
+            | VaultErrors
+            | DenyAccess
+            | ReadOnly
+            | DisableCertificate
+            | KillRegion,
         ):
             await self._inject(step)
         elif isinstance(step, AddCertificateVersion):
@@ -760,6 +783,9 @@ class Drill:
             )
         if not self.target.daemon.running:
             out.append("the daemon is not running")
+        for region, process in self.target.region_processes.items():
+            if not process.running:
+                out.append(f"{region}'s vault process is not running")
         return out
 
     async def run(self) -> DrillResult:

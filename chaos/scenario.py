@@ -159,6 +159,16 @@ class AddCertificateVersion(_Step):
     region: str | None = None
 
 
+class KillRegion(_Step):
+    """A whole region gone: its vault's process killed (the local stack's emulator),
+    started again by `heal` or the rollback."""
+
+    action: Literal["kill_region"]
+    id: str = Field(min_length=1, max_length=64)
+    region: str
+    duration_seconds: Seconds | None = None
+
+
 class Heal(_Step):
     """End the fault `fault`, or every fault still on when `fault` is "*"."""
 
@@ -224,6 +234,7 @@ Step = Annotated[
     | ReadOnly
     | DisableCertificate
     | AddCertificateVersion
+    | KillRegion
     | Heal
     | Await
     | KillDaemon
@@ -242,10 +253,19 @@ FAULT_ACTIONS = (
     "deny_access",
     "read_only",
     "disable_certificate",
+    "kill_region",
 )
 # Steps that cut links or change the active region: refused on a production environment
 # without --i-know-this-is-production.
-DISRUPTIVE_ACTIONS = ("toxic", "link_down", "kill_daemon", "switchover", "promote", "failback")
+DISRUPTIVE_ACTIONS = (
+    "toxic",
+    "link_down",
+    "kill_region",
+    "kill_daemon",
+    "switchover",
+    "promote",
+    "failback",
+)
 
 
 class Scenario(_Model):
@@ -351,6 +371,7 @@ _STEP_TAGS = frozenset(
         "read_only",
         "disable_certificate",
         "add_certificate_version",
+        "kill_region",
         "heal",
         "await",
         "kill_daemon",

@@ -39,6 +39,17 @@ class DaemonControl(Protocol):
     def running(self) -> bool: ...
 
 
+class RegionProcess(Protocol):
+    """A region's vault as a process the drill may kill and start (the local emulator)."""
+
+    async def kill(self) -> None: ...
+
+    async def start(self) -> None: ...
+
+    @property
+    def running(self) -> bool: ...
+
+
 # Runs `kvdr --config <the stack's> ARGS...` as a subprocess: exit code and JSON document.
 CliRunner = Callable[[list[str]], Awaitable[tuple[int, dict[str, Any]]]]
 
@@ -116,6 +127,8 @@ class DrillTarget:
     cli: CliRunner
     # Clients for certificate faults (the probes' principal, not the daemon's).
     admins: dict[str, VaultClient] = field(default_factory=dict)
+    # Regions whose vault process a drill can kill (`kill_region`): the local stack's.
+    region_processes: dict[str, RegionProcess] = field(default_factory=dict)
     # The principal the daemon authenticates as (what `deny_access` "kvdr" means).
     kvdr_principal: str = "kvdr-local"
     notes: list[str] = field(default_factory=list)

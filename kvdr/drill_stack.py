@@ -30,7 +30,7 @@ from chaos.faults import Faults
 from chaos.target import DrillTarget, EmulatorControl
 from kvdr.config import KvdrConfig, load_config
 from kvdr.daemon_supervisor import daemon_argv
-from kvdr.local_stack import HOST, LocalStack, StackPorts, free_port
+from kvdr.local_stack import HOST, LocalStack, StackError, StackPorts, free_port
 from vault.adapter import KeyVaultAdapter
 from vault.client import VaultClient, VaultItems
 from vault.credentials import build_credential
@@ -174,6 +174,7 @@ async def open_target(
     daemon: Any,
     config_path: Path,
     cwd: Path,
+    region_processes: dict[str, Any] | None = None,
 ) -> AsyncIterator[DrillTarget]:
     """A `DrillTarget` over `config`'s pair, with the load's and the probes' clients."""
     pairs = list(config.replicator.pairs)
@@ -219,6 +220,7 @@ async def open_target(
             cli=cli_runner(config_path, cwd),
             kvdr_principal=config.credential.client_id or EMULATOR_DEFAULT_PRINCIPAL,
             admins=admins,
+            region_processes=dict(region_processes or {}),
         )
 
 
@@ -282,6 +284,10 @@ class LocalDrillStack:
             )
         return out
 
+    def region_processes(self) -> dict[str, EmulatorProcess]:
+        assert self.stack is not None
+        return {region: EmulatorProcess(region, self.stack) for region in self.stack.emulator_dirs}
+
     def faults(self) -> Faults:
         assert self.stack is not None
         return Faults(HOST, self.stack.ports.proxy_api)
@@ -295,6 +301,77 @@ class LocalDrillStack:
                 self.stack.stop()
             if self._owns_root and not self.keep:
                 shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as out:
+        # Its own process group, as the stack's other children (local_stack.py).
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=0
+        )
+
+
+@dataclass
+class EmulatorProcess:
+    """One region's emulator of the local drill stack, killed and started again by a
+    drill (`kill_region`) on the same internal port, so the fault proxy's link to it
+    holds and the daemon meets the outage and the return as a real region would."""
+
+    region: str
+    stack: LocalStack
+
+    def _process(self) -> subprocess.Popen[bytes] | None:
+        name = f"emulator-{self.region}"
+        found = [p for n, p in self.stack.processes if n == name]
+        return found[-1] if found else None
+
+    @property
+    def running(self) -> bool:
+        process = self._process()
+        return process is not None and process.poll() is None
+
+    async def kill(self) -> None:
+        process = self._process()
+        if process is not None and process.poll() is None:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        from chaos.errors import FaultError
+        from kvdr.config import local_events_secret
+        from kvdr.local_stack import wait_for_tcp
+
+        folder = self.stack.emulator_dirs[self.region]
+        port = int(json.loads((folder / "endpoint.json").read_text())["port"])
+        secret = local_events_secret(self.stack.state_dir)
+        argv = [
+            sys.executable,
+            "-m",
+            "kvdr",
+            "emulator",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--state-dir",
+            str(folder),
+            "--region",
+            self.region,
+            "--geo",
+            "us",
+            "--events-to",
+            f"http://{HOST}:{self.stack.ports.daemon}/events?secret={secret}",
+        ]
+        log_path = self.stack.state_dir / "logs" / f"emulator-{self.region}.log"
+        process = await asyncio.to_thread(_spawn, argv, log_path)
+        self.stack.processes.append((f"emulator-{self.region}", process))
+        self.stack.track(f"emulator-{self.region}", process.pid)
+        try:
+            await asyncio.to_thread(wait_for_tcp, port, process, f"emulator {self.region}", 30)
+        except StackError as exc:
+            raise FaultError(str(exc)) from exc
 
 
 def local_links() -> list[str]:

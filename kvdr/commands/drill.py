@@ -239,6 +239,7 @@ def _run_local(scenario: Scenario, source: str, pair_name: str | None, keep: boo
             daemon=local.daemon,
             config_path=local.config_path,
             cwd=local.root,
+            region_processes=local.region_processes(),
         ) as target:
             drill = Drill(scenario, source, target)
             _install_signals(drill)

@@ -453,3 +453,49 @@ class TestCertificateFaults:
                 break
             time.sleep(1)
         assert len(mirrored) >= 2
+
+
+REGION_KILLED = """
+name = "secondary-killed"
+description = "The secondary region's emulator process killed and started again."
+[objectives]
+rto_seconds = 30
+[load]
+rate = 4
+[[steps]]
+action = "load_start"
+[[steps]]
+action = "wait"
+seconds = 2
+[[steps]]
+action = "kill_region"
+id = "gone"
+region = "westus"
+duration_seconds = 5
+[[steps]]
+action = "wait"
+seconds = 2
+[[steps]]
+action = "load_stop"
+[[steps]]
+action = "await"
+condition = { probe = "lag_below", seconds = 2 }
+timeout_seconds = 90
+[[steps]]
+action = "verify"
+"""
+
+
+@pytest.mark.slow
+class TestRegionKilled:
+    def test_killed_secondary_catches_up(self, tmp_path: Path) -> None:
+        """The secondary's process killed for 5 s: lag rises while it is gone, it comes
+        back on its port, every acknowledged write reaches it, nothing left behind."""
+        path = tmp_path / "killed.toml"
+        path.write_text(REGION_KILLED)
+        result, doc = drill(str(path), cwd=tmp_path)
+        assert result.returncode == 0, explain(doc, result)
+        assert [w["what"] for w in doc["chart"]["fault_windows"]] == ["region westus killed"]
+        assert max(p["lag_seconds"] or 0 for p in doc["chart"]["lag"]) >= 2
+        assert doc["accounting"][1]["region"] == "westus"
+        assert doc["accounting"][1]["present"] == doc["measured"]["writes_acknowledged"]

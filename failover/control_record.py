@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, NoReturn, cast
@@ -120,6 +121,9 @@ class ControlRecord:
     # The writer's clock when written: tells a transition still collecting its majority
     # from a write left behind (failover.control_stores).
     written_at: str = ""
+    # Per fenced region, what its fence action needs to lift the fence again (the
+    # network rules it replaced); JSON, no secrets.
+    fence_saved: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def lineage(self) -> set[tuple[int, str]]:
@@ -151,6 +155,7 @@ class ControlRecord:
             "history": [t.to_dict() for t in self.history],
             "previous": self.previous.to_dict() if self.previous is not None else None,
             "written_at": self.written_at,
+            "fence_saved": dict(sorted(self.fence_saved.items())),
         }
 
     def to_json(self) -> bytes:
@@ -270,6 +275,7 @@ def _parse(r: _Reader) -> ControlRecord:
             "history",
             "previous",
             "written_at",
+            "fence_saved",
         }
     )
     if r.raw("format") != FORMAT:
@@ -318,10 +324,20 @@ def _parse(r: _Reader) -> ControlRecord:
         history=tuple(history),
         previous=_previous(r),
         written_at=r.timestamp("written_at", empty=True),
+        fence_saved=_fence_saved(r),
     )
     if record.active_region not in record.fences:
         r.fail("fences", f"no entry for the active region {record.active_region!r}")
     return record
+
+
+def _fence_saved(r: _Reader) -> dict[str, dict[str, Any]]:
+    raw = r.doc.get("fence_saved", {})
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, dict) for k, v in raw.items()
+    ):
+        r.fail(r.path("fence_saved"), "expected an object of objects by region")
+    return cast(dict[str, dict[str, Any]], raw)
 
 
 def _previous(r: _Reader) -> ControlRecord | None:
@@ -492,7 +508,9 @@ def _begin(
     # person) applies it.
     if fences.get(old) != "applied":
         fences[old] = "required"
-    fences[to] = "none"
+    if fences.get(to) != "applied":
+        # An applied fence on the new primary stays recorded until it is lifted.
+        fences[to] = "none"
     return replace(
         record,
         active_region=to,
@@ -513,6 +531,7 @@ def finish_switchover(
     *,
     loss_items: int | None = None,
     loss_basis: str | None = None,
+    fences: Mapping[str, tuple[Fence, dict[str, Any] | None]] | None = None,
 ) -> ControlRecord:
     """The same epoch and transition with its measured RTO (and, for a promote, its
     loss); a switchover or failback returns to `normal`, a promote stays `failed-over`."""
@@ -523,21 +542,43 @@ def finish_switchover(
         last = replace(last, loss_items=loss_items)
     if loss_basis is not None:
         last = replace(last, loss_basis=loss_basis)
+    changed, saved = fence_changes(record, fences or {})
     return replace(
         record,
         state="failed-over" if record.state == "failed-over" else "normal",
         revision=record.revision + 1,
         history=(*record.history[:-1], last),
         previous=replace(record, previous=None),
+        fences=changed,
+        fence_saved=saved,
     )
 
 
-def with_fence(record: ControlRecord, region: str, fence: Fence) -> ControlRecord:
-    """The same epoch, `region`'s fence changed (applied once kvdr fenced it)."""
-    fences = dict(record.fences)
-    fences[region] = fence
+def fence_changes(
+    record: ControlRecord, updates: Mapping[str, tuple[Fence, dict[str, Any] | None]]
+) -> tuple[dict[str, Fence], dict[str, dict[str, Any]]]:
+    fences, saved = dict(record.fences), dict(record.fence_saved)
+    for region, (fence, kept) in updates.items():
+        fences[region] = fence
+        if fence == "applied" and kept is not None:
+            saved[region] = kept
+        elif fence == "none":
+            saved.pop(region, None)
+    return fences, saved
+
+
+def with_fences(
+    record: ControlRecord, updates: Mapping[str, tuple[Fence, dict[str, Any] | None]]
+) -> ControlRecord:
+    """The same epoch, fences changed (applied once kvdr fenced a region, with what
+    lifting it needs)."""
+    fences, saved = fence_changes(record, updates)
     return replace(
-        record, fences=fences, revision=record.revision + 1, previous=replace(record, previous=None)
+        record,
+        fences=fences,
+        fence_saved=saved,
+        revision=record.revision + 1,
+        previous=replace(record, previous=None),
     )
 
 

@@ -44,6 +44,12 @@ ACTIVE_REGION = Gauge(
     ["pair", "region"],
 )
 
+RTO = Gauge(
+    "kvdr_failover_rto_seconds",
+    "Measured RTO of the pair's last transition (switchover, promote or failback)",
+    ["pair"],
+)
+
 # Defaults (docs/failover.md, "The epoch fence"): a record is read every second and a
 # reading stays good for three, so a moved epoch stops the old direction within 3 s;
 # with storage round trips of tens of milliseconds, two missed readings in a row do not
@@ -169,6 +175,9 @@ class EpochWatch:
 
     def _publish(self, pair: str, record: ControlRecord) -> None:
         EPOCH.labels(pair).set(record.epoch)
+        measured = [t for t in record.history if t.rto_seconds is not None]
+        if measured:
+            RTO.labels(pair).set(measured[-1].rto_seconds or 0.0)
         for region in self._pairs[pair].regions:
             ACTIVE_REGION.labels(pair, region).set(1 if region == record.active_region else 0)
 

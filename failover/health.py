@@ -1,8 +1,12 @@
 """Region health: is each region's vault answering?
 
-A probe is one cheap authenticated request per vault per interval. A region is down after
-`failures_to_down` failed probes in a row and up again after one success, so one lost
-packet does not flap the dashboard but a dead region shows within a few intervals.
+A probe is one cheap authenticated request per vault per interval. A region is down
+after `failures_to_down` failed probes within `window_seconds`, and up again after
+`successes_to_up` successful probes in a row. The defaults ([failover], 2 s interval,
+2 s timeout, down after 3 failures within 10 s, up after 2 successes) show a dead region
+in about 6 s, fast enough for automatic promotion to act within its 20 s budget, while
+one lost packet or one slow answer (a single failure) never marks a region down, and a
+region that flaps between answering and not does not come back up on one lucky probe.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class RegionHealth:
     last_check: float | None = None
     last_ok: float | None = None
     error: str | None = None
+    # When it was last found down (None while up).
+    down_since: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         def iso(ts: float | None) -> str | None:
@@ -45,6 +51,7 @@ class RegionHealth:
             "up": self.up,
             "last_check": iso(self.last_check),
             "last_ok": iso(self.last_ok),
+            "down_since": iso(self.down_since),
             "error": self.error,
         }
 
@@ -59,12 +66,19 @@ class RegionProber:
         timeout_seconds: float = 5.0,
         failures_to_down: int = 2,
         clock: Callable[[], float] = time.time,
+        window_seconds: float | None = None,
+        successes_to_up: int = 1,
     ) -> None:
         self._vaults = dict(vaults)
         self._interval = interval_seconds
         self._timeout = timeout_seconds
         self._failures_to_down = failures_to_down
+        # Failures count within this window (None: in a row, however long ago).
+        self._window = window_seconds
+        self._successes_to_up = successes_to_up
         self._clock = clock
+        self._failures: dict[str, list[float]] = {r: [] for r in vaults}
+        self._successes: dict[str, int] = {r: 0 for r in vaults}
         self.health = {r: RegionHealth(region=r, url=v.ref.url) for r, v in vaults.items()}
 
     async def probe_all(self) -> None:
@@ -76,15 +90,29 @@ class RegionProber:
             async with asyncio.timeout(self._timeout):
                 await self._vaults[region].probe()
         except (VaultError, TimeoutError) as exc:
+            now = self._clock()
             state.consecutive_failures += 1
+            self._successes[region] = 0
             state.error = str(exc) or type(exc).__name__
-            if state.consecutive_failures >= self._failures_to_down and state.up is not False:
+            failures = self._failures[region]
+            failures.append(now)
+            if self._window is not None:
+                failures[:] = [t for t in failures if now - t <= self._window]
+            if len(failures) >= self._failures_to_down and state.up is not False:
                 state.up = False
+                state.down_since = now
                 log.warning("region.unreachable", region=region, error=state.error)
         else:
-            if state.up is not True:
+            self._successes[region] += 1
+            if self._window is None:
+                self._failures[region].clear()
+            if state.up is not True and (
+                state.up is None or self._successes[region] >= self._successes_to_up
+            ):
                 log.info("region.up", region=region)
-            state.up = True
+                state.up = True
+                state.down_since = None
+                self._failures[region].clear()
             state.consecutive_failures = 0
             state.error = None
             state.last_ok = self._clock()

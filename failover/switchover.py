@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
-from failover.control_record import ControlRecord, begin_switchover, initial_record
+from failover.control_record import (
+    ControlRecord,
+    Fence,
+    begin_switchover,
+    fence_changes,
+    initial_record,
+)
 from failover.control_stores import ControlStores
 from failover.transition import TransitionResult, commit
 
@@ -127,6 +133,7 @@ async def switchover(
     approvals: Callable[[ControlRecord], list[str]] = lambda record: [],
     approved_by: tuple[str, ...] = (),
     break_glass: bool = False,
+    fencer: FenceSteps | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> TransitionResult:
     """Make `to` active under a new epoch, then wait `validity` (the old direction's
@@ -152,6 +159,31 @@ async def switchover(
         approved_by=approved_by,
         break_glass=break_glass,
     )
+    if fencer is not None:
+        # The old primary's fence as the command applied it (or owed).
+        fences, saved = fence_changes(record, fencer.updates)
+        record = replace(record, fences=fences, fence_saved=saved)
+
+    async def lift() -> None:
+        if fencer is not None:
+            await fencer.lift(to, record)
+
     return await commit(
-        control, read, base, record, validity=validity, started=started, clock=clock
+        control,
+        read,
+        base,
+        record,
+        validity=validity,
+        started=started,
+        clock=clock,
+        after_wait=lift,
+        fences=lambda: dict(fencer.updates) if fencer is not None else {},
     )
+
+
+class FenceSteps(Protocol):
+    """What a transition needs of the command's fencer (kvdr/commands/_fence_steps.py)."""
+
+    updates: dict[str, tuple[Fence, dict[str, Any] | None]]
+
+    async def lift(self, region: str, record: ControlRecord) -> bool: ...

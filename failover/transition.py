@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
-from failover.control_record import ControlRecord, finish_switchover
+from failover.control_record import ControlRecord, Fence, finish_switchover
 from failover.control_stores import Committed, ControlStores, NoMajority, QuorumRead
 
 log = structlog.get_logger("kvdr.failover")
@@ -46,10 +47,14 @@ async def commit(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     forced: bool = False,
     during_wait: Callable[[], Awaitable[None]] | None = None,
+    after_wait: Callable[[], Awaitable[None]] | None = None,
     loss: Callable[[], tuple[int | None, str | None]] = lambda: (None, None),
+    fences: Callable[[], Mapping[str, tuple[Fence, dict[str, Any] | None]]] = lambda: {},
 ) -> TransitionResult:
     """`during_wait` runs while the old epoch's readings expire (a promotion measures
-    its loss then, outside the RTO); `loss` is read afterwards for the history."""
+    its loss then, outside the RTO); `after_wait` once they have (the new primary's
+    fence is lifted then: part of the RTO); `loss` and `fences` are read afterwards for
+    the record."""
     committed = await control.write(read, record, forced=forced)
 
     # Readings of the old epoch that started before the commit stay good this long.
@@ -65,7 +70,11 @@ async def commit(
             log.warning("failover.measure_failed", pair=record.pair, error=str(exc))
     # The RTO ends when the old epoch's writers have stopped, not when a measurement
     # running meanwhile ends.
-    rto = await waited - started
+    ready_at = await waited
+    if after_wait is not None:
+        await after_wait()
+        ready_at = clock()
+    rto = ready_at - started
     loss_items, loss_basis = loss()
     try:
         after = await control.read(record.pair)
@@ -74,7 +83,9 @@ async def commit(
             raise NoMajority("superseded before the RTO could be recorded", {})
         done = await control.write(
             after,
-            finish_switchover(current, rto, loss_items=loss_items, loss_basis=loss_basis),
+            finish_switchover(
+                current, rto, loss_items=loss_items, loss_basis=loss_basis, fences=fences()
+            ),
             forced=forced,
         )
     except NoMajority as exc:

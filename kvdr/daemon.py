@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
+from failover.automatic import AutoPromoter, Lag
 from failover.epoch_watch import EpochWatch, PairRegions
+from failover.fence_keeper import FenceKeeper
+from failover.fencing import open_fence
 from failover.health import RegionProber
 from kvdr import __version__
 from kvdr.http_api import build_http_app
@@ -29,6 +32,7 @@ from replicator.ownership import RELEASE_SECONDS, PairOwnership
 from replicator.pair import PairReplicator
 from replicator.settings import PairSettings
 from storage.lease import LeaseTiming
+from vault.credentials import build_credential
 
 if TYPE_CHECKING:
     from kvdr.config import KvdrConfig
@@ -134,6 +138,7 @@ class Daemon:
                 },
                 interval_seconds=failover.epoch_check_interval_seconds,
                 validity_seconds=failover.epoch_validity_seconds,
+                enforce_fences=failover.fence != "none",
             )
             # The direction of each pair before its first replicator starts.
             await self.watch.refresh_all()
@@ -145,7 +150,15 @@ class Daemon:
                 self._fresh_replicator,
                 self.config.replicator.drain_seconds,
             )
-            self.prober = RegionProber(parts.vaults)
+            self.prober = prober = RegionProber(
+                parts.vaults,
+                interval_seconds=failover.probe_interval_seconds,
+                timeout_seconds=failover.probe_timeout_seconds,
+                failures_to_down=failover.down_after,
+                window_seconds=failover.down_window_seconds,
+                successes_to_up=failover.up_after,
+            )
+            keeper = await self._fence_keeper(stack, parts, ownership, prober)
             # The first round of leases before ready: a lone daemon runs every pair at once.
             await ownership.start()
             self._ready = True
@@ -161,6 +174,11 @@ class Daemon:
                 # Drains, flushes and releases the pairs it runs when `stop` is set.
                 asyncio.create_task(ownership.run(stop), name="pairs"),
             ]
+            if keeper is not None:
+                tasks.append(asyncio.create_task(keeper.run(stop), name="fences"))
+            if failover.mode == "automatic":
+                promoter = self._auto_promoter(parts, ownership, prober)
+                tasks.append(asyncio.create_task(promoter.run(stop), name="automatic-failover"))
             if self.config.drills:
                 from kvdr.drill_schedule import DrillScheduler
 
@@ -177,6 +195,56 @@ class Daemon:
             await self._supervise(tasks, stop)
             self._ready = False
             log.info("daemon.stopped")
+
+    async def _fence_keeper(
+        self, stack: AsyncExitStack, parts: Parts, ownership: PairOwnership, prober: RegionProber
+    ) -> FenceKeeper | None:
+        """With a fence action configured: applies the fences owed to regions that come
+        back (failover/fence_keeper.py)."""
+        failover = self.config.failover
+        if failover.fence == "none" or self.watch is None:
+            return None
+        credential = build_credential(self.config.credential)
+        await stack.enter_async_context(credential)
+        regions = {r: self.config.regions[r] for r in parts.vaults}
+        action = await stack.enter_async_context(
+            open_fence(failover, regions, credential, self.config.vault.ca_file)
+        )
+        return FenceKeeper(
+            self.watch,
+            parts.control,
+            action,
+            [p.name for p in self.config.replicator.pairs],
+            region_up=lambda r: prober.health[r].up is True if r in prober.health else False,
+            leads=ownership.leads,
+            interval_seconds=failover.probe_interval_seconds,
+        )
+
+    def _auto_promoter(
+        self, parts: Parts, ownership: PairOwnership, prober: RegionProber
+    ) -> AutoPromoter:
+        """`mode = "automatic"`: this daemon promotes the pairs it leads (failover/automatic.py)."""
+        assert self.watch is not None
+        failover = self.config.failover
+
+        def lag_of(pair: str, region: str) -> Lag | None:
+            for replicator in ownership.replicators():
+                if replicator.pair.name == pair and region in replicator.targets:
+                    return Lag(replicator.lag.lag(region), replicator.lag.pending(region))
+            return None
+
+        return AutoPromoter(
+            self.watch,
+            parts.control,
+            {p.name: (p.regions, p.rpo_objective_seconds) for p in self.config.replicator.pairs},
+            lambda: prober.health,
+            lag_of,
+            ownership.leads,
+            after_seconds=failover.automatic_after_seconds,
+            interval_seconds=failover.probe_interval_seconds,
+            validity_seconds=failover.epoch_validity_seconds,
+            instance=self.config.daemon.instance_id,
+        )
 
     def _fresh_replicator(self, pair: PairSettings) -> PairReplicator:
         """A new replicator each time this daemon takes a pair; `parts.replicators` keeps

@@ -32,8 +32,10 @@ from replicator.pair import PairReplicator
 from replicator.settings import PairSettings
 from replicator.sink import version_fingerprint
 from replicator.state_seal import StateSealer
+from storage.errors import StorageError
 from storage.open import open_store
 from storage.store import BlobStore
+from storage.unreachable import UnreachableStore
 from vault.adapter import KeyVaultAdapter
 from vault.client import VaultClient
 from vault.credentials import build_credential
@@ -179,10 +181,15 @@ async def open_control_stores(
     `[storage]` (`blobs` when it is open already)."""
     settings = config.failover
     if settings.control_stores:
-        stores = [
-            await stack.enter_async_context(open_store(one, credential))
-            for one in settings.control_stores
-        ]
+        # One store that cannot be opened (its region is down) is one unreachable store
+        # of the majority, not a failed command.
+        stores: list[BlobStore] = []
+        for index, one in enumerate(settings.control_stores):
+            try:
+                stores.append(await stack.enter_async_context(open_store(one, credential)))
+            except StorageError as exc:
+                log.warning("control.store_unopened", store=index, error=str(exc))
+                stores.append(UnreachableStore(f"control store {index}", str(exc)))
     elif blobs is not None:
         stores = [blobs]
     else:

@@ -129,9 +129,11 @@ def copies_of(
         tagged = tv.tags.get(SOURCE_VERSION_TAG)
         if tv.version in source_ids:
             held[tv.version] = tv
-        elif tagged and tagged in source_ids:
+        if tagged and tagged in source_ids:
             held[tagged] = tv
-        elif tv.version in origin:
+        # One target version can be both: kvdr's copy of an old source version, and the
+        # origin of a newer one (a failback resynchronised from it).
+        if tv.version in origin:
             held[origin[tv.version]] = tv
     return held
 

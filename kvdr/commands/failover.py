@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from kvdr.commands._fence_steps import open_fencer
 from kvdr.commands._shared import (
     EXIT_FAILED,
     EXIT_OK,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from failover.control_record import ControlRecord
     from failover.control_stores import ControlStores, QuorumRead
     from failover.transition import TransitionResult
+    from kvdr.commands._fence_steps import Fencer
     from kvdr.config import KvdrConfig
     from replicator.settings import PairSettings
 
@@ -392,13 +394,21 @@ async def _switchover(
 
     doc: dict[str, Any] = {"ok": False, "pair": pair.name, "to_region": to}
     approvals = approval_check(config, break_glass)
-    async with open_control(config) as control:
+    async with open_control(config) as control, open_fencer(config, pair.regions) as fencer:
+        fenced: str | None = None
         try:
             record, _ = await current_record(control, pair.name, pair.primary.region, pair.regions)
-            health, errors = await _probe(config, sorted({record.active_region, to}))
+            active = record.active_region
+            health, errors = await _probe(config, sorted({active, to}))
             lag, why = (None, "not read: a region is not healthy")
-            if all(health.get(r) for r in (record.active_region, to)) and not approvals(record)[0]:
-                lag, why = await drain(config, pair.name, to, url, drain_timeout)
+            if all(health.get(r) for r in (active, to)) and not approvals(record)[0]:
+                # Applications stop writing to the old primary, then what they wrote
+                # before drains to REGION: loss 0 by construction.
+                if await fencer.apply(active):
+                    fenced = active if fencer.enabled else None
+                    lag, why = await drain(config, pair.name, to, url, drain_timeout)
+                else:
+                    why = f"{active} could not be fenced, so its writes would not stop"
             checks = Checks(health=health, health_errors=errors, lag=lag, lag_unknown_because=why)
             doc["checks"] = checks.to_dict()
             result = await switchover(
@@ -415,15 +425,58 @@ async def _switchover(
                 approvals=lambda r: approvals(r)[0],
                 approved_by=approvals(record)[1],
                 break_glass=break_glass,
+                fencer=fencer,
             )
         except SwitchoverRefused as exc:
-            doc.update(refused=exc.refusals, epoch=exc.record.epoch)
+            await _unfence(fencer, fenced, record)
+            doc.update(refused=exc.refusals, epoch=exc.record.epoch, fence=fencer.doc())
             return doc, EXIT_FAILED
         except (NoMajority, TransitionRefused, MalformedControlRecord, StorageError) as exc:
-            doc["error"] = str(exc)
+            await _unfence(fencer, fenced, record)
+            doc.update(error=str(exc), fence=fencer.doc())
             return doc, EXIT_FAILED
     doc["loss_items"] = 0
+    doc["fence"] = fencer.doc()
+    doc.setdefault("warnings", []).extend(fencer.warnings)
+    doc["hooks"] = await run_transition_hooks(config, result)
     return transition_doc(doc, result), EXIT_OK
+
+
+async def _unfence(fencer: Fencer, region: str | None, record: ControlRecord) -> None:
+    """A switch that did not happen leaves the old primary as it found it."""
+    from dataclasses import replace
+
+    from failover.control_record import fence_changes
+
+    if region is None:
+        return
+    fences, saved = fence_changes(record, fencer.updates)
+    await fencer.lift(region, replace(record, fences=fences, fence_saved=saved))
+
+
+async def run_transition_hooks(config: KvdrConfig, result: TransitionResult) -> list[Any]:
+    """The configured hooks, told of a committed transition; their results (a failing
+    hook never undoes it)."""
+    from failover.hooks import TransitionEvent, run_hooks
+
+    if not config.failover.hooks:
+        return []
+    record = result.finished or result.committed.record
+    entry = record.history[-1]
+    event = TransitionEvent(
+        pair=record.pair,
+        kind=entry.kind,
+        from_region=entry.from_region,
+        to_region=entry.to_region,
+        epoch=record.epoch,
+        active_vault_url=config.regions[record.active_region].url,
+        at=entry.at,
+        by=entry.by,
+        reason=entry.reason,
+        rto_seconds=round(result.rto_seconds, 3),
+        loss_items=entry.loss_items,
+    )
+    return [r.to_dict() for r in await run_hooks(config.failover.hooks, event)]
 
 
 # promote, failback, approve and check (registered on `command` when imported).

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kvdr.commands._fence_steps import Fencer, open_fencer
 from kvdr.commands._shared import (
     EXIT_FAILED,
     EXIT_OK,
@@ -36,6 +37,7 @@ from kvdr.commands.failover import (
     open_control,
     region_of,
     report,
+    run_transition_hooks,
     transition_doc,
 )
 
@@ -129,7 +131,8 @@ async def _promote(
     doc: dict[str, Any] = {"ok": False, "pair": pair.name, "to_region": to, "forced": force}
     approvals = approval_check(config, break_glass)
     initial = initial_record(pair.name, pair.primary.region, pair.regions[1:])
-    async with open_control(config) as control:
+    base = initial
+    async with open_control(config) as control, open_fencer(config, pair.regions) as fencer:
         try:
             try:
                 read = await control.read(pair.name, split_ok=True)
@@ -167,12 +170,18 @@ async def _promote(
                 highest_epoch=read.highest_epoch,
                 approved_by=approved,
                 break_glass=break_glass,
-                forced=force and read.committed is not None and not _has_majority(read),
+                forced=force and not _has_majority(read),
             )
             loss: dict[str, Any] = {}
 
             async def measure_loss() -> None:
+                # Fence what answers of the old primary (owed otherwise: the daemon
+                # fences it when it is back), and count what it lost, off the RTO.
+                await fencer.apply(active)
                 loss.update(await _loss(config, pair, active, to, lag, why))
+
+            async def lift() -> None:
+                await fencer.lift(to, record)
 
             result = await commit(
                 control,
@@ -183,7 +192,9 @@ async def _promote(
                 started=started,
                 forced=force,
                 during_wait=measure_loss,
+                after_wait=lift,
                 loss=lambda: (loss.get("loss_items"), loss.get("loss_basis")),
+                fences=lambda: dict(fencer.updates),
             )
         except NoMajority as exc:
             doc["error"] = await _lost_to(control, pair.name, base.epoch, exc)
@@ -192,6 +203,9 @@ async def _promote(
             doc["error"] = str(exc)
             return doc, EXIT_FAILED
     doc.update(loss)
+    doc["fence"] = fencer.doc()
+    doc.setdefault("warnings", []).extend(fencer.warnings)
+    doc["hooks"] = await run_transition_hooks(config, result)
     return transition_doc(doc, result), EXIT_OK
 
 
@@ -341,7 +355,7 @@ async def _failback(
     from vault.errors import VaultError
 
     doc: dict[str, Any] = {"ok": False, "pair": pair.name, "to_region": to}
-    async with open_control(config) as control:
+    async with open_control(config) as control, open_fencer(config, pair.regions) as fencer:
         try:
             read = await control.read(pair.name, split_ok=True)
             base = read.base
@@ -379,8 +393,14 @@ async def _failback(
                     for d in unresolved
                 ]
                 return doc, EXIT_FAILED
+            # From here applications stop writing to the active region; what they wrote
+            # drains to `to`, then `to` takes over.
+            if not await fencer.apply(active):
+                doc["refused"] = [f"{active} could not be fenced: {fencer.warnings[-1]}"]
+                return doc, EXIT_FAILED
             lag, why = await drain(config, pair.name, to, url, drain_timeout)
             if lag is None or not lag.caught_up:
+                await fencer.lift(active, _fenced(base, fencer))
                 doc["refused"] = [
                     f"{to} has not caught up with {active}: "
                     + (
@@ -403,6 +423,11 @@ async def _failback(
                 loss_basis=f"{to} lag 0 s and 0 pending before the switch ({lag.source}); "
                 f"{len(divergent)} divergent items kept in {to}'s history",
             )
+            record = _fenced(record, fencer)
+
+            async def lift() -> None:
+                await fencer.lift(to, record)
+
             result = await commit(
                 control,
                 read,
@@ -410,6 +435,8 @@ async def _failback(
                 record,
                 validity=config.failover.epoch_validity_seconds,
                 started=started,
+                after_wait=lift,
+                fences=lambda: dict(fencer.updates),
             )
         except (NoMajority, TransitionRefused, MalformedControlRecord, StorageError) as exc:
             doc["error"] = str(exc)
@@ -418,7 +445,20 @@ async def _failback(
             doc["error"] = f"reading the vaults for divergent writes failed: {exc}"
             return doc, EXIT_FAILED
     doc["loss_items"] = 0
+    doc["fence"] = fencer.doc()
+    doc.setdefault("warnings", []).extend(fencer.warnings)
+    doc["hooks"] = await run_transition_hooks(config, result)
     return transition_doc(doc, result), EXIT_OK
+
+
+def _fenced(record: ControlRecord, fencer: Fencer) -> ControlRecord:
+    """`record` with the fences the command applied so far."""
+    from dataclasses import replace
+
+    from failover.control_record import fence_changes
+
+    fences, saved = fence_changes(record, fencer.updates)
+    return replace(record, fences=fences, fence_saved=saved)
 
 
 @command.command("approve")

@@ -51,6 +51,7 @@ class TestProbes:
             "up": True,
             "last_check": iso(clock.now),
             "last_ok": iso(clock.now),
+            "down_since": None,
             "error": None,
         }
         assert (region_up("eastus"), region_up("westus")) == (1.0, 1.0)
@@ -99,6 +100,34 @@ class TestDownAndUp:
         assert (state.up, state.error, state.consecutive_failures) == (True, None, 0)
         assert (state.last_ok, region_up("westus")) == (clock.now, 1.0)
         assert health_events(logs) == [("region.up", "westus")]
+
+    async def test_failures_count_within_the_window_and_up_needs_m_successes(
+        self, world: World
+    ) -> None:
+        """down_after=3 within 10 s: three failures spread over more than 10 s keep the
+        region up; three within 10 s make it down (since the third). up_after=2: one
+        answered probe leaves it down, the second brings it up."""
+        clock = ManualClock()
+        prober = RegionProber(
+            world.vaults, clock=clock, failures_to_down=3, window_seconds=10, successes_to_up=2
+        )
+        await prober.probe_all()
+        state = prober.health["westus"]
+        world.emulators["westus"].stop()
+        for _ in range(3):
+            clock.advance(6.0)
+            await prober.probe_all()
+        assert state.up is True  # 3 failures, but never 3 within 10 s
+        clock.advance(2.0)
+        await prober.probe_all()  # 12 s, 18 s, 20 s: three within 10 s
+        assert (state.up, state.down_since, region_up("westus")) == (False, clock.now, 0.0)
+        world.emulators["westus"].restart()
+        clock.advance(2.0)
+        await prober.probe_all()
+        assert state.up is False and state.error is None
+        clock.advance(2.0)
+        await prober.probe_all()
+        assert (state.up, state.down_since, region_up("westus")) == (True, None, 1.0)
 
     async def test_a_vault_slower_than_the_timeout_is_down(self, make_world: WorldFactory) -> None:
         """An answer later than the probe timeout counts as a failure."""

@@ -12,7 +12,9 @@ from failover.control_record import control_blob_name
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.regions import World
-from tests.fixtures.waiting import wait_for_sync
+from tests.fixtures.waiting import wait_for, wait_for_sync
+from vault.client import VaultItems
+from vault.errors import ItemNotFound
 from vault.models import Attributes, ItemKind
 
 _SECRET = ItemKind.SECRET
@@ -48,6 +50,14 @@ def switch(config: Path, to: str, *more: str) -> subprocess.CompletedProcess[str
 def status(config: Path) -> tuple[int, dict[str, Any]]:
     result = kvdr("failover", "status", "--json", "--config", str(config))
     return result.returncode, json.loads(result.stdout)
+
+
+async def holds(vault: VaultItems, name: str, value: str) -> bool:
+    """True once `vault`'s current version of secret `name` is `value`."""
+    try:
+        return (await vault.get_secret(name)).value == value
+    except ItemNotFound:
+        return False
 
 
 def caught_up(daemon: DaemonProcess, region: str = "westus") -> bool:
@@ -182,9 +192,9 @@ class TestSwitchover:
                 "the daemon reversed the pair",
             )
             await world.vaults["westus"].set_secret("after-switch", "w1", Attributes())
-            wait_for_sync(lambda: caught_up(daemon, "eastus"), 30, "eastus caught up")
-            copied = await world.vaults["eastus"].get_secret("after-switch")
-            assert copied.value == "w1"
+            await wait_for(
+                lambda: holds(world.vaults["eastus"], "after-switch", "w1"), 30, "copy on eastus"
+            )
             # What was mirrored eastus -> westus is one value: no version copied back.
             assert len(await world.vaults["eastus"].list_versions(_SECRET, "before-switch")) == 1
 
@@ -197,8 +207,11 @@ class TestSwitchover:
                 "the daemon mirrors from eastus again",
             )
             await world.vaults["eastus"].set_secret("after-switch-back", "e2", Attributes())
-            wait_for_sync(lambda: caught_up(daemon, "westus"), 30, "westus caught up")
-            assert (await world.vaults["westus"].get_secret("after-switch-back")).value == "e2"
+            await wait_for(
+                lambda: holds(world.vaults["westus"], "after-switch-back", "e2"),
+                30,
+                "copy on westus",
+            )
             for name in ("before-switch", "after-switch"):
                 assert len(await world.vaults["westus"].list_versions(_SECRET, name)) == 1
                 assert len(await world.vaults["eastus"].list_versions(_SECRET, name)) == 1

@@ -86,7 +86,11 @@ class TestFailoverSection:
             ('\n[failover]\ncontrol_stores = "x"\n', "failover.control_stores", "array of tables"),
             ('\n[failover]\nstore_timeout = "soon"\n', "failover.store_timeout", ""),
             ("\n[failover]\nmodus = 1\n", "failover.modus", "unknown key"),
-            ('\n[failover]\nmode = "eager"\n', "failover.mode", "'eager' is not one of 'manual', 'automatic'"),
+            (
+                '\n[failover]\nmode = "eager"\n',
+                "failover.mode",
+                "'eager' is not one of 'manual', 'automatic'",
+            ),
             (
                 '\n[failover]\nepoch_check_interval = "5s"\nepoch_validity = "2s"\n',
                 "failover.epoch_validity",

@@ -1,0 +1,325 @@
+"""Failover on the local stack as a user meets it: two emulators behind the fault
+proxy, Azurite, the daemon as a process, `kvdr failover` commands as processes, the
+emulator read-only fence the stack configures.
+
+- a planned switchover under a steady write load loses no acknowledged write, the
+  daemon then mirrors the other way, and switching back works the same;
+- a promotion while the primary's link is cut reports, from the journal, the write it
+  lost; the new primary's writes reach the old one when its link returns, and the old
+  primary is fenced before kvdr writes to it; failback returns to it;
+- after a promotion, the daemon of the old epoch writes nothing more to the new
+  primary, while the control store answers slowly (latency on the storage link).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.keyvault.secrets.aio import SecretClient
+
+from chaos.faults import Faults
+from kvdr.local_stack import LocalStack, StackPorts
+from tests.e2e.stack_clients import stack_secret_client
+from tests.fixtures.daemon import DaemonProcess, free_port
+from tests.fixtures.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+PAIR = "demo"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, DaemonProcess]]:
+    ports = StackPorts(
+        eastus=free_port(),
+        westus=free_port(),
+        blob=free_port(),
+        blob_secondary=free_port(),
+        proxy_api=free_port(),
+        daemon=free_port(),
+    )
+    state = tmp_path_factory.mktemp("failover-stack") / ".kvdr"
+    local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
+    local.start()
+    config = state / "kvdr.toml"
+    local.write_config(config)
+    daemon = DaemonProcess(config, ports.daemon)
+    try:
+        daemon.start()
+        yield local, daemon
+    finally:
+        try:
+            daemon.terminate()
+        finally:
+            daemon.kill()
+            local.stop()
+
+
+@pytest.fixture
+async def faults(stack: tuple[LocalStack, DaemonProcess]) -> AsyncIterator[Faults]:
+    proxy = Faults(port=stack[0].ports.proxy_api)
+    yield proxy
+    await proxy.reset()
+
+
+def port_of(local: LocalStack, region: str) -> int:
+    return local.ports.eastus if region == "eastus" else local.ports.westus
+
+
+async def kvdr_json(local: LocalStack, daemon: DaemonProcess, *args: str) -> tuple[int, Any]:
+    """`kvdr failover ARGS --json --config <the stack's>` as a process."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "kvdr",
+        "failover",
+        *args,
+        "--json",
+        "--config",
+        str(daemon.config),
+        cwd=local.state_dir,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 180)
+    try:
+        return process.returncode or 0, json.loads(out)
+    except ValueError:
+        raise AssertionError(out.decode() + err.decode()) from None
+
+
+def emulator_api(local: LocalStack, region: str, path: str) -> Any:
+    """GET the emulator's own API through the proxy link (loopback)."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(local.state_dir / "vaults" / "ca-bundle.pem"))
+    url = f"https://127.0.0.1:{port_of(local, region)}/_emulator/{path}"
+    with urllib.request.urlopen(url, context=context, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def pair_doc(daemon: DaemonProcess) -> dict[str, Any]:
+    pairs = daemon.status()["pairs"]
+    return pairs[0] if pairs else {}
+
+
+def source_is(daemon: DaemonProcess, region: str) -> bool:
+    doc = pair_doc(daemon)
+    return (
+        bool(doc)
+        and doc.get("primary") == region
+        and doc.get("control", {}).get("active_region") == region
+    )
+
+
+async def holds(client: SecretClient, name: str, value: str) -> bool:
+    try:
+        return (await client.get_secret(name)).value == value
+    except HttpResponseError:
+        return False
+
+
+@dataclass
+class WriteLoad:
+    """Writes a new secret to the active region every `interval` s and keeps a ledger
+    of the acknowledged ones; a refused write (the fence) is retried on whatever region
+    is active by then."""
+
+    local: LocalStack
+    prefix: str
+    active: str = "eastus"
+    interval: float = 0.05
+    ledger: list[tuple[str, str, str]] = field(default_factory=list)
+    refused: int = 0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        clients = {
+            r: stack_secret_client(self.local.state_dir, port_of(self.local, r))
+            for r in ("eastus", "westus")
+        }
+        try:
+            n = 0
+            while not self.stop.is_set():
+                name, value = f"{self.prefix}-{n}", f"value-{n}"
+                region = self.active
+                try:
+                    await clients[region].set_secret(name, value)
+                except HttpResponseError:
+                    self.refused += 1
+                    await asyncio.sleep(self.interval)
+                    continue
+                self.ledger.append((name, value, region))
+                n += 1
+                await asyncio.sleep(self.interval)
+        finally:
+            for client in clients.values():
+                await client.close()
+
+
+async def assert_all_present(local: LocalStack, load: WriteLoad, region: str) -> None:
+    async with stack_secret_client(local.state_dir, port_of(local, region)) as client:
+        for name, value, _ in load.ledger:
+
+            async def present(name: str = name, value: str = value) -> bool:
+                return await holds(client, name, value)
+
+            await wait_for(present, 60, f"{name} on {region}")
+
+
+class TestSwitchoverOnTheStack:
+    async def test_switchover_under_load_loses_nothing_and_back(
+        self, stack: tuple[LocalStack, DaemonProcess]
+    ) -> None:
+        local, daemon = stack
+        await wait_for(lambda: pair_doc(daemon).get("last_reconcile"), 90, "the first pass")
+        load = WriteLoad(local, "switch-load")
+        writer = asyncio.create_task(load.run())
+        try:
+            await asyncio.sleep(1.0)
+            code, doc = await kvdr_json(
+                local, daemon, "switchover", "--pair", PAIR, "--to", "westus", "--yes"
+            )
+            assert code == 0, doc
+            load.active = "westus"
+            assert doc["fence"]["action"] == "emulator-readonly" and doc["loss_items"] == 0
+            assert doc["fences"]["eastus"] == "applied"
+            await wait_for(lambda: source_is(daemon, "westus"), 20, "the daemon reversed")
+            await asyncio.sleep(1.0)
+        finally:
+            load.stop.set()
+            await writer
+        before = [w for w in load.ledger if w[2] == "eastus"]
+        after = [w for w in load.ledger if w[2] == "westus"]
+        assert before and after, load.ledger
+        # Every acknowledged write is on the new primary, and mirrored back to eastus.
+        await assert_all_present(local, load, "westus")
+        await assert_all_present(local, load, "eastus")
+        # Applications cannot write to the fenced old primary; kvdr is exempt.
+        fence = emulator_api(local, "eastus", "read-only")
+        assert fence["read_only"] is True and fence["exempt_principals"] == ["kvdr-local"]
+        assert emulator_api(local, "westus", "read-only")["read_only"] is False
+
+        # And back, the same way.
+        back = WriteLoad(local, "switch-back-load", active="westus")
+        writer = asyncio.create_task(back.run())
+        try:
+            await asyncio.sleep(1.0)
+            code, doc = await kvdr_json(
+                local, daemon, "switchover", "--pair", PAIR, "--to", "eastus", "--yes"
+            )
+            assert code == 0, doc
+            back.active = "eastus"
+            assert doc["epoch"] == 2 and doc["fences"] == {"eastus": "none", "westus": "applied"}
+            await wait_for(lambda: source_is(daemon, "eastus"), 20, "eastus is the source")
+            await asyncio.sleep(1.0)
+        finally:
+            back.stop.set()
+            await writer
+        await assert_all_present(local, back, "eastus")
+        await assert_all_present(local, back, "westus")
+        assert emulator_api(local, "eastus", "read-only")["read_only"] is False
+
+
+class TestPromoteOnTheStack:
+    async def test_promote_with_the_primary_cut_off_then_failback(
+        self, stack: tuple[LocalStack, DaemonProcess], faults: Faults
+    ) -> None:
+        local, daemon = stack
+        await wait_for(lambda: source_is(daemon, "eastus"), 60, "eastus active")
+        async with stack_secret_client(local.state_dir, local.ports.eastus) as eastus:
+            async with faults.down("westus-vault"):
+                await eastus.set_secret("never-mirrored", "lost-value")
+                # The journal records it (storage answers) though westus cannot get it.
+                await wait_for(
+                    lambda: (
+                        any(
+                            j["buffered"] == 0 and j["durable_sequence"] > 0
+                            for j in daemon.status()["journal"]
+                        )
+                        and pair_doc(daemon)["targets"][0]["pending"] > 0
+                    ),
+                    30,
+                    "the write journaled and pending for westus",
+                )
+                await faults.set_down("eastus-vault")
+            started = time.monotonic()
+            code, doc = await kvdr_json(
+                local, daemon, "promote", "--pair", PAIR, "--to", "westus", "--yes"
+            )
+            took = time.monotonic() - started
+            assert code == 0, doc
+            assert doc["state"] == "failed-over" and doc["fences"]["eastus"] == "required"
+            assert doc["rto_seconds"] <= took
+            lost = {(item["kind"], item["name"]) for item in doc["lost"]}
+            assert ("secret", "never-mirrored") in lost and doc["loss_items"] == len(lost)
+            assert "journal" in doc["loss_basis"]
+            await wait_for(lambda: source_is(daemon, "westus"), 20, "the daemon reversed")
+            async with stack_secret_client(local.state_dir, local.ports.westus) as westus:
+                await westus.set_secret("written-after-promote", "w")
+                await faults.set_up("eastus-vault")
+                # Back: fenced by the daemon first, then it receives westus's writes.
+                await wait_for(
+                    lambda: emulator_api(local, "eastus", "read-only")["read_only"], 30, "fence"
+                )
+                await wait_for(lambda: holds(eastus, "written-after-promote", "w"), 60, "copy")
+                with pytest.raises(HttpResponseError) as refused:
+                    await eastus.set_secret("app-on-fenced", "x")
+                assert refused.value.status_code == 403
+                control = pair_doc(daemon)["control"]
+                assert control["fences"]["eastus"] == "applied"
+
+            code, back = await kvdr_json(local, daemon, "failback", "--pair", PAIR, "--yes")
+            assert code == 0, back
+            assert (back["to_region"], back["state"]) == ("eastus", "normal")
+            # The lost write stayed on eastus and is mirrored to westus again.
+            await wait_for(lambda: source_is(daemon, "eastus"), 20, "eastus is the source")
+            async with stack_secret_client(local.state_dir, local.ports.westus) as westus:
+                await wait_for(
+                    lambda: holds(westus, "never-mirrored", "lost-value"), 60, "the lost write"
+                )
+            assert emulator_api(local, "eastus", "read-only")["read_only"] is False
+            assert emulator_api(local, "westus", "read-only")["read_only"] is True
+
+
+class TestOldEpochWritesNothing:
+    async def test_no_write_from_the_old_direction_after_the_switch(
+        self, stack: tuple[LocalStack, DaemonProcess], faults: Faults
+    ) -> None:
+        """800 ms of latency on the storage link (the daemon reads the control record
+        slowly) and a write load on eastus: after a forced promotion of westus
+        returns, westus receives no more writes from the daemon's old direction."""
+        local, daemon = stack
+        await wait_for(lambda: source_is(daemon, "eastus"), 60, "eastus active")
+        load = WriteLoad(local, "old-epoch-load")
+        writer = asyncio.create_task(load.run())
+        try:
+            async with faults.toxic("blob", "latency", attributes={"latency": 800}):
+                await asyncio.sleep(2.0)
+                code, doc = await kvdr_json(
+                    local, daemon, "promote", "--pair", PAIR, "--to", "westus", "--yes", "--force"
+                )
+                assert code == 0, doc
+                stats = emulator_api(local, "westus", "stats")
+                writes_then = stats["by_op"].get("SetSecret", {}).get("200", 0)
+                await asyncio.sleep(4.0)
+                stats = emulator_api(local, "westus", "stats")
+                writes_later = stats["by_op"].get("SetSecret", {}).get("200", 0)
+        finally:
+            load.stop.set()
+            await writer
+        assert writes_later == writes_then, (writes_then, writes_later)
+        assert load.refused > 0  # eastus fenced: the load's later writes were refused
+        await wait_for(lambda: source_is(daemon, "westus"), 20, "the daemon reversed")
+        # Leave eastus active for whatever runs next.
+        code, back = await kvdr_json(local, daemon, "failback", "--pair", PAIR, "--yes")
+        assert code == 0, back

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaos.drill import DrillResult
+from chaos.journal import DrillResult
 
 
 def _iso(ts: float | None) -> str | None:

@@ -17,7 +17,7 @@ import click
 from kvdr.commands._shared import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit_json, fail
 
 if TYPE_CHECKING:
-    from chaos.drill import DrillResult
+    from chaos.journal import DrillResult
     from chaos.scenario import Scenario, ScenarioError
 
 ENVIRONMENTS = ("drill", "staging", "production")

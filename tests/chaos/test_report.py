@@ -12,8 +12,8 @@ from typing import Any, cast
 
 import pytest
 
-from chaos.drill import DrillResult, Event
 from chaos.faults import Faults
+from chaos.journal import DrillResult, Event
 from chaos.ledger import LedgerEntry, WriteAttempt
 from chaos.measure import Loss, Recovery
 from chaos.report import render_svg, report_document, write_reports

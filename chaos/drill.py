@@ -666,12 +666,20 @@ class Drill:
                     out.append(f"toxic {toxic.name} ({toxic.type}) on link {name}")
         except ChaosError as exc:
             out.append(f"the fault proxy could not be checked: {exc}")
+        owed = await self._record_fences()
         for region, emulator in self.target.emulators.items():
             try:
                 if (await emulator.faults()).get("active"):
                     out.append(f"emulator fault on {region}")
-                if (await emulator.read_only()).get("read_only"):
-                    out.append(f"{region} is read-only (fenced)")
+                fenced = (await emulator.read_only()).get("read_only")
+                if fenced and region in owed:
+                    # The failover's own fence of a standby region (the control record
+                    # holds it; a switch back keeps the old active fenced): not the drill's.
+                    self.event("fence_kept", region=region, by="control record", state=owed[region])
+                elif fenced:
+                    out.append(
+                        f"{region} is read-only (fenced) and the control record owes no fence"
+                    )
             except ChaosError as exc:
                 out.append(f"emulator {region} could not be checked: {exc}")
         if self.active_region != self.target.primary:
@@ -685,6 +693,27 @@ class Drill:
             if not process.running:
                 out.append(f"{region}'s vault process is not running")
         return out
+
+    async def _record_fences(self) -> dict[str, str]:
+        """Regions the control record fences (`required` / `applied`) other than the
+        active one, from `kvdr failover status`; empty when it cannot be read."""
+        try:
+            code, doc = await self.target.cli(
+                ["failover", "status", "--pair", self.target.pair, "--json"]
+            )
+        except OSError:
+            return {}
+        if code != 0:
+            return {}
+        for pair in doc.get("pairs", []):
+            if pair.get("pair") != self.target.pair:
+                continue
+            active = pair.get("active_region")
+            fences = pair.get("fences") or {}
+            return {
+                r: str(f) for r, f in fences.items() if f in ("required", "applied") and r != active
+            }
+        return {}
 
     async def run(self) -> DrillResult:
         result = self.result

@@ -1,4 +1,5 @@
-"""The emulator's own API under `/_emulator/`: health, read-only fence, clock, stats, tokens.
+"""The emulator's own API under `/_emulator/`: health, read-only fence, drill faults, clock,
+stats, tokens.
 
 Loopback only and outside vault authentication: it is how tests, drills and `kvdr up`
 steer the emulator, not part of Key Vault's API.
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from emulator.auth import identity_token_handler
 from emulator.errors import KeyVaultError, bad_parameter
+from emulator.faults import VaultFaults, parse_faults
 from emulator.objects import read_json
 from emulator.state import STATE_KEY, ReadOnlyMode, VaultState
 
@@ -40,6 +42,7 @@ async def health(request: web.Request) -> web.Response:
             "vault_time": state.clock.now(),
             "clock_offset_seconds": state.clock.offset_seconds,
             "read_only": state.read_only.read_only,
+            "faults": state.faults.active,
         }
     )
 
@@ -61,6 +64,30 @@ async def put_read_only(request: web.Request) -> web.Response:
         raise bad_parameter("exempt_principals must be a list of principal ids.")
     state.set_read_only(ReadOnlyMode(flag, frozenset(exempt)))
     return web.json_response(state.read_only.to_json())
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    """GET /_emulator/faults: the drill faults now on this vault."""
+    return web.json_response(_state(request).faults.to_json())
+
+
+async def put_faults(request: web.Request) -> web.Response:
+    """PUT /_emulator/faults {"errors": {"status": 429|503, "share": 0..1,
+    "retry_after_seconds": N}, "deny": "*" | [principal, ...]}: replaces the faults."""
+    state = _state(request)
+    body = await read_json(request)
+    try:
+        state.faults = parse_faults(body)
+    except ValueError as exc:
+        raise bad_parameter(str(exc)) from exc
+    return web.json_response(state.faults.to_json())
+
+
+async def delete_faults(request: web.Request) -> web.Response:
+    """DELETE /_emulator/faults: every drill fault cleared."""
+    state = _state(request)
+    state.faults = VaultFaults()
+    return web.json_response(state.faults.to_json())
 
 
 async def get_clock(request: web.Request) -> web.Response:
@@ -113,6 +140,9 @@ def routes(state: VaultState) -> list[web.RouteDef]:
         web.get(f"{PREFIX}/health", health, name="_emulator.health"),
         web.get(f"{PREFIX}/read-only", get_read_only, name="_emulator.get_read_only"),
         web.put(f"{PREFIX}/read-only", put_read_only, name="_emulator.put_read_only"),
+        web.get(f"{PREFIX}/faults", get_faults, name="_emulator.get_faults"),
+        web.put(f"{PREFIX}/faults", put_faults, name="_emulator.put_faults"),
+        web.delete(f"{PREFIX}/faults", delete_faults, name="_emulator.delete_faults"),
         web.get(f"{PREFIX}/clock", get_clock, name="_emulator.get_clock"),
         web.put(f"{PREFIX}/clock", put_clock, name="_emulator.put_clock"),
         web.get(f"{PREFIX}/stats", get_stats, name="_emulator.get_stats"),

@@ -2,10 +2,11 @@
 
 Request path through the middlewares (outermost first):
     stats + latency -> Key Vault error bodies -> bearer challenge -> network rules
-    (firewall) -> api-version, throttle, read-only fence -> the kind module's handler.
+    (firewall) -> api-version, drill faults, throttle, read-only fence -> the kind
+    module's handler.
 
 The management plane (`/subscriptions/...`, emulator/arm.py) passes the bearer challenge
-only: no stats, latency, firewall, throttle or read-only fence.
+only: no stats, latency, firewall, drill faults, throttle or read-only fence.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ async def vault_rules_middleware(request: web.Request, handler: Handler) -> web.
             f"latest supported version ({LATEST_API_VERSION})."
         )
     op = _op(request)
+    if state.faults.active:
+        state.faults.check(request_principal(request), op)
     state.throttle.charge_op(op)
     fence = state.read_only
     if fence.read_only and _is_write(request):

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from emulator.clock import Clock
 from emulator.events import EventPublisher
+from emulator.faults import VaultFaults
 from emulator.network_rules import NetworkAcls
 from emulator.settings import EmulatorSettings
 from emulator.stats import RequestStats
@@ -42,6 +43,8 @@ class VaultState:
     identity_header: str
     stats: RequestStats = field(default_factory=RequestStats)
     read_only: ReadOnlyMode = field(default_factory=ReadOnlyMode)
+    # Drill faults (429/503 on a share, deny access); in memory only, never persisted.
+    faults: VaultFaults = field(default_factory=VaultFaults)
     # The vault's network rules (set through the management plane, emulator/arm.py).
     network_acls: NetworkAcls = field(default_factory=NetworkAcls)
     # Set once the port is bound (with --port 0 only then is it known).

@@ -15,6 +15,7 @@ from backups.settings import BackupSettings
 from failover.settings import FailoverSettings
 from kvdr._config_backups import read_backups
 from kvdr._config_daemon import DaemonSettings, read_daemon
+from kvdr._config_drills import DrillSchedule, read_drills, read_environment
 from kvdr._config_env import apply_env_overrides
 from kvdr._config_failover import check_fence_regions, read_failover
 from kvdr._config_fields import Problem, Problems, suggest
@@ -88,6 +89,10 @@ class KvdrConfig:
     backups: BackupSettings | None = None
     # `[failover]`: where the control records live (default: in [storage]).
     failover: FailoverSettings = field(default_factory=FailoverSettings)
+    # `environment`: drill | staging | production (None: not marked; drills refuse it).
+    environment: str | None = None
+    # `[[drills]]`: drills the daemon runs on a schedule.
+    drills: tuple[DrillSchedule, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """What the configuration sets up, safe to print (no secret, no connection string)."""
@@ -188,6 +193,8 @@ SECTIONS = (
     "pairs",
     "backups",
     "failover",
+    "environment",
+    "drills",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
@@ -240,6 +247,8 @@ def _load_text(
     failover = guarded("failover", lambda: read_failover(doc.get("failover"), env, problems))
     if failover is not None and pairs is not None:
         check_fence_regions(failover, pairs, problems)
+    environment = read_environment(doc.get("environment"), problems)
+    drills = read_drills(doc.get("drills"), problems)
 
     lines = locate_keys(text)
     issues = [_issue(file, problem, lines, origins) for problem in problems.items]
@@ -266,6 +275,8 @@ def _load_text(
         warnings=tuple(issues),
         backups=backups,
         failover=failover or FailoverSettings(),
+        environment=environment,
+        drills=drills,
     )
     return config, issues
 

@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "snapshot": "kvdr.commands.snapshot:command",
     "restore": "kvdr.commands.restore:command",
     "failover": "kvdr.commands.failover:command",
+    "drill": "kvdr.commands.drill:command",
 }
 
 

@@ -36,6 +36,7 @@ from vault.credentials import build_credential
 
 if TYPE_CHECKING:
     from kvdr.config import KvdrConfig
+    from kvdr.drill_schedule import DrillScheduler
 
 log = structlog.get_logger("kvdr.daemon")
 
@@ -48,6 +49,8 @@ class Daemon:
         self.parts: Parts | None = None
         self.prober: RegionProber | None = None
         self.ownership: PairOwnership | None = None
+        # `[[drills]]` on their schedules (None without any).
+        self.drills: DrillScheduler | None = None
         # The control records as this daemon reads them: the direction of each pair
         # and the fence on every write (failover/epoch_watch.py).
         self.watch: EpochWatch | None = None
@@ -95,6 +98,8 @@ class Daemon:
             "journal_health": (
                 self.parts.journal.health.as_dict() if self.parts and self.parts.journal else None
             ),
+            # The last scheduled drill of each scenario: verdict and where its report is.
+            "drills": list(self.drills.last.values()) if self.drills else [],
         }
 
     def _pair_status(self) -> list[dict[str, Any]]:
@@ -174,6 +179,15 @@ class Daemon:
             if failover.mode == "automatic":
                 promoter = self._auto_promoter(parts, ownership, prober)
                 tasks.append(asyncio.create_task(promoter.run(stop), name="automatic-failover"))
+            if self.config.drills:
+                from kvdr.drill_schedule import DrillScheduler
+
+                self.drills = DrillScheduler(
+                    self.config.drills,
+                    self.config.source.resolve(),
+                    settings.state_dir.resolve() / "drills",
+                )
+                tasks.append(asyncio.create_task(self.drills.run(stop), name="drills"))
             if parts.journal is not None:
                 # Flushes, snapshots and retention; its final flush runs when the stack
                 # closes the journal, after the pairs have drained.

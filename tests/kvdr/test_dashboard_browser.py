@@ -160,3 +160,58 @@ class TestDashboardInBrowser:
             daemon.terminate()
         assert 'data-region="eastus"' in dom and 'data-pair="app"' in dom
         assert token not in daemon.logs()
+
+
+class TestLastDrillInBrowser:
+    def test_last_drill_per_pair_is_shown(self, tmp_path: Path) -> None:
+        """The page lists /status's `drills` (the daemon's last scheduled drill per
+        scenario and pair) with its verdict. The status document is served as a file
+        here: the scheduler that fills it is tested in tests/kvdr/test_drill_schedule.py."""
+        import http.server
+        import json
+        import threading
+
+        from kvdr import web
+
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / "index.html").write_bytes(
+            (Path(web.__file__).parent / "dashboard.html").read_bytes()
+        )
+        (site / "status").write_text(
+            json.dumps(
+                {
+                    "instance": "drill-test",
+                    "regions": [],
+                    "pairs": [],
+                    "drills": [
+                        {
+                            "scenario": "flaky-primary",
+                            "pair": "demo",
+                            "verdict": "fail",
+                            "ended_at": "2026-01-05T03:00:30+00:00",
+                            "report": "/var/lib/kvdr/drills/flaky-primary/20260105T030000Z",
+                        }
+                    ],
+                }
+            )
+        )
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                super().__init__(*args, directory=str(site), **kwargs)  # type: ignore[arg-type]
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/"
+            dom = browse(url, tmp_path / "profile", "--dump-dom")
+        finally:
+            server.shutdown()
+        row = re.search(r'<tr data-pair="demo" data-scenario="flaky-primary">(.*?)</tr>', dom)
+        assert row is not None, dom[-3000:]
+        assert '<td class="bad">fail</td>' in row.group(1)

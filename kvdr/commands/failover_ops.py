@@ -148,7 +148,10 @@ async def _promote(
             base = read.base or initial
             active = base.active_region
             health, errors = await _probe(config, sorted({active, to}))
-            refusals = promote_refusals(active, to, health, errors)
+            refusals = [
+                _named(r, base) if r.startswith(f"{to} is already") else r
+                for r in promote_refusals(active, to, health, errors)
+            ]
             if force:
                 answered = [r for r in refusals if "answers: use" in r]
                 for why in answered:
@@ -225,6 +228,14 @@ async def _lost_to(control: Any, pair: str, epoch: int, exc: Exception) -> str:
         f"another {entry.kind} won: epoch {won.epoch} made {won.active_region} active "
         f"({entry.by} at {entry.at}); nothing was changed by this one ({exc})"
     )
+
+
+def _named(refusal: str, record: ControlRecord) -> str:
+    """ "already active" with the transition that made it so."""
+    if not record.history:
+        return refusal
+    entry = record.history[-1]
+    return f"{refusal} (epoch {record.epoch}, {entry.kind} by {entry.by} at {entry.at})"
 
 
 def _has_majority(read: Any) -> bool:

@@ -123,12 +123,6 @@ class TestBuiltinScenarios:
         doc = run_builtin("planned-switchover", tmp_path, 0.5)
         assert doc["rpo"][0]["items"] == 0
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="after the promotion the reversed replicator refuses the items the "
-        "application wrote on the old primary (mirror.conflict: 'a latest version that "
-        "kvdr did not write'), so writes made on westus never reach eastus",
-    )
     def test_region_outage_promote_and_failback(self, tmp_path: Path) -> None:
         """The primary's vault gone: promote westus, measure the loss, fail back; every
         acknowledged write is on eastus afterwards or was declared lost."""

@@ -15,22 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.keyvault.secrets.aio import SecretClient
 
 from chaos.faults import Faults
 from kvdr.local_stack import LocalStack, StackPorts
 from tests.e2e.stack_clients import stack_secret_client
 from tests.fixtures.daemon import DaemonProcess, free_port
+from tests.fixtures.stack_failover import (
+    WriteLoad,
+    assert_all_present,
+    emulator_api,
+    holds,
+    kvdr_json,
+    pair_doc,
+    source_is,
+)
 from tests.fixtures.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,111 +73,6 @@ async def faults(stack: tuple[LocalStack, DaemonProcess]) -> AsyncIterator[Fault
     proxy = Faults(port=stack[0].ports.proxy_api)
     yield proxy
     await proxy.reset()
-
-
-def port_of(local: LocalStack, region: str) -> int:
-    return local.ports.eastus if region == "eastus" else local.ports.westus
-
-
-async def kvdr_json(local: LocalStack, daemon: DaemonProcess, *args: str) -> tuple[int, Any]:
-    """`kvdr failover ARGS --json --config <the stack's>` as a process."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kvdr",
-        "failover",
-        *args,
-        "--json",
-        "--config",
-        str(daemon.config),
-        cwd=local.state_dir,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 180)
-    try:
-        return process.returncode or 0, json.loads(out)
-    except ValueError:
-        raise AssertionError(out.decode() + err.decode()) from None
-
-
-def emulator_api(local: LocalStack, region: str, path: str) -> Any:
-    """GET the emulator's own API through the proxy link (loopback)."""
-    import ssl
-
-    context = ssl.create_default_context(cafile=str(local.state_dir / "vaults" / "ca-bundle.pem"))
-    url = f"https://127.0.0.1:{port_of(local, region)}/_emulator/{path}"
-    with urllib.request.urlopen(url, context=context, timeout=10) as answer:
-        return json.loads(answer.read())
-
-
-def pair_doc(daemon: DaemonProcess) -> dict[str, Any]:
-    pairs = daemon.status()["pairs"]
-    return pairs[0] if pairs else {}
-
-
-def source_is(daemon: DaemonProcess, region: str) -> bool:
-    doc = pair_doc(daemon)
-    return (
-        bool(doc)
-        and doc.get("primary") == region
-        and doc.get("control", {}).get("active_region") == region
-    )
-
-
-async def holds(client: SecretClient, name: str, value: str) -> bool:
-    try:
-        return (await client.get_secret(name)).value == value
-    except HttpResponseError:
-        return False
-
-
-@dataclass
-class WriteLoad:
-    """Writes a new secret to the active region every `interval` s and keeps a ledger
-    of the acknowledged ones; a refused write (the fence) is retried on whatever region
-    is active by then."""
-
-    local: LocalStack
-    prefix: str
-    active: str = "eastus"
-    interval: float = 0.05
-    ledger: list[tuple[str, str, str]] = field(default_factory=list)
-    refused: int = 0
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self) -> None:
-        clients = {
-            r: stack_secret_client(self.local.state_dir, port_of(self.local, r))
-            for r in ("eastus", "westus")
-        }
-        try:
-            n = 0
-            while not self.stop.is_set():
-                name, value = f"{self.prefix}-{n}", f"value-{n}"
-                region = self.active
-                try:
-                    await clients[region].set_secret(name, value)
-                except HttpResponseError:
-                    self.refused += 1
-                    await asyncio.sleep(self.interval)
-                    continue
-                self.ledger.append((name, value, region))
-                n += 1
-                await asyncio.sleep(self.interval)
-        finally:
-            for client in clients.values():
-                await client.close()
-
-
-async def assert_all_present(local: LocalStack, load: WriteLoad, region: str) -> None:
-    async with stack_secret_client(local.state_dir, port_of(local, region)) as client:
-        for name, value, _ in load.ledger:
-
-            async def present(name: str = name, value: str = value) -> bool:
-                return await holds(client, name, value)
-
-            await wait_for(present, 60, f"{name} on {region}")
 
 
 class TestSwitchoverOnTheStack:

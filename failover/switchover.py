@@ -31,8 +31,9 @@ class LagReading:
     lag_seconds: float
     pending: int
     source: str
-    # Listings of the primary the daemon had compared when this was read.
+    # Listings of the primary the daemon had compared, and begun, when this was read.
     passes: int = 0
+    passes_begun: int = 0
     # Set when no listing that began after the fence was compared yet: lag 0 then
     # proves nothing about the last writes before it.
     unproven: bool = False

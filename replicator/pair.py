@@ -139,6 +139,8 @@ class PairReplicator:
         # once what it found is either applied or pending: a switchover's drain waits
         # for one that began after the fence.
         self.passes = 0
+        # Listings begun (a pass in progress has begun but is not counted in `passes`).
+        self.passes_begun = 0
         self._rpo_alarm = RpoAlarm(pair)
         # Why the pair does not run: configuration errors found at start (check_start).
         self.refused: str | None = None
@@ -318,6 +320,7 @@ class PairReplicator:
 
     async def poll(self) -> SyncReport:
         """Compare the primary's listing with the checkpoints; sync what differs."""
+        self.passes_begun += 1
         listing = await self._source_listing()
         self.last_poll = self._clock()
         work: dict[ItemRef, list[str]] = {}
@@ -338,6 +341,7 @@ class PairReplicator:
         replicator/target_listing.py), the rest is compared version by version. The first
         pass of this replicator, and one every `deep_reconcile_interval`, is deep: every
         item is compared version by version on every target."""
+        self.passes_begun += 1
         listing = await self._source_listing()
         now = self._clock()
         for region, state in self.targets.items():
@@ -469,6 +473,7 @@ class PairReplicator:
             last_reconcile=self.last_reconcile,
             last_poll=self.last_poll,
             passes=self.passes,
+            passes_begun=self.passes_begun,
             source_error=self.source_error,
             refused=self.refused,
             sink_errors=self.sink_errors,

@@ -92,6 +92,7 @@ def pair_status(
     last_poll: float | None,
     source_error: str | None,
     passes: int = 0,
+    passes_begun: int = 0,
     refused: str | None,
     sink_errors: Mapping[str, str],
     clock: Callable[[], float],
@@ -109,6 +110,7 @@ def pair_status(
         "last_reconcile": iso(last_reconcile),
         "last_poll": iso(last_poll),
         "passes": passes,
+        "passes_begun": passes_begun,
         "source_error": source_error,
         "refused": refused,
         "journal_errors": [
@@ -134,6 +136,7 @@ def pair_shell(pair: PairSettings) -> dict[str, Any]:
         "last_reconcile": None,
         "last_poll": None,
         "passes": None,
+        "passes_begun": None,
         "source_error": None,
         "refused": None,
         "journal_errors": [],

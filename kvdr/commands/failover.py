@@ -203,7 +203,9 @@ def _lag(config: KvdrConfig, pair: str, to: str, url: str | None) -> tuple[Any, 
                     owner = p.get("owner") or "another daemon"
                     return None, f"the daemon at {where} does not run the pair ({owner} does)"
                 passes = int(p.get("passes") or 0)
-                return LagReading(float(lag), int(pending), f"daemon {where}", passes), ""
+                begun = int(p.get("passes_begun") or passes)
+                source = f"daemon {where}"
+                return LagReading(float(lag), int(pending), source, passes, begun), ""
         return None, f"{to} is not a target of pair {pair} at the daemon {where}"
     return None, f"the daemon at {where} does not know pair {pair}"
 
@@ -273,8 +275,9 @@ async def drain(
 
     Lag 0 proves only what the daemon has seen. A write acknowledged just before the
     fence may not be in any listing yet, so the drain also waits for the daemon to
-    compare a listing that began after the first reading (which came after the fence):
-    two more passes than that reading counted. No clocks of two hosts are compared."""
+    finish a listing that began after the first reading (which came after the fence):
+    one more than the passes begun at that reading. No clocks of two hosts are
+    compared."""
     from dataclasses import replace
 
     deadline = time.monotonic() + seconds
@@ -282,8 +285,8 @@ async def drain(
     while True:
         lag, why = await asyncio.to_thread(_lag, config, pair, to, url)
         if lag is not None and first is None:
-            first = lag.passes
-        fresh = lag is not None and first is not None and lag.passes >= first + 2
+            first = lag.passes_begun
+        fresh = lag is not None and first is not None and lag.passes >= first + 1
         if lag is None or (lag.caught_up and fresh):
             return lag, why
         if time.monotonic() >= deadline:

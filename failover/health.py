@@ -68,6 +68,7 @@ class RegionProber:
         clock: Callable[[], float] = time.time,
         window_seconds: float | None = None,
         successes_to_up: int = 1,
+        canary_secret: str | None = None,
     ) -> None:
         self._vaults = dict(vaults)
         self._interval = interval_seconds
@@ -76,6 +77,9 @@ class RegionProber:
         # Failures count within this window (None: in a row, however long ago).
         self._window = window_seconds
         self._successes_to_up = successes_to_up
+        # Read by every probe when set: a vault that lists but cannot serve a value
+        # (its HSM or storage failing) is not up.
+        self._canary = canary_secret
         self._clock = clock
         self._failures: dict[str, list[float]] = {r: [] for r in vaults}
         self._successes: dict[str, int] = {r: 0 for r in vaults}
@@ -88,7 +92,10 @@ class RegionProber:
         state = self.health[region]
         try:
             async with asyncio.timeout(self._timeout):
-                await self._vaults[region].probe()
+                if self._canary is None:
+                    await self._vaults[region].probe()
+                else:
+                    await self._vaults[region].get_secret(self._canary)
         except (VaultError, TimeoutError) as exc:
             now = self._clock()
             state.consecutive_failures += 1

@@ -42,10 +42,8 @@ class FailoverSettings:
     down_after: int = 3
     down_window_seconds: float = 10.0
     up_after: int = 2
-    # A canary secret read by every probe (absent: any authenticated listing); with
-    # `canary_write`, written too where kvdr may write (never on the active region).
+    # A canary secret every probe reads (absent: one authenticated listing page).
     canary_secret: str | None = None
-    canary_write: bool = False
     # How a region that is not active is fenced (failover/fencing.py): "none",
     # "emulator-readonly" or "azure-network-deny"; and kvdr's own addresses, which the
     # network fence keeps allowed and `check` looks for in a secondary's rules.

@@ -25,7 +25,7 @@ from failover.settings import FENCE_KINDS, MODES, FailoverSettings
 from kvdr._config_fields import Invalid, Problems, choice, integer, text, text_list
 from kvdr._config_hooks import hook_tables, read_hooks
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, Duration, Flag, Section, Text, read_section, setting
+from kvdr._config_model import Check, Duration, Section, Text, read_section, setting
 from kvdr._config_storage import read_storage
 from replicator.settings import PairSettings
 from storage.settings import StorageSettings
@@ -120,11 +120,9 @@ class FailoverSection(Section):
         FailoverSettings.up_after, "successful probes in a row that make a down region up"
     )
     canary_secret: Text | None = setting(
-        None, "a secret every probe reads (absent: a listing proves the vault answers)"
-    )
-    canary_write: Flag = setting(
-        FailoverSettings.canary_write,
-        "probes also write the canary secret, on regions that are not active",
+        None,
+        "a secret every probe reads, proving the data plane serves values (absent: one "
+        "listing page proves the vault answers)",
     )
     control_stores: Annotated[list[Any], Check(_tables, "array of tables")] = []
     fence: Annotated[str, Check(choice(FENCE_KINDS), "string")] = setting(
@@ -163,7 +161,6 @@ _PLAIN = (
     "down_window_seconds",
     "up_after",
     "canary_secret",
-    "canary_write",
     "fence",
     "fence_allow_ips",
     "management_url",

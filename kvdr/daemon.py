@@ -157,6 +157,7 @@ class Daemon:
                 failures_to_down=failover.down_after,
                 window_seconds=failover.down_window_seconds,
                 successes_to_up=failover.up_after,
+                canary_secret=failover.canary_secret,
             )
             keeper = await self._fence_keeper(stack, parts, ownership, prober)
             # The first round of leases before ready: a lone daemon runs every pair at once.

@@ -15,6 +15,7 @@ from failover.health import RegionProber
 from tests.fixtures.clock import ManualClock
 from tests.fixtures.regions import World, WorldFactory
 from tests.fixtures.waiting import wait_for
+from vault.models import Attributes
 
 
 def region_up(region: str) -> float | None:
@@ -137,6 +138,22 @@ class TestDownAndUp:
         state = prober.health["westus"]
         assert (state.up, state.error) == (False, "TimeoutError")
         assert prober.health["eastus"].up is True
+
+
+class TestCanary:
+    async def test_a_canary_secret_is_read_and_a_missing_one_fails(self, world: World) -> None:
+        """With a canary, each probe is one GetSecret of it: present on eastus (up),
+        absent on westus (down, the vault's answer named)."""
+        await world.vaults["eastus"].set_secret("kvdr-canary", "alive", Attributes())
+        for emulator in world.emulators.values():
+            emulator.reset_stats()
+        prober = RegionProber(world.vaults, failures_to_down=1, canary_secret="kvdr-canary")
+        await prober.probe_all()
+        assert prober.health["eastus"].up is True
+        west = prober.health["westus"]
+        assert west.up is False and west.error is not None and "SecretNotFound" in west.error
+        by_op = world.emulators["eastus"].stats()["by_op"]
+        assert by_op["GetSecret"]["200"] == 1 and "GetSecrets" not in by_op
 
 
 class TestRun:

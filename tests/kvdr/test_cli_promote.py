@@ -184,6 +184,61 @@ class TestPromote:
         )
         assert record["active_region"] == "westus" and record["history"][-1]["forced"] is True
 
+    async def test_one_of_three_stores_gone_still_promotes(
+        self, world: World, tmp_path: Path
+    ) -> None:
+        """One control store unreachable: the promotion commits on the other two."""
+        config = write_config(
+            world,
+            tmp_path / "kvdr.toml",
+            port=free_port(),
+            extra=control_stores(tmp_path),
+            credential_region="westus",
+        )
+        world.emulators["eastus"].stop()
+        (tmp_path / "control-2").write_text("not a folder")
+        code, doc = promote(config)
+        assert code == 0, doc
+        assert len(doc["written"]) == 2 and list(doc["missed"]) == ["2:control store 2"]
+        assert not any(w.startswith("FORCED") for w in doc.get("warnings", []))
+
+
+class TestAutomatic:
+    async def test_the_daemon_promotes_after_the_outage(self, world: World, tmp_path: Path) -> None:
+        """mode = "automatic", automatic_after 2 s, fast probes: once eastus's process
+        is gone for 2 s, the daemon that leads the pair promotes westus by itself, with
+        its inputs in the reason, and mirrors from westus."""
+        extra = control_stores(tmp_path).replace(
+            "[failover]\n",
+            '[failover]\nmode = "automatic"\nautomatic_after = "2s"\n'
+            'probe_interval = "500ms"\nprobe_timeout = "500ms"\ndown_after = 2\n'
+            'down_window = "5s"\n',
+        )
+        port = free_port()
+        config = write_config(
+            world, tmp_path / "kvdr.toml", port=port, extra=extra, credential_region="westus"
+        )
+        await world.vaults["eastus"].set_secret("before", "v", Attributes())
+        daemon = DaemonProcess(config, port).start()
+        try:
+            await wait_for(lambda: holds(world.vaults["westus"], "before", "v"), 30, "copy")
+            world.emulators["eastus"].stop()
+            wait_for_sync(
+                lambda: (
+                    daemon.status()["pairs"][0].get("control", {}).get("active_region") == "westus"
+                ),
+                30,
+                "the automatic promotion",
+            )
+            code, shown = status(config)
+            entry = shown["pairs"][0]["last_transitions"][0]
+            assert code == 0 and entry["kind"] == "promote" and entry["by"].endswith("(automatic)")
+            assert entry["reason"].startswith("automatic: eastus down for")
+            assert "within the objective 30 s" in entry["reason"]
+            wait_for_sync(lambda: targets(daemon) == ["eastus"], 15, "the daemon reversed")
+        finally:
+            daemon.terminate()
+
 
 class TestApprovals:
     async def test_promote_waits_for_approvals_and_break_glass_is_recorded(

@@ -98,7 +98,7 @@ async def _status(config: KvdrConfig, pairs: list[PairSettings]) -> dict[str, An
     from failover.control_stores import NoMajority
     from storage.errors import StorageError
 
-    out = []
+    out: list[dict[str, Any]] = []
     async with open_control(config) as control:
         for pair in pairs:
             try:
@@ -107,6 +107,23 @@ async def _status(config: KvdrConfig, pairs: list[PairSettings]) -> dict[str, An
                 out.append({"pair": pair.name, "record": "unreadable", "error": str(exc)})
                 continue
             out.append(pair_view(pair, read))
+    # Health (one probe per region) and each target's lag as the daemon measures it.
+    regions = sorted({r for pair in pairs for r in pair.regions})
+    health, errors = await _probe(config, regions)
+    for doc in out:
+        pair = next(p for p in pairs if p.name == doc["pair"])
+        doc["health"] = {r: {"up": health.get(r), "error": errors.get(r)} for r in pair.regions}
+        lags: dict[str, Any] = {}
+        for region in pair.regions:
+            if region == doc.get("active_region"):
+                continue
+            lag, why = await asyncio.to_thread(_lag, config, pair.name, region, None)
+            lags[region] = (
+                {"lag_seconds": lag.lag_seconds, "pending": lag.pending}
+                if lag is not None
+                else {"unknown": why}
+            )
+        doc["lag"] = lags
     ok = all(p["record"] in ("committed", "none") for p in out)
     return {"ok": ok, "pairs": out}
 
@@ -121,6 +138,16 @@ def _render_status(doc: dict[str, Any]) -> None:
             f"{p['pair']}: active {p['active_region']}, epoch {p['epoch']}, {p['state']}"
             f" (configured primary {p['configured_primary']}; fences: {fences})"
         )
+        health = ", ".join(
+            f"{r} {'up' if h['up'] else 'DOWN'}" for r, h in sorted(p["health"].items())
+        )
+        lags = ", ".join(
+            f"{r} {v['lag_seconds']} s / {v['pending']} pending"
+            if "unknown" not in v
+            else f"{r} unknown"
+            for r, v in sorted(p["lag"].items())
+        )
+        click.echo(f"  health: {health}; lag: {lags or '-'}")
         if p["record"] == "none":
             click.echo("  no transition yet: the configured primary is active")
         for t in p["last_transitions"]:

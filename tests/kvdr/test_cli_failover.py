@@ -86,6 +86,12 @@ class TestStatus:
             "normal",
         )
         assert pair["majority"] == 2 and [s["absent"] for s in pair["stores"]] == [True] * 3
+        # Health of each region (one probe each) and the lag (no daemon: unknown).
+        assert pair["health"] == {
+            "eastus": {"up": True, "error": None},
+            "westus": {"up": True, "error": None},
+        }
+        assert "no daemon answers" in pair["lag"]["westus"]["unknown"]
         text = kvdr("failover", "status", "--config", str(config))
         assert text.returncode == 0 and "no transition yet" in text.stdout
 

@@ -183,12 +183,19 @@ def render(doc: dict[str, Any]) -> None:
         owner = p.get("owner") or "-"
         if p.get("leader"):
             owner = f"[bold]{owner}[/] (this daemon)"
+        # The daemon's reading of the control record: the primary is the active region.
+        control = p.get("control") or {}
+        primary = p["primary"]
+        if control.get("epoch"):
+            primary = f"{primary} (epoch {control['epoch']})"
+        if control and not control.get("confirmed"):
+            primary += " [red](control record unconfirmed)[/]"
         for t in p["targets"]:
             lag = t.get("lag_seconds")
             pairs.add_row(
                 p["name"],
                 owner,
-                p["primary"],
+                primary,
                 t["region"],
                 rpo_text,
                 str(p["rpo_objective_seconds"]),

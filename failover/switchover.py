@@ -187,7 +187,7 @@ async def switchover(
         validity=validity,
         started=started,
         clock=clock,
-        after_wait=lift,
+        after_wait=lift if fencer is not None else None,
         fences=lambda: dict(fencer.updates) if fencer is not None else {},
     )
 

@@ -72,6 +72,21 @@ resource "azurerm_role_assignment" "daemon_signer" {
   principal_type       = "ServicePrincipal"
 }
 
+# -- every vault, with fence = "azure-network-deny" ----------------------------------
+
+# Fencing (failover switchover, promote, failback): read the vault (Vaults_Get) and
+# rewrite its networkAcls (Vaults_Update) so only kvdr's fence_allow_ips reach it. The
+# built-in role with Microsoft.KeyVault/vaults/read and write; granted only when the
+# network fence is chosen, because vaults/write could also change the vault's other
+# properties (the audit logs record every such write).
+resource "azurerm_role_assignment" "daemon_fence_contributor" {
+  for_each             = var.fence == "azure-network-deny" ? toset(var.regions) : toset([])
+  scope                = azurerm_key_vault.vault[each.key].id
+  role_definition_name = "Key Vault Contributor"
+  principal_id         = azurerm_user_assigned_identity.daemon.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
 # -- storage ----------------------------------------------------------------------------
 
 # Checkpoints, pair leases, journal segments, snapshots and retention deletes (the backup

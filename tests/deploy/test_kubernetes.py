@@ -231,6 +231,12 @@ class TestKustomize:
             assert image.startswith("kvdr.azurecr.io/kvdr:") and not image.endswith(":latest")
         # Staging drills every week; production only by hand, with named approvers.
         assert by_kind["CronJob"]["spec"]["suspend"] is (overlay.name == "production")
+        # The drill reads the pair's lag through the Service, which only the pair's
+        # leader reports: staging, drilled on a schedule, runs one daemon.
+        replicas = by_kind["Deployment"]["spec"]["replicas"]
+        assert replicas == (2 if overlay.name == "production" else 1)
+        budget = by_kind["PodDisruptionBudget"]["spec"]
+        assert budget.get("minAvailable", 0) < replicas
         environment = "production" if overlay.name == "production" else "staging"
         assert f'environment = "{environment}"' in config_map["data"]["kvdr.toml"]
 

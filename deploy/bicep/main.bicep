@@ -101,6 +101,9 @@ param chaosExperiment bool = false
 @description('ISO-8601 duration of the Deny Access fault.')
 param drillDuration string = 'PT10M'
 
+@description('Grant the daemon Key Vault Secrets Officer on the primary vault too: after a failover kvdr mirrors onto the former primary, and a drill\'s write load writes the active vault with the daemon\'s identity.')
+param failoverRoles bool = true
+
 @description('How kvdr fences a vault that is no longer active ([failover] fence): none, or azure-network-deny (grants the daemon Key Vault Contributor on each vault).')
 @allowed([
   'none'
@@ -471,6 +474,18 @@ resource daemon_secrets_officer_secondary 'Microsoft.Authorization/roleAssignmen
     }
   }
 ]
+
+// Failover: once another region is active, the former primary is a target of the pair;
+// a drill's write load writes the active vault with this identity too.
+resource daemon_secrets_officer_primary 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (failoverRoles) {
+  name: guid(vault[primaryIndex].id, daemon.id, 'Key Vault Secrets Officer')
+  scope: vault[primaryIndex]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds['Key Vault Secrets Officer'])
+    principalId: daemon.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
 
 // Keys: backup on the primary; restore, delete, recover and the one allowed purge of
 // kvdr's own superseded copy on the secondaries.

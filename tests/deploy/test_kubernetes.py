@@ -168,6 +168,39 @@ class TestStructure:
         assert "$(JOB_NAME)" in report and "JOB_NAME" in env
         assert pod["serviceAccountName"] == "kvdr"
 
+    def test_drill_reaches_the_daemons_through_the_service(self, tmp_path: Path) -> None:
+        """The drill job's configuration, with the job's environment applied, points
+        the drill's /status reads at the kvdr Service's port (not at its own loopback,
+        where no daemon runs), and still passes the configuration check."""
+        from kvdr.commands.status import local_url
+        from kvdr.config import load_config
+
+        docs = _base_documents()
+        (container,) = _pod_spec(docs["CronJob"])["containers"]
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        http = tmp_path / "http"
+        http.mkdir()
+        for name in ("events-secret", "status-token", "state-key"):
+            (http / name).write_text("x" * 32)
+        config = tmp_path / "kvdr.toml"
+        config.write_text(
+            (KUBERNETES / "overlays" / "staging" / "kvdr.toml")
+            .read_text()
+            .replace("/etc/kvdr-http/", f"{http}/")
+            .replace("/etc/kvdr-signers/", f"{BASE / 'signers'}/")
+        )
+        loaded = load_config(config, env)
+        service = docs["Service"]
+        (port,) = [p["port"] for p in service["spec"]["ports"] if p["name"] == "http"]
+        url = local_url(loaded.daemon.listen_host, loaded.daemon.listen_port)
+        assert url == f"http://{service['metadata']['name']}:{port}"
+        assert loaded.environment == "staging"
+        # Without the job's environment the same file points at loopback.
+        alone = load_config(config, {})
+        assert local_url(alone.daemon.listen_host, alone.daemon.listen_port).startswith(
+            "http://127.0.0.1:"
+        )
+
     def test_no_secret_in_manifests(self) -> None:
         """No Secret object, no key or connection string anywhere in the manifests."""
         for path in KUBERNETES.rglob("*"):

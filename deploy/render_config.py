@@ -26,6 +26,10 @@ OUTPUTS = (
     "kvdr_backup_keks",
     "kvdr_control_stores",
 )
+# Outputs added later: a document without them (an older deployment) renders as before.
+OPTIONAL_OUTPUTS = ("kvdr_fence",)
+FENCE_ACTIONS = ("none", "azure-network-deny")
+ENVIRONMENTS = ("drill", "staging", "production")
 
 
 class OutputsError(ValueError):
@@ -48,7 +52,37 @@ def output_values(document: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(entry, dict) or "value" not in entry:
             raise OutputsError(f"output {name!r} is missing from the outputs document")
         values[name] = entry["value"]
+    for name in OPTIONAL_OUTPUTS:
+        entry = document.get(name)
+        if isinstance(entry, dict) and "value" in entry:
+            values[name] = entry["value"]
     return values
+
+
+def _fence_lines(
+    fence: Mapping[str, Any] | None, regions: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """`fence` and `fence_allow_ips` of [failover] for the network fence (none: nothing)."""
+    if not fence or fence.get("action", "none") == "none":
+        return []
+    action = fence["action"]
+    if action not in FENCE_ACTIONS:
+        raise OutputsError(f"output 'kvdr_fence': action {action!r} is not one of {FENCE_ACTIONS}")
+    allow = list(fence.get("allow_ips") or [])
+    if not allow:
+        # A network fence that admits no kvdr address would lock kvdr out of the vault
+        # it fences (docs/failover.md, "Fencing").
+        raise OutputsError(
+            "output 'kvdr_fence': allow_ips is empty; azure-network-deny needs kvdr's "
+            "outbound addresses (fence_allow_ips)"
+        )
+    missing = [str(r["region"]) for r in regions if not r.get("resource_id")]
+    if missing:
+        raise OutputsError(
+            f"output 'kvdr_regions': no resource_id for {missing}; azure-network-deny "
+            "fences through each vault's management plane"
+        )
+    return [f"fence = {_quote(action)}", f"fence_allow_ips = {_array(allow)}"]
 
 
 def render(
@@ -60,16 +94,22 @@ def render(
     signing_key: str = "kvdr-backup-signing",
     signers_dir: str = "/etc/kvdr-signers",
     http_dir: str = "/etc/kvdr-http",
+    environment: str | None = None,
 ) -> str:
     """The TOML text of a configuration for the deployed resources."""
     out = output_values(document)
+    if environment is not None and environment not in ENVIRONMENTS:
+        raise OutputsError(f"environment {environment!r} is not one of {ENVIRONMENTS}")
     credential, storage, pair = out["kvdr_credential"], out["kvdr_storage"], out["kvdr_pair"]
     regions: list[dict[str, str]] = list(out["kvdr_regions"])
     names = [r["region"] for r in regions]
     if pair["primary"] not in names:
         raise OutputsError(f"the pair's primary {pair['primary']!r} is not among {names}")
-    lines = [
-        "# Rendered by deploy/render_config.py from the infrastructure's outputs.",
+    lines = ["# Rendered by deploy/render_config.py from the infrastructure's outputs."]
+    if environment is not None:
+        # What `kvdr drill run --stack config` may do here (docs/drills.md).
+        lines += [f"environment = {_quote(environment)}", ""]
+    lines += [
         "[daemon]",
         f"listen = {_quote(listen)}",
         f"state_dir = {_quote(state_dir)}",
@@ -90,6 +130,9 @@ def render(
             f"vault_url = {_quote(region['vault_url'].rstrip('/'))}",
             f"sku = {_quote(region['sku'])}",
         ]
+        if region.get("resource_id"):
+            # The vault's ARM id: the management plane (fence, `kvdr failover check`).
+            lines.append(f"resource_id = {_quote(region['resource_id'])}")
     lines += [
         "",
         "[storage]",
@@ -136,10 +179,13 @@ def render(
         f"kinds = {_array(pair['kinds'])}",
     ]
     controls = out["kvdr_control_stores"]
+    fence = _fence_lines(out.get("kvdr_fence"), regions)
+    if controls or fence:
+        lines += ["", "[failover]", *fence]
     if controls:
         # Three control stores: the backup account and the two in regions of their own;
         # every transition needs two of them (docs/failover.md).
-        lines += ["", "[failover]", 'store_timeout = "3s"']
+        lines.append('store_timeout = "3s"')
         stores = [
             {"account_url": storage["account_url"], "container": storage["container"]},
             *controls,
@@ -173,6 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="/etc/kvdr-http",
         help="folder of the events-secret and status-token files",
     )
+    parser.add_argument(
+        "--environment",
+        choices=ENVIRONMENTS,
+        help="write `environment` (what `kvdr drill run --stack config` may do here)",
+    )
     args = parser.parse_args(argv)
     if args.outputs == "-":
         text = sys.stdin.read()
@@ -190,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signing_key=args.signing_key,
                 signers_dir=args.signers_dir,
                 http_dir=args.http_dir,
+                environment=args.environment,
             )
         )
     except (OutputsError, json.JSONDecodeError, KeyError, TypeError) as exc:

@@ -101,6 +101,19 @@ param chaosExperiment bool = false
 @description('ISO-8601 duration of the Deny Access fault.')
 param drillDuration string = 'PT10M'
 
+@description('Grant the daemon Key Vault Secrets Officer on the primary vault too: after a failover kvdr mirrors onto the former primary, and a drill\'s write load writes the active vault with the daemon\'s identity.')
+param failoverRoles bool = true
+
+@description('How kvdr fences a vault that is no longer active ([failover] fence): none, or azure-network-deny (grants the daemon Key Vault Contributor on each vault).')
+@allowed([
+  'none'
+  'azure-network-deny'
+])
+param fence string = 'none'
+
+@description('kvdr\'s fixed outbound addresses (a NAT gateway\'s or static public IPs) that a fenced vault still admits; required with fence = azure-network-deny.')
+param fenceAllowIps array = []
+
 @description('Tags on every resource.')
 param tags object = {}
 
@@ -462,6 +475,18 @@ resource daemon_secrets_officer_secondary 'Microsoft.Authorization/roleAssignmen
   }
 ]
 
+// Failover: once another region is active, the former primary is a target of the pair;
+// a drill's write load writes the active vault with this identity too.
+resource daemon_secrets_officer_primary 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (failoverRoles) {
+  name: guid(vault[primaryIndex].id, daemon.id, 'Key Vault Secrets Officer')
+  scope: vault[primaryIndex]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds['Key Vault Secrets Officer'])
+    principalId: daemon.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // Keys: backup on the primary; restore, delete, recover and the one allowed purge of
 // kvdr's own superseded copy on the secondaries.
 resource daemon_crypto_officer 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
@@ -643,6 +668,22 @@ resource chaos_deny_primary 'Microsoft.Chaos/experiments@2024-01-22' = if (chaos
   }
 }
 
+// Fencing (failover switchover, promote, failback): read the vault and rewrite its
+// networkAcls so only kvdr's fenceAllowIps reach it (Microsoft.KeyVault/vaults/read and
+// write); only with the network fence, because vaults/write could also change the
+// vault's other properties (the audit logs record every such write).
+resource daemon_fence_contributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (region, i) in regions: if (fence == 'azure-network-deny') {
+    name: guid(vault[i].id, daemon.id, 'Key Vault Contributor')
+    scope: vault[i]
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds['Key Vault Contributor'])
+      principalId: daemon.properties.principalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
+
 // Deny Access rewrites this one vault's network configuration for the fault's duration.
 resource chaos_vault_contributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (chaosExperiment) {
   name: guid(vault[primaryIndex].id, 'chaos-deny-primary', 'Key Vault Contributor')
@@ -668,6 +709,7 @@ output kvdr_regions array = [
     region: region
     vault_url: vault[i].properties.vaultUri
     sku: vaultSku
+    resource_id: vault[i].id
   }
 ]
 
@@ -692,6 +734,11 @@ output kvdr_control_stores array = [
     container: storage_container[i + 1].name
   }
 ]
+
+output kvdr_fence object = {
+  action: fence
+  allow_ips: fenceAllowIps
+}
 
 output daemon_principal_id string = daemon.properties.principalId
 

@@ -1,5 +1,6 @@
 # Optional: an Azure Chaos Studio experiment with the Key Vault Deny Access fault on the
-# primary vault, for drills against real Azure (issue 12 drives it from `kvdr drill`).
+# primary vault, for drills against real Azure alongside `kvdr drill run` (docs/deploy.md,
+# "Drills on Azure").
 resource "azurerm_chaos_studio_target" "chaos_target" {
   count              = var.chaos_experiment ? 1 : 0
   location           = var.primary_region

@@ -11,12 +11,13 @@ output "kvdr_credential" {
 }
 
 output "kvdr_regions" {
-  description = "[regions.<name>]: each region's vault URL and tier, the first region first."
+  description = "[regions.<name>]: each region's vault URL, tier and ARM id (resource_id, for the management plane: fence and failover check), the first region first."
   value = [
     for r in var.regions : {
-      region    = r
-      vault_url = azurerm_key_vault.vault[r].vault_uri
-      sku       = var.vault_sku
+      region      = r
+      vault_url   = azurerm_key_vault.vault[r].vault_uri
+      sku         = var.vault_sku
+      resource_id = azurerm_key_vault.vault[r].id
     }
   ]
 }
@@ -53,6 +54,14 @@ output "kvdr_control_stores" {
       container   = azurerm_storage_container.storage_container[k].name
     } if k != "backup"
   ]
+}
+
+output "kvdr_fence" {
+  description = "[failover] fence and fence_allow_ips: the fence action and kvdr's outbound addresses a fenced vault still admits."
+  value = {
+    action    = var.fence
+    allow_ips = var.fence_allow_ips
+  }
 }
 
 output "daemon_principal_id" {

@@ -30,6 +30,17 @@ resource "azurerm_role_assignment" "daemon_secrets_officer_secondary" {
   principal_type       = "ServicePrincipal"
 }
 
+# Failover: once another region is active, the former primary is a target of the pair
+# (set_secret, delete, recover of its copies); a drill's write load, which writes the
+# active vault as an application would, runs with this identity too.
+resource "azurerm_role_assignment" "daemon_secrets_officer_primary" {
+  count                = var.failover_roles ? 1 : 0
+  scope                = azurerm_key_vault.vault[var.primary_region].id
+  role_definition_name = "Key Vault Secrets Officer"
+  principal_id         = azurerm_user_assigned_identity.daemon.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
 # Keys (only when the pair mirrors them): backup on the primary; restore, delete, recover
 # and the one allowed purge of kvdr's own superseded copy on the secondaries.
 resource "azurerm_role_assignment" "daemon_crypto_officer" {
@@ -68,6 +79,21 @@ resource "azurerm_role_assignment" "daemon_signer" {
   for_each             = toset(var.regions)
   scope                = azurerm_key_vault.vault[each.key].id
   role_definition_name = "Key Vault Crypto User"
+  principal_id         = azurerm_user_assigned_identity.daemon.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+# -- every vault, with fence = "azure-network-deny" ----------------------------------
+
+# Fencing (failover switchover, promote, failback): read the vault (Vaults_Get) and
+# rewrite its networkAcls (Vaults_Update) so only kvdr's fence_allow_ips reach it. The
+# built-in role with Microsoft.KeyVault/vaults/read and write; granted only when the
+# network fence is chosen, because vaults/write could also change the vault's other
+# properties (the audit logs record every such write).
+resource "azurerm_role_assignment" "daemon_fence_contributor" {
+  for_each             = var.fence == "azure-network-deny" ? toset(var.regions) : toset([])
+  scope                = azurerm_key_vault.vault[each.key].id
+  role_definition_name = "Key Vault Contributor"
   principal_id         = azurerm_user_assigned_identity.daemon.principal_id
   principal_type       = "ServicePrincipal"
 }

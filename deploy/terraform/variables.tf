@@ -173,6 +173,28 @@ variable "drill_duration" {
   default     = "PT10M"
 }
 
+variable "failover_roles" {
+  description = "Grant the daemon Key Vault Secrets Officer on the primary vault too: after a promotion or switchover kvdr mirrors the new active region onto the former primary (docs/failover.md), and a drill's write load writes the active vault with the daemon's identity. false keeps the primary read-only to kvdr; a failover then needs the role granted by hand."
+  type        = bool
+  default     = true
+}
+
+variable "fence" {
+  description = "How kvdr fences a vault that is no longer active ([failover] fence): none, or azure-network-deny (the vault's firewall denies every address but fence_allow_ips, through its management plane; grants the daemon Key Vault Contributor on each vault)."
+  type        = string
+  default     = "none"
+  validation {
+    condition     = contains(["none", "azure-network-deny"], var.fence)
+    error_message = "fence must be \"none\" or \"azure-network-deny\"."
+  }
+}
+
+variable "fence_allow_ips" {
+  description = "kvdr's fixed outbound addresses (a NAT gateway's or static public IPs, not CIDR ranges wider than /32) that a fenced vault still admits ([failover] fence_allow_ips); required with fence = azure-network-deny."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Tags on every resource."
   type        = map(string)

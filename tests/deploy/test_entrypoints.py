@@ -125,14 +125,21 @@ class TestSystemd:
 
     def test_drill_timer_starts_the_drill_weekly(self) -> None:
         """kvdr-drill.timer starts kvdr-drill.service once a week, which runs
-        `kvdr drill run` (PENDING issue 12) on the same configuration."""
+        `kvdr drill run --stack config` on the same configuration, its report where
+        node_exporter's textfile collector reads metrics.prom."""
         timer = _unit("kvdr-drill.timer")["Timer"]
         assert timer["Unit"] == "kvdr-drill.service"
         assert timer["OnCalendar"].startswith("Tue ")
         assert timer["Persistent"] == "true"
         argv = shlex.split(_unit("kvdr-drill.service")["Service"]["ExecStart"])
-        assert argv[1:3] == ["drill", "run"] and CONFIG_PATH in argv
-        assert "PENDING issue 12" in (SYSTEMD / "kvdr-drill.service").read_text()
+        assert argv[1:4] == ["drill", "run", "region-outage"]
+        assert argv[argv.index("--stack") + 1] == "config"
+        assert argv[argv.index("--config") + 1] == CONFIG_PATH
+        report = argv[argv.index("--report") + 1]
+        assert report.startswith("/var/lib/kvdr/")  # StateDirectory: writable under ProtectSystem
+        text = (SYSTEMD / "kvdr-drill.service").read_text()
+        assert f"--collector.textfile.directory={report}" in text
+        assert "PENDING" not in text
 
 
 class TestSystemdAnalyze:

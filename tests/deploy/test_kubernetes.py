@@ -134,21 +134,72 @@ class TestStructure:
         assert policy["policyTypes"] == ["Ingress", "Egress"]
         assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8080]
         egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
-        assert egress_ports == {53, 443}
+        # DNS, the vaults and storage; the drill job also the daemons and the Toxiproxy API.
+        assert egress_ports == {53, 443, 8080, 8474}
         monitor = docs["ServiceMonitor"]["spec"]["endpoints"][0]
         assert monitor["path"] == "/metrics" and monitor["port"] == "http"
         service_ports = docs["Service"]["spec"]["ports"]
         assert [p["name"] for p in service_ports] == ["http"]
 
-    def test_weekly_drill_is_suspended_until_issue_12(self) -> None:
-        """The drill CronJob runs weekly, never twice at once, and ships suspended:
-        `kvdr drill run` arrives with issue 12."""
-        cron = _base_documents()["CronJob"]["spec"]
-        assert cron["schedule"].split()[2:] == ["*", "*", "2"]
-        assert cron["concurrencyPolicy"] == "Forbid"
-        assert cron["suspend"] is True
-        (container,) = _pod_spec(_base_documents()["CronJob"])["containers"]
-        assert container["args"][:2] == ["drill", "run"]
+    def test_weekly_drill_runs_against_the_configured_environment(self) -> None:
+        """The drill CronJob runs weekly, never twice at once, is not suspended, drills
+        the environment of the mounted configuration (`--stack config`) through its
+        Toxiproxy API, and writes each run's report to the reports volume."""
+        cron = _base_documents()["CronJob"]
+        spec = cron["spec"]
+        assert spec["schedule"].split()[2:] == ["*", "*", "2"]
+        assert spec["concurrencyPolicy"] == "Forbid"
+        assert spec["suspend"] is False
+        pod = _pod_spec(cron)
+        (container,) = pod["containers"]
+        args = container["args"]
+        assert args[:3] == ["drill", "run", "region-outage"]
+        assert args[args.index("--stack") + 1] == "config"
+        assert args[args.index("--config") + 1] == "/etc/kvdr/kvdr.toml"
+        assert "--proxy-api" in args and "--i-know-this-is-production" not in args
+        report = args[args.index("--report") + 1]
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (mount,) = [path for path in mounts if report.startswith(path + "/")]
+        claim = volumes[mounts[mount]]["persistentVolumeClaim"]["claimName"]
+        assert claim == _base_documents()["PersistentVolumeClaim"]["metadata"]["name"]
+        # $(JOB_NAME) is expanded by the kubelet from the container's env.
+        env = {e["name"]: e for e in container["env"]}
+        assert "$(JOB_NAME)" in report and "JOB_NAME" in env
+        assert pod["serviceAccountName"] == "kvdr"
+
+    def test_drill_reaches_the_daemons_through_the_service(self, tmp_path: Path) -> None:
+        """The drill job's configuration, with the job's environment applied, points
+        the drill's /status reads at the kvdr Service's port (not at its own loopback,
+        where no daemon runs), and still passes the configuration check."""
+        from kvdr.commands.status import local_url
+        from kvdr.config import load_config
+
+        docs = _base_documents()
+        (container,) = _pod_spec(docs["CronJob"])["containers"]
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        http = tmp_path / "http"
+        http.mkdir()
+        for name in ("events-secret", "status-token", "state-key"):
+            (http / name).write_text("x" * 32)
+        config = tmp_path / "kvdr.toml"
+        config.write_text(
+            (KUBERNETES / "overlays" / "staging" / "kvdr.toml")
+            .read_text()
+            .replace("/etc/kvdr-http/", f"{http}/")
+            .replace("/etc/kvdr-signers/", f"{BASE / 'signers'}/")
+        )
+        loaded = load_config(config, env)
+        service = docs["Service"]
+        (port,) = [p["port"] for p in service["spec"]["ports"] if p["name"] == "http"]
+        url = local_url(loaded.daemon.listen_host, loaded.daemon.listen_port)
+        assert url == f"http://{service['metadata']['name']}:{port}"
+        assert loaded.environment == "staging"
+        # Without the job's environment the same file points at loopback.
+        alone = load_config(config, {})
+        assert local_url(alone.daemon.listen_host, alone.daemon.listen_port).startswith(
+            "http://127.0.0.1:"
+        )
 
     def test_no_secret_in_manifests(self) -> None:
         """No Secret object, no key or connection string anywhere in the manifests."""
@@ -176,6 +227,7 @@ class TestKustomize:
                 "Deployment",
                 "Namespace",
                 "NetworkPolicy",
+                "PersistentVolumeClaim",
                 "PodDisruptionBudget",
                 "Service",
                 "ServiceAccount",
@@ -210,6 +262,16 @@ class TestKustomize:
             assert sorted(signers["data"]) == ["eastus.pem", "westus.pem"]
             image = pod["containers"][0]["image"]
             assert image.startswith("kvdr.azurecr.io/kvdr:") and not image.endswith(":latest")
+        # Staging drills every week; production only by hand, with named approvers.
+        assert by_kind["CronJob"]["spec"]["suspend"] is (overlay.name == "production")
+        # The drill reads the pair's lag through the Service, which only the pair's
+        # leader reports: staging, drilled on a schedule, runs one daemon.
+        replicas = by_kind["Deployment"]["spec"]["replicas"]
+        assert replicas == (2 if overlay.name == "production" else 1)
+        budget = by_kind["PodDisruptionBudget"]["spec"]
+        assert budget.get("minAvailable", 0) < replicas
+        environment = "production" if overlay.name == "production" else "staging"
+        assert f'environment = "{environment}"' in config_map["data"]["kvdr.toml"]
 
     @needs_kubectl
     def test_base_renders(self) -> None:

@@ -19,6 +19,8 @@ from tests.fixtures.cli import run_kvdr
 REGIONS = ["eastus", "westus"]
 CONTROL_REGIONS = ["northeurope", "centralus"]
 CLIENT_ID = "0f0e0d0c-0b0a-0908-0706-050403020100"
+SUBSCRIPTION = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-kvdr"
+EGRESS = ["203.0.113.7", "203.0.113.8"]
 
 
 def _sample(field: str, literal: Any, region: str) -> Any:
@@ -36,6 +38,9 @@ def _sample(field: str, literal: Any, region: str) -> Any:
         "name": "app",
         "primary": REGIONS[0],
         "kinds": ["secret", "key", "certificate"],
+        "resource_id": f"{SUBSCRIPTION}/providers/Microsoft.KeyVault/vaults/kvdrtest-{region}",
+        "action": "azure-network-deny",
+        "allow_ips": EGRESS,
     }[field]
 
 
@@ -150,6 +155,80 @@ class TestRenderedConfiguration:
         # Three control stores: the backup account's and the two of their own.
         assert text.count("[[failover.control_stores]]") == 3
         assert "northeurope" in text or "neu" in text
+        # The network fence, with each vault's ARM id for its management plane.
+        assert 'fence = "azure-network-deny"' in text
+        assert f"fence_allow_ips = {json.dumps(EGRESS)}" in text
+        for region in REGIONS:
+            assert f'vaults/kvdrtest-{region}"' in text
+
+    def test_no_fence_output_renders_no_fence(self, tmp_path: Path) -> None:
+        """fence = "none" (the default), or outputs of a deployment older than the
+        kvdr_fence output: no fence keys, and the file still passes config check."""
+        for variant in ("none", "absent"):
+            doc = _outputs(terraform_shapes())
+            if variant == "none":
+                doc["kvdr_fence"]["value"] = {"action": "none", "allow_ips": []}
+            else:
+                del doc["kvdr_fence"]
+            folder = tmp_path / variant
+            folder.mkdir()
+            config = render(doc, folder)
+            text = config.read_text()
+            assert "fence" not in text, variant
+            assert "resource_id = " in text
+            assert config_check(config)["ok"] is True
+
+    @pytest.mark.parametrize(
+        ("change", "named"),
+        [
+            ({"allow_ips": []}, "allow_ips"),
+            ({"action": "emulator-readonly"}, "emulator-readonly"),
+        ],
+    )
+    def test_an_unusable_fence_is_refused(
+        self, change: dict[str, Any], named: str, tmp_path: Path
+    ) -> None:
+        """A network fence admitting no kvdr address (it would lock kvdr out), or an
+        action that cannot run on Azure: exit 2 naming it, nothing written."""
+        doc = _outputs(terraform_shapes())
+        doc["kvdr_fence"]["value"].update(change)
+        result = run_renderer(doc, tmp_path)
+        assert result.returncode == 2, result.stdout
+        assert named in result.stderr and "kvdr_fence" in result.stderr
+        assert result.stdout == ""
+
+    def test_a_fence_without_resource_ids_is_refused(self, tmp_path: Path) -> None:
+        """The network fence with a region lacking its ARM id: exit 2 naming the region."""
+        doc = _outputs(terraform_shapes())
+        del doc["kvdr_regions"]["value"][1]["resource_id"]
+        result = run_renderer(doc, tmp_path)
+        assert result.returncode == 2
+        assert "westus" in result.stderr and "resource_id" in result.stderr
+
+    def test_environment_is_written_first(self, tmp_path: Path) -> None:
+        """--environment staging marks the file for `kvdr drill run --stack config`;
+        an unknown one is a usage error."""
+        outputs = tmp_path / "outputs.json"
+        outputs.write_text(json.dumps(_outputs(terraform_shapes())))
+        script = str(DEPLOY / "render_config.py")
+        ok = subprocess.run(
+            [sys.executable, script, str(outputs), "--environment", "staging"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert ok.returncode == 0, ok.stderr
+        assert ok.stdout.splitlines()[1] == 'environment = "staging"'
+        config = tmp_path / "kvdr.toml"
+        config.write_text(ok.stdout)
+        assert config_check(config)["ok"] is True
+        bad = subprocess.run(
+            [sys.executable, script, str(outputs), "--environment", "prod"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert bad.returncode == 2 and "--environment" in bad.stderr
 
     def test_flavours_render_the_same_file(self, tmp_path: Path) -> None:
         """Terraform's and Bicep's outputs give byte-identical configuration files."""

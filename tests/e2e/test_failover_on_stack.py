@@ -39,6 +39,9 @@ from tests.fixtures.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PAIR = "demo"
+# A stack of its own and three transitions (about 2 minutes): in the slow suite, which
+# `make test` and CI run after the default one.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -72,14 +72,6 @@ async def switchover_round(
     local: LocalStack, daemon: DaemonProcess, to: str, rate: float
 ) -> list[Any]:
     load = WriteLoad(local, f"bench-switch-{to}", active=OTHER[to], interval=1.0 / rate)
-    acknowledged: list[float] = []
-    original = load.ledger.append
-
-    def stamp(entry: tuple[str, str, str]) -> None:
-        acknowledged.append(time.monotonic())
-        original(entry)
-
-    load.ledger.append = stamp  # type: ignore[method-assign]
     writer = asyncio.create_task(load.run())
     await asyncio.sleep(3.0)
     code, doc = await kvdr_json(local, daemon, "switchover", "--pair", PAIR, "--to", to, "--yes")

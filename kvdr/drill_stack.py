@@ -38,7 +38,6 @@ from kvdr.local_stack import (
     LocalStack,
     StackError,
     StackPorts,
-    free_port,
 )
 from vault.adapter import KeyVaultAdapter
 from vault.client import VaultClient, VaultItems
@@ -254,14 +253,7 @@ class LocalDrillStack:
         return drill
 
     def start(self) -> KvdrConfig:
-        ports = StackPorts(
-            eastus=free_port(),
-            westus=free_port(),
-            blob=free_port(),
-            blob_secondary=free_port(),
-            proxy_api=free_port(),
-            daemon=free_port(),
-        )
+        ports = StackPorts.free()
         state = self.root / ".kvdr"
         self.stack = LocalStack(state_dir=state, ports=ports, project_root=self.project_root)
         self.stack.start()

@@ -14,6 +14,7 @@ All state lives under `.kvdr/` in the working folder; everything binds 127.0.0.1
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -60,6 +61,11 @@ class StackPorts:
     blob_secondary: int = 10001
     proxy_api: int = 8474
     daemon: int = 8080
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Every port a free one, for a stack beside `kvdr up` (drills, tests, benches)."""
+        return cls(*(free_port() for _ in dataclasses.fields(cls)))
 
     def named(self) -> dict[str, int]:
         return {

@@ -20,7 +20,7 @@ import pytest
 
 from chaos.faults import Faults
 from kvdr.local_stack import LocalStack, StackPorts
-from tests.fixtures.daemon import DaemonProcess, free_port
+from tests.fixtures.daemon import DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -176,7 +176,7 @@ class TestImpossibleObjective:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Path]]:
     """A local stack on free ports with its daemon, marked `environment = "drill"`."""
-    ports = StackPorts(*(free_port() for _ in range(6)))
+    ports = StackPorts.free()
     state = tmp_path_factory.mktemp("drillstack") / ".kvdr"
     local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
     local.start()

@@ -26,7 +26,7 @@ from replicator.checkpoint import checkpoint_blob_name
 from replicator.state_seal import StateSealer, read_state_document
 from storage import AzureBlobSettings, AzureBlobStore, StorageUnavailable
 from tests.e2e.stack_clients import kvdr, stack_secret_client
-from tests.fixtures.daemon import DaemonProcess, free_port
+from tests.fixtures.daemon import DaemonProcess
 from tests.fixtures.waiting import wait_for, wait_for_sync
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,14 +39,7 @@ OUTAGE_SECONDS = 90
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, DaemonProcess]]:
     """The local stack on free ports, with its daemon as a process."""
-    ports = StackPorts(
-        eastus=free_port(),
-        westus=free_port(),
-        blob=free_port(),
-        blob_secondary=free_port(),
-        proxy_api=free_port(),
-        daemon=free_port(),
-    )
+    ports = StackPorts.free()
     state = tmp_path_factory.mktemp("stack") / ".kvdr"
     local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
     local.start()

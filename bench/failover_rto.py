@@ -40,7 +40,7 @@ from bench._report import at_most, header, percentile, table
 from chaos.faults import Faults
 from kvdr.local_stack import LocalStack, StackPorts
 from tests.e2e.stack_clients import stack_secret_client
-from tests.fixtures.daemon import DaemonProcess, free_port
+from tests.fixtures.daemon import DaemonProcess
 from tests.fixtures.stack_failover import (
     WriteLoad,
     kvdr_json,
@@ -142,7 +142,7 @@ async def automatic_round(local: LocalStack, daemon: DaemonProcess, faults: Faul
 
 
 async def measure(args: argparse.Namespace) -> None:
-    ports = StackPorts(*(free_port() for _ in range(6)))
+    ports = StackPorts.free()
     with tempfile.TemporaryDirectory(prefix="kvdr-bench-failover-") as tmp:
         state = Path(tmp) / ".kvdr"
         local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)

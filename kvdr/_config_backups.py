@@ -146,61 +146,92 @@ class BackupsSection(Section):
     replicas: Annotated[list[Any], _tables("replica", "backups.replicas")] = []
 
 
+_REGION = "a region of `[regions.*]`"
+_PINNED_HALF = "PEM file with the public half that is pinned"
+
+
 class VaultKek(KindSection):
+    """a Key Vault RSA key wraps the data key"""
+
     hints = {"region": _REGION_HINT, "key": " (the name of an RSA key in that vault)"}
     kind: Literal["vault"] = "vault"
-    region: Text
-    key: KeyName
+    region: Text = setting(..., _REGION)
+    key: KeyName = setting(..., "the name of an RSA key in that region's vault")
 
 
 class RecoveryKekTable(KindSection):
+    """an offline recovery key's public half wraps it"""
+
     hints = {"public_key": " (a PEM file with the RSA public key)"}
     kind: Literal["recovery"] = "recovery"
-    public_key: Text
+    public_key: Text = setting(
+        ...,
+        "PEM file with the offline recovery key's public half (a private key is refused)",
+    )
 
 
 class FileKek(KindSection):
+    """a local key file wraps it"""
+
     hints = {"path": " (the local key file)"}
     kind: Literal["file"] = "file"
-    path: Text
-    create: Flag = False
+    path: Text = setting(..., "the local key file")
+    create: Flag = setting(False, "`true` writes the key file (0600) on first use")
 
 
 _PUBLIC_HALF = " (a PEM file with the signing key's public half)"
 
 
 class VaultSigner(KindSection):
+    """a Key Vault key signs"""
+
     hints = {
         "region": _REGION_HINT,
         "key": " (the name of an EC P-256 or RSA key in that vault)",
         "public_key": _PUBLIC_HALF,
     }
     kind: Literal["vault"] = "vault"
-    region: Text
-    key: KeyName
-    public_key: Text
+    region: Text = setting(..., _REGION)
+    key: KeyName = setting(
+        ...,
+        "the name of an EC P-256 (ES256) or RSA (PS256, at least 2048 bits) key in that "
+        "region's vault",
+    )
+    public_key: Text = setting(..., _PINNED_HALF)
 
 
 class FileSigner(KindSection):
+    """a local key file signs"""
+
     hints = {"path": " (the local signing key file)"}
     kind: Literal["file"] = "file"
-    path: Text
-    algorithm: Annotated[str, Check(choice(FILE_ALGORITHMS), "string")] = FILE_ALGORITHMS[0]
-    create: Flag = False
-    public_key: Text | None = None
-    key_id: Text | None = None
+    path: Text = setting(..., "the signing key file")
+    algorithm: Annotated[str, Check(choice(FILE_ALGORITHMS), "string")] = setting(
+        FILE_ALGORITHMS[0], " or ".join(f'`"{name}"`' for name in FILE_ALGORITHMS)
+    )
+    create: Flag = setting(
+        False, "`true` writes the key file (0600) on first use; never overwrites one"
+    )
+    public_key: Text | None = setting(
+        None, _PINNED_HALF + " (Ed25519 only); it must match the key file"
+    )
+    key_id: Text | None = setting(
+        None, "the pinned id (`hmac:<16 hex>`) the key file must have (HMAC-SHA256 only)"
+    )
 
 
 class PublicSigner(KindSection):
+    """a pinned public half that never signs: a retired signer, or a break-glass host"""
+
     hints = {"public_key": _PUBLIC_HALF}
     kind: Literal["public"] = "public"
-    public_key: Text
+    public_key: Text = setting(..., _PINNED_HALF)
 
 
-_KEKS = {kind_of(m): m for m in (VaultKek, RecoveryKekTable, FileKek)}
-_SIGNERS = {kind_of(m): m for m in (VaultSigner, FileSigner, PublicSigner)}
-Kek = kind_union(*_KEKS.values())
-Signer = kind_union(*_SIGNERS.values())
+KEK_KINDS = {kind_of(m): m for m in (VaultKek, RecoveryKekTable, FileKek)}
+SIGNER_KINDS = {kind_of(m): m for m in (VaultSigner, FileSigner, PublicSigner)}
+Kek = kind_union(*KEK_KINDS.values())
+Signer = kind_union(*SIGNER_KINDS.values())
 
 
 def read_backups(
@@ -308,7 +339,7 @@ def _kek(
     declared: set[str],
     problems: Problems,
 ) -> KekSettings | None:
-    table = read_kind(Kek, _KEKS, body, where, problems)
+    table = read_kind(Kek, KEK_KINDS, body, where, problems)
     if isinstance(table, VaultKek):
         if table.region not in declared:
             problems.error((*where, "region"), _unknown_region(table.region, declared))
@@ -353,7 +384,7 @@ def _pinned(file: str | None, where: KeyPath, problems: Problems) -> PinnedKey |
 def _signer(
     body: object, where: KeyPath, declared: set[str], problems: Problems
 ) -> SignerSettings | None:
-    table = read_kind(Signer, _SIGNERS, body, where, problems)
+    table = read_kind(Signer, SIGNER_KINDS, body, where, problems)
     if isinstance(table, VaultSigner):
         pinned = _pinned(table.public_key, where, problems)
         if table.region not in declared:

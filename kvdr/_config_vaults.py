@@ -26,6 +26,7 @@ from kvdr._config_model import (
     kind_union,
     read_kind,
     read_section,
+    setting,
 )
 from replicator.plan_keys import SKUS
 from vault.models import VaultRef
@@ -37,65 +38,84 @@ LITERAL_SECRET_REFUSED = (
 )
 
 
+_CLIENT_ID = "application (client) id; for managed identity, a user-assigned identity's client id"
+_TENANT_ID = "Entra tenant"
+
+
 class _Credential(KindSection):
     section = "credential"
     refused = {"client_secret": LITERAL_SECRET_REFUSED}
 
-    # The CA bundle to trust for the token endpoint, whatever the kind.
-    ca_file: Text | None = None
+    ca_file: Text | None = setting(None, "CA bundle to trust for the token endpoint")
 
 
 class DefaultCredential(_Credential):
-    """DefaultAzureCredential; it takes a user-assigned identity's client id and a tenant."""
+    """DefaultAzureCredential; the default kind"""
 
     kind: Literal["default"] = "default"
-    client_id: Text | None = None
-    tenant_id: Text | None = None
+    client_id: Text | None = setting(None, _CLIENT_ID)
+    tenant_id: Text | None = setting(None, _TENANT_ID)
 
 
 class ManagedIdentityCredential(_Credential):
+    """the host's managed identity"""
+
     kind: Literal["managed-identity"] = "managed-identity"
-    client_id: Text | None = None
+    client_id: Text | None = setting(None, _CLIENT_ID)
 
 
 class CliCredential(_Credential):
+    """the Azure CLI's login"""
+
     kind: Literal["cli"] = "cli"
-    tenant_id: Text | None = None
+    tenant_id: Text | None = setting(None, _TENANT_ID)
 
 
 class ClientSecretCredential(_Credential):
+    """a service principal's secret"""
+
     hints = dict.fromkeys(
         ("client_id", "tenant_id", "client_secret_env"), " for kind 'client-secret'"
     )
 
     kind: Literal["client-secret"] = "client-secret"
-    client_id: Text
-    tenant_id: Text
-    client_secret_env: EnvName
+    client_id: Text = setting(..., _CLIENT_ID)
+    tenant_id: Text = setting(..., _TENANT_ID)
+    client_secret_env: EnvName = setting(
+        ..., "**name** of the environment variable holding the client secret"
+    )
 
 
 class ClientCertificateCredential(_Credential):
+    """a service principal's certificate"""
+
     hints = dict.fromkeys(
         ("client_id", "tenant_id", "certificate_path"), " for kind 'client-certificate'"
     )
 
     kind: Literal["client-certificate"] = "client-certificate"
-    client_id: Text
-    tenant_id: Text
-    certificate_path: Text
+    client_id: Text = setting(..., _CLIENT_ID)
+    tenant_id: Text = setting(..., _TENANT_ID)
+    certificate_path: Text = setting(
+        ..., "PEM or PFX file with the certificate and private key; must exist"
+    )
 
 
 class EmulatorCredential(_Credential):
-    """The local emulator's token endpoint; it issues tokens for a chosen principal."""
+    """the local emulator's managed-identity endpoint, which issues tokens for a chosen
+    principal"""
 
     hints = {"emulator_state_dir": " for kind 'emulator'"}
 
     kind: Literal["emulator"] = "emulator"
-    emulator_state_dir: Text
-    client_id: Text | None = None
+    emulator_state_dir: Text = setting(
+        ...,
+        "state folder of a `kvdr emulator` (its `endpoint.json` says where to get tokens)",
+    )
+    client_id: Text | None = setting(None, _CLIENT_ID)
 
 
-_CREDENTIALS = (
+CREDENTIAL_KINDS = (
     DefaultCredential,
     ManagedIdentityCredential,
     CliCredential,
@@ -103,8 +123,8 @@ _CREDENTIALS = (
     ClientCertificateCredential,
     EmulatorCredential,
 )
-_BY_KIND = {kind_of(model): model for model in _CREDENTIALS}
-Credential = kind_union(*_CREDENTIALS)
+_BY_KIND = {kind_of(model): model for model in CREDENTIAL_KINDS}
+Credential = kind_union(*CREDENTIAL_KINDS)
 
 
 def read_credential(raw: object, env: Mapping[str, str], problems: Problems) -> CredentialSettings:
@@ -194,14 +214,31 @@ class RegionSection(Section):
     section = "regions"
     hints = {"vault_url": " (the vault's https:// URL)"}
 
-    vault_url: Annotated[str, Check(_vault_url, "string")]
-    # Key Vault does not tell a client its tier; it decides which key types a mirror
-    # can restore into the vault (HSM keys need premium), checked at start.
-    sku: Annotated[str, Check(choice(SKUS, fold_case=True), "string")] = "standard"
-    # For the management plane: fencing by network rules and `kvdr failover check`.
-    resource_id: Annotated[str | None, Check(_resource_id, "string")] = None
-    # Overrides [failover] management_url for this vault (locally: the emulator's URL).
-    management_url: Annotated[str | None, Check(_management_url, "string")] = None
+    vault_url: Annotated[str, Check(_vault_url, "string")] = setting(
+        ...,
+        "the vault's base URL; must be `https://` (`https://contoso.vault.azure.net`, a "
+        "Managed HSM URL, or `https://127.0.0.1:8443` for the emulator); no path or query",
+    )
+    sku: Annotated[str, Check(choice(SKUS, fold_case=True), "string")] = setting(
+        "standard",
+        "the vault's tier: `standard`, `premium` or `managed-hsm` (case-insensitive). Key "
+        "Vault does not tell a client its tier; kvdr uses it to know which key types a "
+        "secondary can hold (`RSA-HSM`/`EC-HSM` need premium, `oct-HSM` a Managed HSM) "
+        "and refuses at start a pair whose primary holds a key a secondary cannot take",
+    )
+    resource_id: Annotated[str | None, Check(_resource_id, "string")] = setting(
+        None,
+        "the vault's Azure Resource Manager id, `/subscriptions/<id>/resourceGroups/"
+        "<group>/providers/Microsoft.KeyVault/vaults/<name>`: the network fence and "
+        "`kvdr failover check` read and set its properties through it. Required on every "
+        'region of every pair under `[failover] fence = "azure-network-deny"`',
+    )
+    management_url: Annotated[str | None, Check(_management_url, "string")] = setting(
+        None,
+        "where this vault's management plane answers; locally the emulator's own URL (it "
+        "serves the two calls kvdr makes), on Azure leave it out",
+        shown="`[failover] management_url`",
+    )
 
 
 def read_regions(raw: object, problems: Problems) -> dict[str, VaultRef]:

@@ -30,7 +30,15 @@ from chaos.faults import Faults
 from chaos.target import DrillTarget, EmulatorControl
 from kvdr.config import KvdrConfig, load_config
 from kvdr.daemon_supervisor import daemon_argv
-from kvdr.local_stack import HOST, LocalStack, StackError, StackPorts, free_port
+from kvdr.local_stack import (
+    HOST,
+    STORAGE_LINK,
+    STORAGE_SECONDARY_LINK,
+    VAULT_LINKS,
+    LocalStack,
+    StackError,
+    StackPorts,
+)
 from vault.adapter import KeyVaultAdapter
 from vault.client import VaultClient, VaultItems
 from vault.credentials import build_credential
@@ -44,8 +52,6 @@ LOAD_PRINCIPAL = "kvdr-drill-load"
 PROBE_PRINCIPAL = "kvdr-drill-probe"
 # What the emulator's token endpoint names a caller without a client id.
 EMULATOR_DEFAULT_PRINCIPAL = "kvdr-local"
-STORAGE_LINK = "blob"
-STORAGE_SECONDARY_LINK = "blob-secondary"
 
 
 @dataclass
@@ -247,18 +253,10 @@ class LocalDrillStack:
         return drill
 
     def start(self) -> KvdrConfig:
-        ports = StackPorts(
-            eastus=free_port(),
-            westus=free_port(),
-            blob=free_port(),
-            blob_secondary=free_port(),
-            proxy_api=free_port(),
-            daemon=free_port(),
-        )
+        ports = StackPorts.free()
         state = self.root / ".kvdr"
         self.stack = LocalStack(state_dir=state, ports=ports, project_root=self.project_root)
         self.stack.start()
-        self._add_secondary_blob_link(ports)
         self.config_path = state / "kvdr.toml"
         self.stack.write_config(self.config_path)
         # A drill's stack reacts in about a second (the demo's 2 s poll would dominate RPO).
@@ -273,27 +271,6 @@ class LocalDrillStack:
             state / "logs" / "daemon.log",
         )
         return config
-
-    def _add_secondary_blob_link(self, ports: StackPorts) -> None:
-        """The configuration's `secondary_account_url` points at the blob-secondary port,
-        but LocalStack.start() links only the primary endpoint: add the read replica's
-        link (the same Azurite, `<account>-secondary` in the path), so a drill can cut
-        the primary endpoint alone and reads can go to the secondary."""
-        from kvdr.local_stack import proxy_api
-
-        blob = proxy_api(ports.proxy_api, "GET", "/proxies/blob")
-        assert isinstance(blob, dict)
-        proxy_api(
-            ports.proxy_api,
-            "POST",
-            "/proxies",
-            {
-                "name": STORAGE_SECONDARY_LINK,
-                "listen": f"{HOST}:{ports.blob_secondary}",
-                "upstream": blob["upstream"],
-                "enabled": True,
-            },
-        )
 
     def emulators(self) -> dict[str, EmulatorControl]:
         assert self.stack is not None
@@ -398,4 +375,4 @@ class EmulatorProcess:
 
 
 def local_links() -> list[str]:
-    return ["eastus-vault", "westus-vault", STORAGE_LINK, STORAGE_SECONDARY_LINK]
+    return [*VAULT_LINKS.values(), STORAGE_LINK, STORAGE_SECONDARY_LINK]

@@ -13,6 +13,8 @@ All state lives under `.kvdr/` in the working folder; everything binds 127.0.0.1
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -21,8 +23,8 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,6 +61,11 @@ class StackPorts:
     blob_secondary: int = 10001
     proxy_api: int = 8474
     daemon: int = 8080
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Every port a free one, for a stack beside `kvdr up` (drills, tests, benches)."""
+        return cls(*(free_port() for _ in dataclasses.fields(cls)))
 
     def named(self) -> dict[str, int]:
         return {
@@ -148,20 +155,32 @@ def wait_for_tcp(port: int, process: subprocess.Popen[bytes], what: str, seconds
     raise StackError(f"{what} did not open port {port} within {seconds:.0f} s")
 
 
-def proxy_api(port: int, method: str, path: str, body: object | None = None) -> object:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"http://{HOST}:{port}{path}",
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
+# The links of the stack, by name (see the module docstring); drills and tests cut them.
+VAULT_LINKS = {"eastus": "eastus-vault", "westus": "westus-vault"}
+STORAGE_LINK = "blob"
+STORAGE_SECONDARY_LINK = "blob-secondary"
+
+
+def link_faults(port: int, links: Sequence[tuple[str, int, int]]) -> None:
+    """Create the named links (name, listen port, upstream port) on the fault proxy at
+    `port`, through the same client drills use (`chaos.faults`). Blocking, like the rest
+    of `LocalStack.start()`: the client's coroutines run on an event loop of their own in
+    a worker thread, so this works whether or not the caller is inside a running loop
+    (`kvdr drill` and the failover bench start the stack from one)."""
+    from chaos.errors import FaultError
+    from chaos.faults import Faults
+
+    faults = Faults(HOST, port)
+
+    async def create() -> None:
+        for name, listen, upstream in links:
+            await faults.create_link(name, f"{HOST}:{upstream}", listen=f"{HOST}:{listen}")
+
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            raw = response.read()
-    except urllib.error.HTTPError as exc:
-        raise StackError(f"fault proxy refused {method} {path}: {exc.code} {exc.read()!r}") from exc
-    return json.loads(raw) if raw else None
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            worker.submit(asyncio.run, create()).result()
+    except FaultError as exc:
+        raise StackError(f"fault proxy: {exc}") from exc
 
 
 @dataclass
@@ -269,29 +288,15 @@ class LocalStack:
         )
         wait_for_tcp(blob_port, azurite, "Azurite", 60)
         wait_for_tcp(self.ports.proxy_api, proxy, "fault proxy", 30)
-        proxy_api(
+        # The read replica is the same Azurite (`<account>-secondary` in the path) behind a
+        # link of its own, so a drill can cut the primary storage endpoint alone.
+        link_faults(
             self.ports.proxy_api,
-            "POST",
-            "/populate",
             [
-                {
-                    "name": "eastus-vault",
-                    "listen": f"{HOST}:{self.ports.eastus}",
-                    "upstream": f"{HOST}:{internal['eastus']}",
-                    "enabled": True,
-                },
-                {
-                    "name": "westus-vault",
-                    "listen": f"{HOST}:{self.ports.westus}",
-                    "upstream": f"{HOST}:{internal['westus']}",
-                    "enabled": True,
-                },
-                {
-                    "name": "blob",
-                    "listen": f"{HOST}:{self.ports.blob}",
-                    "upstream": f"{HOST}:{blob_port}",
-                    "enabled": True,
-                },
+                (VAULT_LINKS["eastus"], self.ports.eastus, internal["eastus"]),
+                (VAULT_LINKS["westus"], self.ports.westus, internal["westus"]),
+                (STORAGE_LINK, self.ports.blob, blob_port),
+                (STORAGE_SECONDARY_LINK, self.ports.blob_secondary, blob_port),
             ],
         )
         log.info(
@@ -299,6 +304,7 @@ class LocalStack:
             eastus=self.ports.eastus,
             westus=self.ports.westus,
             blob=self.ports.blob,
+            blob_secondary=self.ports.blob_secondary,
             proxy_api=self.ports.proxy_api,
         )
 

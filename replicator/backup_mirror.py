@@ -23,7 +23,6 @@ import structlog
 
 from replicator import metrics
 from replicator.mirror import MirrorBase, TargetOutcome
-from replicator.plan import UpdateVersion
 from replicator.plan_keys import Action, key_type_refusal
 from vault.client import VaultClient
 from vault.errors import (
@@ -33,7 +32,7 @@ from vault.errors import (
     ItemNotFound,
     VaultError,
 )
-from vault.models import Attributes, ItemProperties, ItemRef
+from vault.models import ItemProperties, ItemRef
 
 log = structlog.get_logger("kvdr.mirror")
 
@@ -297,26 +296,4 @@ class BackupMirror(MirrorBase[SourceReads]):
             target=region,
             new_versions=versions,
             absence_ms=round(absence * 1000, 1),
-        )
-
-    async def _update(
-        self,
-        target: VaultClient,
-        name: str,
-        update: UpdateVersion,
-        attributes: Attributes,
-        outcome: TargetOutcome,
-    ) -> None:
-        started = time.monotonic()
-        region = target.ref.region
-        await target.update_properties(self.kind, name, update.target_version, attributes)
-        outcome.updated += 1
-        metrics.CHANGES_APPLIED.labels(self._pair.name, region, self.kind.value, "update").inc()
-        self._log.info(
-            f"{self.kind.value}.attributes_mirrored",
-            item=self._item(name),
-            target=region,
-            source_version=update.source.version,
-            target_version=update.target_version,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
         )

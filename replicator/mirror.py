@@ -20,6 +20,7 @@ from replicator import metrics
 from replicator.plan import (
     SecretPlan,
     SkippedVersion,
+    UpdateVersion,
     listed_in_sync,
     plan_secret,
     target_attributes,
@@ -29,7 +30,7 @@ from replicator.settings import PairSettings, ReplicatorSettings
 from replicator.sink import ChangeSink, changes_for_sink
 from vault.client import VaultClient
 from vault.errors import BadRequest, DeletedButRecoverable, ItemNotFound, NoAnswer, VaultError
-from vault.models import ChangeOp, ItemKind, ItemProperties, ItemRef, SecretValue
+from vault.models import Attributes, ChangeOp, ItemKind, ItemProperties, ItemRef, SecretValue
 
 log = structlog.get_logger("kvdr.mirror")
 
@@ -192,6 +193,29 @@ class MirrorBase(ABC, Generic[R]):
 
     def _item(self, name: str) -> str:
         return f"{self.kind.value}/{name}"
+
+    async def _update(
+        self,
+        target: VaultClient,
+        name: str,
+        update: UpdateVersion,
+        attributes: Attributes,
+        outcome: TargetOutcome,
+    ) -> None:
+        """Write the source's attributes onto the target version that holds it already."""
+        started = time.monotonic()
+        region = target.ref.region
+        await target.update_properties(self.kind, name, update.target_version, attributes)
+        outcome.updated += 1
+        metrics.CHANGES_APPLIED.labels(self._pair.name, region, self.kind.value, "update").inc()
+        self._log.info(
+            f"{self.kind.value}.attributes_mirrored",
+            item=self._item(name),
+            target=region,
+            source_version=update.source.version,
+            target_version=update.target_version,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
 
     async def sync(
         self,
@@ -413,20 +437,4 @@ class SecretMirror(MirrorBase[SecretValues]):
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
             )
         for update in plan.updates:
-            started = time.monotonic()
-            await target.update_properties(
-                ItemKind.SECRET,
-                plan.name,
-                update.target_version,
-                target_attributes(update.source),
-            )
-            outcome.updated += 1
-            metrics.CHANGES_APPLIED.labels(self._pair.name, region, "secret", "update").inc()
-            self._log.info(
-                "secret.attributes_mirrored",
-                item=f"secret/{plan.name}",
-                target=region,
-                source_version=update.source.version,
-                target_version=update.target_version,
-                duration_ms=round((time.monotonic() - started) * 1000, 1),
-            )
+            await self._update(target, plan.name, update, target_attributes(update.source), outcome)

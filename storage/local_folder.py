@@ -38,10 +38,17 @@ T = TypeVar("T")
 
 
 class LocalFolderStore(StoreLifecycle):
-    """A folder of blobs; use as `async with LocalFolderStore(settings)`."""
+    """A folder of blobs; use as `async with LocalFolderStore(settings)`.
 
-    def __init__(self, settings: LocalFolderSettings) -> None:
+    `clock` (wall-clock seconds, `time.time` by default) is what leases expire by; a
+    test passes its own to let a lease period pass without waiting for it.
+    """
+
+    def __init__(
+        self, settings: LocalFolderSettings, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._files = FolderLayout(Path(settings.path).expanduser().absolute())
+        self._clock = clock
 
     @property
     def description(self) -> str:
@@ -81,7 +88,7 @@ class LocalFolderStore(StoreLifecycle):
     def _lease_holder(self, name: str) -> dict[str, Any] | None:
         """The active lease on `name` (not expired), or None."""
         lease = self._files.read_lease(name)
-        if lease is None or lease["expires_at"] <= time.time():
+        if lease is None or lease["expires_at"] <= self._clock():
             return None
         return lease
 
@@ -247,7 +254,7 @@ class LocalFolderStore(StoreLifecycle):
         self._write_lease(name, lease_id, seconds)
 
     def _write_lease(self, name: str, lease_id: str, seconds: int) -> None:
-        doc = {"lease_id": lease_id, "seconds": seconds, "expires_at": time.time() + seconds}
+        doc = {"lease_id": lease_id, "seconds": seconds, "expires_at": self._clock() + seconds}
         self._files.write_lease(name, doc)
 
     async def renew_lease(self, name: str, lease_id: str) -> None:

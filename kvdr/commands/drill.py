@@ -19,6 +19,7 @@ from kvdr.commands._shared import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit_json, f
 if TYPE_CHECKING:
     from chaos.journal import DrillResult
     from chaos.scenario import Scenario, ScenarioError
+    from chaos.target import DrillTarget
 
 ENVIRONMENTS = ("drill", "staging", "production")
 
@@ -216,8 +217,16 @@ def _install_signals(drill: Any) -> None:
         loop.add_signal_handler(sig, drill.interrupt, sig.name)
 
 
-def _run_local(scenario: Scenario, source: str, pair_name: str | None, keep: bool) -> DrillResult:
+async def _drill_on(scenario: Scenario, source: str, target: DrillTarget) -> DrillResult:
+    """Run the drill on `target`, Ctrl-C and SIGTERM interrupting it (rollbacks run)."""
     from chaos.drill import Drill
+
+    drill = Drill(scenario, source, target)
+    _install_signals(drill)
+    return await drill.run()
+
+
+def _run_local(scenario: Scenario, source: str, pair_name: str | None, keep: bool) -> DrillResult:
     from kvdr.drill_stack import LocalDrillStack, local_links, open_target
 
     project_root = Path(__file__).resolve().parents[2]
@@ -241,9 +250,7 @@ def _run_local(scenario: Scenario, source: str, pair_name: str | None, keep: boo
             cwd=local.root,
             region_processes=local.region_processes(),
         ) as target:
-            drill = Drill(scenario, source, target)
-            _install_signals(drill)
-            return await drill.run()
+            return await _drill_on(scenario, source, target)
 
     from kvdr.local_stack import StackError
 
@@ -297,7 +304,6 @@ def _run_configured(
     production_ok: bool,
     approvals: tuple[str, ...],
 ) -> DrillResult:
-    from chaos.drill import Drill
     from chaos.faults import Faults
     from kvdr.commands._shared import load_config_or_exit
     from kvdr.commands.status import local_url
@@ -344,9 +350,7 @@ def _run_configured(
             config_path=absolute_config,
             cwd=here,
         ) as target:
-            drill = Drill(scenario, source, target)
-            _install_signals(drill)
-            return await drill.run()
+            return await _drill_on(scenario, source, target)
 
     try:
         return asyncio.run(go())

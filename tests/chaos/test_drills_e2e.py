@@ -5,6 +5,7 @@ and emulators' APIs are asked what was left behind."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from kvdr.local_stack import LocalStack, StackPorts, proxy_api
-from tests.fixtures.daemon import DaemonProcess, free_port
+from chaos.faults import Faults
+from kvdr.local_stack import LocalStack, StackPorts
+from tests.fixtures.daemon import DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,7 +176,7 @@ class TestImpossibleObjective:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Path]]:
     """A local stack on free ports with its daemon, marked `environment = "drill"`."""
-    ports = StackPorts(*(free_port() for _ in range(6)))
+    ports = StackPorts.free()
     state = tmp_path_factory.mktemp("drillstack") / ".kvdr"
     local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
     local.start()
@@ -286,7 +288,7 @@ class TestInterrupted:
                 time.sleep(0.2)
             else:
                 pytest.fail("the drill never reached its faults: " + process.stderr.read()[-2000:])
-            toxics = proxy_api(local.ports.proxy_api, "GET", "/proxies/westus-vault/toxics")
+            toxics = asyncio.run(Faults(port=local.ports.proxy_api).toxics("westus-vault"))
             assert toxics, "the toxic should be on while the drill runs"
             assert emulator_get(local, "westus", "faults")["active"] is True
             process.send_signal(sig)
@@ -305,11 +307,12 @@ class TestInterrupted:
             "remove toxic latency from link westus-vault",
         }
         # Asked directly, not taken from the report.
-        proxies = proxy_api(local.ports.proxy_api, "GET", "/proxies")
-        assert isinstance(proxies, dict)
-        for name, proxy in proxies.items():
-            assert proxy["enabled"], name
-            assert proxy["toxics"] == [], name
+        faults = Faults(port=local.ports.proxy_api)
+        links = asyncio.run(faults.links())
+        assert set(links) == {"eastus-vault", "westus-vault", "blob", "blob-secondary"}
+        for name, link in links.items():
+            assert link.enabled, name
+            assert asyncio.run(faults.toxics(name)) == [], name
         for region in ("eastus", "westus"):
             assert emulator_get(local, region, "faults")["active"] is False
             assert emulator_get(local, region, "read-only")["read_only"] is False

@@ -25,7 +25,7 @@ from azure.core.exceptions import HttpResponseError
 from chaos.faults import Faults
 from kvdr.local_stack import LocalStack, StackPorts
 from tests.e2e.stack_clients import stack_secret_client
-from tests.fixtures.daemon import DaemonProcess, free_port
+from tests.fixtures.daemon import DaemonProcess
 from tests.fixtures.stack_failover import (
     WriteLoad,
     assert_all_present,
@@ -46,14 +46,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, DaemonProcess]]:
-    ports = StackPorts(
-        eastus=free_port(),
-        westus=free_port(),
-        blob=free_port(),
-        blob_secondary=free_port(),
-        proxy_api=free_port(),
-        daemon=free_port(),
-    )
+    ports = StackPorts.free()
     state = tmp_path_factory.mktemp("failover-stack") / ".kvdr"
     local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
     local.start()

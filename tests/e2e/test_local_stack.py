@@ -6,6 +6,7 @@ and `kvdr down` themselves are in test_kvdr_up.py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import ssl
 import time
@@ -19,12 +20,13 @@ from typing import Any
 import pytest
 
 from chaos.faults import Faults
+from kvdr.config import load_config
 from kvdr.local_stack import LocalStack, StackPorts
 from replicator.checkpoint import checkpoint_blob_name
 from replicator.state_seal import StateSealer, read_state_document
-from storage import AzureBlobSettings, AzureBlobStore
+from storage import AzureBlobSettings, AzureBlobStore, StorageUnavailable
 from tests.e2e.stack_clients import kvdr, stack_secret_client
-from tests.fixtures.daemon import DaemonProcess, free_port
+from tests.fixtures.daemon import DaemonProcess
 from tests.fixtures.waiting import wait_for, wait_for_sync
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,14 +39,7 @@ OUTAGE_SECONDS = 90
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, DaemonProcess]]:
     """The local stack on free ports, with its daemon as a process."""
-    ports = StackPorts(
-        eastus=free_port(),
-        westus=free_port(),
-        blob=free_port(),
-        blob_secondary=free_port(),
-        proxy_api=free_port(),
-        daemon=free_port(),
-    )
+    ports = StackPorts.free()
     state = tmp_path_factory.mktemp("stack") / ".kvdr"
     local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
     local.start()
@@ -396,3 +391,26 @@ class TestStateOnTheStack:
         assert b'"sealed":1' in data
         assert name.encode() not in data and b"demo-" not in data
         assert (local.state_dir / "state.key").stat().st_mode & 0o777 == 0o600
+
+
+class TestStorageLinksOnTheStack:
+    async def test_reads_go_through_the_secondary_link_when_the_primary_is_cut(
+        self, stack: tuple[LocalStack, DaemonProcess], faults: Faults
+    ) -> None:
+        """The configuration's `secondary_account_url` answers through the stack's own
+        `blob-secondary` link: with `blob` cut a read still succeeds, with both cut it
+        fails, so the read really took that link."""
+        local, _ = stack
+        links = await faults.links()
+        assert links["blob-secondary"].listen == f"127.0.0.1:{local.ports.blob_secondary}"
+        assert links["blob-secondary"].upstream == links["blob"].upstream
+        configured = load_config(local.state_dir / "kvdr.toml").storage
+        assert isinstance(configured, AzureBlobSettings)
+        settings = dataclasses.replace(configured, retries=0, connect_timeout_seconds=1.0)
+        async with AzureBlobStore(settings) as blobs:
+            await blobs.put("e2e/secondary-probe", b"through the replica")
+            async with faults.down("blob"):
+                assert (await blobs.get("e2e/secondary-probe")).data == b"through the replica"
+                async with faults.down("blob-secondary"):
+                    with pytest.raises(StorageUnavailable):
+                        await blobs.get("e2e/secondary-probe")

@@ -10,7 +10,15 @@ import pytest
 
 from kvdr._config_fields import Problems
 from kvdr._config_tuning import ReplicationSection, VaultSection, read_replication, read_vault
-from kvdr.config_docs import DOCS, SECTIONS, main, render, render_table
+from kvdr.config_docs import (
+    DOCS,
+    KIND_TABLES,
+    SECTIONS,
+    main,
+    render,
+    render_kind_table,
+    render_table,
+)
 from replicator.settings import ReplicatorSettings
 from vault.settings import VaultSettings
 
@@ -27,6 +35,21 @@ class TestKeyReference:
         text = DOCS.read_text(encoding="utf-8")
         for model in SECTIONS:
             assert f"<!-- keys: {model.section} -->\n{render_table(model)}<!-- end keys -->" in text
+        for name, models in KIND_TABLES.items():
+            table = render_kind_table(models)
+            assert f"<!-- keys: {name} -->\n{table}<!-- end keys -->" in text
+
+    def test_kind_tables_say_which_kinds_take_a_key(self) -> None:
+        """A key of some kinds names them, required ones marked; a key of all is "all"."""
+        rows = {
+            row.split(" | ")[0]: row.split(" | ")[1:]
+            for row in render_kind_table(KIND_TABLES["credential"]).splitlines()[2:]
+        }
+        assert rows["| `client_secret_env`"][:2] == ["client-secret (required)", "required"]
+        assert rows["| `ca_file`"][:2] == ["all", "none"]
+        assert rows["| `tenant_id`"][0] == (
+            "default, cli, client-secret (required), client-certificate (required)"
+        )
 
     def test_every_key_is_described(self) -> None:
         """No key reaches the reference without a meaning."""
@@ -36,6 +59,12 @@ class TestKeyReference:
             for name, info in model.model_fields.items():
                 if (info.alias or name) not in joined:
                     assert info.description, f"{model.section}.{info.alias or name}"
+        for table, models in KIND_TABLES.items():
+            for kind_model in models:
+                assert kind_model.__dict__.get("__doc__"), f"{table}: {kind_model.__name__}"
+                for name, info in kind_model.model_fields.items():
+                    if name != "kind":
+                        assert info.description, f"{table}.{name} ({kind_model.__name__})"
 
     def test_check_mode_reports_drift_without_writing(self, tmp_path: Path) -> None:
         """--check exits 1 on a stale file and leaves it alone; a run rewrites it."""

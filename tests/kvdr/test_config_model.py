@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kvdr._config_backups import _SIGNERS, Kek, Signer, VaultKek
+from kvdr._config_backups import SIGNER_KINDS, Kek, Signer, VaultKek
 from kvdr._config_fields import Problems
 from kvdr._config_model import read_kind
 from kvdr._config_vaults import ClientSecretCredential, Credential, read_credential
@@ -64,7 +64,7 @@ class TestSignerUnion:
     def test_a_missing_key_says_what_it_holds(self) -> None:
         """A required key of the chosen kind is reported with what belongs there."""
         problems = Problems()
-        assert read_kind(Signer, _SIGNERS, {"kind": "public"}, ("s",), problems) is None
+        assert read_kind(Signer, SIGNER_KINDS, {"kind": "public"}, ("s",), problems) is None
         assert _found(problems) == [
             (
                 "error",
@@ -76,7 +76,7 @@ class TestSignerUnion:
     def test_a_kind_is_required(self) -> None:
         """A signer without `kind` is one error naming the kinds."""
         problems = Problems()
-        read_kind(Signer, _SIGNERS, {"path": "x"}, ("s",), problems)
+        read_kind(Signer, SIGNER_KINDS, {"path": "x"}, ("s",), problems)
         assert _found(problems) == [
             ("error", ("s", "kind"), "missing required key 'kind' (vault, file or public)")
         ]

@@ -7,6 +7,7 @@ segments) must behave the same on either backend; each test here runs on both.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,17 +31,36 @@ from storage import (
     get_if_changed,
 )
 from tests.fixtures.azurite import fresh_container
+from tests.fixtures.waiting import wait_for
 
 WRITERS = 20
 
 
+class ShiftedClock:
+    """Wall-clock time plus an offset the test moves: the folder backend's lease clock."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.fixture
+def folder_clock() -> ShiftedClock:
+    return ShiftedClock()
+
+
 @pytest.fixture(params=["azurite", "local-folder"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, folder_clock: ShiftedClock
+) -> AsyncIterator[BlobStore]:
     if request.param == "azurite":
         async with fresh_container(request.getfixturevalue("azurite")) as azure_store:
             yield azure_store
     else:
-        async with LocalFolderStore(LocalFolderSettings(str(tmp_path / "blobs"))) as local:
+        settings = LocalFolderSettings(str(tmp_path / "blobs"))
+        async with LocalFolderStore(settings, clock=folder_clock) as local:
             yield local
 
 
@@ -384,14 +404,34 @@ class TestLeases:
         assert await store.list("leases/") == []
 
     @pytest.mark.slow
-    async def test_expired_lease_passes_to_another_holder(self, store: BlobStore) -> None:
-        """A lease not renewed for 15 s expires; another holder takes it, the first loses it."""
+    async def test_expired_lease_passes_to_another_holder(
+        self, store: BlobStore, folder_clock: ShiftedClock
+    ) -> None:
+        """A lease not renewed for 15 s expires; another holder takes it, the first loses it.
+
+        The folder's 15 s pass on its injected clock; Azurite's clock cannot be moved, so
+        there the second holder tries until the lease has expired (about 15 s, no more)."""
         first, second = new_lease(), new_lease()
+        taken_at = time.monotonic()
         await store.acquire_lease("leases/e", first, 15)
         with pytest.raises(LeaseHeld):
             await store.acquire_lease("leases/e", second, 15)
-        await asyncio.sleep(16)
-        await store.acquire_lease("leases/e", second, 15)
+
+        async def second_takes_it() -> bool:
+            try:
+                await store.acquire_lease("leases/e", second, 15)
+            except LeaseHeld:
+                return False
+            return True
+
+        if isinstance(store, LocalFolderStore):
+            folder_clock.offset = 14.5
+            assert not await second_takes_it(), "the lease ended before its 15 s"
+            folder_clock.offset = 15.5
+            assert await second_takes_it()
+        else:
+            await wait_for(second_takes_it, 30, "the unrenewed lease to expire", interval=0.5)
+            assert time.monotonic() - taken_at >= 14, "the lease ended before its 15 s"
         with pytest.raises(LeaseLost):
             await store.renew_lease("leases/e", first)
         await store.release_lease("leases/e", second)

@@ -141,6 +141,29 @@ async def automatic_round(local: LocalStack, daemon: DaemonProcess, faults: Faul
     return wrote - cut
 
 
+async def promotes(local: LocalStack, daemon: DaemonProcess, faults: Faults, count: int) -> None:
+    print(header(f"failover: manual promote x{count}"))
+    reported, seen = [], []
+    for index in range(count):
+        rto, first = await promote_round(local, daemon, faults, index)
+        reported.append(rto)
+        seen.append(first)
+    rows = [
+        [
+            what,
+            statistics.median(values),
+            percentile(values, 99),
+            max(values),
+            at_most(percentile(values, 99), 5.0),
+        ]
+        for what, values in (
+            ("RTO reported by promote", reported),
+            ("first application write", seen),
+        )
+    ]
+    print(table(["measure", "p50 s", "p99 s", "max s", "verdict (p99)"], rows))
+
+
 async def measure(args: argparse.Namespace) -> None:
     ports = StackPorts.free()
     with tempfile.TemporaryDirectory(prefix="kvdr-bench-failover-") as tmp:
@@ -154,34 +177,16 @@ async def measure(args: argparse.Namespace) -> None:
         try:
             daemon.start()
             await wait_for(lambda: pair_doc(daemon).get("last_reconcile"), 120, "the first pass")
-            print(header("failover: switchover under load"))
-            rows = [
-                await switchover_round(local, daemon, "westus", args.rate),
-                await switchover_round(local, daemon, "eastus", args.rate),
-            ]
-            print(
-                table(["round", "writes", "lost", "RTO s", "longest write gap s", "verdict"], rows)
-            )
-            print(header(f"failover: manual promote x{args.promotes}"))
-            reported, seen = [], []
-            for index in range(args.promotes):
-                rto, first = await promote_round(local, daemon, faults, index)
-                reported.append(rto)
-                seen.append(first)
-            rows = [
-                [
-                    what,
-                    statistics.median(values),
-                    percentile(values, 99),
-                    max(values),
-                    at_most(percentile(values, 99), 5.0),
+            if not args.skip_switchover:
+                print(header("failover: switchover under load"))
+                rows = [
+                    await switchover_round(local, daemon, "westus", args.rate),
+                    await switchover_round(local, daemon, "eastus", args.rate),
                 ]
-                for what, values in (
-                    ("RTO reported by promote", reported),
-                    ("first application write", seen),
-                )
-            ]
-            print(table(["measure", "p50 s", "p99 s", "max s", "verdict (p99)"], rows))
+                heads = ["round", "writes", "lost", "RTO s", "longest write gap s", "verdict"]
+                print(table(heads, rows))
+            if args.promotes:
+                await promotes(local, daemon, faults, args.promotes)
             if not args.skip_automatic:
                 daemon.terminate()
                 text = config.read_text().replace(
@@ -214,6 +219,7 @@ def main() -> None:
     parser.add_argument("--promotes", type=int, default=10)
     parser.add_argument("--rate", type=float, default=20.0, help="writes/s during switchover")
     parser.add_argument("--skip-automatic", action="store_true")
+    parser.add_argument("--skip-switchover", action="store_true")
     asyncio.run(measure(parser.parse_args()))
 
 

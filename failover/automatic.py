@@ -24,13 +24,15 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from prometheus_client import Gauge
 
-from failover.control_record import ControlRecord, TransitionRefused, begin_promote
+from failover.control_record import ControlRecord, Fence, TransitionRefused, begin_promote
 from failover.control_stores import ControlStores, NoMajority
 from failover.epoch_watch import EpochWatch
+from failover.fencing import FenceAction, FenceError
 from failover.health import RegionHealth
 from failover.transition import TransitionResult, commit
 from storage.errors import StorageError
@@ -119,6 +121,7 @@ class AutoPromoter:
         validity_seconds: float,
         instance: str,
         clock: Callable[[], float] = time.time,
+        fence: FenceAction | None = None,
     ) -> None:
         """`pairs`: each pair's regions and RPO objective."""
         self._watch = watch
@@ -132,6 +135,10 @@ class AutoPromoter:
         self._validity = validity_seconds
         self._instance = instance
         self._clock = clock
+        # Lifts the new primary's fence (a former primary is still fenced from the
+        # transition before); the old primary's fence is owed and applied when it is
+        # back (failover/fence_keeper.py).
+        self._fence = fence
         self._last_lag: dict[str, dict[str, Lag]] = {p: {} for p in self._pairs}
         self._last_why: dict[str, str] = {}
         self.promotions: list[TransitionResult] = []
@@ -189,6 +196,20 @@ class AutoPromoter:
                 reason=decision.why,
                 highest_epoch=read.highest_epoch,
             )
+            lifted: dict[str, tuple[Fence, dict[str, Any] | None]] = {}
+
+            async def lift() -> None:
+                to = decision.to
+                assert to is not None
+                if self._fence is None or record.fences.get(to) != "applied":
+                    return
+                try:
+                    await self._fence.lift(to, record.fence_saved.get(to))
+                except FenceError as exc:
+                    log.error("failover.automatic_fence_not_lifted", pair=pair, error=str(exc))
+                    return
+                lifted[to] = ("none", None)
+
             result = await commit(
                 self._stores,
                 read,
@@ -196,6 +217,8 @@ class AutoPromoter:
                 record,
                 validity=self._validity,
                 started=started,
+                after_wait=lift,
+                fences=lambda: lifted,
             )
         except (NoMajority, TransitionRefused, StorageError) as exc:
             WAITING.labels(pair).set(1)

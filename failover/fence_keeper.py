@@ -39,6 +39,7 @@ class FenceKeeper:
         self._watch = watch
         self._stores = stores
         self._action = action
+        self.action = action
         self._pairs = tuple(pairs)
         self._region_up = region_up
         self._leads = leads

@@ -22,7 +22,7 @@ from aiohttp import web
 from failover.automatic import AutoPromoter, Lag
 from failover.epoch_watch import EpochWatch, PairRegions
 from failover.fence_keeper import FenceKeeper
-from failover.fencing import open_fence
+from failover.fencing import FenceAction, open_fence
 from failover.health import RegionProber
 from kvdr import __version__
 from kvdr.http_api import build_http_app
@@ -178,7 +178,9 @@ class Daemon:
             if keeper is not None:
                 tasks.append(asyncio.create_task(keeper.run(stop), name="fences"))
             if failover.mode == "automatic":
-                promoter = self._auto_promoter(parts, ownership, prober)
+                promoter = self._auto_promoter(
+                    parts, ownership, prober, keeper.action if keeper is not None else None
+                )
                 tasks.append(asyncio.create_task(promoter.run(stop), name="automatic-failover"))
             if self.config.drills:
                 from kvdr.drill_schedule import DrillScheduler
@@ -222,7 +224,11 @@ class Daemon:
         )
 
     def _auto_promoter(
-        self, parts: Parts, ownership: PairOwnership, prober: RegionProber
+        self,
+        parts: Parts,
+        ownership: PairOwnership,
+        prober: RegionProber,
+        fence: FenceAction | None,
     ) -> AutoPromoter:
         """`mode = "automatic"`: this daemon promotes the pairs it leads (failover/automatic.py)."""
         assert self.watch is not None
@@ -245,6 +251,7 @@ class Daemon:
             interval_seconds=failover.probe_interval_seconds,
             validity_seconds=failover.epoch_validity_seconds,
             instance=self.config.daemon.instance_id,
+            fence=fence,
         )
 
     def _fresh_replicator(self, pair: PairSettings) -> PairReplicator:

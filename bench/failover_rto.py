@@ -195,7 +195,10 @@ async def measure(args: argparse.Namespace) -> None:
                 config.write_text(text)
                 daemon = DaemonProcess(config, ports.daemon)
                 daemon.start()
-                await wait_for(lambda: pair_doc(daemon).get("control"), 60, "the daemon")
+                # Automatic promotion needs the target's lag at the last contact: the
+                # daemon must have run the pair (and sampled it) before the outage.
+                await wait_for(lambda: (pair_doc(daemon).get("passes") or 0) > 0, 60, "a pass")
+                await asyncio.sleep(5.0)
                 took = await automatic_round(local, daemon, faults)
                 print(header("failover: automatic promote (defaults)"))
                 print(

@@ -666,13 +666,16 @@ class Drill:
                     out.append(f"toxic {toxic.name} ({toxic.type}) on link {name}")
         except ChaosError as exc:
             out.append(f"the fault proxy could not be checked: {exc}")
-        owed = await self._record_fences()
+        owed: dict[str, str] | None = None
         for region, emulator in self.target.emulators.items():
             try:
                 if (await emulator.faults()).get("active"):
                     out.append(f"emulator fault on {region}")
                 fenced = (await emulator.read_only()).get("read_only")
-                if fenced and region in owed:
+                if fenced and owed is None:
+                    # Asked only when a region is fenced: who owes it?
+                    owed = await self._record_fences()
+                if fenced and owed is not None and region in owed:
                     # The failover's own fence of a standby region (the control record
                     # holds it; a switch back keeps the old active fenced): not the drill's.
                     self.event("fence_kept", region=region, by="control record", state=owed[region])

@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from failover.control_record import control_blob_name
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
@@ -141,6 +143,7 @@ class TestSwitchover:
         assert any("lag to westus is unknown" in r for r in doc["refused"])
         assert status(config)[1]["pairs"][0]["record"] == "none"
 
+    @pytest.mark.slow
     async def test_switchover_reverses_replication_and_back(
         self, world: World, tmp_path: Path
     ) -> None:

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.regions import World
@@ -50,6 +52,7 @@ class TestPromote:
         assert any("eastus answers: use `kvdr failover switchover`" in r for r in doc["refused"])
         assert status(config)[1]["pairs"][0]["record"] == "none"
 
+    @pytest.mark.slow
     async def test_promote_then_failback_keeps_a_divergent_write(
         self, world: World, tmp_path: Path
     ) -> None:
@@ -203,6 +206,7 @@ class TestPromote:
         assert not any(w.startswith("FORCED") for w in doc.get("warnings", []))
 
 
+@pytest.mark.slow
 class TestAutomatic:
     async def test_the_daemon_promotes_after_the_outage(self, world: World, tmp_path: Path) -> None:
         """mode = "automatic", automatic_after 2 s, fast probes: once eastus's process
@@ -240,6 +244,7 @@ class TestAutomatic:
             daemon.terminate()
 
 
+@pytest.mark.slow
 class TestApprovals:
     async def test_promote_waits_for_approvals_and_break_glass_is_recorded(
         self, world: World, tmp_path: Path

@@ -14,7 +14,6 @@ emulator read-only fence the stack configures.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -152,12 +151,10 @@ class TestPromoteOnTheStack:
             assert doc["rto_seconds"] <= took
             lost = {(item["kind"], item["name"]) for item in doc["lost"]}
             assert doc["loss_items"] == len(lost)
-            async with stack_secret_client(local.state_dir, local.ports.westus) as westus:
-                # Accounted for: listed as lost, or copied just before the promotion
-                # (the old direction retried the write it had read once westus's link
-                # was back, before the new epoch stopped it).
-                copied = await holds(westus, "never-mirrored", "lost-value")
-            assert (("secret", "never-mirrored") in lost) != copied, json.dumps(doc)
+            # Whether the write is listed depends on whether the daemon read it before
+            # the link went (then the journal has it); either way it stays on eastus and
+            # reaches westus after the failback (checked below). The per-item
+            # arithmetic is tests/failover/test_promote_loss.py.
             assert "journal" in doc["loss_basis"]
             await wait_for(lambda: source_is(daemon, "westus"), 20, "the daemon reversed")
             async with stack_secret_client(local.state_dir, local.ports.westus) as westus:

@@ -1,9 +1,11 @@
 """Promote and failback: the parts that are not the control record's.
 
 - `promote_refusals`: why a promotion may not happen now (pure).
-- `journal_loss`: what a promotion lost, item by item: the versions the journal
-  recorded on the old primary that the new primary does not hold (the journal has seen
-  every change the replicator read, also those it had not mirrored yet).
+- `missing_versions`, `pending_loss`: what a promotion lost, item by item: the
+  versions the journal recorded on the old primary that the new primary does not hold
+  (the journal has seen every change the replicator read, also those it had not
+  mirrored yet), and the items the daemon's lag tracker held as pending for the new
+  primary that the journal never saw (the primary went before the replicator read them).
 - `divergent_writes`: what was written on the old primary after the promotion that
   kvdr did not copy there (applications that kept writing to it): never dropped,
   listed by failback; `resync_secrets` brings such secrets back in line with the active
@@ -22,6 +24,9 @@ from vault.errors import ItemNotFound, VaultError
 from vault.models import Attributes, ItemKind, ItemProperties
 
 SOURCE_VERSION_TAG = "kvdr-source-version"
+# How status writes a hidden name (replicator/guard.py, hidden_name); a vault's item
+# names hold letters, digits and dashes only, so no real name starts with it.
+HIDDEN_PREFIX = "sha256:"
 
 
 def promote_refusals(
@@ -49,6 +54,9 @@ class LostItem:
     versions: tuple[str, ...]
     # Age of the oldest lost version when the loss was measured.
     oldest_age_seconds: float
+    # "journal": versions the journal recorded; "lag tracker": a change the daemon knew
+    # of (a listing or an event) and never read, so its versions are unknown.
+    seen_by: str = "journal"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -56,7 +64,55 @@ class LostItem:
             "name": self.name,
             "versions": list(self.versions),
             "oldest_age_seconds": round(self.oldest_age_seconds, 3),
+            "seen_by": self.seen_by,
         }
+
+
+def pending_refs(pending: Iterable[tuple[str, float]]) -> list[tuple[ItemKind, str]]:
+    """The items of a lag reading that can be looked up (hashed names cannot)."""
+    refs: list[tuple[ItemKind, str]] = []
+    for key, _ in pending:
+        kind, _, name = key.partition("/")
+        if kind in ItemKind._value2member_map_ and not name.startswith(HIDDEN_PREFIX):
+            refs.append((ItemKind(kind), name))
+    return refs
+
+
+def pending_loss(
+    pending: Iterable[tuple[str, float]],
+    present: Mapping[tuple[str, str], list[ItemProperties]],
+    listed: Iterable[tuple[str, str]],
+    now: datetime,
+) -> list[LostItem]:
+    """The lag tracker's pending items (`kind/name`, changed at epoch seconds) that the
+    journal's listing (`listed`, by (kind, name)) does not name and that the new
+    primary did not receive after the change: no version of it there was made or
+    updated at or after the change (pure). A hashed name (the pair hides names) cannot be looked up
+    and is reported as it is."""
+    seen = set(listed)
+    lost: list[LostItem] = []
+    for key, since in pending:
+        kind, _, name = key.partition("/")
+        if (kind, name) in seen:
+            continue
+        seen.add((kind, name))
+        changed = datetime.fromtimestamp(since, now.tzinfo)
+        arrived = any(
+            (v.updated_on or v.created_on or changed) >= changed
+            for v in present.get((kind, name), [])
+        )
+        if arrived:
+            continue
+        lost.append(
+            LostItem(
+                kind=kind,
+                name=name,
+                versions=(),
+                oldest_age_seconds=max(0.0, (now - changed).total_seconds()),
+                seen_by="lag tracker",
+            )
+        )
+    return lost
 
 
 def held_versions(versions: Iterable[ItemProperties]) -> set[str]:

@@ -37,6 +37,9 @@ class LagReading:
     # Set when no listing that began after the fence was compared yet: lag 0 then
     # proves nothing about the last writes before it.
     unproven: bool = False
+    # The oldest pending items as the daemon's status names them (`kind/name`, the
+    # name hashed when the pair hides names) with the time each changed (epoch s).
+    pending_items: tuple[tuple[str, float], ...] = ()
 
     @property
     def caught_up(self) -> bool:

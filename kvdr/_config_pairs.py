@@ -120,7 +120,8 @@ class PairSection(Section):
     hide_names: Flag = setting(
         False,
         "status and dashboard show `sha256:<12 hex digits>` of each name instead of the name "
-        "in the expiry list and the deletion guard's withheld list",
+        "in the expiry list, the deletion guard's withheld list and each target's pending items "
+        "(a promotion's loss report then names those items by the same digest)",
     )
 
 

@@ -33,6 +33,11 @@ class LagTracker:
     def pending(self, target: str) -> int:
         return len(self._pending[target])
 
+    def oldest(self, target: str, limit: int) -> list[tuple[str, float]]:
+        """Up to `limit` pending items of `target`, oldest first: (item key, since)."""
+        pending = self._pending[target]
+        return sorted(pending.items(), key=lambda kv: (kv[1], kv[0]))[:limit]
+
     def lag(self, target: str) -> float:
         pending = self._pending[target]
         if not pending:

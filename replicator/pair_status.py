@@ -15,6 +15,7 @@ import structlog
 from replicator import metrics
 from replicator.accounting import RECENT_ERRORS, TargetState
 from replicator.deletions import PairDeletions
+from replicator.guard import shown_key
 from replicator.lag import LagTracker
 from replicator.settings import PairSettings
 from vault.models import ItemKind
@@ -63,12 +64,23 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
 
 
-def target_status(region: str, state: TargetState, lag: LagTracker, now: float) -> dict[str, Any]:
+# Pending items a target's status names, oldest first: what a promotion reports as lost
+# when the old primary is gone before the replicator read them (failover/promote.py).
+PENDING_ITEMS_SHOWN = 500
+
+
+def target_status(
+    region: str, state: TargetState, lag: LagTracker, now: float, hide_names: bool = False
+) -> dict[str, Any]:
     """One target's part of the pair's status."""
     return {
         "region": region,
         "lag_seconds": round(lag.lag(region), 3),
         "pending": lag.pending(region),
+        "pending_items": [
+            {"item": shown_key(key, hide_names), "since": iso(since)}
+            for key, since in lag.oldest(region, PENDING_ITEMS_SHOWN)
+        ],
         "items": len(state.checkpoint.items),
         "last_success": iso(state.last_success),
         "suspended_until": iso(state.suspended_until) if state.suspended_until > now else None,
@@ -118,7 +130,10 @@ def pair_status(
             for item, message in sorted(sink_errors.items())[:RECENT_ERRORS]
         ],
         **deletions.status(iso),
-        "targets": [target_status(region, state, lag, now) for region, state in targets.items()],
+        "targets": [
+            target_status(region, state, lag, now, pair.hide_names)
+            for region, state in targets.items()
+        ],
     }
 
 
@@ -150,6 +165,7 @@ def pair_shell(pair: PairSettings) -> dict[str, Any]:
                 "region": target.region,
                 "lag_seconds": None,
                 "pending": None,
+                "pending_items": [],
                 "items": None,
                 "last_success": None,
                 "suspended_until": None,

@@ -14,6 +14,8 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -232,9 +234,23 @@ def _lag(config: KvdrConfig, pair: str, to: str, url: str | None) -> tuple[Any, 
                 passes = int(p.get("passes") or 0)
                 begun = int(p.get("passes_begun") or passes)
                 source = f"daemon {where}"
-                return LagReading(float(lag), int(pending), source, passes, begun), ""
+                items = tuple(_pending_items(t.get("pending_items")))
+                reading = LagReading(float(lag), int(pending), source, passes, begun)
+                return replace(reading, pending_items=items), ""
         return None, f"{to} is not a target of pair {pair} at the daemon {where}"
     return None, f"the daemon at {where} does not know pair {pair}"
+
+
+def _pending_items(raw: object) -> list[tuple[str, float]]:
+    """The daemon's named pending items (`kind/name`, ISO time); what does not parse
+    is left out (an older daemon sends none)."""
+    items: list[tuple[str, float]] = []
+    for entry in raw if isinstance(raw, list) else []:
+        try:
+            items.append((str(entry["item"]), datetime.fromisoformat(entry["since"]).timestamp()))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return items
 
 
 def by_whom() -> str:

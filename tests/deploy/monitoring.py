@@ -11,9 +11,9 @@ import yaml  # type: ignore[import-untyped]  # PyYAML (via yamllint) has no stub
 
 from tests.deploy.iac import DEPLOY
 
-RULES = DEPLOY / "prometheus" / "kvdr-alerts.yaml"
-RULE_TESTS = sorted((DEPLOY / "prometheus" / "tests").glob("*.test.yaml"))
-DASHBOARD = DEPLOY / "grafana" / "kvdr-dashboard.json"
+RULES = DEPLOY / "monitoring" / "kvdr-alerts.yaml"
+RULE_TESTS = sorted((DEPLOY / "monitoring" / "tests").glob("*.test.yaml"))
+DASHBOARD = DEPLOY / "monitoring" / "kvdr-dashboard.json"
 _METRIC = re.compile(r"\b(kvdr_[a-z0-9_]+|up)\b(?!\s*\()")
 
 

@@ -14,6 +14,7 @@ emulator read-only fence the stack configures.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -151,11 +152,12 @@ class TestPromoteOnTheStack:
             assert doc["rto_seconds"] <= took
             lost = {(item["kind"], item["name"]) for item in doc["lost"]}
             assert doc["loss_items"] == len(lost)
-            # Whether the write is listed depends on whether the daemon read it before
-            # the link went (then the journal has it); either way it stays on eastus and
-            # reaches westus after the failback (checked below). The per-item
-            # arithmetic is tests/failover/test_promote_loss.py.
-            assert "journal" in doc["loss_basis"]
+            # Listed whether the daemon read it before the link went (the journal has
+            # its version) or only knew of it (its lag tracker held it as pending).
+            # The per-item arithmetic is tests/failover/test_promote_loss.py.
+            assert ("secret", "never-mirrored") in lost, doc
+            assert "journal" in doc["loss_basis"] and "pending items" in doc["loss_basis"]
+            assert "lost-value" not in json.dumps(doc)
             await wait_for(lambda: source_is(daemon, "westus"), 20, "the daemon reversed")
             async with stack_secret_client(local.state_dir, local.ports.westus) as westus:
                 await westus.set_secret("written-after-promote", "w")

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from failover.promote import divergent_versions, missing_versions, promote_refusals
+from failover.promote import (
+    divergent_versions,
+    missing_versions,
+    pending_loss,
+    pending_refs,
+    promote_refusals,
+)
 from vault.models import ItemKind, ItemProperties
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -44,6 +50,38 @@ class TestMissingVersions:
     def test_nothing_lost(self) -> None:
         recorded = {("secret", "db"): [version("a1")]}
         assert missing_versions(recorded, {("secret", "db"): [version("a1")]}, NOW) == []
+
+
+class TestPendingLoss:
+    """Items the daemon knew had changed (a listing or an event) and never read: the
+    journal has no version of them, the lag tracker names them."""
+
+    def test_pending_items_the_new_primary_did_not_receive_are_lost(self) -> None:
+        changed = (NOW - timedelta(seconds=12)).timestamp()
+        pending = [("secret/db", changed), ("secret/arrived", changed), ("secret/new", changed)]
+        present = {
+            # A copy older than the change: the change did not arrive.
+            ("secret", "db"): [version("b1", 60)],
+            # A copy made after the change: it arrived after the daemon's reading.
+            ("secret", "arrived"): [version("b2", 3)],
+        }
+        lost = pending_loss(pending, present, [], NOW)
+        assert [(i.name, i.versions, i.seen_by) for i in lost] == [
+            ("db", (), "lag tracker"),
+            ("new", (), "lag tracker"),
+        ]
+        assert lost[0].oldest_age_seconds == 12.0
+
+    def test_what_the_journal_listed_is_not_listed_twice(self) -> None:
+        pending = [("secret/db", NOW.timestamp() - 5), ("secret/db", NOW.timestamp() - 9)]
+        assert pending_loss(pending, {}, [("secret", "db")], NOW) == []
+        assert len(pending_loss(pending, {}, [], NOW)) == 1
+
+    def test_hashed_names_are_reported_as_they_are_and_not_looked_up(self) -> None:
+        pending = [("secret/sha256:0123456789ab", NOW.timestamp()), ("key/signing", 0.0)]
+        assert pending_refs(pending) == [(ItemKind.KEY, "signing")]
+        (hidden, _) = pending_loss(pending, {}, [], NOW)
+        assert hidden.name == "sha256:0123456789ab"
 
 
 class TestDivergence:

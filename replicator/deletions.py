@@ -178,7 +178,7 @@ class PairDeletions:
             self._failed(exc)
             return None
         self.guard = outcome.guard
-        await self.expiry.refresh(live)
+        await self.expiry.refresh(live, skip=skip)
         self.last_sweep = self._clock()
         self.error = None
         return outcome

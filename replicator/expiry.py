@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,8 +119,11 @@ class ExpiryWatch:
     def _selects(self, props: ItemProperties) -> bool:
         return props.kind in self._pair.kinds and self._pair.selects(props.name)
 
-    async def refresh(self, source_listing: list[ItemProperties]) -> None:
-        """Take the primary's listing as given; list every secondary."""
+    async def refresh(
+        self, source_listing: list[ItemProperties], skip: Collection[str] = ()
+    ) -> None:
+        """Take the primary's listing as given; list every secondary but those in
+        `skip` (suspended: unreachable a moment ago), whose last listing is kept."""
         self._listings[self._pair.primary.region] = source_listing
         self.errors.pop(self._pair.primary.region, None)
 
@@ -140,7 +143,9 @@ class ExpiryWatch:
             self._listings[region] = listing
             self.errors.pop(region, None)
 
-        await asyncio.gather(*(list_region(r, c) for r, c in self._targets.items()))
+        await asyncio.gather(
+            *(list_region(r, c) for r, c in self._targets.items() if r not in skip)
+        )
         self.items = expiring_items(
             self._listings, self._clock(), self.horizon_seconds, self._selects
         )

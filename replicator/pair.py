@@ -389,7 +389,12 @@ class PairReplicator:
             for region, error in results.items():
                 if error is not None:
                     item = f"{kind.value} issuers and contacts"
-                    self.targets[region].record_error(now, item, error)
+                    state = self.targets[region]
+                    state.record_error(now, item, error)
+                    if error.transient:
+                        # Unreachable: the sweep and the next passes leave it alone for a
+                        # while instead of waiting out its timeout again.
+                        self._accounts.suspend(state, now, error)
 
     async def sync_refs(self, refs: Mapping[ItemRef, float]) -> SyncReport:
         """Sync the given items on every target (the event path)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from structlog.testing import capture_logs
+
 from replicator.accounting import (
     MAX_SUSPENSION_SECONDS,
     Accounting,
@@ -265,3 +267,23 @@ class TestOnVaults:
         third = await replicator.poll()
         assert (third.errors, third.copied) == (0, 1)
         assert (await world.vaults["westus"].get_secret("waiting")).value == "value"
+
+    async def test_a_target_dead_for_the_issuers_is_suspended_and_the_sweep_skips_it(
+        self, world: World
+    ) -> None:
+        """An empty vault's first pass meets a dead target only in the certificate
+        issuers step: the target is suspended there, so the sweep's expiry listing does
+        not wait out its timeout again and the next poll is not held up by it."""
+        clock = ManualClock()
+        pair = world.pair(kinds=frozenset({ItemKind.SECRET, ItemKind.CERTIFICATE}))
+        replicator = world.replicator(pair, clock=clock, target_timeout_seconds=1.0)
+        await replicator.load()
+        world.emulators["westus"].stop()
+        await replicator.reconcile()
+        state = replicator.targets["westus"]
+        assert state.suspended_until == clock.now + 2.0
+        assert [e["item"] for e in state.errors] == ["certificate issuers and contacts"]
+        with capture_logs() as logs:
+            await replicator.sweep()
+        assert not [e for e in logs if e["event"] == "expiry.listing_failed"]
+        world.emulators["westus"].restart()

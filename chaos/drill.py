@@ -152,6 +152,8 @@ class Drill:
             except (VaultError, TimeoutError, OSError) as exc:
                 return False, f"{region} did not answer a read: {type(exc).__name__}"
             return True, f"{region} answers reads"
+        if kind == "backups_readable":
+            return await self._backups_readable(probe)
         if kind == "daemon_up":
             up = await self.target.daemon.status() is not None
             return up, "the daemon answers /status" if up else "the daemon does not answer"
@@ -172,6 +174,20 @@ class Drill:
             return False, f"lag unknown: {lags}"
         worst = max(float(v) for v in lags.values())
         return worst < probe.seconds, f"lag {worst:.1f} s (limit {probe.seconds:g} s)"
+
+    async def _backups_readable(self, probe: Probe) -> tuple[bool, str]:
+        code, doc = await self.target.cli(
+            ["snapshot", "list", "--pair", self.target.pair, "--json"]
+        )
+        if code != 0:
+            return False, f"kvdr snapshot list failed: {str(doc.get('error', ''))[:200]}"
+        where = str(doc.get("read_from", "primary"))
+        generations = sum(len(p.get("generations", [])) for p in doc.get("pairs", []))
+        if not generations:
+            return False, f"no backups of pair {self.target.pair} listed ({where} endpoint)"
+        if probe.endpoint == "secondary" and where != "secondary":
+            return False, "the backups were read from the primary storage endpoint"
+        return True, f"{generations} generation(s) listed from the {where} storage endpoint"
 
     async def probe_within(self, probe: Probe, seconds: float) -> tuple[bool, str]:
         deadline = time.monotonic() + seconds

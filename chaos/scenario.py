@@ -55,11 +55,22 @@ class Probe(_Model):
     """A check of the stack. `lag_below`: the daemon's replication lag to `region` (every
     target when unset) is under `seconds`; `region_up` / `reads_answer`: the region's
     vault answers a read; `daemon_up`: the daemon's /status answers; `daemon_reports_error`:
-    the daemon's status shows an error for the pair (an alert was raised)."""
+    the daemon's status shows an error for the pair (an alert was raised);
+    `backups_readable`: `kvdr snapshot list` lists the pair's backups (from the storage
+    endpoint `endpoint` names: "secondary" holds only when the read-access secondary
+    served it). It runs a command, so it suits an `await` step better than "during"."""
 
-    probe: Literal["lag_below", "region_up", "reads_answer", "daemon_up", "daemon_reports_error"]
+    probe: Literal[
+        "lag_below",
+        "region_up",
+        "reads_answer",
+        "daemon_up",
+        "daemon_reports_error",
+        "backups_readable",
+    ]
     region: str | None = None
     seconds: Seconds = 30.0
+    endpoint: Literal["any", "secondary"] = "any"
     # Hypothesis only: where it must hold (abort conditions are checked during the method).
     when: tuple[Phase, ...] = ("before", "after")
     # A probe that fails is retried this long before it counts as failed (lag falls,

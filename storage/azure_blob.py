@@ -76,6 +76,9 @@ class AzureBlobStore(StoreLifecycle):
         # monotonic deadline until which reads skip the primary; 0 = primary is healthy.
         self._primary_down_until = 0.0
         self._fallback_logged = False
+        # Reads the secondary endpoint served (what was read may lag the primary: RA-GZRS
+        # replicates asynchronously); commands say so.
+        self.secondary_reads = 0
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -122,8 +125,20 @@ class AzureBlobStore(StoreLifecycle):
             await self._call("create_container", "", self._primary.create_container())
         except StorageUnavailable as exc:
             # Reads may still be served by the secondary (e.g. a restore during a
-            # regional outage): opening must not require the primary.
+            # regional outage): opening must not require the primary, and the first
+            # reads go straight to the secondary instead of paying the retries again.
             log.warning("storage.container_check_skipped", store=self.description, error=str(exc))
+            if self._secondary is not None:
+                self._primary_down_until = time.monotonic() + self._settings.primary_retry_seconds
+                self._fallback_logged = True
+                log.warning(
+                    "storage.read_fallback",
+                    store=self.description,
+                    secondary=self.secondary_description,
+                    operation="open",
+                    blob="",
+                    error=str(exc),
+                )
         except BlobExists:
             pass
         except BaseException:
@@ -233,9 +248,12 @@ class AzureBlobStore(StoreLifecycle):
         secondary_at = safe_url(self._endpoints.secondary or "")
         if secondary is not None and time.monotonic() < self._primary_down_until:
             try:
-                return await attempt(secondary, secondary_at)
+                result = await attempt(secondary, secondary_at)
             except StorageUnavailable:
                 secondary = None  # down too: see whether the primary is back
+            else:
+                self.secondary_reads += 1
+                return result
         try:
             result = await attempt(primary, primary_at)
         except StorageUnavailable as primary_exc:
@@ -255,9 +273,11 @@ class AzureBlobStore(StoreLifecycle):
                     error=str(primary_exc),
                 )
             try:
-                return await attempt(secondary, secondary_at)
+                result = await attempt(secondary, secondary_at)
             except StorageUnavailable as secondary_exc:
                 raise _both_down(operation, blob) from secondary_exc
+            self.secondary_reads += 1
+            return result
         if self._fallback_logged:
             self._fallback_logged = False
             self._primary_down_until = 0.0

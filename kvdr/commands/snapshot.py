@@ -57,6 +57,18 @@ T = TypeVar("T")
 SCRATCH_START_SECONDS = 30.0
 
 
+SECONDARY_NOTE = (
+    "storage's primary endpoint did not answer: read from its secondary (read-access) "
+    "endpoint, which replicates asynchronously and may lack the newest objects"
+)
+
+
+def read_from(blobs: object) -> str:
+    """Which endpoint served the reads of a store: "secondary" when any read fell back
+    to the read-access secondary, else "primary"."""
+    return "secondary" if getattr(blobs, "secondary_reads", 0) else "primary"
+
+
 def _pairs(config: KvdrConfig, only: str | None, stored: list[str]) -> list[str]:
     """Pairs to work on: the configured ones plus any with backups in storage."""
     known = sorted({p.name for p in config.replicator.pairs} | set(stored))
@@ -186,14 +198,17 @@ def list_command(pair: str | None, as_json: bool, config_path: Path | None) -> N
 
     config = _setup(config_path)
 
-    async def work(session: BackupSession) -> list[dict[str, Any]]:
+    async def work(session: BackupSession) -> tuple[list[dict[str, Any]], str]:
         names = _pairs(config, pair, await list_backup_pairs(session.blobs))
-        return [(await load_catalog(session.blobs, name)).summary() for name in names]
+        summaries = [(await load_catalog(session.blobs, name)).summary() for name in names]
+        return summaries, read_from(session.blobs)
 
-    summaries = _run(config, work, as_json)
+    summaries, where = _run(config, work, as_json)
     if as_json:
-        emit_json({"ok": True, "pairs": summaries})
+        emit_json({"ok": True, "read_from": where, "pairs": summaries})
         sys.exit(EXIT_OK)
+    if where == "secondary":
+        click.echo(SECONDARY_NOTE)
     for s in summaries:
         if not s["generations"]:
             click.echo(f"pair {s['pair']}: no backups")

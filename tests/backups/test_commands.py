@@ -73,6 +73,7 @@ class TestCommands:
         assert listed.returncode == 0, listed.stderr
         (pair,) = json.loads(listed.stdout)["pairs"]
         assert pair["pair"] == "app" and pair["generations"][0]["last_sequence"] == 3
+        assert json.loads(listed.stdout)["read_from"] == "primary"
 
         created = json.loads(kvdr("snapshot", "create", "--json", *cfg).stdout)
         assert created["snapshots"][0]["created"] is True

@@ -73,12 +73,16 @@ class TestSecondaryFallback:
         """With the primary cut, get and list are served by the secondary; logged once."""
         for i in range(3):
             await relayed_store.put_if_absent(f"journal/{i}", f"segment {i}".encode())
+        await relayed_store.get("journal/0")
+        assert relayed_store.secondary_reads == 0
         await azurite_relay.stop()
         with capture_logs() as logs:
             assert (await relayed_store.get("journal/1")).data == b"segment 1"
             listed = await relayed_store.list("journal/")
             assert (await relayed_store.get("journal/2")).data == b"segment 2"
         assert [info.name for info in listed] == ["journal/0", "journal/1", "journal/2"]
+        # Counted, so commands can say their reads came from the secondary.
+        assert relayed_store.secondary_reads == 3
         [fallback] = events(logs, "storage.read_fallback")
         container = blob_container_name(relayed_store)
         assert fallback["secondary"] == f"{azurite.secondary_endpoint}/{container}"
@@ -127,7 +131,13 @@ class TestSecondaryFallback:
         with capture_logs() as logs:
             async with AzureBlobStore(relayed(azurite, azurite_relay, container)) as store:
                 assert (await store.get("snapshots/1")).data == b"state"
+                assert (await store.list("snapshots/"))[0].name == "snapshots/1"
+                assert store.secondary_reads == 2
         assert events(logs, "storage.container_check_skipped")
+        # The open found the primary gone: the reads went straight to the secondary
+        # (one fallback, named at the open, no retries of the primary per read).
+        [fallback] = events(logs, "storage.read_fallback")
+        assert fallback["operation"] == "open"
         await delete_container(azurite, container)
 
     async def test_both_endpoints_down_then_back(self, azurite: Azurite) -> None:

@@ -36,6 +36,7 @@ from vault.credentials import build_credential
 
 if TYPE_CHECKING:
     from kvdr.config import KvdrConfig
+    from kvdr.drill_records import DrillRecordWatch
     from kvdr.drill_schedule import DrillScheduler
 
 log = structlog.get_logger("kvdr.daemon")
@@ -51,6 +52,8 @@ class Daemon:
         self.ownership: PairOwnership | None = None
         # `[[drills]]` on their schedules (None without any).
         self.drills: DrillScheduler | None = None
+        # The drill records in storage, exported as kvdr_drill_* (kvdr/drill_records.py).
+        self.drill_records: DrillRecordWatch | None = None
         # The control records as this daemon reads them: the direction of each pair
         # and the fence on every write (failover/epoch_watch.py).
         self.watch: EpochWatch | None = None
@@ -182,6 +185,12 @@ class Daemon:
                     parts, ownership, prober, keeper.action if keeper is not None else None
                 )
                 tasks.append(asyncio.create_task(promoter.run(stop), name="automatic-failover"))
+            # Every drill against this environment left a record in storage (whoever
+            # ran it: a terminal, the CronJob, the timer, [[drills]]): exported here.
+            from kvdr.drill_records import DrillRecordWatch
+
+            self.drill_records = DrillRecordWatch(parts.blobs)
+            tasks.append(asyncio.create_task(self.drill_records.run(stop), name="drill-records"))
             if self.config.drills:
                 from kvdr.drill_schedule import DrillScheduler
 

@@ -1,14 +1,19 @@
 """The drill metrics: the last drill's RPO, RTO, verdict and last success, per scenario
-and pair. The daemon exports them on /metrics (scheduled drills); `kvdr drill run
---report DIR` also writes them to DIR/metrics.prom, for a textfile collector."""
+and pair. The daemon exports them on /metrics from the drill records in storage
+(kvdr/drill_records.py: every drill against a configured environment leaves one) and
+from its own scheduled drills; `kvdr drill run --report DIR` also writes them to
+DIR/metrics.prom, for a textfile collector."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+if TYPE_CHECKING:
+    from kvdr.drill_records import DrillRecord
 
 LABELS = ["scenario", "pair"]
 
@@ -49,6 +54,16 @@ class DrillMetrics:
         self.passed.labels(*labels).set(1 if doc["passed"] else 0)
         if doc["passed"]:
             self.last_success.labels(*labels).set(now if now is not None else time.time())
+
+    def set_record(self, record: DrillRecord) -> None:
+        """The gauges from a drill record in storage (kvdr/drill_records.py)."""
+        labels = (record.scenario, record.pair)
+        self.rpo.labels(*labels).set(record.rpo_seconds)
+        rto = record.rto_seconds
+        self.rto.labels(*labels).set(float("nan") if rto is None else rto)
+        self.passed.labels(*labels).set(1 if record.passed else 0)
+        if record.last_success_at is not None:
+            self.last_success.labels(*labels).set(record.last_success_at)
 
 
 _default: DrillMetrics | None = None

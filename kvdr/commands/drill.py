@@ -208,7 +208,7 @@ def run_command(
             production_ok,
             approvals,
         )
-    _finish(result, report_dir, as_json)
+    _finish(result, report_dir, as_json, config_path if where == "config" else None)
 
 
 def _install_signals(drill: Any) -> None:
@@ -358,12 +358,34 @@ def _run_configured(
         fail(str(exc), EXIT_USAGE)
 
 
-def _finish(result: DrillResult, report_dir: Path | None, as_json: bool) -> None:
+async def _publish_record(config_path: Path, doc: dict[str, Any]) -> dict[str, str]:
+    """Leave the drill's record in the configuration's storage, where every daemon
+    exports it as `kvdr_drill_*` (kvdr/drill_records.py). A failure is reported, not
+    fatal: the drill's verdict stands."""
+    from kvdr.config import load_config
+    from kvdr.drill_records import publish
+    from storage.open import open_store
+    from vault.credentials import build_credential
+
+    try:
+        config = load_config(config_path)
+        credential = build_credential(config.credential)
+        async with credential, open_store(config.storage, credential) as store:
+            return {"blob": await publish(store, doc), "store": store.description}
+    except Exception as exc:
+        return {"error": f"the drill record was not written ({type(exc).__name__}: {exc})"}
+
+
+def _finish(
+    result: DrillResult, report_dir: Path | None, as_json: bool, config_path: Path | None = None
+) -> None:
     from chaos.report import report_document, write_reports
     from kvdr.drill_metrics import record_result
 
     doc = write_reports(result, report_dir) if report_dir else report_document(result)
     record_result(doc, report_dir)
+    if config_path is not None:
+        doc["record"] = asyncio.run(_publish_record(config_path, doc))
     if as_json:
         emit_json(doc)
     else:
@@ -378,4 +400,9 @@ def _finish(result: DrillResult, report_dir: Path | None, as_json: bool) -> None
             click.echo(f"  {why}")
         if report_dir:
             click.echo(f"  reports in {report_dir}")
+        record = doc.get("record", {})
+        if "blob" in record:
+            click.echo(f"  record {record['blob']} in {record['store']} (the daemons export it)")
+        elif "error" in record:
+            click.echo(f"  warning: {record['error']}", err=True)
     raise SystemExit(EXIT_OK if doc["passed"] else EXIT_FAILED)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -431,6 +432,14 @@ class TestCertificateFaults:
             cwd=tmp_path,
         )
         assert result.returncode == 0, explain(doc, result)
+        # The drill left its record in the environment's storage, and the daemon running
+        # there exports it: the dashboard's last drill per pair, whoever ran it.
+        assert doc["record"]["blob"] == "drills/demo/certificate-faults.json", doc["record"]
+        exported = 'kvdr_drill_passed{pair="demo",scenario="certificate-faults"} 1.0'
+        deadline = time.monotonic() + 40
+        while exported not in daemon_metrics(local) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert exported in daemon_metrics(local)
         assert [r["what"] for r in doc["rollbacks"]] == ["enable certificate drill-cert in eastus"]
         assert [r["by"] for r in doc["rollbacks"]] == ["heal"]
         faults = [e["what"] for e in doc["timeline"] if e["kind"] == "fault"]
@@ -450,6 +459,11 @@ class TestCertificateFaults:
                 break
             time.sleep(1)
         assert len(mirrored) >= 2
+
+
+def daemon_metrics(local: LocalStack) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{local.ports.daemon}/metrics", timeout=5) as r:
+        return str(r.read().decode())
 
 
 REGION_KILLED = """

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from kvdr.drill_records import publish
 from tests.deploy.monitoring import RULES, queried_metrics, rules
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.regions import WorldFactory
@@ -34,13 +35,15 @@ FAMILY_ONLY = {
     "kvdr_journal_flush_errors_total",
     "kvdr_failover_rto_seconds",
     "kvdr_failover_automatic_waiting",
-    # The drill gauges: a daemon with [[drills]] exports their families at once and a
-    # series per scenario and pair after its first scheduled drill (a full drill is too
-    # slow for this test; tests/kvdr/test_drill_schedule.py covers the values).
-    "kvdr_drill_passed",
-    "kvdr_drill_rpo_seconds",
-    "kvdr_drill_rto_seconds",
-    "kvdr_drill_last_success_timestamp_seconds",
+}
+
+DRILL_REPORT = {
+    "scenario": "region-outage",
+    "run_id": "0a1b2c3d",
+    "target": {"pair": "app", "environment": "staging"},
+    "passed": True,
+    "ended_at": "2026-12-01T06:20:00+00:00",
+    "measured": {"rpo_items": 0, "rpo_seconds": 0.0, "rto_seconds": 4.2},
 }
 
 pytestmark = pytest.mark.skipif(
@@ -164,6 +167,9 @@ scenario = "flaky-primary"
 cron = "0 3 1 1 *"
 """
     config = write_config(world, tmp_path / "kvdr.toml", port=port, extra=backups)
+    # A drill ran against this environment (elsewhere: a CronJob, a terminal) and left
+    # its record in storage: the daemon exports it as the drill gauges.
+    await publish(world.blobs, DRILL_REPORT)
     daemon = DaemonProcess(config, port).start()
     prometheus: PrometheusServer | None = None
     try:
@@ -199,6 +205,10 @@ cron = "0 3 1 1 *"
                 f"not in Prometheus: {sorted(missing)} (target {prometheus.target_health()})"
             ) from None
         assert "kvdr_rpo_seconds" in present and "up" in present
+        passed = _api(server.base, "query", query="kvdr_drill_passed")["result"]
+        assert [(r["metric"]["scenario"], r["metric"]["pair"], r["value"][1]) for r in passed] == [
+            ("region-outage", "app", "1")
+        ]
 
         families = prometheus.families()
         assert families >= FAMILY_ONLY, FAMILY_ONLY - families

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 import structlog
 from prometheus_client import Gauge
 
-from failover.control_record import ControlRecord, MalformedControlRecord, initial_record
+from failover.control_record import ControlRecord, MalformedControlRecord
 from failover.control_stores import ControlStores, NoMajority
+from failover.control_transitions import initial_record
 from vault.write_gate import WriteFenced
 
 log = structlog.get_logger("kvdr.epoch")

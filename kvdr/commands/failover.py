@@ -283,7 +283,7 @@ def approval_check(
     """Refusals for too few approvals, and the operators whose approvals count."""
     from datetime import UTC, datetime
 
-    from failover.control_record import valid_approvals
+    from failover.control_transitions import valid_approvals
     from failover.switchover import approval_refusals
 
     settings = config.failover
@@ -447,8 +447,9 @@ async def _switchover(
     break_glass: bool,
     drain_timeout: float,
 ) -> tuple[dict[str, Any], int]:
-    from failover.control_record import MalformedControlRecord, TransitionRefused
+    from failover.control_record import MalformedControlRecord
     from failover.control_stores import NoMajority
+    from failover.control_transitions import TransitionRefused
     from failover.switchover import Checks, SwitchoverRefused, current_record, switchover
     from storage.errors import StorageError
 
@@ -504,14 +505,10 @@ async def _switchover(
 
 async def _unfence(fencer: Fencer, region: str | None, record: ControlRecord) -> None:
     """A switch that did not happen leaves the old primary as it found it."""
-    from dataclasses import replace
+    from failover.control_transitions import with_fence_updates
 
-    from failover.control_record import fence_changes
-
-    if region is None:
-        return
-    fences, saved = fence_changes(record, fencer.updates)
-    await fencer.lift(region, replace(record, fences=fences, fence_saved=saved))
+    if region is not None:
+        await fencer.lift(region, with_fence_updates(record, fencer.updates))
 
 
 async def run_transition_hooks(config: KvdrConfig, result: TransitionResult) -> list[Any]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kvdr.commands._fence_steps import Fencer, open_fencer
+from kvdr.commands._fence_steps import open_fencer
 from kvdr.commands._shared import (
     EXIT_FAILED,
     EXIT_OK,
@@ -117,13 +117,9 @@ async def _promote(
     force: bool,
     break_glass: bool,
 ) -> tuple[dict[str, Any], int]:
-    from failover.control_record import (
-        MalformedControlRecord,
-        TransitionRefused,
-        begin_promote,
-        initial_record,
-    )
+    from failover.control_record import MalformedControlRecord
     from failover.control_stores import NoMajority
+    from failover.control_transitions import TransitionRefused, begin_promote, initial_record
     from failover.promote import promote_refusals
     from failover.transition import commit
     from storage.errors import StorageError
@@ -411,12 +407,9 @@ async def _failback(
     started: float,
     drain_timeout: float,
 ) -> tuple[dict[str, Any], int]:
-    from failover.control_record import (
-        MalformedControlRecord,
-        TransitionRefused,
-        begin_failback,
-    )
+    from failover.control_record import MalformedControlRecord
     from failover.control_stores import NoMajority
+    from failover.control_transitions import TransitionRefused, begin_failback, with_fence_updates
     from failover.promote import divergent_writes, resync_secrets
     from failover.transition import commit
     from storage.errors import StorageError
@@ -468,7 +461,7 @@ async def _failback(
                 return doc, EXIT_FAILED
             lag, why = await drain(config, pair.name, to, url, drain_timeout)
             if lag is None or not lag.caught_up:
-                await fencer.lift(active, _fenced(base, fencer))
+                await fencer.lift(active, with_fence_updates(base, fencer.updates))
                 doc["refused"] = [
                     f"{to} has not caught up with {active}: "
                     + (
@@ -491,7 +484,7 @@ async def _failback(
                 loss_basis=f"{to} lag 0 s and 0 pending before the switch ({lag.source}); "
                 f"{len(divergent)} divergent items kept in {to}'s history",
             )
-            record = _fenced(record, fencer)
+            record = with_fence_updates(record, fencer.updates)
 
             async def lift() -> None:
                 await fencer.lift(to, record)
@@ -517,16 +510,6 @@ async def _failback(
     doc.setdefault("warnings", []).extend(fencer.warnings)
     doc["hooks"] = await run_transition_hooks(config, result)
     return transition_doc(doc, result), EXIT_OK
-
-
-def _fenced(record: ControlRecord, fencer: Fencer) -> ControlRecord:
-    """`record` with the fences the command applied so far."""
-    from dataclasses import replace
-
-    from failover.control_record import fence_changes
-
-    fences, saved = fence_changes(record, fencer.updates)
-    return replace(record, fences=fences, fence_saved=saved)
 
 
 @command.command("approve")
@@ -559,13 +542,9 @@ def approve_command(pair_name: str, operator: str, as_json: bool, config_path: P
 async def _approve(
     config: KvdrConfig, pair: PairSettings, operator: str
 ) -> tuple[dict[str, Any], int]:
-    from failover.control_record import (
-        MalformedControlRecord,
-        approve,
-        initial_record,
-        valid_approvals,
-    )
+    from failover.control_record import MalformedControlRecord
     from failover.control_stores import NoMajority
+    from failover.control_transitions import approve, initial_record, valid_approvals
     from storage.errors import StorageError
 
     doc: dict[str, Any] = {"ok": False, "pair": pair.name, "operator": operator}

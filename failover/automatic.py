@@ -29,8 +29,9 @@ from typing import Any
 import structlog
 from prometheus_client import Gauge
 
-from failover.control_record import ControlRecord, Fence, TransitionRefused, begin_promote
+from failover.control_record import ControlRecord, Fence
 from failover.control_stores import ControlStores, NoMajority
+from failover.control_transitions import TransitionRefused, begin_promote
 from failover.epoch_watch import EpochWatch
 from failover.fencing import FenceAction, FenceError
 from failover.health import RegionHealth

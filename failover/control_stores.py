@@ -32,7 +32,7 @@ import structlog
 
 from failover.control_record import ControlRecord, MalformedControlRecord, control_blob_name
 from storage.errors import BlobNotFound, StorageError, WriteConflict
-from storage.store import BlobStore, compare_and_swap
+from storage.store import BlobStore, compare_and_swap, get_if_changed
 
 log = structlog.get_logger("kvdr.failover")
 T = TypeVar("T")
@@ -227,14 +227,24 @@ class ControlStores:
         async with asyncio.timeout(self._timeout):
             return await work
 
-    async def _view(self, index: int, blob: str) -> StoreView:
+    async def _view(self, index: int, blob: str, last: StoreView | None = None) -> StoreView:
+        """What store `index` holds. `last`: its view from an earlier read; while its
+        record keeps that ETag the store answers "not modified" (on Azure Blob a 304,
+        no body) and `last` stands, as read now. An absent, unreadable or malformed
+        document has no view to keep and is read whole."""
         name = self._name(index)
+        kept = last if last and last.store == name and last.record is not None else None
         try:
-            got = await self._bounded(self._stores[index].get(blob))
+            got = await self._bounded(
+                get_if_changed(self._stores[index], blob, kept.etag if kept else None)
+            )
         except BlobNotFound:
             return StoreView(name)
         except (StorageError, TimeoutError) as exc:
             return StoreView(name, error=_why(exc))
+        if got is None:
+            assert kept is not None  # only a conditional read answers "not modified"
+            return kept
         try:
             record = ControlRecord.from_json(got.data, f"{name}/{blob}")
         except MalformedControlRecord as exc:
@@ -242,14 +252,28 @@ class ControlStores:
             return StoreView(name, etag=got.info.etag, error=str(exc), malformed=True)
         return StoreView(name, etag=got.info.etag, record=record)
 
-    async def read(self, pair: str, *, repair: bool = True, split_ok: bool = False) -> QuorumRead:
+    async def read(
+        self,
+        pair: str,
+        *,
+        repair: bool = True,
+        split_ok: bool = False,
+        since: QuorumRead | None = None,
+    ) -> QuorumRead:
         """Every store read at once; the committed record; lagging stores repaired.
 
         Raises `NoMajority` when fewer than a majority answer, or when no record has a
         majority unless `split_ok` (then `undecided` is set and `base` names what a
-        transition builds on)."""
+        transition builds on). `since`: an earlier read of the pair from these stores,
+        for a poll: each store whose record is unchanged since is not read again."""
         blob = control_blob_name(pair)
-        views = await asyncio.gather(*(self._view(i, blob) for i in range(len(self._stores))))
+        last = since.views if since is not None and since.pair == pair else ()
+        views = await asyncio.gather(
+            *(
+                self._view(i, blob, last[i] if i < len(last) else None)
+                for i in range(len(self._stores))
+            )
+        )
         if len(views) == 1 and views[0].malformed:
             # One store: its document is the record, and it cannot be read.
             raise MalformedControlRecord(views[0].error or "malformed", blob=blob)

@@ -1,10 +1,12 @@
 """The daemon's view of the control records: which direction each pair runs in, and
 whether kvdr may still write in it.
 
-Every `interval` the watch reads each pair's record (a majority read, no repair). A
-reading is valid for `validity` seconds from the moment the read *started*: a record
-committed after that moment may not be in it. A replicator's gate (`PairGate`, the
-replicator's `WriteGate`) lets a write through only while
+Every `interval` the watch reads each pair's record (a majority read, no repair; a
+store whose record has not changed since the last reading answers "not modified",
+without a body, which is as good a reading of it). A reading is valid for `validity`
+seconds from the moment the read *started*: a record committed after that moment may
+not be in it. A replicator's gate (`PairGate`, the replicator's `WriteGate`) lets a
+write through only while
 
 - the newest valid reading is the epoch the replicator was started in, and
 - it was confirmed less than `validity` ago (control stores that stop answering stop
@@ -29,8 +31,9 @@ from dataclasses import dataclass, field
 import structlog
 from prometheus_client import Gauge
 
-from failover.control_record import ControlRecord, MalformedControlRecord, initial_record
-from failover.control_stores import ControlStores, NoMajority
+from failover.control_record import ControlRecord, MalformedControlRecord
+from failover.control_stores import ControlStores, NoMajority, QuorumRead
+from failover.control_transitions import initial_record
 from vault.write_gate import WriteFenced
 
 log = structlog.get_logger("kvdr.epoch")
@@ -73,6 +76,9 @@ class _Reading:
     confirmed_at: float | None = None  # monotonic start of the last good read
     error: str | None = None
     moved: asyncio.Event = field(default_factory=asyncio.Event)
+    # The last read that succeeded: each store's view of it stands while that store's
+    # record keeps its ETag.
+    read: QuorumRead | None = None
 
 
 class EpochWatch:
@@ -134,12 +140,13 @@ class EpochWatch:
         reading = self._readings[pair]
         started = self._monotonic()
         try:
-            read = await self.stores.read(pair, repair=False)
+            read = await self.stores.read(pair, repair=False, since=reading.read)
         except (NoMajority, MalformedControlRecord) as exc:
             if reading.error != str(exc):
                 log.warning("epoch.unconfirmed", pair=pair, error=str(exc))
             reading.error = str(exc)
             return reading.record
+        reading.read = read
         spec = self._pairs[pair]
         record = read.committed or initial_record(pair, spec.primary, spec.regions)
         reading.error = None

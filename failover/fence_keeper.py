@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from failover.control_record import MalformedControlRecord, with_fences
+from failover.control_record import MalformedControlRecord
 from failover.control_stores import ControlStores, NoMajority
+from failover.control_transitions import with_fences
 from failover.epoch_watch import EpochWatch
 from failover.fencing import FenceAction, FenceError
 from storage.errors import StorageError, WriteConflict

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from failover.control_record import (
-    ControlRecord,
-    Fence,
-    begin_switchover,
-    fence_changes,
-    initial_record,
-)
+from failover.control_record import ControlRecord, Fence
 from failover.control_stores import ControlStores
+from failover.control_transitions import begin_switchover, initial_record, with_fence_updates
 from failover.transition import TransitionResult, commit
 
 
@@ -175,8 +170,7 @@ async def switchover(
     )
     if fencer is not None:
         # The old primary's fence as the command applied it (or owed).
-        fences, saved = fence_changes(record, fencer.updates)
-        record = replace(record, fences=fences, fence_saved=saved)
+        record = with_fence_updates(record, fencer.updates)
 
     async def lift() -> None:
         if fencer is not None:

@@ -18,8 +18,9 @@ from typing import Any
 
 import structlog
 
-from failover.control_record import ControlRecord, Fence, finish_switchover
+from failover.control_record import ControlRecord, Fence
 from failover.control_stores import Committed, ControlStores, NoMajority, QuorumRead
+from failover.control_transitions import finish_switchover
 
 log = structlog.get_logger("kvdr.failover")
 

@@ -86,12 +86,12 @@ async def _views(config: KvdrConfig, refs: list[VaultRef]) -> dict[str, VaultVie
 
 def _inputs(config: KvdrConfig, pair: PairSettings, to: str, url: str | None) -> CheckInputs:
     from failover.check import CheckInputs
-    from kvdr.commands.failover import _lag
+    from kvdr.commands._daemon_lag import read_lag
     from vault.models import ItemKind
 
     target_ref = next(t for t in pair.secondaries if t.region == to)
     views = asyncio.run(_views(config, [pair.primary, target_ref]))
-    lag, why = _lag(config, pair.name, to, url)
+    lag, why = read_lag(config, pair.name, to, url)
     return CheckInputs(
         pair=pair.name,
         primary=views[pair.primary.region],
@@ -135,14 +135,14 @@ def check_command(
     objective, SKU for the pair's keys, soft delete and purge protection, network rules,
     fence and approvals; each finding with what to do. Exit 1 when one blocks."""
     from failover.check import blockers, findings
-    from kvdr.commands.failover import _pairs, _quiet_logs
+    from kvdr.commands._transition_steps import chosen_pairs, quiet_logs
 
     config = load_config_or_exit(config_path)
-    pairs = _pairs(config, pair_name)
+    pairs = chosen_pairs(config, pair_name)
     if to is not None and len(pairs) > 1:
         fail("--to needs --pair when the configuration has more than one pair", EXIT_USAGE)
     targets = [(pair, _target(pair, to)) for pair in pairs]
-    _quiet_logs(config)
+    quiet_logs(config)
     out = []
     for pair, target in targets:
         found = findings(_inputs(config, pair, target, url))

@@ -14,55 +14,54 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kvdr.commands._fence_steps import Fencer, open_fencer
+from kvdr.commands._daemon_lag import drain, lag_of, read_daemon
+from kvdr.commands._fence_steps import open_fencer
+from kvdr.commands._promote_loss import promote_loss
 from kvdr.commands._shared import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     config_option,
+    emit_json,
     fail,
     load_config_or_exit,
 )
-from kvdr.commands.failover import (
-    _lag,
-    _pairs,
-    _probe,
-    _quiet_logs,
+from kvdr.commands._transition_steps import (
+    BREAK_GLASS,
     approval_check,
-    break_glass_or_exit,
     by_whom,
-    command,
-    confirm_or_exit,
-    drain,
+    chosen_pairs,
+    committed_doc,
+    drain_timeout_option,
     open_control,
-    region_of,
+    open_vaults,
+    probe,
+    quiet_logs,
     report,
-    run_transition_hooks,
-    transition_doc,
+    transition_options,
+    transition_setup,
 )
+from kvdr.commands.failover import command
 
 if TYPE_CHECKING:
     from failover.control_record import ControlRecord
-    from failover.promote import DivergentItem, LostItem
+    from failover.promote import DivergentItem
     from kvdr.config import KvdrConfig
     from replicator.settings import PairSettings
-    from vault.client import VaultClient
 
 
 @command.command("promote")
-@click.option("--pair", "pair_name", required=True, help="The pair to promote a region of.")
-@click.option("--to", "to", required=True, help="The region to make active.")
-@click.option("--reason", default="the active region is unreachable", show_default=True)
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Promote although the active region answers, or without a majority of control stores.",
+@transition_options(
+    "The pair to promote a region of.",
+    "The region to make active.",
+    "the active region is unreachable",
+    click.option(
+        "--force",
+        is_flag=True,
+        help="Promote although the active region answers, or without a majority of control stores.",
+    ),
+    BREAK_GLASS,
 )
-@click.option("--break-glass", is_flag=True, help="Bypass required approvals (recorded).")
-@click.option("--url", default=None, help="Daemon base URL, for the lag (default: config).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@config_option()
 def promote_command(
     pair_name: str,
     to: str,
@@ -77,34 +76,18 @@ def promote_command(
     """Make REGION active while the active region is gone: a new epoch, the old primary
     fenced when it answers again, the loss reported item by item."""
     started = time.monotonic()
+    question = f"Promote {to} to active for pair {pair_name}? Writes not yet copied are lost."
     config = load_config_or_exit(config_path)
-    (pair,) = _pairs(config, pair_name)
-    region_of(pair, "--to", to)
-    break_glass_or_exit(break_glass, reason if break_glass else None)
-    confirm_or_exit(
-        yes,
-        f"Promote {to} to active for pair {pair.name}? Writes not yet copied are lost.",
-        "a promotion changes the active region and may lose writes",
+    pair = transition_setup(
+        config,
+        pair_name,
+        to,
+        (yes, question, "a promotion changes the active region and may lose writes"),
+        break_glass,
+        reason,
     )
-    _quiet_logs(config)
     doc, code = asyncio.run(_promote(config, pair, to, reason, url, started, force, break_glass))
     report(doc, code, as_json)
-
-
-async def _open_vaults(
-    config: KvdrConfig, stack: AsyncExitStack, regions: list[str]
-) -> dict[str, VaultClient]:
-    from vault.adapter import KeyVaultAdapter
-    from vault.credentials import build_credential
-
-    credential = build_credential(config.credential)
-    await stack.enter_async_context(credential)
-    return {
-        r: await stack.enter_async_context(
-            KeyVaultAdapter.open(config.regions[r], credential, config.vault)
-        )
-        for r in regions
-    }
 
 
 async def _promote(
@@ -117,13 +100,9 @@ async def _promote(
     force: bool,
     break_glass: bool,
 ) -> tuple[dict[str, Any], int]:
-    from failover.control_record import (
-        MalformedControlRecord,
-        TransitionRefused,
-        begin_promote,
-        initial_record,
-    )
+    from failover.control_record import MalformedControlRecord
     from failover.control_stores import NoMajority
+    from failover.control_transitions import TransitionRefused, begin_promote, initial_record
     from failover.promote import promote_refusals
     from failover.transition import commit
     from storage.errors import StorageError
@@ -147,7 +126,7 @@ async def _promote(
                 read = await control.read_forced(pair.name)
             base = read.base or initial
             active = base.active_region
-            health, errors = await _probe(config, sorted({active, to}))
+            health, errors = await probe(config, sorted({active, to}))
             refusals = [
                 _named(r, base) if r.startswith(f"{to} is already") else r
                 for r in promote_refusals(active, to, health, errors)
@@ -164,7 +143,12 @@ async def _promote(
                 return doc, EXIT_FAILED
             # What the daemon last measured for `to` (it may be unreachable with the
             # primary's region): the loss estimate if the journal cannot tell.
-            lag, why = await asyncio.to_thread(_lag, config, pair.name, to, url)
+            daemon = await asyncio.to_thread(read_daemon, config, url)
+            lag, why = lag_of(daemon, pair.name, to)
+            # Whether the journal is durable, too, while the old primary did not answer:
+            # then the daemon cannot journal more of it (forced past an answering one,
+            # the journal is read again after the fence).
+            settled = daemon if health.get(active) is not True else None
             record = begin_promote(
                 base,
                 to,
@@ -181,7 +165,7 @@ async def _promote(
                 # Fence what answers of the old primary (owed otherwise: the daemon
                 # fences it when it is back), and count what it lost, off the RTO.
                 await fencer.apply(active)
-                loss.update(await _loss(config, pair, active, to, lag, why, url))
+                loss.update(await promote_loss(config, pair, active, to, lag, why, url, settled))
 
             async def lift() -> None:
                 await fencer.lift(to, record)
@@ -206,10 +190,7 @@ async def _promote(
             doc["error"] = str(exc)
             return doc, EXIT_FAILED
     doc.update(loss)
-    doc["fence"] = fencer.doc()
-    doc.setdefault("warnings", []).extend(fencer.warnings)
-    doc["hooks"] = await run_transition_hooks(config, result)
-    return transition_doc(doc, result), EXIT_OK
+    return await committed_doc(config, doc, result, fencer)
 
 
 async def _lost_to(control: Any, pair: str, epoch: int, exc: Exception) -> str:
@@ -243,130 +224,14 @@ def _has_majority(read: Any) -> bool:
     return bool(answered >= read.majority)
 
 
-async def _loss(
-    config: KvdrConfig,
-    pair: PairSettings,
-    old: str,
-    to: str,
-    lag: Any,
-    why: str,
-    url: str | None = None,
-) -> dict[str, Any]:
-    """The promotion's loss, item by item: the versions the journal recorded on the old
-    primary that `to` lacks (where there is a journal), and the items the daemon's lag
-    tracker held as pending for `to` that the journal never saw (the old primary went
-    before the replicator read them), unless `to` received them after the reading."""
-    from failover.promote import pending_loss, pending_refs, vault_versions
-    from vault.errors import VaultError
-
-    pending = list(lag.pending_items) if lag is not None else []
-    now = datetime.now(UTC)
-    lost: list[LostItem] = []
-    bases: list[str] = []
-    problems: list[str] = []
-    async with AsyncExitStack() as stack:
-        vault = (await _open_vaults(config, stack, [to]))[to]
-        if config.backups is None:
-            problems.append("no [backups] journal to compare with")
-        else:
-            try:
-                await _journal_settled(config, pair.name, url)
-                lost = await _journal_loss(config, stack, vault, pair, now)
-            except Exception as exc:
-                problems.append(f"the journal could not be read ({type(exc).__name__}: {exc})")
-            else:
-                bases.append(f"the journal's record of {old} compared with {to}'s versions")
-        present: dict[tuple[str, str], Any] = {}
-        try:
-            present = await vault_versions(vault, pending_refs(pending))
-        except VaultError as exc:
-            # Every pending item counted as lost: an upper bound, and said so.
-            problems.append(f"{to}'s versions of the pending items could not be read ({exc})")
-    if lag is None:
-        if not bases:
-            return {
-                "loss_items": None,
-                "lost": [],
-                "loss_basis": f"unknown: {'; '.join(problems)}; {why}",
-            }
-        return {
-            "loss_items": len(lost),
-            "lost": [i.to_dict() for i in lost],
-            "loss_basis": bases[0],
-        }
-    lost += pending_loss(pending, present, [(i.kind, i.name) for i in lost], now)
-    unnamed = max(0, lag.pending - len(pending))
-    bases.append(
-        f"the daemon's pending items for {to} ({lag.pending} pending, lag "
-        f"{lag.lag_seconds} s at its last reading, {lag.source})"
-        + (f"; {unnamed} more pending that its status does not name" if unnamed else "")
-    )
-    return {
-        "loss_items": len(lost) + unnamed,
-        "lost": [item.to_dict() for item in lost],
-        "loss_basis": "; ".join(bases + problems),
-    }
-
-
-async def _journal_settled(config: KvdrConfig, pair: str, url: str | None) -> None:
-    """Give a running daemon up to 10 s to make its buffered journal changes of `pair`
-    durable: the loss is measured against what the journal holds in storage."""
-    from kvdr.commands.status import StatusRefused, daemon_status, local_url
-
-    base = url or local_url(config.daemon.listen_host, config.daemon.listen_port)
-    deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline:
-        try:
-            doc = await asyncio.to_thread(
-                daemon_status, base.rstrip("/") + "/status", token=config.daemon.status_token
-            )
-        except StatusRefused:
-            return
-        logs = [j for j in (doc or {}).get("journal", []) if j.get("pair") == pair]
-        if not logs or (
-            logs[0].get("buffered") == 0
-            and logs[0].get("durable_sequence") == logs[0].get("last_sequence")
-        ):
-            return
-        await asyncio.sleep(0.2)
-
-
-async def _journal_loss(
-    config: KvdrConfig, stack: AsyncExitStack, vault: Any, pair: PairSettings, now: datetime
-) -> list[LostItem]:
-    from backups.point_in_time import state_at
-    from failover.promote import missing_versions, vault_versions
-    from kvdr.wiring import open_backup_session
-
-    session = await open_backup_session(config, stack)
-    point = await state_at(
-        session.backups.stores.primary, session.backups.keks, pair.name, now, now=now
-    )
-    recorded = {
-        (ref.kind.value, ref.name): [v.props for v in item.versions.values()]
-        for ref, item in point.state.items.items()
-        if not item.deleted
-    }
-    refs = [(ref.kind, ref.name) for ref, item in point.state.items.items() if not item.deleted]
-    present = await vault_versions(vault, refs)
-    return missing_versions(recorded, present, now)
-
-
 @command.command("failback")
-@click.option("--pair", "pair_name", required=True, help="The pair to fail back.")
-@click.option("--to", "to", default=None, help="Default: the region promoted away from.")
-@click.option("--reason", default="failback", show_default=True)
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--drain-timeout",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for the old primary to catch up.",
+@transition_options(
+    "The pair to fail back.",
+    "Default: the region promoted away from.",
+    "failback",
+    drain_timeout_option(60.0, "Seconds to wait for the old primary to catch up."),
+    to_required=False,
 )
-@click.option("--url", default=None, help="Daemon base URL, for the lag (default: config).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@config_option()
 def failback_command(
     pair_name: str,
     to: str | None,
@@ -382,15 +247,12 @@ def failback_command(
     up, then switch back to it as a planned switchover."""
     started = time.monotonic()
     config = load_config_or_exit(config_path)
-    (pair,) = _pairs(config, pair_name)
-    if to is not None:
-        region_of(pair, "--to", to)
-    confirm_or_exit(
-        yes,
-        f"Fail pair {pair.name} back?",
-        "a failback changes the active region",
+    pair = transition_setup(
+        config,
+        pair_name,
+        to,
+        (yes, f"Fail pair {pair_name} back?", "a failback changes the active region"),
     )
-    _quiet_logs(config)
     doc, code = asyncio.run(_failback(config, pair, to, reason, url, started, drain_timeout))
     report(doc, code, as_json)
 
@@ -411,12 +273,9 @@ async def _failback(
     started: float,
     drain_timeout: float,
 ) -> tuple[dict[str, Any], int]:
-    from failover.control_record import (
-        MalformedControlRecord,
-        TransitionRefused,
-        begin_failback,
-    )
+    from failover.control_record import MalformedControlRecord
     from failover.control_stores import NoMajority
+    from failover.control_transitions import TransitionRefused, begin_failback, with_fence_updates
     from failover.promote import divergent_writes, resync_secrets
     from failover.transition import commit
     from storage.errors import StorageError
@@ -436,7 +295,7 @@ async def _failback(
             to = to or old
             doc["to_region"] = to
             active = base.active_region
-            health, errors = await _probe(config, sorted({active, to}))
+            health, errors = await probe(config, sorted({active, to}))
             down = [r for r in (active, to) if health.get(r) is not True]
             if down:
                 doc["refused"] = [
@@ -446,7 +305,7 @@ async def _failback(
                 ]
                 return doc, EXIT_FAILED
             async with AsyncExitStack() as stack:
-                vaults = await _open_vaults(config, stack, [active, to])
+                vaults = await open_vaults(config, stack, [active, to])
                 found = await divergent_writes(
                     vaults[to], vaults[active], pair.kinds, pair.selects, since
                 )
@@ -468,7 +327,7 @@ async def _failback(
                 return doc, EXIT_FAILED
             lag, why = await drain(config, pair.name, to, url, drain_timeout)
             if lag is None or not lag.caught_up:
-                await fencer.lift(active, _fenced(base, fencer))
+                await fencer.lift(active, with_fence_updates(base, fencer.updates))
                 doc["refused"] = [
                     f"{to} has not caught up with {active}: "
                     + (
@@ -491,7 +350,7 @@ async def _failback(
                 loss_basis=f"{to} lag 0 s and 0 pending before the switch ({lag.source}); "
                 f"{len(divergent)} divergent items kept in {to}'s history",
             )
-            record = _fenced(record, fencer)
+            record = with_fence_updates(record, fencer.updates)
 
             async def lift() -> None:
                 await fencer.lift(to, record)
@@ -513,20 +372,7 @@ async def _failback(
             doc["error"] = f"reading the vaults for divergent writes failed: {exc}"
             return doc, EXIT_FAILED
     doc["loss_items"] = 0
-    doc["fence"] = fencer.doc()
-    doc.setdefault("warnings", []).extend(fencer.warnings)
-    doc["hooks"] = await run_transition_hooks(config, result)
-    return transition_doc(doc, result), EXIT_OK
-
-
-def _fenced(record: ControlRecord, fencer: Fencer) -> ControlRecord:
-    """`record` with the fences the command applied so far."""
-    from dataclasses import replace
-
-    from failover.control_record import fence_changes
-
-    fences, saved = fence_changes(record, fencer.updates)
-    return replace(record, fences=fences, fence_saved=saved)
+    return await committed_doc(config, doc, result, fencer)
 
 
 @command.command("approve")
@@ -537,14 +383,12 @@ def _fenced(record: ControlRecord, fencer: Fencer) -> ControlRecord:
 def approve_command(pair_name: str, operator: str, as_json: bool, config_path: Path | None) -> None:
     """Approve the pair's next promote or switchover (`[failover] require_approvals`)."""
     config = load_config_or_exit(config_path)
-    (pair,) = _pairs(config, pair_name)
+    (pair,) = chosen_pairs(config, pair_name)
     if not operator.strip():
         fail("--operator: must name the person approving", EXIT_USAGE)
-    _quiet_logs(config)
+    quiet_logs(config)
     doc, code = asyncio.run(_approve(config, pair, operator.strip()))
     if as_json:
-        from kvdr.commands._shared import emit_json
-
         emit_json(doc)
     elif code == EXIT_OK:
         click.echo(
@@ -559,13 +403,9 @@ def approve_command(pair_name: str, operator: str, as_json: bool, config_path: P
 async def _approve(
     config: KvdrConfig, pair: PairSettings, operator: str
 ) -> tuple[dict[str, Any], int]:
-    from failover.control_record import (
-        MalformedControlRecord,
-        approve,
-        initial_record,
-        valid_approvals,
-    )
+    from failover.control_record import MalformedControlRecord
     from failover.control_stores import NoMajority
+    from failover.control_transitions import approve, initial_record, valid_approvals
     from storage.errors import StorageError
 
     doc: dict[str, Any] = {"ok": False, "pair": pair.name, "operator": operator}

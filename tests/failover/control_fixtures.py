@@ -10,8 +10,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from failover.control_record import ControlRecord, begin_switchover, initial_record
+from failover.control_record import ControlRecord
 from failover.control_stores import ControlStores, QuorumRead
+from failover.control_transitions import begin_switchover, initial_record
 from storage import BlobInfo, LocalFolderSettings, LocalFolderStore, StorageUnavailable
 from storage.store import Blob, BlobStore
 

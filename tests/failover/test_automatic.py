@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from failover.automatic import AutoPromoter, Decision, Lag, decide
-from failover.control_record import initial_record
 from failover.control_stores import ControlStores
+from failover.control_transitions import initial_record
 from failover.epoch_watch import EpochWatch, PairRegions
 from failover.health import RegionHealth
 from tests.failover.control_fixtures import control, local_stores

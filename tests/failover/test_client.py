@@ -21,8 +21,8 @@ from failover.client import (
     FailoverSecretClientSync,
     SecretUnavailable,
 )
-from failover.control_record import begin_switchover, finish_switchover, initial_record
 from failover.control_stores import ControlStores
+from failover.control_transitions import begin_switchover, finish_switchover, initial_record
 from storage import AzureBlobStore
 from tests.fixtures.azurite import Azurite, fresh_container
 from tests.fixtures.clock import ManualClock

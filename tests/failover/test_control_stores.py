@@ -15,14 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from failover.control_record import (
-    ControlRecord,
-    MalformedControlRecord,
-    begin_switchover,
-    control_blob_name,
-    finish_switchover,
-    initial_record,
-)
+from failover.control_record import ControlRecord, MalformedControlRecord, control_blob_name
 from failover.control_stores import (
     Committed,
     ControlStores,
@@ -32,6 +25,7 @@ from failover.control_stores import (
     committed_record,
     decide,
 )
+from failover.control_transitions import begin_switchover, finish_switchover, initial_record
 from tests.failover.control_fixtures import MovableClock, bump, control, local_stores, switch_to
 
 BLOB = control_blob_name("app")

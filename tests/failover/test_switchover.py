@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from failover.control_record import initial_record
 from failover.control_stores import ControlStores, NoMajority
+from failover.control_transitions import initial_record
 from failover.switchover import (
     Checks,
     LagReading,

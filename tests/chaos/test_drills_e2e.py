@@ -19,10 +19,8 @@ from typing import Any
 import pytest
 
 from chaos.faults import Faults
-from kvdr.local_stack import LocalStack, StackPorts
-from tests.fixtures.daemon import DaemonProcess
-
-ROOT = Path(__file__).resolve().parents[2]
+from kvdr.local_stack import LocalStack
+from tests.fixtures.stack_failover import running_stack
 
 
 def drill(
@@ -173,26 +171,16 @@ class TestImpossibleObjective:
         assert doc["left_behind"] == []
 
 
+def marked_drill(text: str) -> str:
+    return 'environment = "drill"\n' + text
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Path]]:
     """A local stack on free ports with its daemon, marked `environment = "drill"`."""
-    ports = StackPorts.free()
-    state = tmp_path_factory.mktemp("drillstack") / ".kvdr"
-    local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
-    local.start()
-    config = state / "kvdr.toml"
-    local.write_config(config)
-    config.write_text('environment = "drill"\n' + config.read_text())
-    daemon = DaemonProcess(config, ports.daemon)
-    try:
-        daemon.start()
-        yield local, config
-    finally:
-        try:
-            daemon.terminate()
-        finally:
-            daemon.kill()
-            local.stop()
+    folder = tmp_path_factory.mktemp("drillstack")
+    with running_stack(folder, edit_config=marked_drill) as running:
+        yield running.local, running.config
 
 
 LONG_FAULTS = """

@@ -306,58 +306,36 @@ class TestInterrupted:
             assert emulator_get(local, region, "read-only")["read_only"] is False
 
 
+def flaky_primary_on(tmp_path: Path, environment: str | None) -> subprocess.CompletedProcess[str]:
+    """`kvdr drill run flaky-primary` on a local configuration whose `environment` is
+    `environment` (no such key when None), as a process."""
+    from kvdr.config import write_local_config
+
+    config = tmp_path / "kvdr.toml"
+    write_local_config(config)
+    if environment is not None:
+        config.write_text(f'environment = "{environment}"\n' + config.read_text())
+    return subprocess.run(
+        [sys.executable, "-m", "kvdr", "drill", "run", "flaky-primary", "--config", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class TestEnvironmentGuard:
     def test_production_refused_without_the_flag(self, tmp_path: Path) -> None:
         """A link-cutting scenario on a production configuration exits 2 before anything
         is touched, naming the flag."""
-        config = tmp_path / "kvdr.toml"
-        from kvdr.config import write_local_config
-
-        write_local_config(config)
-        config.write_text('environment = "production"\n' + config.read_text())
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kvdr",
-                "drill",
-                "run",
-                "flaky-primary",
-                "--config",
-                str(config),
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = flaky_primary_on(tmp_path, "production")
         assert result.returncode == 2
         assert "--i-know-this-is-production" in result.stderr
 
     def test_unmarked_environment_refused(self, tmp_path: Path) -> None:
         """A configuration without `environment` is not drilled."""
-        config = tmp_path / "kvdr.toml"
-        from kvdr.config import write_local_config
-
-        write_local_config(config)
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kvdr",
-                "drill",
-                "run",
-                "flaky-primary",
-                "--config",
-                str(config),
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = flaky_primary_on(tmp_path, None)
         assert result.returncode == 2
         assert 'environment = "drill"' in result.stderr
 

@@ -1,9 +1,10 @@
-"""Errors of the fault proxy and of the fault client.
+"""Errors of the fault proxy, of the fault client and of a drill's steps.
 
     ChaosError
     ├── ApiError            the proxy's HTTP API answers no: carries the HTTP status and
     │                       the message that goes into Toxiproxy's {"error", "status"} body
     ├── ListenError         the fault proxy's own HTTP API could not listen (port in use)
+    ├── StepFailed          a drill's step could not do what it says (chaos.drill)
     └── FaultError          a fault could not be driven through a Toxiproxy API
         ├── FaultApiUnreachable   request never answered (server down, refused)
         ├── LinkNotFound          the named link (proxy) or toxic does not exist
@@ -79,6 +80,10 @@ class ListenError(ChaosError):
         self.host = host
         self.port = port
         self.reason = reason
+
+
+class StepFailed(ChaosError):
+    """A step of the method could not do what it says; the message says why."""
 
 
 class FaultError(ChaosError):

@@ -20,10 +20,8 @@ from typing import Any
 import pytest
 
 from chaos.faults import Faults
-from kvdr.local_stack import LocalStack, StackPorts
-from tests.fixtures.daemon import DaemonProcess
-
-ROOT = Path(__file__).resolve().parents[2]
+from kvdr.local_stack import LocalStack
+from tests.fixtures.stack_failover import running_stack
 
 
 def drill(
@@ -174,26 +172,16 @@ class TestImpossibleObjective:
         assert doc["left_behind"] == []
 
 
+def marked_drill(text: str) -> str:
+    return 'environment = "drill"\n' + text
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Path]]:
     """A local stack on free ports with its daemon, marked `environment = "drill"`."""
-    ports = StackPorts.free()
-    state = tmp_path_factory.mktemp("drillstack") / ".kvdr"
-    local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
-    local.start()
-    config = state / "kvdr.toml"
-    local.write_config(config)
-    config.write_text('environment = "drill"\n' + config.read_text())
-    daemon = DaemonProcess(config, ports.daemon)
-    try:
-        daemon.start()
-        yield local, config
-    finally:
-        try:
-            daemon.terminate()
-        finally:
-            daemon.kill()
-            local.stop()
+    folder = tmp_path_factory.mktemp("drillstack")
+    with running_stack(folder, edit_config=marked_drill) as running:
+        yield running.local, running.config
 
 
 LONG_FAULTS = """
@@ -319,58 +307,36 @@ class TestInterrupted:
             assert emulator_get(local, region, "read-only")["read_only"] is False
 
 
+def flaky_primary_on(tmp_path: Path, environment: str | None) -> subprocess.CompletedProcess[str]:
+    """`kvdr drill run flaky-primary` on a local configuration whose `environment` is
+    `environment` (no such key when None), as a process."""
+    from kvdr.config import write_local_config
+
+    config = tmp_path / "kvdr.toml"
+    write_local_config(config)
+    if environment is not None:
+        config.write_text(f'environment = "{environment}"\n' + config.read_text())
+    return subprocess.run(
+        [sys.executable, "-m", "kvdr", "drill", "run", "flaky-primary", "--config", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class TestEnvironmentGuard:
     def test_production_refused_without_the_flag(self, tmp_path: Path) -> None:
         """A link-cutting scenario on a production configuration exits 2 before anything
         is touched, naming the flag."""
-        config = tmp_path / "kvdr.toml"
-        from kvdr.config import write_local_config
-
-        write_local_config(config)
-        config.write_text('environment = "production"\n' + config.read_text())
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kvdr",
-                "drill",
-                "run",
-                "flaky-primary",
-                "--config",
-                str(config),
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = flaky_primary_on(tmp_path, "production")
         assert result.returncode == 2
         assert "--i-know-this-is-production" in result.stderr
 
     def test_unmarked_environment_refused(self, tmp_path: Path) -> None:
         """A configuration without `environment` is not drilled."""
-        config = tmp_path / "kvdr.toml"
-        from kvdr.config import write_local_config
-
-        write_local_config(config)
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "kvdr",
-                "drill",
-                "run",
-                "flaky-primary",
-                "--config",
-                str(config),
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = flaky_primary_on(tmp_path, None)
         assert result.returncode == 2
         assert 'environment = "drill"' in result.stderr
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 
 from chaos.faults import Faults
-from kvdr.local_stack import LocalStack, StackPorts
+from kvdr.local_stack import LocalStack
 from tests.e2e.stack_clients import stack_secret_client
 from tests.fixtures.daemon import DaemonProcess
 from tests.fixtures.stack_failover import (
@@ -33,11 +32,11 @@ from tests.fixtures.stack_failover import (
     holds,
     kvdr_json,
     pair_doc,
+    running_stack,
     source_is,
 )
 from tests.fixtures.waiting import WaitTimeout, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 PAIR = "demo"
 # A stack of its own and three transitions (about 2 minutes): in the slow suite, which
 # `make test` and CI run after the default one.
@@ -46,29 +45,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, DaemonProcess]]:
-    ports = StackPorts.free()
-    state = tmp_path_factory.mktemp("failover-stack") / ".kvdr"
-    local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
-    local.start()
-    config = state / "kvdr.toml"
-    local.write_config(config)
-    daemon = DaemonProcess(config, ports.daemon)
-    try:
-        daemon.start()
-        yield local, daemon
-    finally:
-        try:
-            daemon.terminate()
-        finally:
-            daemon.kill()
-            local.stop()
-
-
-@pytest.fixture
-async def faults(stack: tuple[LocalStack, DaemonProcess]) -> AsyncIterator[Faults]:
-    proxy = Faults(port=stack[0].ports.proxy_api)
-    yield proxy
-    await proxy.reset()
+    with running_stack(tmp_path_factory.mktemp("failover-stack")) as running:
+        yield running.with_daemon()
 
 
 class TestSwitchoverOnTheStack:

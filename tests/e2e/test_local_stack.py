@@ -12,7 +12,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,56 +21,34 @@ import pytest
 
 from chaos.faults import Faults
 from kvdr.config import load_config
-from kvdr.local_stack import LocalStack, StackPorts
+from kvdr.local_stack import LocalStack
 from replicator.checkpoint import checkpoint_blob_name
 from replicator.state_seal import StateSealer, read_state_document
 from storage import AzureBlobSettings, AzureBlobStore, StorageUnavailable
 from tests.e2e.stack_clients import kvdr, stack_secret_client
 from tests.fixtures.daemon import DaemonProcess
+from tests.fixtures.stack_failover import running_stack
 from tests.fixtures.waiting import wait_for, wait_for_sync
 
-ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT_SECONDS = 15
 # A write to an unreachable storage endpoint fails after the storage client's retries
 # (about 15 s); the journal reports the outage after its first failed write.
 OUTAGE_SECONDS = 90
 
 
+def snapshots_every_few_seconds(text: str) -> str:
+    """Snapshots fall due every few seconds here (10 minutes in `kvdr up`), so a test
+    can have one fall due during an outage it makes."""
+    assert 'snapshot_interval = "10m"' in text
+    return text.replace('snapshot_interval = "10m"', f'snapshot_interval = "{SNAPSHOT_SECONDS}s"')
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, DaemonProcess]]:
     """The local stack on free ports, with its daemon as a process."""
-    ports = StackPorts.free()
-    state = tmp_path_factory.mktemp("stack") / ".kvdr"
-    local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
-    local.start()
-    config_path = state / "kvdr.toml"
-    local.write_config(config_path)
-    # Snapshots fall due every few seconds here (10 minutes in `kvdr up`), so a test can
-    # have one fall due during an outage it makes.
-    text = config_path.read_text()
-    assert 'snapshot_interval = "10m"' in text
-    config_path.write_text(
-        text.replace('snapshot_interval = "10m"', f'snapshot_interval = "{SNAPSHOT_SECONDS}s"')
-    )
-    daemon = DaemonProcess(config_path, ports.daemon)
-    try:
-        daemon.start()
-        yield local, daemon
-    finally:
-        # The stack is stopped even when the daemon does not stop in time (it is then
-        # killed): a failed teardown must not leave emulators and Azurite running.
-        try:
-            daemon.terminate()
-        finally:
-            daemon.kill()
-            local.stop()
-
-
-@pytest.fixture
-async def faults(stack: tuple[LocalStack, DaemonProcess]) -> AsyncIterator[Faults]:
-    proxy = Faults(port=stack[0].ports.proxy_api)
-    yield proxy
-    await proxy.reset()
+    folder = tmp_path_factory.mktemp("stack")
+    with running_stack(folder, edit_config=snapshots_every_few_seconds) as running:
+        yield running.with_daemon()
 
 
 async def watch_status(

@@ -226,6 +226,7 @@ async def _switchover(
     approvals = approval_check(config, break_glass)
     async with open_control(config) as control, open_fencer(config, pair.regions) as fencer:
         fenced: str | None = None
+        record: ControlRecord | None = None
         try:
             record, _ = await current_record(control, pair.name, pair.primary.region, pair.regions)
             active = record.active_region
@@ -269,11 +270,12 @@ async def _switchover(
     return await committed_doc(config, doc, result, fencer)
 
 
-async def _unfence(fencer: Fencer, region: str | None, record: ControlRecord) -> None:
-    """A switch that did not happen leaves the old primary as it found it."""
+async def _unfence(fencer: Fencer, region: str | None, record: ControlRecord | None) -> None:
+    """A switch that did not happen leaves the old primary as it found it (nothing was
+    fenced when the record could not even be read)."""
     from failover.control_transitions import with_fence_updates
 
-    if region is not None:
+    if region is not None and record is not None:
         await fencer.lift(region, with_fence_updates(record, fencer.updates))
 
 

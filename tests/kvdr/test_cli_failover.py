@@ -130,6 +130,20 @@ class TestSwitchover:
         unsure = kvdr(*args, "--to", "westus")
         assert unsure.returncode == 2 and "--yes" in unsure.stderr
 
+    async def test_a_malformed_record_fails_naming_the_blob_before_any_fence(
+        self, world: World, tmp_path: Path
+    ) -> None:
+        """The control record cannot be read: exit 1 with the blob named in the JSON
+        (not a traceback), and nothing was fenced."""
+        config = write_config(world, tmp_path / "kvdr.toml", port=free_port())
+        await world.blobs.put(control_blob_name("app"), b'{"format": 1, "epoch": "x"}')
+        result = switch(config, "westus", "--json")
+        assert result.returncode == 1, result.stderr
+        doc = json.loads(result.stdout)
+        assert doc["ok"] is False and control_blob_name("app") in doc["error"]
+        assert "Traceback" not in result.stderr
+        assert world.emulators["eastus"].management("GET", "read-only")["read_only"] is False
+
     async def test_refused_without_a_lag_reading(self, world: World, tmp_path: Path) -> None:
         """No daemon: the lag cannot be shown to be 0, so the switchover is refused
         (exit 1) and the record is not touched."""

@@ -38,7 +38,7 @@ from azure.core.exceptions import HttpResponseError
 
 from bench._report import at_most, header, percentile, table
 from chaos.faults import Faults
-from kvdr.local_stack import LocalStack, StackPorts
+from kvdr.local_stack import LocalStack
 from tests.e2e.stack_clients import stack_secret_client
 from tests.fixtures.daemon import DaemonProcess
 from tests.fixtures.stack_failover import (
@@ -165,11 +165,10 @@ async def promotes(local: LocalStack, daemon: DaemonProcess, faults: Faults, cou
 
 
 async def measure(args: argparse.Namespace) -> None:
-    ports = StackPorts.free()
     with tempfile.TemporaryDirectory(prefix="kvdr-bench-failover-") as tmp:
         state = Path(tmp) / ".kvdr"
-        local = LocalStack(state_dir=state, ports=ports, project_root=ROOT)
-        local.start()
+        local = LocalStack.start_on_free_ports(state, ROOT)
+        ports = local.ports
         config = state / "kvdr.toml"
         local.write_config(config)
         daemon = DaemonProcess(config, ports.daemon)

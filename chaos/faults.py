@@ -29,7 +29,13 @@ from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
-from chaos.errors import FaultApiUnreachable, InvalidFault, LinkExists, LinkNotFound
+from chaos.errors import (
+    FaultApiUnreachable,
+    FaultError,
+    InvalidFault,
+    LinkExists,
+    LinkNotFound,
+)
 
 T = TypeVar("T")
 
@@ -128,8 +134,18 @@ class Faults:
         """Create a link; `listen` with port 0 comes back with the real port."""
 
         def action() -> LinkInfo:
-            proxy = Toxiproxy().create(upstream=upstream, name=name, listen=listen, enabled=enabled)
-            return LinkInfo(proxy.name, proxy.listen, proxy.upstream, bool(proxy.enabled))
+            # Posted here rather than through `Toxiproxy().create`, which reads any answer
+            # as a proxy and fails with a KeyError on an error body (a busy listen port).
+            if name in Toxiproxy().proxies():
+                raise ProxyExists(b'{"error": "proxy already exists"}')
+            body = {"name": name, "upstream": upstream, "listen": listen, "enabled": enabled}
+            info = APIConsumer.post("/proxies", json=body).json()
+            if not isinstance(info, dict) or "name" not in info:
+                error = info.get("error") if isinstance(info, dict) else None
+                raise FaultError(f"create link {name!r}: the server refused: {error or info!r}")
+            return LinkInfo(
+                str(info["name"]), str(info["listen"]), str(info["upstream"]), bool(info["enabled"])
+            )
 
         return await self._run(f"create link {name!r}", action)
 

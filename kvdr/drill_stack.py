@@ -37,7 +37,6 @@ from kvdr.local_stack import (
     VAULT_LINKS,
     LocalStack,
     StackError,
-    StackPorts,
 )
 from vault.adapter import KeyVaultAdapter
 from vault.client import VaultClient, VaultItems
@@ -253,10 +252,9 @@ class LocalDrillStack:
         return drill
 
     def start(self) -> KvdrConfig:
-        ports = StackPorts.free()
         state = self.root / ".kvdr"
-        self.stack = LocalStack(state_dir=state, ports=ports, project_root=self.project_root)
-        self.stack.start()
+        self.stack = LocalStack.start_on_free_ports(state, self.project_root)
+        ports = self.stack.ports
         self.config_path = state / "kvdr.toml"
         self.stack.write_config(self.config_path)
         # A drill's stack reacts in about a second (the demo's 2 s poll would dominate RPO).

@@ -94,6 +94,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _lost_a_port(exc: StackError) -> bool:
+    """The stack could not bind a port it was given (taken since it was found free)."""
+    text = str(exc)
+    return text.startswith("port in use") or "address already in use" in text
+
+
 def check_ports(ports: StackPorts) -> None:
     """Refuse to start when a public port is taken, naming it."""
     taken = [f"{port} ({what})" for what, port in ports.named().items() if port_in_use(port)]
@@ -307,6 +313,27 @@ class LocalStack:
             blob_secondary=self.ports.blob_secondary,
             proxy_api=self.ports.proxy_api,
         )
+
+    @classmethod
+    def start_on_free_ports(
+        cls, state_dir: Path, project_root: Path | None = None, attempts: int = 3
+    ) -> LocalStack:
+        """A stack on free ports (drills, tests, benches), started. A port found free
+        can be taken before the stack binds it (by another process, or by one of the
+        stack's own children asking for any port): the stack is then stopped and
+        started again on other ports, up to `attempts` times."""
+        for attempt in range(1, attempts + 1):
+            stack = cls(state_dir=state_dir, ports=StackPorts.free(), project_root=project_root)
+            try:
+                stack.start()
+            except StackError as exc:
+                stack.stop()
+                if attempt == attempts or not _lost_a_port(exc):
+                    raise
+                log.warning("stack.port_taken", attempt=attempt, error=str(exc))
+                continue
+            return stack
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def stop(self, timeout: float = 10.0) -> None:
         for _, process in reversed(self.processes):

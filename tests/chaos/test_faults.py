@@ -8,7 +8,13 @@ import time
 import pytest
 
 from chaos import FaultProxy
-from chaos.errors import FaultApiUnreachable, InvalidFault, LinkExists, LinkNotFound
+from chaos.errors import (
+    FaultApiUnreachable,
+    FaultError,
+    InvalidFault,
+    LinkExists,
+    LinkNotFound,
+)
 from chaos.faults import Faults, LinkInfo
 from tests.fixtures.chaos import EchoServer, FaultProxyEndpoint, connect, free_port, recv_exact
 
@@ -132,6 +138,17 @@ class TestFaultErrors:
         await faults.add_toxic(link.name, "latency")
         with pytest.raises(LinkExists, match="toxic already exists"):
             await faults.add_toxic(link.name, "latency")
+
+    async def test_a_busy_listen_port_is_named(
+        self, faults: Faults, link: LinkInfo, echo_server: EchoServer
+    ) -> None:
+        """A link that cannot listen (its port is taken) raises FaultError naming the
+        link and the server's reason, not a KeyError from the client library."""
+        with pytest.raises(FaultError) as caught:
+            await faults.create_link("second", echo_server.address, listen=link.listen)
+        assert "'second'" in str(caught.value)
+        assert "address already in use" in str(caught.value)
+        assert "second" not in await faults.links()
 
     async def test_invalid_toxic(self, faults: Faults, link: LinkInfo) -> None:
         """A malformed toxic raises InvalidFault with the server's reason."""

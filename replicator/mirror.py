@@ -18,10 +18,12 @@ import structlog
 
 from replicator import metrics
 from replicator.plan import (
+    PLACEHOLDER_VALUE,
     SecretPlan,
     SkippedVersion,
     UpdateVersion,
     listed_in_sync,
+    placeholder_attributes,
     plan_secret,
     target_attributes,
     versions_digest,
@@ -383,7 +385,7 @@ class SecretMirror(MirrorBase[SecretValues]):
     ) -> None:
         target_region = outcome.target
         plan = await self._plan(name, source_versions, target)
-        if plan.conflict is None and (plan.copies or plan.updates):
+        if plan.conflict is None and not plan.in_sync:
             try:
                 await self._apply(plan, target, values, outcome)
             except DeletedButRecoverable:
@@ -436,5 +438,25 @@ class SecretMirror(MirrorBase[SecretValues]):
                 target_version=written.version,
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
             )
+        for placeholder in plan.placeholders:
+            # No value is read: the source refuses it. The target refuses it too.
+            written = await target.set_secret(
+                plan.name, PLACEHOLDER_VALUE, placeholder_attributes(placeholder.source)
+            )
+            outcome.copied += 1
+            outcome.target_version = written.version
+            metrics.CHANGES_APPLIED.labels(self._pair.name, region, "secret", "placeholder").inc()
+            self._log.info(
+                "secret.placeholder_mirrored",
+                item=f"secret/{plan.name}",
+                target=region,
+                source_version=placeholder.source.version,
+                target_version=written.version,
+            )
         for update in plan.updates:
-            await self._update(target, plan.name, update, target_attributes(update.source), outcome)
+            attributes = (
+                placeholder_attributes(update.source)
+                if update.placeholder
+                else target_attributes(update.source)
+            )
+            await self._update(target, plan.name, update, attributes, outcome)

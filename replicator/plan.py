@@ -15,11 +15,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vault.models import Attributes, ItemProperties
 
 SOURCE_VERSION_TAG = "kvdr-source-version"
+# A source version that is disabled cannot be read, so its value cannot be copied; the
+# target gets a placeholder version instead: disabled, tagged, holding this text, so
+# that it answers as the primary does (the latest version refuses to be read) instead of
+# serving the older value. When the source version is enabled again its value is
+# copied as a new version; the placeholder stays disabled.
+PLACEHOLDER_TAG = "kvdr-placeholder"
+PLACEHOLDER_VALUE = "kvdr placeholder: disabled on the source, its value was not copied"
+
+
+def is_placeholder(props: ItemProperties) -> bool:
+    return PLACEHOLDER_TAG in props.tags
+
+
+def placeholder_attributes(source: ItemProperties) -> Attributes:
+    """The attributes of a placeholder for the disabled `source` version."""
+    attrs = target_attributes(source)
+    attrs.tags[PLACEHOLDER_TAG] = "disabled-on-source"
+    return replace(attrs, enabled=False)
 
 
 def target_attributes(source: ItemProperties) -> Attributes:
@@ -31,7 +49,7 @@ def target_attributes(source: ItemProperties) -> Attributes:
 
 def user_tags(props: ItemProperties) -> dict[str, str]:
     """Tags without kvdr's own."""
-    return {k: v for k, v in props.tags.items() if k != SOURCE_VERSION_TAG}
+    return {k: v for k, v in props.tags.items() if k not in (SOURCE_VERSION_TAG, PLACEHOLDER_TAG)}
 
 
 def attributes_match(source: ItemProperties, target: ItemProperties) -> bool:
@@ -129,7 +147,12 @@ def copies_of(
         tagged = tv.tags.get(SOURCE_VERSION_TAG)
         if tv.version in source_ids:
             held[tv.version] = tv
-        if tagged and tagged in source_ids:
+        if (
+            tagged
+            and tagged in source_ids
+            and not (is_placeholder(tv) and tagged in held and not is_placeholder(held[tagged]))
+        ):
+            # A placeholder never stands in for a copy that holds the value.
             held[tagged] = tv
         # One target version can be both: kvdr's copy of an old source version, and the
         # origin of a newer one (a failback resynchronised from it).
@@ -159,6 +182,15 @@ class UpdateVersion:
 
     source: ItemProperties
     target_version: str
+    # The target version is a placeholder: it stays disabled and tagged as one.
+    placeholder: bool = False
+
+
+@dataclass(frozen=True)
+class PlaceholderVersion:
+    """Write a placeholder for the disabled latest `source` version (no value read)."""
+
+    source: ItemProperties
 
 
 @dataclass(frozen=True)
@@ -178,10 +210,13 @@ class SecretPlan:
     updates: tuple[UpdateVersion, ...] = ()
     skipped: tuple[SkippedVersion, ...] = ()
     conflict: str | None = None
+    placeholders: tuple[PlaceholderVersion, ...] = ()
 
     @property
     def in_sync(self) -> bool:
-        return not self.copies and not self.updates and self.conflict is None
+        return (
+            not self.copies and not self.updates and not self.placeholders and self.conflict is None
+        )
 
 
 def plan_secret(
@@ -214,20 +249,41 @@ def plan_secret(
     copies: list[CopyVersion] = []
     updates: list[UpdateVersion] = []
     skipped: list[SkippedVersion] = []
+    placeholders: list[PlaceholderVersion] = []
+    latest = len(source_versions) - 1
     for index, sv in enumerate(source_versions):
         existing = copied.get(sv.version)
-        if existing is not None:
+        if existing is not None and is_placeholder(existing):
+            if sv.enabled and index == newest_copied:
+                # Readable again: its value becomes the target's current version.
+                copies.append(CopyVersion(source=sv))
+            elif sv.enabled:
+                skipped.append(
+                    SkippedVersion(sv.version, "enabled again after a newer version was copied")
+                )
+            elif not attributes_match(sv, existing):
+                updates.append(
+                    UpdateVersion(source=sv, target_version=existing.version, placeholder=True)
+                )
+        elif existing is not None:
             if not attributes_match(sv, existing):
                 updates.append(UpdateVersion(source=sv, target_version=existing.version))
         elif index < newest_copied:
             skipped.append(
                 SkippedVersion(sv.version, "older than the newest version the target holds")
             )
+        elif not sv.enabled and index == latest:
+            # Key Vault refuses to read a disabled version's value; the target answers
+            # the same way with a placeholder instead of serving an older value.
+            placeholders.append(PlaceholderVersion(source=sv))
         elif not sv.enabled:
-            # Key Vault refuses to read a disabled version's value.
             skipped.append(SkippedVersion(sv.version, "disabled on the source; value unreadable"))
         else:
             copies.append(CopyVersion(source=sv))
     return SecretPlan(
-        name=name, copies=tuple(copies), updates=tuple(updates), skipped=tuple(skipped)
+        name=name,
+        copies=tuple(copies),
+        updates=tuple(updates),
+        skipped=tuple(skipped),
+        placeholders=tuple(placeholders),
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
@@ -14,7 +15,7 @@ from replicator.mirror import ItemOutcome, ListedItem, SecretMirror, TargetOutco
 from replicator.plan import SOURCE_VERSION_TAG, SkippedVersion
 from replicator.sink import version_fingerprint
 from tests.fixtures.regions import World, WorldFactory
-from vault.errors import NoAnswer
+from vault.errors import Forbidden, NoAnswer
 from vault.models import Attributes, Change, ChangeOp, ItemKind, ItemRef
 
 TARGETS = ["westus", "centralus"]
@@ -128,6 +129,43 @@ class TestCopies:
             (ChangeOp.NEW_VERSION, None),
             (ChangeOp.NEW_VERSION, "second-value"),
         ]
+
+    async def test_a_disabled_latest_version_is_refused_on_the_target_too(
+        self, world: World
+    ) -> None:
+        """The latest version disabled right after it was written: the target does not
+        serve the older value (a placeholder refuses, as the primary does); enabled
+        again, its value arrives as the target's current version."""
+        primary, westus = world.vaults["eastus"], world.vaults["westus"]
+        mirror = mirror_for(world)
+        await primary.set_secret("db", "first-value", Attributes())
+        await mirror.sync("db", ["westus"])
+        world.advance_clock()
+        second = await primary.set_secret("db", "second-value", Attributes(tags={"env": "prod"}))
+        await primary.update_properties(
+            ItemKind.SECRET, "db", second.version, Attributes(enabled=False, tags={"env": "prod"})
+        )
+        world.advance_clock()
+        outcome = await mirror.sync("db", ["westus"])
+        assert outcome.targets["westus"].copied == 1
+        with pytest.raises(Forbidden) as primary_refused:
+            await primary.get_secret("db")
+        with pytest.raises(Forbidden) as target_refused:
+            await westus.get_secret("db")
+        assert type(target_refused.value) is type(primary_refused.value)
+        versions = await westus.list_versions(ItemKind.SECRET, "db")
+        assert [v.enabled for v in versions] == [True, False]
+        assert versions[-1].tags[SOURCE_VERSION_TAG] == second.version
+        assert (await mirror.sync("db", ["westus"])).targets["westus"].copied == 0
+
+        await primary.update_properties(
+            ItemKind.SECRET, "db", second.version, Attributes(enabled=True, tags={"env": "prod"})
+        )
+        world.advance_clock()
+        await mirror.sync("db", ["westus"])
+        assert (await westus.get_secret("db")).value == "second-value"
+        versions = await westus.list_versions(ItemKind.SECRET, "db")
+        assert [v.enabled for v in versions] == [True, False, True]
 
     async def test_item_gone_from_the_source_touches_no_target(self, world: World) -> None:
         """An item listed earlier and gone since is left to the deletion sweep."""

@@ -8,10 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replicator.plan import (
+    PLACEHOLDER_TAG,
     SOURCE_VERSION_TAG,
     attributes_match,
+    copies_of,
     fingerprint,
     listed_in_sync,
+    placeholder_attributes,
     plan_secret,
     target_attributes,
     versions_digest,
@@ -89,6 +92,57 @@ class TestPlanSecret:
         assert plan.skipped[0].version == "a" and "disabled" in plan.skipped[0].reason
 
 
+def placeholder_of(source: ItemProperties, target_version: str) -> ItemProperties:
+    attrs = placeholder_attributes(source)
+    return ItemProperties(
+        kind=ItemKind.SECRET,
+        name=source.name,
+        version=target_version,
+        enabled=attrs.enabled,
+        tags=attrs.tags,
+    )
+
+
+class TestPlaceholders:
+    """A disabled latest source version: the target answers the same way (its latest
+    version refuses to be read) instead of serving the older value."""
+
+    def test_a_disabled_latest_version_gets_a_placeholder(self) -> None:
+        a, b = src("a"), src("b", enabled=False)
+        plan = plan_secret("db", [a, b], [copy_of(a, "x")], adopt=False)
+        assert [p.source.version for p in plan.placeholders] == ["b"]
+        assert (plan.copies, plan.skipped, plan.in_sync) == ((), (), False)
+        attrs = placeholder_attributes(b)
+        assert attrs.enabled is False and attrs.tags[SOURCE_VERSION_TAG] == "b"
+
+    def test_enabled_again_its_value_is_copied_and_the_placeholder_left_alone(self) -> None:
+        a, b = src("a"), src("b", enabled=False)
+        target = [copy_of(a, "x"), placeholder_of(b, "y")]
+        assert plan_secret("db", [a, b], target, adopt=False).in_sync
+        enabled = src("b")
+        plan = plan_secret("db", [a, enabled], target, adopt=False)
+        assert [c.source.version for c in plan.copies] == ["b"]
+        assert plan.updates == ()  # never enable the placeholder
+        copied = [*target, copy_of(enabled, "z")]
+        assert copies_of([a, enabled], copied)["b"].version == "z"
+        assert plan_secret("db", [a, enabled], copied, adopt=False).in_sync
+
+    def test_a_placeholder_keeps_its_kind_when_attributes_change(self) -> None:
+        b = src("b", enabled=False)
+        retagged = src("b", enabled=False, tags={"owner": "ops"})
+        plan = plan_secret("db", [retagged], [placeholder_of(b, "y")], adopt=False)
+        (update,) = plan.updates
+        assert update.placeholder and update.target_version == "y"
+        assert PLACEHOLDER_TAG in placeholder_attributes(update.source).tags
+
+    def test_enabled_after_a_newer_copy_is_skipped(self) -> None:
+        b, c = src("b", enabled=False), src("c")
+        target = [placeholder_of(b, "y"), copy_of(c, "z")]
+        plan = plan_secret("db", [src("b"), c], target, adopt=False)
+        assert (plan.copies, plan.updates) == ((), ())
+        assert "newer version" in plan.skipped[0].reason
+
+
 versions_strategy = st.lists(
     st.builds(
         lambda v, enabled, tag: src(v, enabled=enabled, tags={"t": tag} if tag else {}),
@@ -109,12 +163,15 @@ class TestPlanProperties:
         plan = plan_secret("db", versions, target, adopt=False)
         after = list(target)
         for update in plan.updates:
+            written = placeholder_of if update.placeholder else copy_of
             after = [
-                copy_of(update.source, t.version) if t.version == update.target_version else t
+                written(update.source, t.version) if t.version == update.target_version else t
                 for t in after
             ]
         for n, c in enumerate(plan.copies):
             after.append(copy_of(c.source, f"n{n}"))
+        for n, p in enumerate(plan.placeholders):
+            after.append(placeholder_of(p.source, f"p{n}"))
         assert plan_secret("db", versions, after, adopt=False).in_sync
 
     @given(versions_strategy)

@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "restore": "kvdr.commands.restore:command",
     "failover": "kvdr.commands.failover:command",
     "drill": "kvdr.commands.drill:command",
+    "verify": "kvdr.commands.verify:command",
 }
 
 

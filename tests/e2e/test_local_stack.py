@@ -392,3 +392,46 @@ class TestStorageLinksOnTheStack:
                 async with faults.down("blob-secondary"):
                     with pytest.raises(StorageUnavailable):
                         await blobs.get("e2e/secondary-probe")
+
+
+class TestSecondaryAnswersLikeThePrimary:
+    async def test_a_disabled_latest_version_is_refused_on_westus_and_verify_agrees(
+        self, stack: tuple[LocalStack, DaemonProcess], tmp_path: Path
+    ) -> None:
+        """As a user meets it on `kvdr up`: a secret's second version disabled right after
+        it was written. Westus does not serve the first value (it refuses, as eastus
+        does), and `kvdr verify --deep` finds every target answering as the primary."""
+        from azure.core.exceptions import HttpResponseError
+
+        local = stack[0]
+        config = str(local.state_dir / "kvdr.toml")
+        async with stack_secret_client(local.state_dir, local.ports.eastus) as eastus:
+            await eastus.set_secret("rotated-then-revoked", "old-value")
+            second = await eastus.set_secret("rotated-then-revoked", "revoked-value")
+            await eastus.update_secret_properties(
+                "rotated-then-revoked", second.properties.version, enabled=False
+            )
+            async with stack_secret_client(local.state_dir, local.ports.westus) as westus:
+
+                async def refused_on_westus() -> bool:
+                    try:
+                        await westus.get_secret("rotated-then-revoked")
+                    except HttpResponseError as exc:
+                        return exc.status_code == 403
+                    return False
+
+                await wait_for(refused_on_westus, 60, "westus refusing like eastus")
+                with pytest.raises(HttpResponseError) as on_eastus:
+                    await eastus.get_secret("rotated-then-revoked")
+                assert on_eastus.value.status_code == 403
+
+        def verified() -> dict[str, Any] | None:
+            result = kvdr(
+                "verify", "--pair", "demo", "--deep", "--json", "--config", config, cwd=tmp_path
+            )
+            doc: dict[str, Any] = json.loads(result.stdout)
+            return doc if result.returncode == 0 else None
+
+        doc = await asyncio.to_thread(wait_for_sync, verified, 60, "verify --deep", interval=1.0)
+        assert doc["differences"] == [] and doc["primary"] == "eastus"
+        assert "revoked-value" not in json.dumps(doc) and "old-value" not in json.dumps(doc)

@@ -417,41 +417,60 @@ class SecretMirror(MirrorBase[SecretValues]):
             name, source_versions, target_versions, adopt=self._pair.adopts(target.ref.region)
         )
 
+    async def _write(
+        self,
+        target: VaultClient,
+        name: str,
+        value: str,
+        attributes: Attributes,
+        outcome: TargetOutcome,
+        *,
+        source_version: str,
+        started: float,
+        placeholder: bool = False,
+    ) -> None:
+        """A new target version: a copy of a source version's value, or a placeholder."""
+        region = target.ref.region
+        written = await target.set_secret(name, value, attributes)
+        outcome.copied += 1
+        outcome.target_version = written.version
+        change = "placeholder" if placeholder else "new_version"
+        metrics.CHANGES_APPLIED.labels(self._pair.name, region, "secret", change).inc()
+        self._log.info(
+            "secret.placeholder_mirrored" if placeholder else "secret.mirrored",
+            item=f"secret/{name}",
+            target=region,
+            source_version=source_version,
+            target_version=written.version,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+
     async def _apply(
         self, plan: SecretPlan, target: VaultClient, values: SecretValues, outcome: TargetOutcome
     ) -> None:
-        region = target.ref.region
         for copy in plan.copies:
             started = time.monotonic()
             secret = await values.get(plan.name, copy.source.version)
-            written = await target.set_secret(
-                plan.name, secret.value, target_attributes(copy.source)
-            )
-            outcome.copied += 1
-            outcome.target_version = written.version
-            metrics.CHANGES_APPLIED.labels(self._pair.name, region, "secret", "new_version").inc()
-            self._log.info(
-                "secret.mirrored",
-                item=f"secret/{plan.name}",
-                target=region,
+            await self._write(
+                target,
+                plan.name,
+                secret.value,
+                target_attributes(copy.source),
+                outcome,
                 source_version=copy.source.version,
-                target_version=written.version,
-                duration_ms=round((time.monotonic() - started) * 1000, 1),
+                started=started,
             )
         for placeholder in plan.placeholders:
             # No value is read: the source refuses it. The target refuses it too.
-            written = await target.set_secret(
-                plan.name, PLACEHOLDER_VALUE, placeholder_attributes(placeholder.source)
-            )
-            outcome.copied += 1
-            outcome.target_version = written.version
-            metrics.CHANGES_APPLIED.labels(self._pair.name, region, "secret", "placeholder").inc()
-            self._log.info(
-                "secret.placeholder_mirrored",
-                item=f"secret/{plan.name}",
-                target=region,
+            await self._write(
+                target,
+                plan.name,
+                PLACEHOLDER_VALUE,
+                placeholder_attributes(placeholder.source),
+                outcome,
                 source_version=placeholder.source.version,
-                target_version=written.version,
+                started=time.monotonic(),
+                placeholder=True,
             )
         for update in plan.updates:
             attributes = (

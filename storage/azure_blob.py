@@ -129,16 +129,7 @@ class AzureBlobStore(StoreLifecycle):
             # reads go straight to the secondary instead of paying the retries again.
             log.warning("storage.container_check_skipped", store=self.description, error=str(exc))
             if self._secondary is not None:
-                self._primary_down_until = time.monotonic() + self._settings.primary_retry_seconds
-                self._fallback_logged = True
-                log.warning(
-                    "storage.read_fallback",
-                    store=self.description,
-                    secondary=self.secondary_description,
-                    operation="open",
-                    blob="",
-                    error=str(exc),
-                )
+                self._fall_back("open", "", exc)
         except BlobExists:
             pass
         except BaseException:
@@ -236,6 +227,20 @@ class AzureBlobStore(StoreLifecycle):
         check_prefix(prefix)
         return await self._read("list", prefix, lambda client, at: _list(client, prefix, at))
 
+    def _fall_back(self, operation: str, blob: str, exc: StorageError) -> None:
+        """Reads go to the secondary for `primary_retry_seconds`; logged once an outage."""
+        self._primary_down_until = time.monotonic() + self._settings.primary_retry_seconds
+        if not self._fallback_logged:
+            self._fallback_logged = True
+            log.warning(
+                "storage.read_fallback",
+                store=self.description,
+                secondary=self.secondary_description,
+                operation=operation,
+                blob=blob,
+                error=str(exc),
+            )
+
     async def _read(
         self,
         operation: Operation,
@@ -261,17 +266,7 @@ class AzureBlobStore(StoreLifecycle):
                 if self._secondary is not None:
                     raise _both_down(operation, blob) from primary_exc
                 raise
-            self._primary_down_until = time.monotonic() + self._settings.primary_retry_seconds
-            if not self._fallback_logged:
-                self._fallback_logged = True
-                log.warning(
-                    "storage.read_fallback",
-                    store=self.description,
-                    secondary=self.secondary_description,
-                    operation=operation,
-                    blob=blob,
-                    error=str(primary_exc),
-                )
+            self._fall_back(operation, blob, primary_exc)
             try:
                 result = await attempt(secondary, secondary_at)
             except StorageUnavailable as secondary_exc:

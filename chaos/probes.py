@@ -18,6 +18,10 @@ from vault.errors import VaultError
 SAMPLE_SECONDS = 1.0
 
 
+# The configuration override that makes a command give up on an endpoint at once.
+NO_RETRIES = "KVDR__STORAGE__RETRIES"
+
+
 class Probes:
     """The probes of one drill, over its target and its timeline."""
 
@@ -74,7 +78,12 @@ class Probes:
 
     async def _backups_readable(self, probe: Probe) -> tuple[bool, str]:
         target = self.state.target
-        code, doc = await target.cli(["snapshot", "list", "--pair", target.pair, "--json"])
+        # Expecting the secondary: no retries of the primary first (as an operator who
+        # knows storage's primary endpoint is down would run it), so the read answers in
+        # a second instead of after the storage client's whole retry budget (~20 s),
+        # which would hold the outage past the pair's lease margin.
+        env = {NO_RETRIES: "0"} if probe.endpoint == "secondary" else None
+        code, doc = await target.cli(["snapshot", "list", "--pair", target.pair, "--json"], env=env)
         if code != 0:
             return False, f"kvdr snapshot list failed: {str(doc.get('error', ''))[:200]}"
         where = str(doc.get("read_from", "primary"))

@@ -11,7 +11,7 @@ import json
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,8 +50,13 @@ class RegionProcess(Protocol):
     def running(self) -> bool: ...
 
 
-# Runs `kvdr --config <the stack's> ARGS...` as a subprocess: exit code and JSON document.
-CliRunner = Callable[[list[str]], Awaitable[tuple[int, dict[str, Any]]]]
+class CliRunner(Protocol):
+    """Runs `kvdr --config <the stack's> ARGS...` as a subprocess (`env`: variables
+    added to its environment, such as a `KVDR__...` override): exit code and JSON."""
+
+    def __call__(
+        self, args: list[str], env: Mapping[str, str] | None = None
+    ) -> Awaitable[tuple[int, dict[str, Any]]]: ...
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,8 +131,10 @@ class DaemonProcess:
 def cli_runner(config_path: Path, cwd: Path) -> Any:
     """Runs `kvdr <args> --config <config>` as a user would; returns (exit, JSON)."""
 
-    async def run(args: list[str]) -> tuple[int, dict[str, Any]]:
-        env = dict(os.environ, KVDR_CONFIG=str(config_path))
+    async def run(
+        args: list[str], env: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        env = dict(os.environ, KVDR_CONFIG=str(config_path), **(env or {}))
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -33,7 +33,7 @@ class StandInDaemon:
         self.up = True
 
 
-async def no_cli(args: list[str]) -> tuple[int, dict[str, Any]]:
+async def no_cli(args: list[str], env: object = None) -> tuple[int, dict[str, Any]]:
     raise AssertionError(f"no failover command expected: {args}")
 
 

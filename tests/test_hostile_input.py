@@ -18,19 +18,9 @@ from kvdr.drill_records import DrillRecord
 from replicator.change_feed import DeliveryError, parse_delivery
 from replicator.state_documents import read_document
 from replicator.state_seal import StateDocumentUnreadable
+from tests.fixtures.hostile import json_values as hostile_json
 
-# JSON-like values: what a sender controls entirely.
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=40),
-    lambda inner: (
-        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=6)
-    ),
-    max_leaves=30,
-)
+json_values = hostile_json()
 
 # TOML built from the keys a reader knows, with values of any type, so the fuzzing
 # reaches past "unknown key" into each key's own checks.

@@ -11,18 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fixtures.chaos import EchoServer, FaultProxyEndpoint
+from tests.fixtures.hostile import json_values
 
-values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**40), max_value=2**40)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
-    ),
-    max_leaves=20,
-)
+values = json_values(allow_infinity=False, max_leaves=20)
 # Bodies shaped like the real ones, with any values, so the checks past "is it JSON"
 # are reached too.
 proxy_bodies = st.fixed_dictionaries(

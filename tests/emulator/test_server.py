@@ -14,6 +14,7 @@ from azure.identity import ManagedIdentityCredential
 from azure.identity.aio import ManagedIdentityCredential as AioManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 from azure.keyvault.secrets._shared.http_challenge import HttpChallenge
+from azure.keyvault.secrets._shared.http_challenge_cache import remove_challenge_for_url
 from azure.keyvault.secrets.aio import SecretClient as AioSecretClient
 
 from emulator.auth import principal_of
@@ -322,6 +323,9 @@ class TestManagementApi:
     def test_stats_count_requests(self, make_emulator: EmulatorFactory) -> None:
         """stats counts requests by operation and status (incl. the 401 challenge)."""
         emu = make_emulator()
+        # The SDK caches a vault's challenge by host and port for the process: an
+        # earlier emulator on the same port would spare this one its 401.
+        remove_challenge_for_url(emu.url)
         client = secret_client(emu)
         client.set_secret("counted", "v")
         client.get_secret("counted")

@@ -16,9 +16,11 @@ and kvdr deletes no issuer or contact on a target.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 from replicator import metrics
 from replicator.backup_mirror import BackupMirror, Next, SourceReads
+from replicator.certificate_placeholder import placeholder_material
 from replicator.mirror import TargetOutcome
 from replicator.plan_certificates import (
     all_copies,
@@ -81,9 +83,13 @@ class CertificateMirror(BackupMirror):
                 return
             for source_version in plan.imports:
                 await self._import(target, name, source_version, policy, reads, outcome)
+            for source_version in plan.placeholders:
+                await self._import_placeholder(target, name, source_version, policy, outcome)
             for update in plan.updates:
                 imported = update.target_version != update.source.version
-                attributes = certificate_attributes(update.source, imported=imported)
+                attributes = certificate_attributes(
+                    update.source, imported=imported, placeholder=update.placeholder
+                )
                 await self._update(target, name, update, attributes, outcome)
             if not plan.restores:
                 await self._mirror_policy(target, name, policy, outcome)
@@ -119,9 +125,36 @@ class CertificateMirror(BackupMirror):
         metrics.CHANGES_APPLIED.labels(self._pair.name, region, "certificate", "import").inc()
         self._log.info(
             "certificate.imported",
-            item=f"certificate/{name}",
+            item=self._item(name),
             target=region,
             source_version=version,
+            target_version=written.version,
+        )
+
+    async def _import_placeholder(
+        self,
+        target: VaultClient,
+        name: str,
+        source: ItemProperties,
+        policy: CertificatePolicy,
+        outcome: TargetOutcome,
+    ) -> None:
+        """Import a disabled placeholder for the disabled latest `source` version, so the
+        target refuses its current certificate's secret as the source does."""
+        material = await asyncio.to_thread(
+            placeholder_material, name, source, policy, dt.datetime.now(dt.UTC)
+        )
+        attributes = certificate_attributes(source, imported=True, placeholder=True)
+        written = await target.import_certificate(name, material, attributes, policy)
+        outcome.copied += 1
+        outcome.target_version = written.version
+        region = target.ref.region
+        metrics.CHANGES_APPLIED.labels(self._pair.name, region, "certificate", "placeholder").inc()
+        self._log.info(
+            "certificate.placeholder_mirrored",
+            item=self._item(name),
+            target=region,
+            source_version=source.version,
             target_version=written.version,
         )
 
@@ -135,7 +168,7 @@ class CertificateMirror(BackupMirror):
         outcome.updated += 1
         region = target.ref.region
         metrics.CHANGES_APPLIED.labels(self._pair.name, region, "certificate", "policy").inc()
-        self._log.info("certificate.policy_mirrored", item=f"certificate/{name}", target=region)
+        self._log.info("certificate.policy_mirrored", item=self._item(name), target=region)
 
     # -- issuers and contacts -----------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 from typing import Any, TypeVar
 
 from vault import _sdk_models as sdk
@@ -43,6 +44,29 @@ class KeyCertificateCalls(AdapterCore):
         item = self._item(ItemKind.KEY, name, op)
         key = await self._call(op, item, lambda: self._keys.get_key(name, version))
         return sdk.key_properties(key.properties, key.key_type)
+
+    async def public_fingerprint(self, kind: ItemKind, name: str) -> str | None:
+        """SHA-256 of the current version's public material: a key's public JWK members
+        (kty without `-HSM`, n and e or crv, x and y), a certificate's X.509 (DER). None
+        for a key without a public half (oct). Nothing private is read, so the digest is
+        safe to compare anywhere; it is still never shown."""
+        if kind is ItemKind.CERTIFICATE:
+            op = "get_certificate"
+            item = self._item(kind, name, op)
+            cert = await self._call(op, item, lambda: self._certificates.get_certificate(name))
+            return hashlib.sha256(bytes(cert.cer or b"")).hexdigest()
+        op = "get_key"
+        item = self._item(ItemKind.KEY, name, op)
+        key = await self._call(op, item, lambda: self._keys.get_key(name))
+        jwk = key.key
+        members: dict[str, str] = {"kty": str(getattr(jwk, "kty", "") or "").removesuffix("-HSM")}
+        for member in ("n", "e", "crv", "x", "y"):
+            value = getattr(jwk, member, None)
+            if value:
+                members[member] = value.hex() if isinstance(value, bytes) else str(value)
+        if not any(m in members for m in ("n", "x")):
+            return None
+        return hashlib.sha256(repr(sorted(members.items())).encode()).hexdigest()
 
     async def get_rotation_policy(self, name: str) -> RotationPolicy:
         """The key's rotation policy (Key Vault answers its default when none was set)."""

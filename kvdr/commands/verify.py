@@ -2,9 +2,10 @@
 
 The primary is the pair's active region (the control record's, else the configured
 one). Each kind the pair mirrors is listed once on every vault and compared item by item
-(replicator/verify.py); `--deep` also reads the current value of every secret enabled on
-both sides and compares digests (two reads per secret, through the adapter's throttle,
-so the vaults' read budget is respected). Exit 0 when nothing differs, 1 on any
+(replicator/verify.py); `--deep` also compares, for every item enabled on both sides, a
+digest of its current value: a secret's value, a key's public JWK, a certificate's
+X.509 (two reads per item, through the adapter's throttle, so the vaults' read budget is
+respected; no private key material is read). Exit 0 when nothing differs, 1 on any
 difference or when a vault cannot be read, 2 on a usage error. Names only, never values.
 """
 
@@ -32,14 +33,20 @@ if TYPE_CHECKING:
     from replicator.settings import PairSettings
     from replicator.verify import Difference
     from vault.client import VaultClient
+    from vault.models import ItemKind
 
-# Secrets read at once per vault by --deep (the adapter's throttle paces them further).
+# Items read at once per vault by --deep (the adapter's throttle paces them further).
 DEEP_CONCURRENCY = 4
 
 
 @click.command("verify")
 @click.option("--pair", "pair_name", required=True, help="The pair to verify.")
-@click.option("--deep", is_flag=True, help="Also compare the secrets' values (by digest).")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also compare values: secrets' values, keys' and certificates' public "
+    "material (by digest).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @config_option()
 def command(pair_name: str, deep: bool, as_json: bool, config_path: Path | None) -> None:
@@ -84,7 +91,7 @@ async def _verify(
     compared = 0
     async with AsyncExitStack() as stack:
         vaults = await open_vaults(config, stack, [primary, *targets])
-        deep_names: dict[str, list[str]] = {t: [] for t in targets}
+        deep_names: dict[tuple[ItemKind, str], list[str]] = {}
         for kind in sorted(pair.kinds, key=lambda k: k.value):
             try:
                 mine = await vaults[primary].list_items(kind)
@@ -100,8 +107,7 @@ async def _verify(
                 found, both = compare_listings(region, kind.value, mine, theirs, pair.selects)
                 differences += found
                 compared += len({p.name for p in mine if not p.managed and pair.selects(p.name)})
-                if kind.value == "secret":
-                    deep_names[region] = both
+                deep_names[kind, region] = both
         if deep:
             differences += await _deep(vaults, primary, deep_names, errors, show_progress)
     return {
@@ -117,23 +123,35 @@ async def _verify(
     }
 
 
+async def _fingerprint(vault: VaultClient, kind: ItemKind, name: str) -> str | None:
+    """A digest of the item's current value or public material (None: nothing to compare)."""
+    from replicator.verify import digest
+    from vault.models import ItemKind
+
+    if kind is ItemKind.SECRET:
+        return digest((await vault.get_secret(name)).value)
+    return await vault.public_fingerprint(kind, name)
+
+
 async def _deep(
     vaults: dict[str, VaultClient],
     primary: str,
-    names: dict[str, list[str]],
+    names: dict[tuple[ItemKind, str], list[str]],
     errors: list[str],
     show_progress: bool,
 ) -> list[Difference]:
-    """The secrets whose current values differ, by digest (never shown)."""
+    """The items whose current values (or public material) differ, by digest (never
+    shown)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from replicator.verify import Difference, digest
+    from replicator.verify import Difference
     from vault.errors import VaultError
 
     found: list[Difference] = []
-    mine: dict[str, str] = {}
+    mine: dict[tuple[ItemKind, str], str | None] = {}
     limit = asyncio.Semaphore(DEEP_CONCURRENCY)
-    total = sum(len(n) for n in names.values()) + len({n for ns in names.values() for n in ns})
+    wanted = sorted({(kind, n) for (kind, _), ns in names.items() for n in ns})
+    total = sum(len(n) for n in names.values()) + len(wanted)
     progress = Progress(
         TextColumn("verifying values"),
         BarColumn(),
@@ -143,29 +161,31 @@ async def _deep(
         transient=True,
     )
 
-    async def read(region: str, name: str) -> str | None:
+    async def read(region: str, kind: ItemKind, name: str) -> tuple[bool, str | None]:
+        """(read, digest): read is False when the vault refused (the error is listed)."""
         async with limit:
             try:
-                return digest((await vaults[region].get_secret(name)).value)
+                return True, await _fingerprint(vaults[region], kind, name)
             except VaultError as exc:
-                errors.append(f"{region}: secret {name} could not be read: {exc}")
-                return None
+                errors.append(f"{region}: {kind.value} {name} could not be read: {exc}")
+                return False, None
             finally:
                 progress.advance(task)
 
     with progress:
         task = progress.add_task("values", total=total)
-        wanted = sorted({n for ns in names.values() for n in ns})
-        for name, value in zip(
-            wanted, await asyncio.gather(*(read(primary, n) for n in wanted)), strict=True
-        ):
-            if value is not None:
-                mine[name] = value
-        for region, region_names in names.items():
-            values = await asyncio.gather(*(read(region, n) for n in region_names))
-            for name, value in zip(region_names, values, strict=True):
-                if value is not None and name in mine and value != mine[name]:
-                    found.append(Difference(region, "secret", name, "value differs"))
+        read_here = await asyncio.gather(*(read(primary, k, n) for k, n in wanted))
+        for item, (ok, value) in zip(wanted, read_here, strict=True):
+            if ok:
+                mine[item] = value
+        for (kind, region), region_names in sorted(names.items()):
+            values = await asyncio.gather(*(read(region, kind, n) for n in region_names))
+            for name, (ok, value) in zip(region_names, values, strict=True):
+                if not ok or (kind, name) not in mine:
+                    continue
+                if value != mine[kind, name]:
+                    what = "value differs" if kind.value == "secret" else "key material differs"
+                    found.append(Difference(region, kind.value, name, what))
     return found
 
 

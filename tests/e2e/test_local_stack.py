@@ -25,7 +25,7 @@ from kvdr.local_stack import LocalStack
 from replicator.checkpoint import checkpoint_blob_name
 from replicator.state_seal import StateSealer, read_state_document
 from storage import AzureBlobSettings, AzureBlobStore, StorageUnavailable
-from tests.e2e.stack_clients import kvdr, stack_secret_client
+from tests.e2e.stack_clients import kvdr, stack_certificate_client, stack_secret_client
 from tests.fixtures.daemon import DaemonProcess
 from tests.fixtures.stack_failover import running_stack
 from tests.fixtures.waiting import wait_for, wait_for_sync
@@ -399,9 +399,11 @@ class TestSecondaryAnswersLikeThePrimary:
         self, stack: tuple[LocalStack, DaemonProcess], tmp_path: Path
     ) -> None:
         """As a user meets it on `kvdr up`: a secret's second version disabled right after
-        it was written. Westus does not serve the first value (it refuses, as eastus
+        it was written, and a certificate's renewal disabled the same way. Westus serves
+        neither the first value nor the first certificate's secret (it refuses, as eastus
         does), and `kvdr verify --deep` finds every target answering as the primary."""
         from azure.core.exceptions import HttpResponseError
+        from azure.keyvault.certificates import CertificatePolicy
 
         local = stack[0]
         config = str(local.state_dir / "kvdr.toml")
@@ -424,6 +426,29 @@ class TestSecondaryAnswersLikeThePrimary:
                 with pytest.raises(HttpResponseError) as on_eastus:
                     await eastus.get_secret("rotated-then-revoked")
                 assert on_eastus.value.status_code == 403
+
+                # A certificate renewed and the renewal disabled: westus does not go on
+                # serving the first certificate's secret (its private key) either.
+                policy = CertificatePolicy("Self", subject="CN=shop.example.com")
+                async with stack_certificate_client(local.state_dir, local.ports.eastus) as certs:
+                    await certs.create_certificate("shop-tls", policy)
+                    renewed = await certs.create_certificate("shop-tls", policy)
+                    assert renewed.properties is not None
+                    await certs.update_certificate_properties(
+                        "shop-tls", renewed.properties.version or "", enabled=False
+                    )
+
+                async def certificate_refused_on_westus() -> bool:
+                    try:
+                        await westus.get_secret("shop-tls")
+                    except HttpResponseError as exc:
+                        return exc.status_code == 403
+                    return False
+
+                await wait_for(certificate_refused_on_westus, 60, "westus refusing the renewal")
+                with pytest.raises(HttpResponseError) as cert_on_eastus:
+                    await eastus.get_secret("shop-tls")
+                assert cert_on_eastus.value.status_code == 403
 
         def verified() -> dict[str, Any] | None:
             result = kvdr(

@@ -76,3 +76,53 @@ async def test_an_unknown_pair_is_a_usage_error(world: World, tmp_path: Path) ->
     config = write_config(world, tmp_path / "kvdr.toml", port=free_port())
     result = run_kvdr("verify", "--pair", "nope", "--config", str(config))
     assert result.returncode == 2 and "--pair: no pair named 'nope'" in result.stderr
+
+
+async def test_deep_compares_the_public_material_of_keys_and_certificates(
+    world: World, tmp_path: Path
+) -> None:
+    """A key replaced on the target under the same name with kvdr's tags kept reads the
+    same in the listings; --deep sees its material differ, and a certificate's."""
+    from azure.keyvault.certificates import CertificatePolicy
+
+    from tests.fixtures.emulator import aio_certificate_client, aio_key_client
+
+    config = write_config(
+        world,
+        tmp_path / "kvdr.toml",
+        port=free_port(),
+        extra='kinds = ["secret", "key", "certificate"]',
+    )
+    east, west = world.emulators["eastus"], world.emulators["westus"]
+    policy = CertificatePolicy("Self", subject="CN=web.example.com", validity_in_months=12)
+    async with aio_key_client(east) as keys, aio_certificate_client(east) as certs:
+        await keys.create_rsa_key("signing", size=2048)
+        await keys.create_ec_key("ledger", curve="P-256")
+        await certs.create_certificate("web", policy)
+    synced = run_kvdr("sync", "--once", "--config", str(config))
+    assert synced.returncode == 0, synced.stderr
+    code, doc, _ = verify(config, "--deep")
+    assert (code, doc["differences"], doc["errors"]) == (0, [], [])
+    assert doc["items_compared"] == 3
+
+    # Same name, same tags and dates where the listing shows them; other material.
+    westus = world.vaults["westus"]
+    ledger = (await westus.list_versions(ItemKind.KEY, "ledger"))[-1]
+    web = (await westus.list_versions(ItemKind.CERTIFICATE, "web"))[-1]
+    async with aio_key_client(west) as keys, aio_certificate_client(west) as certs:
+        await keys.create_ec_key("ledger", curve="P-256", tags=dict(ledger.tags))
+        created = await certs.create_certificate("web", policy)
+        assert created.properties is not None
+        await certs.update_certificate_properties(
+            "web", created.properties.version or "", tags=dict(web.tags)
+        )
+    code, listing, _ = verify(config)
+    # The new certificate's dates show in the listing; the key's new material does not.
+    assert code == 1 and {d["name"] for d in listing["differences"]} == {"web"}
+    code, deep, printed = verify(config, "--deep")
+    assert code == 1
+    material = {
+        (d["kind"], d["name"]) for d in deep["differences"] if d["what"] == "key material differs"
+    }
+    assert material == {("key", "ledger"), ("certificate", "web")}
+    assert "signing" not in printed

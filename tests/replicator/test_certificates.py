@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
+import pytest
 from azure.keyvault.certificates import CertificateContact as SdkContact
 from azure.keyvault.certificates import CertificatePolicy as SdkPolicy
 from cryptography import x509
@@ -16,10 +17,11 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from structlog.testing import capture_logs
 
-from replicator.plan import SOURCE_VERSION_TAG
+from replicator.plan import PLACEHOLDER_TAG, SOURCE_VERSION_TAG
 from tests.fixtures.emulator import EmulatorProcess, aio_certificate_client
 from tests.fixtures.regions import World, WorldFactory
 from tests.replicator.crypto_proof import prove_same_material
+from vault.errors import Forbidden
 from vault.models import Attributes, ItemKind, ItemProperties
 from vault.policies import CertificateIssuer, IssuerContact
 
@@ -231,6 +233,63 @@ class TestNewVersions:
         (blocked,) = replicator.status()["targets"][0]["blocked"]
         assert blocked["item"] == "certificate/locked" and "Remedy" in blocked["reason"]
         assert [v.version for v in await versions(world, "westus", "locked")] == [first]
+
+    async def test_a_disabled_latest_version_is_refused_on_the_target_too(
+        self, world: World
+    ) -> None:
+        """A renewal disabled before kvdr read it: the target does not serve the older
+        certificate's secret (a disabled placeholder refuses, as the primary does, and
+        holds no source material); enabled again, the renewal is imported on top."""
+        east, west = world.emulators["eastus"], world.emulators["westus"]
+        primary, westus = world.vaults["eastus"], world.vaults["westus"]
+        policy = self_signed_policy("renewed", key_type="EC", curve="P-384")
+        await create(east, "renewed", policy)
+        replicator = world.replicator(world.pair(kinds=CERTS))
+        await replicator.load()
+        await replicator.reconcile()
+        world.advance_clock()
+        (second,) = await create(east, "renewed", policy)
+        await primary.update_properties(
+            ItemKind.CERTIFICATE, "renewed", second, Attributes(enabled=False, tags={"t": "1"})
+        )
+        world.advance_clock()
+        report = await replicator.poll()
+        assert report.errors == 0 and report.copied == 1
+        with pytest.raises(Forbidden) as primary_refused:
+            await primary.get_certificate_material("renewed", "")
+        with pytest.raises(Forbidden) as target_refused:
+            await westus.get_certificate_material("renewed", "")
+        assert type(target_refused.value) is type(primary_refused.value)
+        target = await versions(world, "westus", "renewed")
+        assert [v.enabled for v in target] == [True, False]
+        assert target[-1].tags == {
+            "t": "1",
+            SOURCE_VERSION_TAG: second,
+            PLACEHOLDER_TAG: "disabled-on-source",
+        }
+        # A throwaway certificate: not the source's X.509, yet its policy reads the same.
+        assert await cer(west, "renewed", target[-1].version) != await cer(east, "renewed", second)
+        assert await westus.get_certificate_policy(
+            "renewed"
+        ) == await primary.get_certificate_policy("renewed")
+        again = await replicator.reconcile()
+        assert again.copied == 0 and again.updated == 0 and again.errors == 0
+
+        await primary.update_properties(
+            ItemKind.CERTIFICATE, "renewed", second, Attributes(enabled=True, tags={"t": "1"})
+        )
+        world.advance_clock()
+        report = await replicator.poll()
+        assert report.errors == 0 and report.copied == 1
+        target = await versions(world, "westus", "renewed")
+        assert [v.enabled for v in target] == [True, False, True]
+        assert target[-1].tags == {"t": "1", SOURCE_VERSION_TAG: second}
+        assert await cer(west, "renewed", target[-1].version) == await cer(east, "renewed", second)
+        await prove_same_material(
+            east, west, "renewed", second, "P-384", b_version=target[-1].version
+        )
+        settled = await replicator.reconcile()
+        assert settled.copied == 0 and settled.updated == 0 and settled.errors == 0
 
 
 class TestAttributesAndPolicy:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from replicator.plan import PLACEHOLDER_TAG
 from replicator.plan_certificates import (
     CertificatePlan,
     certificate_attributes,
@@ -53,6 +54,19 @@ def imported(source: ItemProperties, level: str = PURGEABLE) -> ItemProperties:
         kind=ItemKind.CERTIFICATE,
         name=source.name,
         version=f"t-{source.version}",
+        enabled=attrs.enabled,
+        tags=attrs.tags,
+        recovery_level=level,
+    )
+
+
+def placeholder(source: ItemProperties, level: str = PURGEABLE) -> ItemProperties:
+    """The target's placeholder for a disabled source version: new id, disabled, tagged."""
+    attrs = certificate_attributes(source, imported=True, placeholder=True)
+    return ItemProperties(
+        kind=ItemKind.CERTIFICATE,
+        name=source.name,
+        version=f"p-{source.version}",
         enabled=attrs.enabled,
         tags=attrs.tags,
         recovery_level=level,
@@ -247,6 +261,44 @@ class TestPlanCertificate:
         plan = plan_certificate("c", source, target, exportable=True)
         assert [v.version for v in plan.imports] == ["e"]
         assert [s.version for s in plan.skipped] == ["b", "d"]
+        assert plan.placeholders == ()
+
+    def test_a_disabled_latest_version_gets_a_placeholder(self) -> None:
+        """The latest version disabled before kvdr read it: a placeholder, not a skip, so
+        the target does not go on serving the older certificate."""
+        source = [cert("a"), cert("b", enabled=False, tags={"team": "web"})]
+        plan = plan_certificate("c", source, [restored(source[0])], exportable=True)
+        assert plan.action is Action.IMPORT and plan.imports == () and plan.skipped == ()
+        assert [v.version for v in plan.placeholders] == ["b"]
+        attrs = certificate_attributes(source[1], imported=True, placeholder=True)
+        assert attrs.enabled is False
+        assert attrs.tags == {
+            "team": "web",
+            "kvdr-source-version": "b",
+            PLACEHOLDER_TAG: "disabled-on-source",
+        }
+
+    def test_placeholder_is_kvdrs_and_in_sync_while_disabled(self) -> None:
+        source = [cert("a"), cert("b", enabled=False)]
+        plan = plan_certificate(
+            "c", source, [restored(source[0]), placeholder(source[1])], exportable=True
+        )
+        assert plan.action is Action.IN_SYNC and not plan.updates and not plan.placeholders
+
+    def test_enabled_again_it_is_imported_and_the_placeholder_stays_disabled(self) -> None:
+        source = [cert("a"), cert("b")]
+        target = [restored(source[0]), placeholder(replace(source[1], enabled=False))]
+        plan = plan_certificate("c", source, target, exportable=True)
+        assert plan.action is Action.IMPORT and [v.version for v in plan.imports] == ["b"]
+        assert plan.updates == ()
+        after = plan_certificate("c", source, [*target, imported(source[1])], exportable=True)
+        assert after.action is Action.IN_SYNC and after.updates == ()
+
+    def test_a_placeholders_tags_follow_and_it_stays_disabled(self) -> None:
+        source = [cert("a"), cert("b", enabled=False, tags={"v": "2"})]
+        target = [restored(source[0]), placeholder(replace(source[1], tags={"v": "1"}))]
+        plan = plan_certificate("c", source, target, exportable=True)
+        assert [(u.target_version, u.placeholder) for u in plan.updates] == [("p-b", True)]
 
     def test_foreign_certificate_conflicts_unless_adopted_and_exportable(self) -> None:
         """A certificate kvdr did not write is a conflict; adopt imports on top only when
@@ -272,8 +324,11 @@ def certificate_histories(
     if draw(st.booleans()):
         upto = draw(st.integers(0, len(source)))
         for v in source[:upto]:
-            copy = restored(v, level) if draw(st.booleans()) else imported(v, level)
-            target.append(replace(copy, enabled=draw(st.booleans())))
+            made = draw(st.sampled_from([restored, imported, placeholder]))
+            copy = made(v, level)
+            if made is not placeholder:
+                copy = replace(copy, enabled=draw(st.booleans()))
+            target.append(copy)
         if draw(st.booleans()):
             target.append(cert("foreign", recovery_level=level))
     return source, target, draw(st.booleans()), draw(st.booleans())
@@ -293,10 +348,13 @@ def apply_certificate_plan(
             after.append(t)
         else:
             attrs = certificate_attributes(
-                source_version, imported=t.version != source_version.version
+                source_version,
+                imported=t.version != source_version.version,
+                placeholder=PLACEHOLDER_TAG in t.tags,
             )
             after.append(replace(t, enabled=attrs.enabled, tags=attrs.tags))
-    return after + [imported(v, level or PURGEABLE) for v in plan.imports]
+    after += [imported(v, level or PURGEABLE) for v in plan.imports]
+    return after + [placeholder(v, level or PURGEABLE) for v in plan.placeholders]
 
 
 class TestPlanCertificateProperties:
@@ -322,7 +380,11 @@ class TestPlanCertificateProperties:
         plan = plan_certificate("c", source, target, exportable=exportable, adopt=adopt)
         after = apply_certificate_plan(plan, source, target)
         again = plan_certificate("c", source, after, exportable=exportable, adopt=adopt)
-        assert not again.imports and not again.updates
+        assert not again.imports and not again.updates and not again.placeholders
+        # The target's current version answers like the source's: readable only if the
+        # source's latest is (a placeholder never serves an older certificate).
+        if again.action is Action.IN_SYNC and after and exportable:
+            assert after[-1].enabled == source[-1].enabled or after[-1].version == "foreign"
         if plan.action in (Action.RESTORE, Action.REPLACE):
             assert again.action is Action.IN_SYNC
         if plan.action in (Action.BLOCKED, Action.CONFLICT):

@@ -213,7 +213,7 @@ def read_header(data: bytes, blob: str) -> Header:
             raise UnknownFormat(blob, f"padding {doc.get('padding')!r}")
     except UnknownFormat:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error):
         raise TamperedObject(blob, "header is not valid (truncated or altered)") from None
     if len(nonce) != NONCE_BYTES:
         raise TamperedObject(blob, "header nonce has the wrong length")

@@ -110,7 +110,7 @@ def read_head(data: bytes, signers: SignerRing, blob: str) -> Head:
     is not signed by a pinned signer) naming `blob`."""
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ObjectUnreadable(blob, "the journal head is not JSON") from None
     if not isinstance(doc, dict) or doc.get("format") not in (HEAD_FORMAT, UNSIGNED_HEAD_FORMAT):
         raise ObjectUnreadable(blob, "the journal head has an unknown format")

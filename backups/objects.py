@@ -142,7 +142,7 @@ def _header(line: bytes | None, kind: str, blob: str) -> dict[str, Any]:
         raise ObjectUnreadable(blob, "it is empty")
     try:
         doc = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ObjectUnreadable(blob, "its header line is not JSON") from None
     if not isinstance(doc, dict) or doc.get("type") != kind:
         raise ObjectUnreadable(blob, f"it is not a {kind}")

@@ -135,7 +135,7 @@ def dumps(doc: dict[str, Any]) -> bytes:
 def loads(line: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise RecordError("line is not JSON") from None
     if not isinstance(doc, dict):
         raise RecordError("line is not a JSON object")

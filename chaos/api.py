@@ -64,7 +64,7 @@ async def _read_json(request: web.Request) -> Any:
         raise ApiError.bad_request_body("EOF")
     try:
         value, _ = _decoder.raw_decode(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ApiError.bad_request_body(str(exc)) from exc
     return value
 

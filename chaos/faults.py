@@ -70,7 +70,7 @@ def _server_message(exc: Exception) -> str:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text.strip()
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return str(body["error"])

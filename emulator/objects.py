@@ -40,7 +40,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise bad_parameter("The request body is empty; a JSON object is required.")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         # Only the parser's position goes into the message, never the body: it may be a
         # secret value.
         position = getattr(exc, "pos", None)

@@ -166,7 +166,7 @@ class ControlRecord:
         the blob and the field, never a bare KeyError or TypeError."""
         try:
             doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise MalformedControlRecord(
                 f"control record {blob} is not JSON: {exc}", blob=blob
             ) from exc

@@ -211,7 +211,7 @@ async def events(request: web.Request) -> web.Response:
         return _error(401, "events need the shared secret or an Entra ID token")
     try:
         delivery = parse_delivery(await request.json())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return _error(400, "body is not JSON")
     except DeliveryError as exc:
         return _error(400, str(exc))

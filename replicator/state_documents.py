@@ -95,7 +95,7 @@ def read_document(model: type[M], blob: str, data: bytes, what: str) -> M:
     """
     try:
         doc: Any = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise StateDocumentUnreadable(blob, f"{what} is not JSON") from None
     if not isinstance(doc, dict):
         raise StateDocumentUnreadable(blob, f"{what} is not a JSON object")

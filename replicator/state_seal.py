@@ -92,7 +92,7 @@ def read_state_document(blob: str, data: bytes, sealer: StateSealer | None) -> b
     as it is when written in the clear (before a state key was configured)."""
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise StateDocumentUnreadable(blob, "is not JSON") from None
     if not is_sealed(doc):
         return data

@@ -116,3 +116,23 @@ def test_drill_records(doc: Any) -> None:
         read_document(DrillRecord, "drills/app/x.json", json.dumps(doc).encode(), "drill record")
     except StateDocumentUnreadable as exc:
         assert "drills/app/x.json" in str(exc)
+
+
+DEEP = b"[" * 50_000 + b"]" * 50_000
+
+
+def test_deeply_nested_documents_are_the_readers_errors() -> None:
+    """JSON's parser recurses: nesting deeper than Python's stack is the reader's own
+    error naming the blob, never a RecursionError reaching the daemon."""
+    try:
+        ControlRecord.from_json(DEEP, "control/app.json")
+    except MalformedControlRecord as exc:
+        assert "control/app.json" in str(exc)
+    else:
+        raise AssertionError("a nested array is not a control record")
+    try:
+        read_document(DrillRecord, "drills/app/x.json", DEEP, "drill record")
+    except StateDocumentUnreadable as exc:
+        assert "drills/app/x.json" in str(exc)
+    else:
+        raise AssertionError("a nested array is not a drill record")

@@ -69,3 +69,13 @@ def test_toxic_bodies(fault_proxy: FaultProxyEndpoint, echo_server: EchoServer, 
     finally:
         fault_proxy.clear()
     assert fault_proxy.api("GET", "/version").status_code == 200
+
+
+def test_deeply_nested_body(fault_proxy: FaultProxyEndpoint) -> None:
+    """Nested arrays (JSON's parser recurses): a 400 with an error, and it keeps serving."""
+    if fault_proxy.kind != "kvdr":
+        pytest.skip("kvdr's server only")
+    nested = b"[" * 50_000 + b"]" * 50_000
+    response = fault_proxy.api("POST", "/proxies", data=nested)
+    assert response.status_code == 400 and isinstance(response.json().get("error"), str)
+    assert fault_proxy.api("GET", "/version").status_code == 200

@@ -139,6 +139,20 @@ class TestEventsEndpoint:
             code, body, _ = post(daemon.url + "/events", events("posted"))
             assert (code, body) == (200, {"accepted": 1})
 
+    async def test_deeply_nested_body_is_a_400_not_a_crash(
+        self, make_world: WorldFactory, tmp_path: Path
+    ) -> None:
+        """Nested arrays within the size limit (JSON's parser recurses): 400 naming the
+        body, and the daemon goes on taking events."""
+        world = await make_world()
+        with running(world, tmp_path, poll_interval="1h", reconcile_interval="1h") as daemon:
+            await wait_for(lambda: daemon.status()["pairs"][0]["last_reconcile"], 20, "start")
+            code, body, _ = post(daemon.url + "/events", b"[" * 50_000 + b"]" * 50_000)
+            assert (code, body) == (400, {"error": "body is not JSON"})
+            await world.vaults["eastus"].set_secret("after", "v", Attributes())
+            assert post(daemon.url + "/events", events("after"))[:2] == (200, {"accepted": 1})
+            assert "Traceback" not in daemon.logs()
+
     async def test_shared_secret_is_required(
         self, make_world: WorldFactory, tmp_path: Path
     ) -> None:

@@ -9,7 +9,8 @@ tokens shaped like JWTs, for the read-only fence's exemptions.
 Tokens come from `GET /_emulator/identity/token` in the App Service managed-identity
 protocol (IDENTITY_ENDPOINT + IDENTITY_HEADER, api-version 2019-08-01), so
 `azure.identity.ManagedIdentityCredential` works against the emulator unmodified. They
-are unsigned: this is a local emulator, not a security boundary.
+are unsigned: this is a local emulator, not a security boundary. In RBAC mode
+(emulator/rbac.py) they are signed, checked and their principal's roles enforced.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -123,8 +125,12 @@ def request_principal(request: web.Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def identity_token_handler(identity_header: str) -> Handler:
-    """The App Service managed-identity endpoint, guarded by the IDENTITY_HEADER secret."""
+Minter = Callable[[str, str, dict[str, object]], tuple[str, int]]
+
+
+def identity_token_handler(identity_header: str, mint: Minter | None = None) -> Handler:
+    """The App Service managed-identity endpoint, guarded by the IDENTITY_HEADER secret;
+    `mint` makes the tokens in RBAC mode (signed), else they are unsigned."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         given = request.headers.get("X-IDENTITY-HEADER")
@@ -149,7 +155,15 @@ def identity_token_handler(identity_header: str) -> Handler:
             or request.query.get("mi_res_id")
             or DEFAULT_PRINCIPAL
         )
-        token, expires_on = mint_token(principal, resource)
+        if mint is None:
+            token, expires_on = mint_token(principal, resource)
+        else:
+            claims: dict[str, object] = {
+                "iss": f"https://sts.windows.net/{TENANT_ID}/",
+                "tid": TENANT_ID,
+                "jti": secrets.token_hex(8),
+            }
+            token, expires_on = mint(principal, resource, claims)
         return web.json_response(
             {
                 "access_token": token,

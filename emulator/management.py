@@ -130,7 +130,9 @@ async def delete_stats(request: web.Request) -> web.Response:
 
 def routes(state: VaultState) -> list[web.RouteDef]:
     """The management API's routes."""
-    token = identity_token_handler(state.identity_header)
+    token = identity_token_handler(
+        state.identity_header, state.rbac.mint if state.rbac is not None else None
+    )
 
     async def identity(request: web.Request) -> web.StreamResponse:
         _state(request)

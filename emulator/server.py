@@ -1,12 +1,12 @@
 """The emulator's HTTPS server: app wiring, middlewares, startup handshake and shutdown.
 
 Request path through the middlewares (outermost first):
-    stats + latency -> Key Vault error bodies -> bearer challenge -> network rules
-    (firewall) -> api-version, drill faults, throttle, read-only fence -> the kind
-    module's handler.
+    stats + latency -> Key Vault error bodies -> bearer challenge -> RBAC (with --rbac:
+    token signature, audience, expiry, role assignments) -> network rules (firewall) ->
+    api-version, drill faults, throttle, read-only fence -> the kind module's handler.
 
 The management plane (`/subscriptions/...`, emulator/arm.py) passes the bearer challenge
-only: no stats, latency, firewall, drill faults, throttle or read-only fence.
+and RBAC only: no stats, latency, firewall, drill faults, throttle or read-only fence.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from emulator.auth import (
 )
 from emulator.errors import Handler, bad_parameter, error_middleware, read_only
 from emulator.objects import MAX_BODY_BYTES
+from emulator.rbac_check import rbac_middleware
 from emulator.settings import EmulatorSettings
 from emulator.state import STATE_KEY, VaultState
 from emulator.statedir import ensure_private_dir, write_private_file
@@ -152,6 +153,7 @@ def build_app(settings: EmulatorSettings, state: VaultState | None = None) -> we
             stats_latency_middleware,
             error_middleware,
             auth_middleware,
+            rbac_middleware,
             arm.firewall_middleware,
             vault_rules_middleware,
         ],

@@ -58,6 +58,8 @@ class EmulatorSettings:
     retention_days: int = 90
     purge_protection: bool = False
     allow_remote: bool = False
+    # RBAC mode (emulator/rbac.py): role assignments enforced, tokens signed and checked.
+    rbac_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.allow_remote and not is_loopback(self.host):

@@ -10,6 +10,7 @@ from emulator.clock import Clock
 from emulator.events import EventPublisher
 from emulator.faults import VaultFaults
 from emulator.network_rules import NetworkAcls
+from emulator.rbac import Rbac
 from emulator.settings import EmulatorSettings
 from emulator.stats import RequestStats
 from emulator.store import VersionStore
@@ -49,6 +50,8 @@ class VaultState:
     network_acls: NetworkAcls = field(default_factory=NetworkAcls)
     # Set once the port is bound (with --port 0 only then is it known).
     listen_url: str = ""
+    # RBAC mode: role assignments and the tenant's token key (None: any token will do).
+    rbac: Rbac | None = None
 
     @classmethod
     def open(cls, settings: EmulatorSettings, identity_header: str) -> VaultState:
@@ -66,6 +69,7 @@ class VaultState:
             throttle=Throttle(settings.throttle == "azure"),
             events=events,
             identity_header=identity_header,
+            rbac=Rbac(settings.rbac_file, settings.region) if settings.rbac_file else None,
         )
         holder["state"] = state
         saved = store.get_value(MODES_NAMESPACE, "read_only")

@@ -80,6 +80,14 @@ def _configure_logs() -> None:
     help="Soft-delete retention, 7-90 days.",
 )
 @click.option("--purge-protection", is_flag=True, help="Refuse purges, as Azure's setting does.")
+@click.option(
+    "--rbac",
+    "rbac_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="RBAC mode: enforce the role assignments in FILE (JSON) with signed tokens.",
+)
 def command(
     port: int,
     state_dir: Path,
@@ -93,6 +101,7 @@ def command(
     events_to: tuple[str, ...],
     retention_days: int,
     purge_protection: bool,
+    rbac_file: Path | None,
 ) -> None:
     """Run a local Key Vault that the official Azure SDKs accept (HTTPS, own CA)."""
     try:
@@ -109,7 +118,15 @@ def command(
             retention_days=retention_days,
             purge_protection=purge_protection,
             allow_remote=allow_remote,
+            rbac_file=rbac_file,
         )
+        if rbac_file is not None:
+            from emulator.rbac import Rbac, RbacFileError
+
+            try:
+                Rbac(rbac_file, region)
+            except RbacFileError as exc:
+                raise SettingsError("--rbac", str(exc)) from None
     except SettingsError as exc:
         raise click.BadParameter(exc.message, param_hint=f"'{exc.option}'") from None
     if not is_loopback(host):

@@ -270,18 +270,24 @@ def parse_assignments(doc: object, path: Path) -> tuple[str, tuple[Assignment, .
 
 
 def _key(path: Path) -> bytes:
-    """The shared token key: made once (0600), read by every emulator of the file."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        data = path.read_bytes().strip()
-        if len(data) < 32:
-            raise RbacFileError(f"{path}: the token key is shorter than 32 bytes") from None
-        return data
-    with os.fdopen(fd, "wb") as handle:
-        key = secrets.token_hex(32).encode()
-        handle.write(key)
-    return key
+    """The shared token key: made once (0600), read by every emulator of the file. Made
+    under another name and linked into place, so an emulator starting at the same time
+    never reads a half-written key."""
+    if not path.exists():
+        staging = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_hex(32).encode())
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass  # another emulator made it first: use theirs
+        finally:
+            staging.unlink()
+    data = path.read_bytes().strip()
+    if len(data) < 32:
+        raise RbacFileError(f"{path}: the token key is shorter than 32 bytes")
+    return data
 
 
 class Rbac:
@@ -346,14 +352,7 @@ class Rbac:
     # -- tokens ---------------------------------------------------------------------------
 
     def mint(self, principal: str, resource: str, claims: dict[str, object]) -> tuple[str, int]:
-        issued = int(time.time())
-        expires = issued + TOKEN_LIFETIME_SECONDS
-        payload = {**claims, "aud": resource, "oid": principal, "sub": principal}
-        payload.update({"iat": issued, "nbf": issued, "exp": expires})
-        head = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-        body = _b64url(json.dumps(payload).encode())
-        signature = hmac.new(self.token_key, f"{head}.{body}".encode(), hashlib.sha256).digest()
-        return f"{head}.{body}.{_b64url(signature)}", expires
+        return sign_token(self.token_key, principal, resource, claims)
 
     def principal(self, token: str, audience: str, now: float | None = None) -> str:
         """The principal of a valid token; KeyVaultError 401 naming what is wrong."""
@@ -384,6 +383,21 @@ class Rbac:
         if not isinstance(oid, str) or not oid:
             raise _invalid("the token names no principal")
         return oid
+
+
+def sign_token(
+    key: bytes, principal: str, resource: str, claims: dict[str, object] | None = None
+) -> tuple[str, int]:
+    """An HS256 access token for `principal` and `resource` signed with the tenant key,
+    and its expiry (Unix seconds)."""
+    issued = int(time.time())
+    expires = issued + TOKEN_LIFETIME_SECONDS
+    payload = {**(claims or {}), "aud": resource, "oid": principal, "sub": principal}
+    payload.update({"iat": issued, "nbf": issued, "exp": expires})
+    head = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = _b64url(json.dumps(payload).encode())
+    signature = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{_b64url(signature)}", expires
 
 
 def _invalid(reason: str) -> KeyVaultError:

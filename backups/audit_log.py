@@ -89,8 +89,8 @@ class AuditLog:
             lost = len(events) - max(room, 0)
             self._dropped += lost
             DROPPED.inc(lost)
-            log.error("audit.dropped", events=lost, buffered=len(self._buffer))
             events = events[: max(room, 0)]
+            log.error("audit.dropped", events=lost, buffered=len(self._buffer) + len(events))
         self._buffer.extend(events)
         if len(self._buffer) >= self._max_entries:
             self._wake.set()

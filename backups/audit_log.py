@@ -75,6 +75,8 @@ class AuditLog:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tail: tuple[int, str] | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
         self.failures = 0
 
     @property
@@ -160,6 +162,10 @@ class AuditLog:
             await self.flush()
 
     async def __aenter__(self) -> Self:
+        # The flush loop runs for as long as the log is open (the daemon's lifetime, or
+        # one command's); leaving flushes what is left.
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self.run(self._stop), name="audit-log")
         return self
 
     async def __aexit__(
@@ -169,9 +175,10 @@ class AuditLog:
         tb: TracebackType | None,
     ) -> None:
         # A failed last flush is logged and counted by flush(); the action it records
-        # has happened already, so it does not turn into the command's error.
-        with contextlib.suppress(StorageError, BackupError):
-            await self.flush()
+        # has happened already, so it does not turn into the caller's error.
+        self._stop.set()
+        if self._task is not None:
+            await self._task
 
 
 class StorageUnavailableConflict(StorageError):

@@ -10,9 +10,11 @@ from typing import Any
 
 from backups import audit_chain as chain
 from tests.fixtures.cli import run_kvdr
-from tests.fixtures.daemon import free_port, write_config
+from tests.fixtures.daemon import DaemonProcess, free_port, write_config
 from tests.fixtures.regions import World
-from vault.models import Attributes
+from tests.fixtures.waiting import wait_for
+from vault.errors import ItemNotFound
+from vault.models import Attributes, ItemKind
 
 VALUES = ("audit-value-one-7f3a", "audit-value-two-9c1e")
 
@@ -176,3 +178,48 @@ class TestUsage:
         )
         code, _, text = audit(broken, "show")
         assert code == 2 and "audit.enabled" in text
+
+
+async def copied(world: World, name: str) -> bool:
+    try:
+        return bool(await world.vaults["westus"].list_versions(ItemKind.SECRET, name))
+    except ItemNotFound:
+        return False
+
+
+class TestDaemon:
+    async def test_the_running_daemon_records_mirror_writes_and_deletes(
+        self, world: World, tmp_path: Path
+    ) -> None:
+        """The real daemon: a new secret and a deletion on the primary show up as
+        `mirror.set_secret` and `mirror.delete_item` entries while it runs, and the trail
+        verifies after SIGTERM."""
+        await wipe_audit(world)
+        port = free_port()
+        config = write_config(world, tmp_path / "kvdr.toml", port=port, extra=signed(tmp_path))
+        text = config.read_text().replace(
+            "[replication]\n", '[replication]\ndeletion_sweep_interval = "2s"\n'
+        )
+        config.write_text(text)
+        primary = world.vaults["eastus"]
+        await primary.set_secret("audit-daemon-gone", "v", Attributes())
+        daemon = DaemonProcess(config, port).start()
+        try:
+            await wait_for(lambda: copied(world, "audit-daemon-gone"), 30, "the first copy")
+            await primary.set_secret("audit-daemon-new", VALUES[0], Attributes())
+            await primary.delete_item(ItemKind.SECRET, "audit-daemon-gone")
+
+            def seen() -> bool:
+                _, doc, _ = audit(config, "show", "--json")
+                ops = {(e["operation"], (e["item"] or {}).get("name")) for e in doc["entries"]}
+                return {
+                    ("mirror.set_secret", "audit-daemon-new"),
+                    ("mirror.delete_item", "audit-daemon-gone"),
+                } <= ops
+
+            await wait_for(seen, 60, "the daemon's mirror entries in the audit trail")
+        finally:
+            assert daemon.terminate() == 0
+        code, report, _ = audit(config, "verify", "--json")
+        assert code == 0 and report["ok"], report
+        assert VALUES[0].encode() not in b"".join((await audit_blobs(world)).values())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import getpass
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -161,3 +161,57 @@ async def command_audit(config: KvdrConfig) -> AsyncIterator[AuditRecorder]:
             APPEND_FAILURES.inc()
             log.error("audit.unavailable", error=str(exc))
         yield AuditRecorder(config, audit, command=True)
+
+
+# A command's JSON document, as detail: its scalar fields (short) and the size of its
+# lists and tables. The documents are what `--json` prints, which already holds no value;
+# the trail keeps only their outline so an entry stays small.
+DETAIL_TEXT = 200
+
+
+DETAIL_LIST = 5
+
+
+def outline(doc: Mapping[str, Any], depth: int = 1) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, bool | int | float) or value is None:
+            out[key] = value
+        elif isinstance(value, str):
+            out[key] = value[:DETAIL_TEXT]
+        elif isinstance(value, dict) and depth > 0:
+            out[key] = outline(value, depth - 1)
+        elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            out[key] = [v[:DETAIL_TEXT] for v in value[:DETAIL_LIST]]
+        elif isinstance(value, list | tuple | dict):
+            out[f"{key}_count"] = len(value)
+    return out
+
+
+async def audited(
+    config: KvdrConfig,
+    operation: str,
+    work: Awaitable[tuple[dict[str, Any], int]],
+    *,
+    pair: str | None,
+    detail: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], int]:
+    """Run one command's `work` (its document and exit code) and record it: outcome "ok"
+    on exit 0, "refused" when the document says it refused, else "failed"; an exception
+    is recorded as "failed" with its type and raised on."""
+    async with command_audit(config) as audit:
+        try:
+            doc, code = await work
+        except Exception as exc:
+            audit.record(
+                operation,
+                "failed",
+                pair=pair,
+                detail={**(detail or {}), "error": type(exc).__name__},
+            )
+            raise
+        outcome = "ok" if code == 0 else "refused" if doc.get("refused") else "failed"
+        audit.record(
+            operation, outcome, pair=pair, detail={**outline(doc), **(detail or {}), "exit": code}
+        )
+    return doc, code

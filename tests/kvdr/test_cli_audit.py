@@ -11,7 +11,7 @@ from typing import Any
 from backups import audit_chain as chain
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
-from tests.fixtures.regions import World
+from tests.fixtures.regions import World, WorldFactory
 from tests.fixtures.waiting import wait_for
 from vault.errors import ItemNotFound
 from vault.models import Attributes, ItemKind
@@ -220,6 +220,45 @@ class TestDaemon:
             await wait_for(seen, 60, "the daemon's mirror entries in the audit trail")
         finally:
             assert daemon.terminate() == 0
+        code, report, _ = audit(config, "verify", "--json")
+        assert code == 0 and report["ok"], report
+        assert VALUES[0].encode() not in b"".join((await audit_blobs(world)).values())
+
+
+class TestCommands:
+    async def test_approve_and_restore_are_recorded(
+        self, make_world: WorldFactory, tmp_path: Path
+    ) -> None:
+        """`failover approve` is one entry with its operator; an applied restore is one
+        `restore.apply` entry plus one entry per item written to the target; a dry run
+        writes none."""
+        world = await make_world(regions=("eastus", "westus", "centralus"))
+        config = write_config(
+            world, tmp_path / "kvdr.toml", port=free_port(), extra=signed(tmp_path)
+        )
+        cfg = ["--config", str(config)]
+        await world.vaults["eastus"].set_secret("restored-one", VALUES[0], Attributes())
+        assert run_kvdr("sync", "--once", *cfg).returncode == 0
+        approved = run_kvdr("failover", "approve", "--pair", "app", "--operator", "alice", *cfg)
+        assert approved.returncode == 0, approved.stderr
+        target = world.emulators["centralus"].url
+        restore = ["restore", "--pair", "app", "--at", "-0s", "--target", target, *cfg]
+        assert run_kvdr(*restore, "--dry-run").returncode == 0
+        _, before, _ = audit(config, "show", "--json")
+        assert not [e for e in before["entries"] if e["operation"].startswith("restore.")]
+        applied = run_kvdr(*restore)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+
+        _, doc, _ = audit(config, "show", "--json", "--pair", "app")
+        ops = [(e["operation"], e["outcome"]) for e in doc["entries"]]
+        assert ("failover.approve", "ok") in ops and ("restore.apply", "ok") in ops
+        (approval,) = [e for e in doc["entries"] if e["operation"] == "failover.approve"]
+        assert approval["detail"]["operator"] == "alice"
+        assert "user" in approval["actor"]["principal"]
+        writes = [e for e in doc["entries"] if e["operation"] == "restore.set_secret"]
+        assert [(w["item"]["name"], w["detail"]["region"]) for w in writes] == [
+            ("restored-one", "centralus")
+        ]
         code, report, _ = audit(config, "verify", "--json")
         assert code == 0 and report["ok"], report
         assert VALUES[0].encode() not in b"".join((await audit_blobs(world)).values())

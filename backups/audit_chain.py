@@ -45,6 +45,9 @@ SEGMENT_KIND = "audit-segment"
 START_KIND = "audit-start"
 SIGNATURE_KEY = "kvdr-audit-signature"
 FORMAT_VERSION = 1
+# Blob metadata of a segment: its newest entry's time (epoch seconds). Not authenticated:
+# it only picks what audit retention considers; the entries carry the times verify reads.
+LAST_AT_KEY = "last_at"
 
 _SEGMENT = re.compile(rf"{re.escape(SEGMENTS)}(\d{{{SEQUENCE_DIGITS}}})\.jsonl")
 _START = re.compile(rf"{re.escape(STARTS)}(\d{{{SEQUENCE_DIGITS}}})\.json")

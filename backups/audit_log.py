@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -48,7 +49,6 @@ DROPPED = Counter(
 # Renumber-and-retry rounds when other writers keep winning the next segment name; each
 # round means another writer made progress, so this bounds only pathological contention.
 MAX_CONFLICTS = 50
-LAST_AT_KEY = "last_at"
 
 
 class AuditLog:
@@ -62,7 +62,12 @@ class AuditLog:
         flush_max_entries: int = 500,
         flush_interval_seconds: float = 5.0,
         max_buffered: int = 10_000,
+        retention_seconds: float | None = None,
+        retention_interval_seconds: float = 86400.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """With `retention_seconds` (the daemon's log), `run()` also applies audit
+        retention every `retention_interval_seconds` (`backups.audit_retention`)."""
         if not ring.can_sign:
             raise ValueError("the audit log needs a signing key ([[backups.signers]])")
         self._store = store
@@ -75,6 +80,10 @@ class AuditLog:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tail: tuple[int, str] | None = None
+        self._retention = retention_seconds
+        self._retention_interval = retention_interval_seconds
+        self._last_retention = 0.0
+        self._clock = clock
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
@@ -130,7 +139,7 @@ class AuditLog:
             entries = chain.seal(batch, last + 1, prev)
             data = await chain.encode_segment(entries, self._ring)
             name = chain.segment_blob(last + 1)
-            meta = {LAST_AT_KEY: f"{batch[-1].time.timestamp():.6f}"}
+            meta = {chain.LAST_AT_KEY: f"{batch[-1].time.timestamp():.6f}"}
             try:
                 await self._store.put_if_absent(name, data, meta)
             except BlobExists:
@@ -158,8 +167,21 @@ class AuditLog:
                     waiter.cancel()
             with contextlib.suppress(StorageError, BackupError):
                 await self.flush()
+            await self._maybe_retention()
         with contextlib.suppress(StorageError, BackupError):
             await self.flush()
+
+    async def _maybe_retention(self) -> None:
+        now = self._clock()
+        if self._retention is None or now - self._last_retention < self._retention_interval:
+            return
+        self._last_retention = now
+        from backups.audit_retention import enforce_audit_retention
+
+        try:
+            await enforce_audit_retention(self._store, self._ring, self._retention, now)
+        except (StorageError, BackupError) as exc:
+            log.error("audit.retention_failed", error=str(exc))
 
     async def __aenter__(self) -> Self:
         # The flush loop runs for as long as the log is open (the daemon's lifetime, or

@@ -96,9 +96,11 @@ async def open_audit_log(
     blobs: BlobStore,
     vaults: dict[str, VaultClient],
     credential: Any,
+    *,
+    retention: bool = False,
 ) -> AuditLog | None:
     """The configured audit log over `blobs`, flushed when `stack` closes; None when the
-    trail is off."""
+    trail is off. With `retention` (the daemon) it also applies audit retention."""
     if config.audit is None or config.backups is None:
         return None
     ring = await audit_ring(config, stack, vaults, credential)
@@ -110,6 +112,8 @@ async def open_audit_log(
             flush_max_entries=settings.flush_max_entries,
             flush_interval_seconds=settings.flush_interval_seconds,
             max_buffered=settings.max_buffered,
+            retention_seconds=settings.retention_seconds if retention else None,
+            retention_interval_seconds=settings.retention_interval_seconds,
         )
     )
 

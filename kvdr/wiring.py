@@ -145,7 +145,9 @@ async def open_parts(
     sinks = (journal,) if journal is not None else ()
     audit = AuditRecorder(
         config,
-        await open_audit_log(config, stack, blobs, vaults, credential),
+        await open_audit_log(
+            config, stack, blobs, vaults, credential, retention=supervised_journal
+        ),
         command=not supervised_journal,
     )
 

@@ -143,3 +143,17 @@ class BackupSettings:
                 raise ValueError(f"backups {name} must be an integer >= 1, got {value!r}")
         if self.max_buffered_changes < self.flush_max_changes:
             raise ValueError("backups max_buffered_changes must be >= flush_max_changes")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The audit trail (`backups.audit_log`): how often it is written and how long it is
+    kept. It is signed by the `[backups]` signers, so it exists only where they do."""
+
+    flush_interval_seconds: float = 5.0
+    flush_max_entries: int = 500
+    # A bounded buffer: beyond this many unwritten events, new ones are dropped and
+    # counted (the trail records how many once it can be written again).
+    max_buffered: int = 10_000
+    retention_seconds: float = 400 * 86400.0
+    retention_interval_seconds: float = 86400.0

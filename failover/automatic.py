@@ -123,8 +123,11 @@ class AutoPromoter:
         instance: str,
         clock: Callable[[], float] = time.time,
         fence: FenceAction | None = None,
+        report: Callable[[str, str, Mapping[str, Any]], None] | None = None,
     ) -> None:
-        """`pairs`: each pair's regions and RPO objective."""
+        """`pairs`: each pair's regions and RPO objective. `report(pair, outcome,
+        detail)` hears of every promotion attempt ("ok" or "refused"): the daemon puts
+        it in the audit trail."""
         self._watch = watch
         self._stores = stores
         self._pairs = dict(pairs)
@@ -140,6 +143,7 @@ class AutoPromoter:
         # transition before); the old primary's fence is owed and applied when it is
         # back (failover/fence_keeper.py).
         self._fence = fence
+        self._report = report
         self._last_lag: dict[str, dict[str, Lag]] = {p: {} for p in self._pairs}
         self._last_why: dict[str, str] = {}
         self.promotions: list[TransitionResult] = []
@@ -224,6 +228,8 @@ class AutoPromoter:
         except (NoMajority, TransitionRefused, StorageError) as exc:
             WAITING.labels(pair).set(1)
             log.error("failover.automatic_refused", pair=pair, to=decision.to, error=str(exc))
+            if self._report is not None:
+                self._report(pair, "refused", {"to": decision.to, "why": decision.why})
             return
         self.promotions.append(result)
         log.warning(
@@ -234,6 +240,17 @@ class AutoPromoter:
             rto_seconds=round(result.rto_seconds, 3),
             why=decision.why,
         )
+        if self._report is not None:
+            self._report(
+                pair,
+                "ok",
+                {
+                    "to": decision.to,
+                    "why": decision.why,
+                    "epoch": result.committed.record.epoch,
+                    "rto_seconds": round(result.rto_seconds, 3),
+                },
+            )
         await self._watch.refresh(pair)
 
     async def run(self, stop: asyncio.Event) -> None:

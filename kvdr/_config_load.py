@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from backups.settings import BackupSettings
+from backups.settings import AuditSettings, BackupSettings
 from failover.settings import FailoverSettings
+from kvdr._config_audit import read_audit
 from kvdr._config_backups import read_backups
 from kvdr._config_daemon import DaemonSettings, read_daemon
 from kvdr._config_drills import DrillSchedule, read_drills, read_environment
@@ -93,6 +94,8 @@ class KvdrConfig:
     environment: str | None = None
     # `[[drills]]`: drills the daemon runs on a schedule.
     drills: tuple[DrillSchedule, ...] = ()
+    # `[audit]`: the audit trail (None: off, see kvdr/_config_audit.py).
+    audit: AuditSettings | None = None
 
     def summary(self) -> dict[str, Any]:
         """What the configuration sets up, safe to print (no secret, no connection string)."""
@@ -195,6 +198,7 @@ SECTIONS = (
     "failover",
     "environment",
     "drills",
+    "audit",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
@@ -249,6 +253,7 @@ def _load_text(
         check_fence_regions(failover, pairs, problems)
     environment = read_environment(doc.get("environment"), problems)
     drills = read_drills(doc.get("drills"), problems)
+    audit = guarded("audit", lambda: read_audit(doc.get("audit"), backups, problems))
 
     lines = locate_keys(text)
     issues = [_issue(file, problem, lines, origins) for problem in problems.items]
@@ -277,6 +282,7 @@ def _load_text(
         failover=failover or FailoverSettings(),
         environment=environment,
         drills=drills,
+        audit=audit,
     )
     return config, issues
 

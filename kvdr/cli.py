@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
     "failover": "kvdr.commands.failover:command",
     "drill": "kvdr.commands.drill:command",
     "verify": "kvdr.commands.verify:command",
+    "audit": "kvdr.commands.audit:command",
 }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic.fields import FieldInfo
 
+from kvdr._config_audit import AuditSection
 from kvdr._config_backups import KEK_KINDS, SIGNER_KINDS, BackupsSection
 from kvdr._config_daemon import DaemonSection
 from kvdr._config_failover import FailoverSection
@@ -39,6 +40,7 @@ SECTIONS: tuple[type[Section], ...] = (
     PairSection,
     BackupsSection,
     FailoverSection,
+    AuditSection,
     WebhookTable,
     CommandTable,
 )

@@ -240,8 +240,9 @@ class Daemon:
         fence: FenceAction | None,
     ) -> AutoPromoter:
         """`mode = "automatic"`: this daemon promotes the pairs it leads (failover/automatic.py)."""
-        assert self.watch is not None
+        assert self.watch is not None and parts.audit is not None
         failover = self.config.failover
+        audit = parts.audit
 
         def lag_of(pair: str, region: str) -> Lag | None:
             for replicator in ownership.replicators():
@@ -263,6 +264,9 @@ class Daemon:
             validity_seconds=failover.epoch_validity_seconds,
             instance=self.config.daemon.instance_id,
             fence=fence,
+            report=lambda pair, outcome, detail: audit.record(
+                "failover.automatic_promote", outcome, pair=pair, detail=detail
+            ),
         )
 
     def _fresh_replicator(self, pair: PairSettings) -> PairReplicator:

@@ -5,6 +5,7 @@ actually started. The daemon and the one-shot commands share it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,8 @@ from backups.signer_files import create_or_load
 from backups.signers import PinnedKey, Signer, SignerRing, VaultSigner
 from backups.stores import BackupStores
 from failover.control_stores import ControlStores
+from kvdr.audit_trail import AuditRecorder, open_audit_log
+from kvdr.audit_vault import AuditedVault
 from replicator import metrics as replication_metrics
 from replicator.checkpoint import CheckpointStore
 from replicator.pair import PairReplicator
@@ -85,6 +88,8 @@ class Parts:
     control: ControlStores
     # The journal every replicator hands its changes to (None without [backups]).
     journal: Journal | None = None
+    # What records kvdr's actions in the audit trail (disabled without [audit]).
+    audit: AuditRecorder | None = None
 
 
 @dataclass
@@ -138,6 +143,13 @@ async def open_parts(
             )
         )
     sinks = (journal,) if journal is not None else ()
+    audit = AuditRecorder(
+        config,
+        await open_audit_log(
+            config, stack, blobs, vaults, credential, retention=supervised_journal
+        ),
+        command=not supervised_journal,
+    )
 
     def make_replicator(
         pair: PairSettings,
@@ -153,6 +165,10 @@ async def open_parts(
         targets = {t.region: vaults[t.region] for t in directed.secondaries}
         if gate is not None:
             targets = {r: GatedVault.wrap(v, r, gate) for r, v in targets.items()}
+        # Outermost: a write the gate refuses is recorded as refused, too.
+        targets = {
+            r: AuditedVault.wrap(v, audit, pair=pair.name, region=r) for r, v in targets.items()
+        }
         return PairReplicator(
             directed,
             config.replicator,
@@ -172,6 +188,7 @@ async def open_parts(
         make_replicator=make_replicator,
         control=control,
         journal=journal,
+        audit=audit,
     )
 
 
@@ -270,17 +287,7 @@ async def open_backups(
             )
         return vaults[region]
 
-    signers: list[Signer] = []
-    pinned: list[PinnedKey] = []
-    for signer in settings.signers:
-        if isinstance(signer, FileSignerSettings):
-            signers.append(create_or_load(signer.path, signer.algorithm, signer.create))
-        elif isinstance(signer, PinnedSignerSettings):
-            pinned.append(PinnedKey.from_file(signer.public_key_path))
-        else:
-            key = PinnedKey.from_file(signer.public_key_path)
-            signers.append(VaultSigner(await vault(signer.region), signer.key, key))
-    ring = SignerRing(signers, pinned, allow_unsigned=allow_unsigned)
+    ring = await open_signers(settings, vault, allow_unsigned=allow_unsigned)
     keks: list[KeyEncryptionKey] = []
     for kek in settings.keks:
         if isinstance(kek, LocalKekSettings):
@@ -296,6 +303,27 @@ async def open_backups(
         for replica in settings.replicas
     ]
     return BackupParts(stores=BackupStores(blobs, replicas), keks=KekRing(keks, ring))
+
+
+async def open_signers(
+    settings: BackupSettings,
+    vault: Callable[[str], Awaitable[VaultClient]],
+    *,
+    allow_unsigned: bool = False,
+) -> SignerRing:
+    """The `[[backups.signers]]` as a ring (`vault(region)` opens a region's adapter for
+    vault signers); the audit trail is signed and checked with the same ring."""
+    signers: list[Signer] = []
+    pinned: list[PinnedKey] = []
+    for signer in settings.signers:
+        if isinstance(signer, FileSignerSettings):
+            signers.append(create_or_load(signer.path, signer.algorithm, signer.create))
+        elif isinstance(signer, PinnedSignerSettings):
+            pinned.append(PinnedKey.from_file(signer.public_key_path))
+        else:
+            key = PinnedKey.from_file(signer.public_key_path)
+            signers.append(VaultSigner(await vault(signer.region), signer.key, key))
+    return SignerRing(signers, pinned, allow_unsigned=allow_unsigned)
 
 
 def _local_kek(settings: LocalKekSettings) -> LocalFileKek:

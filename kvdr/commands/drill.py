@@ -376,6 +376,24 @@ async def _publish_record(config_path: Path, doc: dict[str, Any]) -> dict[str, s
         return {"error": f"the drill record was not written ({type(exc).__name__}: {exc})"}
 
 
+async def _audit_drill(config_path: Path, doc: dict[str, Any]) -> None:
+    """One `drill.run` entry in the audit trail: the scenario, verdict and measures."""
+    from kvdr.audit_trail import command_audit, outline
+    from kvdr.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError:
+        return  # loaded once already by the drill; nothing changed it since
+    async with command_audit(config) as audit:
+        audit.record(
+            "drill.run",
+            "ok" if doc.get("passed") else "failed",
+            pair=doc.get("pair") if isinstance(doc.get("pair"), str) else None,
+            detail=outline(doc),
+        )
+
+
 def _finish(
     result: DrillResult, report_dir: Path | None, as_json: bool, config_path: Path | None = None
 ) -> None:
@@ -386,6 +404,7 @@ def _finish(
     record_result(doc, report_dir)
     if config_path is not None:
         doc["record"] = asyncio.run(_publish_record(config_path, doc))
+        asyncio.run(_audit_drill(config_path, doc))
     if as_json:
         emit_json(doc)
     else:

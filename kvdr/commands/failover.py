@@ -200,8 +200,16 @@ def switchover_command(
         break_glass,
         reason,
     )
+    from kvdr.audit_trail import audited
+
     doc, code = asyncio.run(
-        _switchover(config, pair, to, reason, url, started, break_glass, drain_timeout)
+        audited(
+            config,
+            "failover.switchover",
+            _switchover(config, pair, to, reason, url, started, break_glass, drain_timeout),
+            pair=pair.name,
+            detail={"to": to, "reason": reason, "break_glass": break_glass},
+        )
     )
     report(doc, code, as_json)
 

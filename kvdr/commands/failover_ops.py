@@ -86,7 +86,17 @@ def promote_command(
         break_glass,
         reason,
     )
-    doc, code = asyncio.run(_promote(config, pair, to, reason, url, started, force, break_glass))
+    from kvdr.audit_trail import audited
+
+    doc, code = asyncio.run(
+        audited(
+            config,
+            "failover.promote",
+            _promote(config, pair, to, reason, url, started, force, break_glass),
+            pair=pair.name,
+            detail={"to": to, "reason": reason, "force": force, "break_glass": break_glass},
+        )
+    )
     report(doc, code, as_json)
 
 
@@ -253,7 +263,17 @@ def failback_command(
         to,
         (yes, f"Fail pair {pair_name} back?", "a failback changes the active region"),
     )
-    doc, code = asyncio.run(_failback(config, pair, to, reason, url, started, drain_timeout))
+    from kvdr.audit_trail import audited
+
+    doc, code = asyncio.run(
+        audited(
+            config,
+            "failover.failback",
+            _failback(config, pair, to, reason, url, started, drain_timeout),
+            pair=pair.name,
+            detail={"to": to, "reason": reason},
+        )
+    )
     report(doc, code, as_json)
 
 
@@ -387,7 +407,17 @@ def approve_command(pair_name: str, operator: str, as_json: bool, config_path: P
     if not operator.strip():
         fail("--operator: must name the person approving", EXIT_USAGE)
     quiet_logs(config)
-    doc, code = asyncio.run(_approve(config, pair, operator.strip()))
+    from kvdr.audit_trail import audited
+
+    doc, code = asyncio.run(
+        audited(
+            config,
+            "failover.approve",
+            _approve(config, pair, operator.strip()),
+            pair=pair.name,
+            detail={"operator": operator.strip()},
+        )
+    )
     if as_json:
         emit_json(doc)
     elif code == EXIT_OK:

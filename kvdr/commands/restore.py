@@ -134,6 +134,8 @@ async def run_restore(
     from backups.errors import RestoreRefused
     from backups.restore import apply_plan, check_target, read_target, scoped, state_at
     from backups.restore_plan import plan_restore
+    from kvdr.audit_trail import command_audit
+    from kvdr.audit_vault import AuditedVault
     from kvdr.wiring import open_backup_session
     from vault.adapter import KeyVaultAdapter
 
@@ -173,10 +175,15 @@ async def run_restore(
             doc["needs_force"] = bool(plan.target_items)
             doc["ok"] = True
             return doc
+        audit = await stack.enter_async_context(command_audit(config))
+        summary = {"at": doc["at"], "target": ref.url, "force": force, "items": len(items)}
         try:
             check_target(plan, force)
         except RestoreRefused as exc:
+            audit.record("restore.apply", "refused", pair=pair, detail=summary)
             raise Refused(str(exc)) from exc
+        # Each write to the target is an entry of its own, as mirror writes are.
+        writer = AuditedVault.wrap(target, audit, pair=pair, region=ref.region, prefix="restore")
         progress = Progress(
             TextColumn("restoring"),
             BarColumn(),
@@ -190,12 +197,14 @@ async def run_restore(
             def advance(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            report = await apply_plan(plan, point.state, target, progress=advance)
+            report = await apply_plan(plan, point.state, writer, progress=advance)
         doc["report"] = report.as_dict()
         # The report says what the restored state rests on, not only the plan.
         doc["report"]["from_unsigned_objects"] = point.unsigned
         doc["report"]["generations_skipped"] = point.skipped_generations
         doc["ok"] = report.ok
+        restored = {"restored": report.restored, **summary}
+        audit.record("restore.apply", "ok" if report.ok else "failed", pair=pair, detail=restored)
         return doc
 
 

@@ -4,7 +4,9 @@ the promoter over real local-folder control stores and a real epoch watch."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -76,6 +78,7 @@ class TestPromoter:
         states: dict[str, RegionHealth],
         lag: float,
         clock: list[float],
+        reports: list[tuple[str, str, Mapping[str, Any]]] | None = None,
     ) -> AutoPromoter:
         return AutoPromoter(
             watch,
@@ -89,6 +92,7 @@ class TestPromoter:
             validity_seconds=0.0,
             instance="daemon-a",
             clock=lambda: clock[0],
+            report=None if reports is None else lambda *r: reports.append(r),
         )
 
     async def test_promotes_after_the_outage_with_the_inputs_in_the_history(
@@ -108,7 +112,8 @@ class TestPromoter:
             await watch.refresh_all()
             clock = [1000.0]
             states = health(None)
-            auto = await self.promoter(ctl, watch, states, 0.4, clock)
+            reports: list[tuple[str, str, Mapping[str, Any]]] = []
+            auto = await self.promoter(ctl, watch, states, 0.4, clock, reports)
             await auto.tick()  # eastus up: the lag is sampled
             states.update(health(1000.0))
             clock[0] = 1012.0
@@ -124,6 +129,9 @@ class TestPromoter:
             assert entry.rto_seconds is not None and record.state == "failed-over"
             await auto.tick()
             assert len(auto.promotions) == 1 and watch.record("app").epoch == 1
+            # What the daemon writes to the audit trail: one promotion, with its epoch.
+            ((pair, outcome, detail),) = reports
+            assert (pair, outcome, detail["to"], detail["epoch"]) == ("app", "ok", "westus", 1)
 
     async def test_no_promotion_when_the_lag_exceeded_the_objective(self, tmp_path: Path) -> None:
         """A lag of 90 s at the last contact (objective 60 s): no transition, the

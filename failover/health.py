@@ -7,6 +7,11 @@ after `failures_to_down` failed probes within `window_seconds`, and up again aft
 in about 6 s, fast enough for automatic promotion to act within its 20 s budget, while
 one lost packet or one slow answer (a single failure) never marks a region down, and a
 region that flaps between answering and not does not come back up on one lucky probe.
+
+A vault that answers 401/403 (kvdr's role taken away, a token it refuses, a deny
+assignment) is reachable: the region is up, and the refusal is its `error`. Counting it
+as down would promote another region, and move every application, for a permissions
+mistake that a failover does not mend.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import structlog
 from prometheus_client import Gauge
 
 from vault.client import VaultItems
-from vault.errors import VaultError
+from vault.errors import Forbidden, VaultError
 
+# How a region's error starts when its vault answers but refuses kvdr.
+REFUSED = "answers, but refuses kvdr"
 REGION_UP = Gauge("kvdr_region_up", "1 when the region's vault answers kvdr's probes", ["region"])
 log = structlog.get_logger("kvdr.health")
 
@@ -90,41 +97,58 @@ class RegionProber:
 
     async def _probe(self, region: str) -> None:
         state = self.health[region]
+        refused: Forbidden | None = None
         try:
             async with asyncio.timeout(self._timeout):
                 if self._canary is None:
                     await self._vaults[region].probe()
                 else:
                     await self._vaults[region].get_secret(self._canary)
+        except Forbidden as exc:
+            # It answered: up, with the refusal as its error (the module docstring).
+            refused = exc
         except (VaultError, TimeoutError) as exc:
-            now = self._clock()
-            state.consecutive_failures += 1
-            self._successes[region] = 0
-            state.error = str(exc) or type(exc).__name__
-            failures = self._failures[region]
-            failures.append(now)
-            if self._window is not None:
-                failures[:] = [t for t in failures if now - t <= self._window]
-            if len(failures) >= self._failures_to_down and state.up is not False:
-                state.up = False
-                state.down_since = now
-                log.warning("region.unreachable", region=region, error=state.error)
-        else:
-            self._successes[region] += 1
-            if self._window is None:
-                self._failures[region].clear()
-            if state.up is not True and (
-                state.up is None or self._successes[region] >= self._successes_to_up
-            ):
-                log.info("region.up", region=region)
-                state.up = True
-                state.down_since = None
-                self._failures[region].clear()
-            state.consecutive_failures = 0
-            state.error = None
-            state.last_ok = self._clock()
+            self._failed(region, state, str(exc) or type(exc).__name__)
+            state.last_check = self._clock()
+            REGION_UP.labels(region).set(1 if state.up else 0)
+            return
+        was_refused = (state.error or "").startswith(REFUSED)
+        self._answered(region, state)
+        if refused is not None:
+            if not was_refused:
+                log.warning("region.probe_refused", region=region, error=str(refused))
+            state.error = f"{REFUSED}: {refused}"
         state.last_check = self._clock()
         REGION_UP.labels(region).set(1 if state.up else 0)
+
+    def _failed(self, region: str, state: RegionHealth, error: str) -> None:
+        now = self._clock()
+        state.consecutive_failures += 1
+        self._successes[region] = 0
+        state.error = error
+        failures = self._failures[region]
+        failures.append(now)
+        if self._window is not None:
+            failures[:] = [t for t in failures if now - t <= self._window]
+        if len(failures) >= self._failures_to_down and state.up is not False:
+            state.up = False
+            state.down_since = now
+            log.warning("region.unreachable", region=region, error=state.error)
+
+    def _answered(self, region: str, state: RegionHealth) -> None:
+        self._successes[region] += 1
+        if self._window is None:
+            self._failures[region].clear()
+        if state.up is not True and (
+            state.up is None or self._successes[region] >= self._successes_to_up
+        ):
+            log.info("region.up", region=region)
+            state.up = True
+            state.down_since = None
+            self._failures[region].clear()
+        state.consecutive_failures = 0
+        state.error = None
+        state.last_ok = self._clock()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -156,6 +156,28 @@ class TestCanary:
         assert by_op["GetSecret"]["200"] == 1 and "GetSecrets" not in by_op
 
 
+class TestRefused:
+    async def test_a_vault_that_refuses_kvdr_is_up_with_the_refusal_named(
+        self, world: World
+    ) -> None:
+        """403 to kvdr's principal (its role taken away; the emulator's deny fault) is no
+        outage: the region stays up, so automatic mode promotes nothing, and the refusal
+        is the region's error for status and the dashboard."""
+        prober = RegionProber(world.vaults, failures_to_down=1)
+        await prober.probe_all()
+        world.emulators["westus"].management("PUT", "faults", {"deny": "*"})
+        with capture_logs() as logs:
+            for _ in range(3):
+                await prober.probe_all()
+        west = prober.health["westus"]
+        assert west.up is True and west.error is not None
+        assert west.error.startswith("answers, but refuses kvdr") and "403" in west.error
+        assert [e["event"] for e in logs].count("region.probe_refused") == 1
+        world.emulators["westus"].management("DELETE", "faults")
+        await prober.probe_all()
+        assert prober.health["westus"].error is None
+
+
 class TestRun:
     async def test_run_probes_on_its_interval_until_stopped(self, world: World) -> None:
         """The loop probes again after each interval and ends when told to stop."""

@@ -9,6 +9,7 @@ on and the daemon keeps running; given back, it recovers without a restart."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,78 @@ async def test_one_role_taken_away_fails_exactly_its_operation(
         daemon.terminate()
     starts = daemon.logs().count('"event": "daemon.started"')
     assert starts <= 1, "the daemon restarted"
+
+
+# Every grant of roles.tf taken away alone (a deployment mirroring all three kinds, with
+# failover_roles): the data actions kvdr is then refused, or the grant that still covers
+# what it was for. Several grants overlap in such a deployment, so taking one away
+# changes nothing until a second goes: Key Vault Crypto Officer (keys/*) holds every key
+# action the KEK user and the signer's Crypto User carry; Secrets Officer on the primary
+# (failover_roles) holds what Secrets User and Reader give there; Crypto User holds the
+# primary's key read and backup.
+MATRIX: dict[tuple[str, str], tuple[str, ...]] = {
+    ("daemon_secrets_user_primary", "eastus"): (),
+    ("daemon_reader_primary", "eastus"): (),
+    ("daemon_secrets_officer_secondary", "westus"): ("secrets/readMetadata/action",),
+    ("daemon_secrets_officer_primary", "eastus"): (),
+    ("daemon_crypto_officer", "eastus"): (),
+    ("daemon_crypto_officer", "westus"): ("keys/restore/action",),
+    ("daemon_certificates_officer", "eastus"): ("certificates/backup/action",),
+    ("daemon_certificates_officer", "westus"): ("certificatecas/read", "certificates/read"),
+    ("daemon_kek_user", "eastus"): (),
+    ("daemon_kek_user", "westus"): (),
+    ("daemon_signer", "eastus"): (),
+    ("daemon_signer", "westus"): (),
+}
+
+
+def test_the_matrix_covers_every_grant() -> None:
+    """A grant added to roles.tf must be added to the matrix below (and so tested)."""
+    grants = {(g.resource, g.region) for g in daemon_grants("eastus", ["westus"])}
+    assert grants == set(MATRIX)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("grant", sorted(MATRIX), ids=lambda g: f"{g[0]}-{g[1]}")
+async def test_every_grant_taken_away(
+    make_world: WorldFactory, tmp_path: Path, grant: tuple[str, str]
+) -> None:
+    """Each grant alone taken away: exactly the expected actions are refused (named in
+    the daemon's log), everything else still reaches westus, the daemon keeps running."""
+    refused = MATRIX[grant]
+    grants = daemon_grants("eastus", ["westus"])
+    kept = [g for g in grants if (g.resource, g.region) != grant]
+    world, _ = await rbac_world(make_world, tmp_path, kept)
+    port = free_port()
+    config = daemon_config(world, tmp_path, port, await backup_keys(world, tmp_path))
+    await seed(world, "app")
+    items = {
+        (ItemKind.SECRET, "app-db"),
+        (ItemKind.KEY, "app-signing"),
+        (ItemKind.CERTIFICATE, "app-tls"),
+    }
+    blocked = {
+        "secrets/readMetadata/action": ItemKind.SECRET,
+        "keys/restore/action": ItemKind.KEY,
+        "certificates/backup/action": ItemKind.CERTIFICATE,
+        "certificates/read": ItemKind.CERTIFICATE,
+        "certificatecas/read": ItemKind.CERTIFICATE,
+    }
+    expected = {(k, n) for k, n in items if k not in {blocked[a] for a in refused}}
+    daemon = DaemonProcess(config, port).start()
+    try:
+        for kind, name in sorted(expected):
+            await wait_for(lambda k=kind, n=name: present(world, "westus", k, n), 30, name)
+        if refused:
+            wait_for_sync(
+                lambda: all(a in daemon.logs() for a in refused), 30, f"{refused} in the log"
+            )
+        else:
+            wait_for_sync(lambda: caught_up(daemon), 30, "westus caught up")
+        for kind, name in items - expected:
+            assert not await present(world, "westus", kind, name), name
+        assert daemon.process is not None and daemon.process.poll() is None
+    finally:
+        daemon.terminate()
+    named = set(re.findall(r"Action: 'Microsoft\.KeyVault/vaults/([^']+)'", daemon.logs()))
+    assert named == set(refused)

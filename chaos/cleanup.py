@@ -76,8 +76,10 @@ async def leftovers(state: DrillState) -> list[str]:
     """What the drill would have left behind, read from the proxy and emulators."""
     target = state.target
     out: list[str] = []
+    # No links: the environment has no fault proxy the drill could reach, so it left
+    # nothing there (a link step fails before it injects anything).
     try:
-        links = await target.faults.links()
+        links = await target.faults.links() if target.links else {}
         for name in target.links:
             info = links.get(name)
             if info is not None and not info.enabled:

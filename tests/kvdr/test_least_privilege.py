@@ -312,3 +312,82 @@ async def test_every_grant_taken_away(
         daemon.terminate()
     named = set(re.findall(r"Action: 'Microsoft\.KeyVault/vaults/([^']+)'", daemon.logs()))
     assert named == set(refused)
+
+
+SHORT_THROTTLE = """
+name = "rbac-throttled-target"
+description = "The secondary answers 429 to half the requests for a few seconds."
+max_duration_seconds = 120
+[objectives]
+rpo_items = 0
+rto_seconds = 30
+[load]
+rate = 4
+[[steps]]
+action = "load_start"
+[[steps]]
+action = "wait"
+seconds = 2
+[[steps]]
+action = "vault_errors"
+id = "throttle"
+region = "westus"
+status = 429
+share = 0.5
+retry_after_seconds = 1
+duration_seconds = 4
+[[steps]]
+action = "load_stop"
+[[steps]]
+action = "await"
+condition = { probe = "lag_below", seconds = 2 }
+timeout_seconds = 60
+[[steps]]
+action = "verify"
+settle_seconds = 10
+"""
+
+
+async def test_a_drill_runs_with_the_deployed_roles(
+    make_world: WorldFactory, tmp_path: Path
+) -> None:
+    """`kvdr drill run --stack config` with the daemon's identity and roles: its write
+    load on the active vault, the vault fault, the verification reads on westus and the
+    drill record all work, and the drill passes."""
+    grants = daemon_grants("eastus", ["westus"])
+    world, rbac = await rbac_world(make_world, tmp_path, grants)
+    # On Azure the drill's load and probes use the daemon's identity; against the
+    # emulator they take principals of their own (kvdr/drill_stack.py), given the same.
+    stand_ins = [
+        (who, g.role, g.region) for who in ("kvdr-drill-load", "kvdr-drill-probe") for g in grants
+    ]
+    write_rbac_file(rbac, grants, DAEMON, [(ADMIN, "Key Vault Administrator", "*"), *stand_ins])
+    port = free_port()
+    config = daemon_config(world, tmp_path, port, "")
+    config.write_text('environment = "drill"\n' + config.read_text())
+    scenario = tmp_path / "drill.toml"
+    scenario.write_text(SHORT_THROTTLE)
+    daemon = DaemonProcess(config, port).start()
+    try:
+        wait_for_sync(lambda: caught_up(daemon), 30, "the first pass")
+        westus_api = f"westus={world.emulators['westus'].url}"
+        result = run_kvdr(
+            "drill",
+            "run",
+            str(scenario),
+            "--stack",
+            "config",
+            "--config",
+            str(config),
+            "--emulator-api",
+            westus_api,
+            "--json",
+            timeout=240,
+        )
+        doc = json.loads(result.stdout) if result.stdout.strip() else {}
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert doc["passed"] is True and doc["measured"]["rpo_items"] == 0, doc
+        assert doc["measured"]["writes_acknowledged"] > 0 and doc["left_behind"] == []
+    finally:
+        daemon.terminate()
+    assert "ForbiddenByRbac" not in daemon.logs()

@@ -20,7 +20,7 @@ from typing import Annotated
 
 from kvdr._config_fields import Invalid, Problems, choice, text, text_list
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, EnvName, Section, Text, read_section, setting
+from kvdr._config_model import Check, EnvName, Section, Text, build, read_section, setting
 from kvdr._config_secrets import read_secret, secret_refusal
 from kvdr.entra_token import EntraDelivery, load_keys
 
@@ -216,14 +216,12 @@ def read_daemon(raw: object, env: Mapping[str, str], problems: Problems) -> Daem
         "events_secret", section.events_secret_env, section.events_secret_file, path, env, problems
     )
     host, port = section.listen
-    settings = DaemonSettings(
+    settings = build(
+        DaemonSettings,
+        section,
         listen_host=host,
         listen_port=port,
-        instance_id=section.instance_id,
         state_dir=Path(section.state_dir),
-        log_format=section.log_format,
-        log_level=section.log_level,
-        allowed_hosts=section.allowed_hosts,
         status_token=status_token,
         events_secret=events_secret,
         events_entra=_entra(section, table, problems),

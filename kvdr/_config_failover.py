@@ -17,26 +17,27 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from failover.settings import FENCE_KINDS, MODES, FailoverSettings
 from kvdr._config_fields import Invalid, Problems, choice, integer, text, text_list
-from kvdr._config_hooks import hook_tables, read_hooks
+from kvdr._config_hooks import read_hooks
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, Duration, Section, Text, read_section, setting
+from kvdr._config_model import (
+    Check,
+    Duration,
+    Section,
+    Text,
+    build,
+    each,
+    read_section,
+    setting,
+    tables,
+)
 from kvdr._config_storage import read_storage
 from replicator.settings import PairSettings
 from storage.settings import StorageSettings
-
-
-def _tables(value: object) -> list[Any]:
-    if not isinstance(value, list):
-        raise Invalid(
-            "expected an array of tables: write each store as [[failover.control_stores]]"
-        )
-    return value
 
 
 def _addresses(value: object) -> tuple[str, ...]:
@@ -124,7 +125,7 @@ class FailoverSection(Section):
         "a secret every probe reads, proving the data plane serves values (absent: one "
         "listing page proves the vault answers)",
     )
-    control_stores: Annotated[list[Any], Check(_tables, "array of tables")] = []
+    control_stores: Annotated[list[Any], tables("store", "failover.control_stores")] = []
     fence: Annotated[str, Check(choice(FENCE_KINDS), "string")] = setting(
         FailoverSettings.fence,
         "how a region that is not active is fenced against application writes: "
@@ -142,60 +143,44 @@ class FailoverSection(Section):
     )
 
     # Each hook is a table of its own kind, read by kvdr/_config_hooks.py.
-    hooks: Annotated[list[Any], Check(hook_tables, "array of tables")] = []
-
-
-# The section's keys that go to FailoverSettings as they are (control_stores is read
-# table by table below).
-_PLAIN = (
-    "store_timeout_seconds",
-    "epoch_check_interval_seconds",
-    "epoch_validity_seconds",
-    "require_approvals",
-    "approval_window_seconds",
-    "mode",
-    "automatic_after_seconds",
-    "probe_interval_seconds",
-    "probe_timeout_seconds",
-    "down_after",
-    "down_window_seconds",
-    "up_after",
-    "canary_secret",
-    "fence",
-    "fence_allow_ips",
-    "management_url",
-)
+    hooks: Annotated[list[Any], tables("hook", "failover.hooks")] = []
 
 
 def read_failover(raw: object, env: Mapping[str, str], problems: Problems) -> FailoverSettings:
     path: KeyPath = ("failover",)
     section = read_section(FailoverSection, raw, path, problems)
-    base = FailoverSettings()
     where = (*path, "control_stores")
     body = raw.get("control_stores") if isinstance(raw, dict) else None
-    stores, failed = _read_stores(body, where, env, problems)
+    # Each store takes the keys of [storage].
+    stores: list[StorageSettings] = each(
+        body, where, lambda table, at: read_storage(table, env, problems, at)
+    )
     # A broken table is reported where it is; the count is checked on sound ones only.
-    if not failed and len(stores) not in (0, 1, 3):
+    complete = isinstance(body, list) and len(stores) == len(body)
+    if complete and len(stores) not in (0, 1, 3):
         problems.error(
             where,
             f"must be one or three stores, got {len(stores)}: with two, losing either "
             "stops every transition; three survive the loss of one region",
         )
-    if failed or len(stores) not in (0, 1, 3):
-        stores = ()
-    plain = {k: getattr(section, k) for k in _PLAIN} if section is not None else {}
-    if plain and plain["epoch_validity_seconds"] <= plain["epoch_check_interval_seconds"]:
+    if not complete or len(stores) not in (0, 1, 3):
+        stores = []
+    if (
+        section is not None
+        and section.epoch_validity_seconds <= section.epoch_check_interval_seconds
+    ):
         problems.error(
             (*path, "epoch_validity"),
             "must be longer than epoch_check_interval: a reading must outlive the wait "
             "for the next one, or kvdr stops writing between readings",
         )
-        return replace(base, control_stores=stores)
-
+        return FailoverSettings(control_stores=tuple(stores))
     hooks = read_hooks(
         raw.get("hooks") if isinstance(raw, dict) else None, (*path, "hooks"), problems
     )
-    return replace(base, control_stores=stores, hooks=hooks, **plain)
+    if section is None:
+        return FailoverSettings(control_stores=tuple(stores), hooks=hooks)
+    return build(FailoverSettings, section, control_stores=tuple(stores), hooks=hooks)
 
 
 def check_fence_regions(
@@ -214,36 +199,3 @@ def check_fence_regions(
                     f"{ref.region} of pair {pair.name} has no resource_id, so it cannot "
                     "be fenced",
                 )
-
-
-def _read_stores(
-    raw: object, path: KeyPath, env: Mapping[str, str], problems: Problems
-) -> tuple[tuple[StorageSettings, ...], bool]:
-    """The stores that are valid, and whether any table was not."""
-    if raw is None:
-        return (), False
-    if not isinstance(raw, list):
-        # Reported by the section's check; nothing to read here.
-        return (), True
-    stores: list[StorageSettings] = []
-    failed = False
-    for index, body in enumerate(raw):
-        # Each table takes the keys of [storage]; its problems are re-homed here.
-        found = Problems()
-        try:
-            settings = read_storage(body, env, found)
-        except (ValueError, TypeError) as exc:
-            problems.error((*path, index), str(exc))
-            failed = True
-            continue
-        for problem in found.items:
-            where = (*path, index, *problem.path[1:])
-            if problem.severity == "error":
-                problems.error(where, problem.message, problem.variable)
-            else:
-                problems.warning(where, problem.message)
-        if settings is None or found.has_errors:
-            failed = True
-        else:
-            stores.append(settings)
-    return tuple(stores), failed

@@ -19,10 +19,10 @@ not hide the others; errors name `failover.hooks[i].key`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from failover.hooks import CommandHook, Hook, WebhookHook
-from kvdr._config_fields import Invalid, Problems, integer, text_list
+from kvdr._config_fields import Problems, integer, text_list
 from kvdr._config_lines import KeyPath
 from kvdr._config_model import (
     Check,
@@ -31,6 +31,7 @@ from kvdr._config_model import (
     EnvName,
     KindSection,
     Text,
+    build,
     kind_of,
     kind_union,
     read_kind,
@@ -43,12 +44,6 @@ _INLINE_SECRET = (
     "a hook's signing secret is never written in the file: name a variable with "
     "secret_env or a file with secret_file"
 )
-
-
-def hook_tables(value: object) -> list[Any]:
-    if not isinstance(value, list):
-        raise Invalid("expected an array of tables: write each hook as [[failover.hooks]]")
-    return value
 
 
 class WebhookTable(KindSection):
@@ -109,22 +104,9 @@ def read_hooks(raw: object, path: KeyPath, problems: Problems) -> tuple[Hook, ..
                         "set exactly one of secret_env or secret_file: every webhook is signed",
                     )
                     continue
-                hooks.append(
-                    WebhookHook(
-                        table.url,
-                        secret_env=table.secret_env,
-                        secret_file=table.secret_file,
-                        timeout_seconds=table.timeout_seconds,
-                        retries=table.retries,
-                        backoff_seconds=table.backoff_seconds,
-                        name=table.name,
-                        ca_file=table.ca_file,
-                    )
-                )
+                hooks.append(build(WebhookHook, table))
             elif isinstance(table, CommandTable):
-                hooks.append(
-                    CommandHook(table.argv, timeout_seconds=table.timeout_seconds, name=table.name)
-                )
+                hooks.append(build(CommandHook, table))
         except ValueError as exc:
             key = "url" if isinstance(table, WebhookTable) else "argv"
             problems.error((*where, key), str(exc))

@@ -18,7 +18,17 @@ from typing import Annotated
 
 from kvdr._config_fields import Invalid, Problems, integer, suggest, text, text_list
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, Duration, Flag, Fraction, Section, Text, read_section, setting
+from kvdr._config_model import (
+    Check,
+    Duration,
+    Flag,
+    Fraction,
+    Section,
+    Text,
+    build,
+    read_section,
+    setting,
+)
 from replicator.settings import PairSettings
 from vault.models import ItemKind, VaultRef
 
@@ -203,11 +213,9 @@ def _read_pair(
     if pair.primary not in regions or any(region not in regions for region in pair.secondaries):
         # A region with an invalid vault_url: reported at the region.
         return None
-    values = dict(pair)
-    for taken in ("primary", "secondaries", "rpo_objective_seconds"):
-        del values[taken]
-    return PairSettings(
-        **values,
+    return build(
+        PairSettings,
+        pair,
         primary=regions[pair.primary],
         secondaries=tuple(regions[region] for region in pair.secondaries),
         rpo_objective_seconds=(

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from kvdr._config_fields import Invalid, Problems, duration, env_name, integer, text
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, Section, read_section, setting
+from kvdr._config_model import Check, Section, build, read_section, setting
 from kvdr._config_vaults import shown_url
 from storage.settings import AzureBlobSettings, LocalFolderSettings, is_container_name
 
@@ -123,9 +122,22 @@ class StorageSection(Section):
 
 
 def read_storage(
-    raw: object, env: Mapping[str, str], problems: Problems
+    raw: object, env: Mapping[str, str], problems: Problems, path: KeyPath = ("storage",)
 ) -> AzureBlobSettings | LocalFolderSettings | None:
-    path: KeyPath = ("storage",)
+    """The storage table at `path` (`[storage]`, or one that takes its keys), or None
+    when it has errors (all recorded)."""
+    try:
+        settings = _read_storage(raw, env, problems, path)
+    except (ValueError, TypeError) as exc:
+        # The settings dataclasses check themselves too; a refusal is one more problem.
+        problems.error(path, str(exc))
+        return None
+    return None if problems.errors_under(path) else settings
+
+
+def _read_storage(
+    raw: object, env: Mapping[str, str], problems: Problems, path: KeyPath
+) -> AzureBlobSettings | LocalFolderSettings | None:
     if raw is None:
         problems.error(path, "missing [storage]: where kvdr keeps checkpoints and journals")
         return None
@@ -152,19 +164,8 @@ def read_storage(
             if unused in written:
                 problems.warning((*path, unused), "not used with a local folder (path)")
         return LocalFolderSettings(path=section.path)
-    common = AzureBlobSettings(
-        **section.model_dump(
-            include={
-                "container",
-                "secondary_account_url",
-                "retries",
-                "connect_timeout_seconds",
-                "primary_retry_seconds",
-            }
-        )
-    )
     if source == "account_url":
-        return replace(common, account_url=section.account_url)
+        return build(AzureBlobSettings, section, connection_string=None)
     conn = section.connection_string
     name = section.connection_string_env
     if name is not None:
@@ -185,4 +186,4 @@ def read_storage(
             (*path, "connection_string"),
             "holds an account key in the file; prefer connection_string_env",
         )
-    return replace(common, connection_string=conn)
+    return build(AzureBlobSettings, section, connection_string=conn, account_url=None)

@@ -21,6 +21,7 @@ from kvdr._config_model import (
     Fraction,
     Section,
     Text,
+    build,
     read_section,
     setting,
 )
@@ -188,13 +189,10 @@ def read_replication(
     section = read_section(ReplicationSection, raw, path, problems)
     if section is None:
         return None
-    values = section.model_dump(
-        exclude={"state_key_env", "state_key_file", "rpo_objective_seconds"}
-    )
     state_key = read_secret(
         "state_key", section.state_key_env, section.state_key_file, path, env or {}, problems
     )
-    settings = ReplicatorSettings(**values, state_key=state_key)
+    settings = build(ReplicatorSettings, section, state_key=state_key)
     if settings.reconcile_interval_seconds < settings.poll_interval_seconds:
         problems.warning(
             (*path, "reconcile_interval"),

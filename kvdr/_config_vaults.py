@@ -22,6 +22,7 @@ from kvdr._config_model import (
     KindSection,
     Section,
     Text,
+    build,
     kind_of,
     kind_union,
     read_kind,
@@ -140,7 +141,6 @@ def read_credential(raw: object, env: Mapping[str, str], problems: Problems) -> 
     )
     if chosen is None:
         return CredentialSettings()
-    values = chosen.model_dump()
     secret: str | None = None
     if isinstance(chosen, ClientSecretCredential):
         secret = env.get(chosen.client_secret_env)
@@ -155,8 +155,7 @@ def read_credential(raw: object, env: Mapping[str, str], problems: Problems) -> 
         and not Path(chosen.certificate_path).is_file()
     ):
         problems.error((*path, "certificate_path"), f"file not found: {chosen.certificate_path}")
-    values.pop("client_secret_env", None)
-    return CredentialSettings(**values, client_secret=secret)
+    return build(CredentialSettings, chosen, client_secret=secret)
 
 
 # -- [regions.<name>] ----------------------------------------------------------------
@@ -267,13 +266,7 @@ def read_regions(raw: object, problems: Problems) -> dict[str, VaultRef]:
             problems.error((*where, "vault_url"), f"the same vault as region {same!r}")
             continue
         seen_urls[region.vault_url.lower()] = name
-        regions[name] = VaultRef(
-            region=name,
-            url=region.vault_url,
-            sku=region.sku,
-            resource_id=region.resource_id,
-            management_url=region.management_url,
-        )
+        regions[name] = build(VaultRef, region, region=name, url=region.vault_url)
     return regions
 
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from failover.settings import FENCE_KINDS, MODES, FailoverSettings
-from kvdr._config_fields import Invalid, Problems, choice, integer, text, text_list
+from kvdr._config_fields import Invalid, Problems, choice, integer, text_list
 from kvdr._config_hooks import read_hooks
 from kvdr._config_lines import KeyPath
 from kvdr._config_model import (
@@ -36,6 +36,7 @@ from kvdr._config_model import (
     tables,
 )
 from kvdr._config_storage import read_storage
+from kvdr._config_vaults import https_base_url
 from replicator.settings import PairSettings
 from storage.settings import StorageSettings
 
@@ -48,14 +49,6 @@ def _addresses(value: object) -> tuple[str, ...]:
         except ValueError:
             raise Invalid(f"{item[:60]!r} is not an IP address or CIDR range", at=index) from None
     return items
-
-
-def _https_url(value: object) -> str:
-    url = text(value)
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname or parts.query or parts.username:
-        raise Invalid("must be an https://HOST[:PORT] URL without a query or user name")
-    return url.rstrip("/")
 
 
 class FailoverSection(Section):
@@ -137,7 +130,7 @@ class FailoverSection(Section):
         "kvdr's own addresses (IP or CIDR): the network fence keeps them allowed, and "
         "`kvdr failover check` looks for them in a secondary's rules",
     )
-    management_url: Annotated[str, Check(_https_url, "string")] = setting(
+    management_url: Annotated[str, Check(partial(https_base_url, shown=False), "string")] = setting(
         FailoverSettings.management_url,
         "Azure Resource Manager's base URL; a region's `management_url` overrides it",
     )

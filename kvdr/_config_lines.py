@@ -136,6 +136,13 @@ class _Scanner:
         return path if count is None else (*path, count - 1)
 
     def key_value(self, table: KeyPath) -> None:
+        self.pair(table)
+        self.skip_blanks(newlines=False)
+        if self.peek() not in ("\n", ""):
+            raise _Syntax
+
+    def pair(self, table: KeyPath) -> None:
+        """`key = value` inside `table`, recording the key (each dotted part) and value."""
         line = self.line
         key = self.key()
         for depth in range(1, len(key) + 1):
@@ -146,9 +153,6 @@ class _Scanner:
         self.advance()
         self.skip_blanks(newlines=False)
         self.value((*table, *key))
-        self.skip_blanks(newlines=False)
-        if self.peek() not in ("\n", ""):
-            raise _Syntax
 
     def key(self) -> tuple[str, ...]:
         parts: list[str] = []
@@ -210,16 +214,7 @@ class _Scanner:
                 return
             if not self.peek():
                 raise _Syntax
-            line = self.line
-            key = self.key()
-            for depth in range(1, len(key) + 1):
-                self.record((*path, *key[:depth]), line)
-            self.skip_blanks(newlines=False)
-            if self.peek() != "=":
-                raise _Syntax
-            self.advance()
-            self.skip_blanks(newlines=False)
-            self.value((*path, *key))
+            self.pair(path)
             self.skip_blanks(newlines=True)
             if self.peek() == ",":
                 self.advance()

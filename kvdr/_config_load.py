@@ -144,10 +144,7 @@ def format_key(path: KeyPath) -> str:
 
 def load_config(path: Path, env: Mapping[str, str] = os.environ) -> KvdrConfig:
     """Read and validate the configuration file at `path`; raise `ConfigError`."""
-    config, issues = _load_file(Path(path), env)
-    if config is None:
-        raise ConfigError([issue for issue in issues if issue.severity == "error"])
-    return config
+    return _config_or_raise(*_load_file(Path(path), env))
 
 
 def check_config(path: Path, env: Mapping[str, str] = os.environ) -> list[ConfigIssue]:
@@ -157,7 +154,10 @@ def check_config(path: Path, env: Mapping[str, str] = os.environ) -> list[Config
 
 def parse_config(text: str, source: Path | str, env: Mapping[str, str] = os.environ) -> KvdrConfig:
     """Like `load_config`, for TOML text; `source` names it in messages."""
-    config, issues = _load_text(text, str(source), env)
+    return _config_or_raise(*_load_text(text, str(source), env))
+
+
+def _config_or_raise(config: KvdrConfig | None, issues: list[ConfigIssue]) -> KvdrConfig:
     if config is None:
         raise ConfigError([issue for issue in issues if issue.severity == "error"])
     return config
@@ -301,18 +301,17 @@ def _syntax_issue(file: str, text: str, message: str) -> ConfigIssue:
 def _issue(
     file: str, problem: Problem, lines: dict[KeyPath, int], origins: dict[KeyPath, str]
 ) -> ConfigIssue:
-    key = format_key(problem.path)
+    issue = ConfigIssue(
+        file, format_key(problem.path), None, problem.message, problem.variable, problem.severity
+    )
     if problem.variable is not None:
-        return ConfigIssue(file, key, None, problem.message, problem.variable, problem.severity)
+        return issue
     # The nearest of: a variable that set this key or an ancestor, or the line in the file
     # that defines it or its table. A variable wins at equal depth: it overrides the file.
-    current = problem.path
-    while current:
+    for depth in range(len(problem.path), 0, -1):
+        current = problem.path[:depth]
         if current in origins:
-            return ConfigIssue(file, key, None, problem.message, origins[current], problem.severity)
+            return dataclasses.replace(issue, variable=origins[current])
         if current in lines:
-            return ConfigIssue(
-                file, key, lines[current], problem.message, severity=problem.severity
-            )
-        current = current[:-1]
-    return ConfigIssue(file, key, None, problem.message, severity=problem.severity)
+            return dataclasses.replace(issue, line=lines[current])
+    return issue

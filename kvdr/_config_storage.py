@@ -5,11 +5,11 @@ carry the account key; a URL is shown without its query (a SAS token) or user pa
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Annotated
 from urllib.parse import urlsplit
 
+from kvdr._config_daemon import is_loopback
 from kvdr._config_fields import Invalid, Problems, duration, env_name, integer, text
 from kvdr._config_lines import KeyPath
 from kvdr._config_model import Check, Section, build, read_section, setting
@@ -37,15 +37,10 @@ def _account_url(value: object) -> str:
     url = text(value)
     parts = urlsplit(url)
     shown = shown_url(url)
-    loopback = False
-    if parts.hostname:
-        try:
-            loopback = ipaddress.ip_address(parts.hostname).is_loopback
-        except ValueError:
-            loopback = parts.hostname == "localhost"
     # Plain http only for a local Azurite: account keys and tokens must not cross a network
     # unencrypted.
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+    local = parts.scheme == "http" and is_loopback(parts.hostname or "")
+    if parts.scheme != "https" and not local:
         raise Invalid(f"{shown} must be an https:// URL (http only for 127.0.0.1)")
     if not parts.hostname or parts.username or parts.password:
         raise Invalid(f"{shown} must be the storage account's blob endpoint URL")

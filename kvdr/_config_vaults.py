@@ -201,11 +201,14 @@ def _resource_id(value: object) -> str:
         raise Invalid(f"must be a Key Vault resource id, {RESOURCE_ID_SHAPE}") from None
 
 
-def _management_url(value: object) -> str:
+def https_base_url(value: object, *, shown: bool = True) -> str:
+    """A management plane's base URL; `shown`: the message shows the URL (without query)."""
     url = text(value)
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname or parts.query or parts.username:
-        raise Invalid(f"{shown_url(url)} must be an https://HOST[:PORT] URL")
+        if shown:
+            raise Invalid(f"{shown_url(url)} must be an https://HOST[:PORT] URL")
+        raise Invalid("must be an https://HOST[:PORT] URL without a query or user name")
     return url.rstrip("/")
 
 
@@ -232,7 +235,7 @@ class RegionSection(Section):
         "`kvdr failover check` read and set its properties through it. Required on every "
         'region of every pair under `[failover] fence = "azure-network-deny"`',
     )
-    management_url: Annotated[str | None, Check(_management_url, "string")] = setting(
+    management_url: Annotated[str | None, Check(https_base_url, "string")] = setting(
         None,
         "where this vault's management plane answers; locally the emulator's own URL (it "
         "serves the two calls kvdr makes), on Azure leave it out",

@@ -49,15 +49,9 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        parts = [where]
-        if self.variable:
-            parts.append(f"env {self.variable}")
-        if self.key:
-            parts.append(self.key)
-        if self.severity == "warning":
-            parts.append("warning")
-        parts.append(self.message)
-        return ": ".join(parts)
+        variable = f"env {self.variable}" if self.variable else ""
+        warning = "warning" if self.severity == "warning" else ""
+        return ": ".join(p for p in (where, variable, self.key, warning, self.message) if p)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

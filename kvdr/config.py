@@ -27,6 +27,7 @@ The built-in local two-region stack's configuration (`kvdr/local.toml`) comes fr
     kvdr/_config_tuning.py   [replication] and [vault]
     kvdr/_config_pairs.py    [[pairs]] and the checks between pairs
     kvdr/_config_backups.py  [backups]: KEKs and signers are unions on kind
+    kvdr/_config_failover.py [failover]: control stores, fences, [[failover.hooks]]
     kvdr/_config_env.py      KVDR__* environment overrides
     kvdr/_config_lines.py    key path -> line number (tomllib gives no positions)
     kvdr/_config_fields.py   the value checks the models use, and Problems

@@ -97,7 +97,7 @@ class BackupsSection(Section):
         _B.durability, '`"sync"`: `record()` returns once durable (group commit)'
     )
     flush_interval_seconds: Duration = setting(
-        _B.flush_interval_seconds, "a segment at least this often", alias="flush_interval"
+        _B.flush_interval_seconds, "a segment at least this often"
     )
     flush_max_changes: Annotated[int, Check(integer(1, 100_000), "integer")] = setting(
         _B.flush_max_changes, "... or every this many changes (1-100,000)"
@@ -110,10 +110,9 @@ class BackupsSection(Section):
     snapshot_interval_seconds: Duration = setting(
         _B.snapshot_interval_seconds,
         "how often the journal compacts itself into a snapshot",
-        alias="snapshot_interval",
     )
     retention_interval_seconds: Duration = setting(
-        _B.retention_interval_seconds, "how often retention runs", alias="retention_interval"
+        _B.retention_interval_seconds, "how often retention runs"
     )
     keep_all_hours: Annotated[int, Check(integer(1, 24 * 366), "integer")] = setting(
         _P.keep_all_hours, "retention: every restore point this many hours back (1-8784)"
@@ -255,7 +254,8 @@ def read_backups(
     replicas: list[StorageSettings] = each(
         raw.get("replicas"),
         (*path, "replicas"),
-        lambda body, where: _replica(body, where, env, problems),
+        # A replica takes the keys of [storage].
+        lambda body, where: read_storage(body, env, problems, where),
     )
     if section is None:
         return None
@@ -408,10 +408,3 @@ def _file_signer(table: FileSigner, where: KeyPath, problems: Problems) -> Signe
     if len(problems.items) != count:
         return None
     return build(FileSignerSettings, table, public_key_path=table.public_key)
-
-
-def _replica(
-    body: object, where: KeyPath, env: Mapping[str, str], problems: Problems
-) -> StorageSettings | None:
-    # The replica table takes the keys of [storage].
-    return read_storage(body, env, problems, where)

@@ -80,18 +80,15 @@ class FailoverSection(Section):
         FailoverSettings.store_timeout_seconds,
         "each call to one control store; a store that does not answer within it counts "
         "against the transition",
-        alias="store_timeout",
     )
     epoch_check_interval_seconds: Duration = setting(
         FailoverSettings.epoch_check_interval_seconds,
         "how often the daemon reads each pair's control record",
-        alias="epoch_check_interval",
     )
     epoch_validity_seconds: Duration = setting(
         FailoverSettings.epoch_validity_seconds,
         "a reading of the control record allows kvdr's writes this long; a transition "
         "waits this long after its commit before the new primary is reported ready",
-        alias="epoch_validity",
     )
     require_approvals: Annotated[int, Check(integer(0, 10), "integer")] = setting(
         FailoverSettings.require_approvals,
@@ -100,7 +97,6 @@ class FailoverSection(Section):
     approval_window_seconds: Duration = setting(
         FailoverSettings.approval_window_seconds,
         "an approval counts this long after it was given",
-        alias="approval_window",
     )
     mode: Annotated[str, Check(choice(MODES), "string")] = setting(
         FailoverSettings.mode,
@@ -110,17 +106,14 @@ class FailoverSection(Section):
     automatic_after_seconds: Duration = setting(
         FailoverSettings.automatic_after_seconds,
         "automatic mode: how long the active region must have been down",
-        alias="automatic_after",
     )
     probe_interval_seconds: Duration = setting(
         FailoverSettings.probe_interval_seconds,
         "one health probe per region this often",
-        alias="probe_interval",
     )
     probe_timeout_seconds: Duration = setting(
         FailoverSettings.probe_timeout_seconds,
         "a probe that has no answer within it failed",
-        alias="probe_timeout",
     )
     down_after: Annotated[int, Check(integer(1, 100), "integer")] = setting(
         FailoverSettings.down_after, "failed probes within `down_window` that make a region down"
@@ -128,7 +121,6 @@ class FailoverSection(Section):
     down_window_seconds: Duration = setting(
         FailoverSettings.down_window_seconds,
         "the window `down_after` counts failures in",
-        alias="down_window",
     )
     up_after: Annotated[int, Check(integer(1, 100), "integer")] = setting(
         FailoverSettings.up_after, "successful probes in a row that make a down region up"
@@ -234,16 +226,13 @@ class WebhookTable(KindSection):
         None, "variable holding the HMAC-SHA256 signing secret", shown="none"
     )
     secret_file: Text | None = setting(None, "file holding the signing secret", shown="none")
-    timeout_seconds: Duration = setting(
-        _DEFAULT_WEBHOOK.timeout_seconds, "per attempt", alias="timeout"
-    )
+    timeout_seconds: Duration = setting(_DEFAULT_WEBHOOK.timeout_seconds, "per attempt")
     retries: Annotated[int, Check(integer(0, 10), "integer")] = setting(
         _DEFAULT_WEBHOOK.retries, "more attempts after a failed one (5xx, 429, no answer)"
     )
     backoff_seconds: DurationOrZero = setting(
         _DEFAULT_WEBHOOK.backoff_seconds,
         "wait before the first retry, doubled each time",
-        alias="backoff",
     )
     name: Text = setting("", "how results and logs name the hook (default: the URL)")
     ca_file: Text | None = setting(None, "CA bundle to trust", shown="system trust")
@@ -256,9 +245,7 @@ class CommandTable(KindSection):
     argv: Annotated[tuple[str, ...], Check(text_list, "array")] = setting(
         ..., "program and arguments, run without a shell; the event on stdin and in KVDR_*"
     )
-    timeout_seconds: Duration = setting(
-        _DEFAULT_COMMAND.timeout_seconds, "killed after this long", alias="timeout"
-    )
+    timeout_seconds: Duration = setting(_DEFAULT_COMMAND.timeout_seconds, "killed after this long")
     name: Text = setting("", "how results and logs name the hook (default: the program)")
 
 

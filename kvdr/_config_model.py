@@ -83,10 +83,19 @@ Text = Annotated[str, Check(text, "string")]
 EnvName = Annotated[str, Check(env_name, "environment variable name")]
 
 
-class Section(BaseModel):
+# The pydantic mypy plugin cannot see what the alias generator below returns, so it
+# refuses it (here and at the first classmethod); the aliases are fixed, not dynamic.
+class Section(BaseModel):  # type: ignore[pydantic-alias]
     """One table of the file: unknown keys are errors, values are read by `Check`s."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    # A duration's field ends in `_seconds` (the settings' unit); the file writes the key
+    # without it, as a duration string or number ("10s", 10). Other keys are the names.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=False,
+        alias_generator=lambda name: name.removesuffix("_seconds"),
+    )
 
     # The table's name in the file and in the key reference.
     section: ClassVar[str] = ""
@@ -100,7 +109,7 @@ class Section(BaseModel):
     # Key reference: keys with a table of their own (arrays of tables).
     elsewhere: ClassVar[frozenset[str]] = frozenset()
 
-    @classmethod
+    @classmethod  # type: ignore[pydantic-alias]
     def written_keys(cls) -> list[str]:
         """The keys of the table, as written in the file."""
         return [info.alias or name for name, info in cls.model_fields.items()]

@@ -107,7 +107,6 @@ class PairSection(Section):
     rpo_objective_seconds: Duration | None = setting(
         None,
         "this pair's RPO objective",
-        alias="rpo_objective",
         shown="`replication.rpo_objective`",
     )
     deletion_guard_min_items: Annotated[int, Check(integer(0), "integer")] | None = setting(
@@ -124,7 +123,6 @@ class PairSection(Section):
     expiry_horizon_seconds: Duration | None = setting(
         None,
         "this pair's expiry horizon",
-        alias="expiry_horizon",
         shown="`replication.expiry_horizon`",
     )
     hide_names: Flag = setting(

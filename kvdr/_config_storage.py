@@ -105,14 +105,12 @@ class StorageSection(Section):
     connect_timeout_seconds: Annotated[float, Check(duration(), "duration")] = setting(
         AzureBlobSettings.connect_timeout_seconds,
         "connect timeout per blob request",
-        alias="connect_timeout",
     )
     # How long reads go to the secondary endpoint after a fallback.
     primary_retry_seconds: Annotated[float, Check(duration(), "duration")] = setting(
         AzureBlobSettings.primary_retry_seconds,
         "after a read fell back to the secondary endpoint, how long reads go straight there "
         "before the primary is tried again",
-        alias="primary_retry",
     )
 
 

@@ -9,7 +9,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from backups.settings import AuditSettings, BackupSettings
 from failover.settings import FailoverSettings
@@ -180,6 +180,7 @@ def _load_file(path: Path, env: Mapping[str, str]) -> tuple[KvdrConfig | None, l
 
 
 T = TypeVar("T")
+P = ParamSpec("P")
 SECTIONS = (
     "daemon",
     "credential",
@@ -211,38 +212,29 @@ def _load_text(
         if section not in SECTIONS:
             problems.error((section,), f"unknown section {section!r}{suggest(section, SECTIONS)}")
 
-    def guarded(section: str, read: Callable[[], T]) -> T | None:
+    def guarded(
+        section: str, read: Callable[Concatenate[object, P], T], *args: P.args, **kw: P.kwargs
+    ) -> T | None:
         # The settings dataclasses of other parts may validate in __post_init__; a value
         # they refuse is one more problem of the section, not a crash of the loader.
         try:
-            return read()
+            return read(doc.get(section), *args, **kw)
         except (ValueError, TypeError) as exc:
             problems.error((section,), str(exc))
             return None
 
-    daemon = guarded("daemon", lambda: read_daemon(doc.get("daemon"), env, problems))
-    credential = guarded(
-        "credential", lambda: read_credential(doc.get("credential"), env, problems)
-    )
-    regions = guarded("regions", lambda: read_regions(doc.get("regions"), problems)) or {}
-    storage = guarded("storage", lambda: read_storage(doc.get("storage"), env, problems))
-    replication = guarded(
-        "replication", lambda: read_replication(doc.get("replication"), problems, env)
-    )
-    vault = guarded("vault", lambda: read_vault(doc.get("vault"), problems))
+    daemon = guarded("daemon", read_daemon, env, problems)
+    credential = guarded("credential", read_credential, env, problems)
+    regions = guarded("regions", read_regions, problems) or {}
+    storage = guarded("storage", read_storage, env, problems)
+    replication = guarded("replication", read_replication, problems, env)
+    vault = guarded("vault", read_vault, problems)
     declared = declared_regions(doc.get("regions"))
     default_rpo = replication[1] if replication else DEFAULT_RPO_SECONDS
-    pairs = guarded(
-        "pairs",
-        lambda: read_pairs(doc.get("pairs"), regions, declared, default_rpo, problems),
-    )
-
+    pairs = guarded("pairs", read_pairs, regions, declared, default_rpo, problems)
     writer = daemon.instance_id if daemon is not None else ""
-    backups = guarded(
-        "backups",
-        lambda: read_backups(doc.get("backups"), regions, declared, env, problems, writer),
-    )
-    failover = guarded("failover", lambda: read_failover(doc.get("failover"), env, problems))
+    backups = guarded("backups", read_backups, regions, declared, env, problems, writer)
+    failover = guarded("failover", read_failover, env, problems)
     if failover is not None and pairs is not None:
         check_fence_regions(failover, pairs, problems)
     environment = read_environment(doc.get("environment"), problems)

@@ -206,12 +206,8 @@ def read_daemon(raw: object, env: Mapping[str, str], problems: Problems) -> Daem
     section = read_section(DaemonSection, raw, path, problems)
     if section is None:
         return DaemonSettings()
-    status_token = read_secret(
-        "status_token", section.status_token_env, section.status_token_file, path, env, problems
-    )
-    events_secret = read_secret(
-        "events_secret", section.events_secret_env, section.events_secret_file, path, env, problems
-    )
+    status_token = read_secret("status_token", section, path, env, problems)
+    events_secret = read_secret("events_secret", section, path, env, problems)
     host, port = section.listen
     settings = build(
         DaemonSettings,

@@ -1,12 +1,13 @@
 """Configuration sections declared as pydantic models, read into `Problems`.
 
-A section is a `Section` model: one field per key (the key is the field's alias, the
-field's name is the settings dataclass's), its type a `Check` over one of the value
-readers of kvdr/_config_fields.py, its default the settings dataclass's own and its
-`description` the line docs/configuration.md shows (`python -m kvdr.config_docs`).
-`read_section` validates one TOML table and records every error at its key path, in
-kvdr's words: pydantic's messages carry the rejected `input`, which may be a secret, so
-none of them is shown as it is.
+A section is a `Section` model: one field per key (the key is the field's alias: its
+name without `_seconds`, unless written out; the field's name is the settings
+dataclass's, so `build` copies a section into its settings by name), its type a `Check`
+over one of the value readers of kvdr/_config_fields.py, its default the settings
+dataclass's own and its `description` the line docs/configuration.md shows
+(`python -m kvdr.config_docs`). `read_section` validates one TOML table and records
+every error at its key path, in kvdr's words: pydantic's messages carry the rejected
+`input`, which may be a secret, so none of them is shown as it is.
 """
 
 from __future__ import annotations

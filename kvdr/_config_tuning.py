@@ -178,9 +178,7 @@ def read_replication(
     section = read_section(ReplicationSection, raw, path, problems)
     if section is None:
         return None
-    state_key = read_secret(
-        "state_key", section.state_key_env, section.state_key_file, path, env or {}, problems
-    )
+    state_key = read_secret("state_key", section, path, env or {}, problems)
     settings = build(ReplicatorSettings, section, state_key=state_key)
     if settings.reconcile_interval_seconds < settings.poll_interval_seconds:
         problems.warning(
@@ -197,4 +195,4 @@ def read_vault(raw: object, problems: Problems) -> VaultSettings | None:
         return None
     if section.backoff_max_seconds < section.backoff_base_seconds:
         problems.error(("vault", "backoff_max"), "must not be shorter than backoff_base")
-    return VaultSettings(**section.model_dump())
+    return build(VaultSettings, section)

@@ -279,31 +279,19 @@ def overlap_example(a: PairSettings, b: PairSettings) -> str | None:
 
 def _examples(patterns: Sequence[str]) -> list[str]:
     """Names that a pattern matches, with `*` filled in a few different ways."""
-    names: list[str] = []
-    for pattern in patterns:
-        for filler in ("x", "", "kvdr-example-0"):
-            names.append(_instantiate(pattern, filler))
-    return names
+    return [_instantiate(p, filler) for p in patterns for filler in ("x", "", "kvdr-example-0")]
+
+
+# A class may hold `]` as its first member (`[]a]`); a `[` without a closing `]` is literal.
+_WILDCARD = re.compile(r"\*|\?|\[.[^\]]*\]")
 
 
 def _instantiate(pattern: str, filler: str) -> str:
-    out: list[str] = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "*":
-            out.append(filler)
-        elif char == "?":
-            out.append("x")
-        elif char == "[" and "]" in pattern[index + 2 :]:
-            end = pattern.index("]", index + 2)
-            members = pattern[index + 1 : end]
-            out.append(_class_member(members))
-            index = end
-        else:
-            out.append(char)
-        index += 1
-    return "".join(out)
+    def one(match: re.Match[str]) -> str:
+        token = match.group()
+        return filler if token == "*" else "x" if token == "?" else _class_member(token[1:-1])
+
+    return _WILDCARD.sub(one, pattern)
 
 
 def _class_member(members: str) -> str:

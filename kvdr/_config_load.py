@@ -239,7 +239,7 @@ def _load_text(
         check_fence_regions(failover, pairs, problems)
     environment = read_environment(doc.get("environment"), problems)
     drills = read_drills(doc.get("drills"), problems)
-    audit = guarded("audit", lambda: read_audit(doc.get("audit"), backups, problems))
+    audit = guarded("audit", read_audit, backups, problems)
 
     lines = locate_keys(text)
     issues = [_issue(file, problem, lines, origins) for problem in problems.items]

@@ -17,7 +17,7 @@ from typing import Annotated
 from backups.settings import AuditSettings, BackupSettings, PinnedSignerSettings
 from kvdr._config_fields import Problems, integer
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, Duration, Flag, Section, read_section, setting
+from kvdr._config_model import Check, Duration, Flag, Section, build, read_section, setting
 
 _A = AuditSettings()
 DAY = 86400.0
@@ -35,17 +35,14 @@ class AuditSection(Section):
         _A.retention_seconds,
         "whole audit segments older than this are deleted (a signed start marker "
         "records where the trail now begins)",
-        alias="retention",
     )
     retention_interval_seconds: Duration = setting(
         _A.retention_interval_seconds,
         "how often the daemon applies the audit retention",
-        alias="retention_interval",
     )
     flush_interval_seconds: Duration = setting(
         _A.flush_interval_seconds,
         "buffered audit entries are written at least this often",
-        alias="flush_interval",
     )
     flush_max_entries: Annotated[int, Check(integer(1, 10_000), "integer")] = setting(
         _A.flush_max_entries, "... or as soon as this many wait (1-10,000)"
@@ -83,10 +80,6 @@ def read_audit(
     if section.retention_seconds < DAY:
         problems.error((*path, "retention"), "must be at least 1d")
         return None
-    return AuditSettings(
-        flush_interval_seconds=section.flush_interval_seconds,
-        flush_max_entries=section.flush_max_entries,
-        max_buffered=max(section.max_buffered, section.flush_max_entries),
-        retention_seconds=section.retention_seconds,
-        retention_interval_seconds=section.retention_interval_seconds,
+    return build(
+        AuditSettings, section, max_buffered=max(section.max_buffered, section.flush_max_entries)
     )

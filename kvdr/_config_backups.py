@@ -27,9 +27,9 @@ off; with it, at least one KEK and one signer are required.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from backups.keks import LocalFileKek, RecoveryKek
 from backups.settings import (
@@ -56,17 +56,19 @@ from kvdr._config_model import (
     KindSection,
     Section,
     Text,
+    build,
+    each,
     kind_of,
     kind_union,
     read_kind,
     read_section,
     setting,
+    tables,
 )
 from kvdr._config_storage import read_storage
 from storage.settings import StorageSettings
 from vault.models import VaultRef
 
-T = TypeVar("T")
 _KEY_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 
 
@@ -79,15 +81,6 @@ def _key_name(value: object) -> str:
 
 KeyName = Annotated[str, Check(_key_name, "string")]
 _REGION_HINT = " (the region whose vault holds the key)"
-
-
-def _tables(what: str, table: str) -> Check:
-    def check(value: object) -> list[Any]:
-        if not isinstance(value, list):
-            raise Invalid(f"expected an array of tables: write each {what} as [[{table}]]")
-        return value
-
-    return Check(check, "array of tables")
 
 
 _B = BackupSettings()
@@ -104,7 +97,7 @@ class BackupsSection(Section):
         _B.durability, '`"sync"`: `record()` returns once durable (group commit)'
     )
     flush_interval_seconds: Duration = setting(
-        _B.flush_interval_seconds, "a segment at least this often", alias="flush_interval"
+        _B.flush_interval_seconds, "a segment at least this often"
     )
     flush_max_changes: Annotated[int, Check(integer(1, 100_000), "integer")] = setting(
         _B.flush_max_changes, "... or every this many changes (1-100,000)"
@@ -117,10 +110,9 @@ class BackupsSection(Section):
     snapshot_interval_seconds: Duration = setting(
         _B.snapshot_interval_seconds,
         "how often the journal compacts itself into a snapshot",
-        alias="snapshot_interval",
     )
     retention_interval_seconds: Duration = setting(
-        _B.retention_interval_seconds, "how often retention runs", alias="retention_interval"
+        _B.retention_interval_seconds, "how often retention runs"
     )
     keep_all_hours: Annotated[int, Check(integer(1, 24 * 366), "integer")] = setting(
         _P.keep_all_hours, "retention: every restore point this many hours back (1-8784)"
@@ -141,9 +133,9 @@ class BackupsSection(Section):
         alias="keep_monthly_months",
     )
     # Each element is read on its own below, so one bad table does not hide the others.
-    keks: Annotated[list[Any], _tables("KEK", "backups.keks")] = []
-    signers: Annotated[list[Any], _tables("signer", "backups.signers")] = []
-    replicas: Annotated[list[Any], _tables("replica", "backups.replicas")] = []
+    keks: Annotated[list[Any], tables("KEK", "backups.keks")] = []
+    signers: Annotated[list[Any], tables("signer", "backups.signers")] = []
+    replicas: Annotated[list[Any], tables("replica", "backups.replicas")] = []
 
 
 _REGION = "a region of `[regions.*]`"
@@ -249,20 +241,21 @@ def read_backups(
     section = read_section(BackupsSection, raw, path, problems)
     if not isinstance(raw, dict):
         return None
-    keks: list[KekSettings] = _each(
+    keks: list[KekSettings] = each(
         raw.get("keks"),
         (*path, "keks"),
         lambda body, where: _kek(body, where, regions, declared, problems),
     )
-    signers: list[SignerSettings] = _each(
+    signers: list[SignerSettings] = each(
         raw.get("signers"),
         (*path, "signers"),
         lambda body, where: _signer(body, where, declared, problems),
     )
-    replicas: list[StorageSettings] = _each(
+    replicas: list[StorageSettings] = each(
         raw.get("replicas"),
         (*path, "replicas"),
-        lambda body, where: _replica(body, where, env, problems),
+        # A replica takes the keys of [storage].
+        lambda body, where: read_storage(body, env, problems, where),
     )
     if section is None:
         return None
@@ -274,23 +267,11 @@ def read_backups(
             (*path, "max_buffered_changes"), "must not be smaller than flush_max_changes"
         )
         return None
-    settings = BackupSettings(
-        **section.model_dump(
-            include={
-                "enabled",
-                "durability",
-                "flush_interval_seconds",
-                "flush_max_changes",
-                "snapshot_interval_seconds",
-                "retention_interval_seconds",
-            }
-        ),
+    settings = build(
+        BackupSettings,
+        section,
         max_buffered_changes=buffered,
-        retention=RetentionPolicy(
-            **section.model_dump(
-                include={"keep_all_hours", "hourly_days", "daily_days", "monthly_months"}
-            )
-        ),
+        retention=build(RetentionPolicy, section),
         keks=tuple(keks),
         signers=tuple(signers),
         replicas=tuple(replicas),
@@ -320,14 +301,6 @@ def read_backups(
     return settings
 
 
-def _each(raw: object, path: KeyPath, read: Callable[[object, KeyPath], T | None]) -> list[T]:
-    """`read` over each table of the array at `path` (not an array: reported above)."""
-    if not isinstance(raw, list):
-        return []
-    found = (read(body, (*path, index)) for index, body in enumerate(raw))
-    return [item for item in found if item is not None]
-
-
 def _unknown_region(region: str, declared: set[str]) -> str:
     return f"unknown region {region!r} (regions: {', '.join(sorted(declared)) or 'none'})"
 
@@ -344,7 +317,7 @@ def _kek(
         if table.region not in declared:
             problems.error((*where, "region"), _unknown_region(table.region, declared))
             return None
-        return VaultKekSettings(table.region, table.key) if table.region in regions else None
+        return build(VaultKekSettings, table) if table.region in regions else None
     if isinstance(table, RecoveryKekTable):
         try:
             kek = RecoveryKek.from_file(table.public_key)
@@ -434,25 +407,4 @@ def _file_signer(table: FileSigner, where: KeyPath, problems: Problems) -> Signe
             )
     if len(problems.items) != count:
         return None
-    return FileSignerSettings(
-        table.path, table.algorithm, table.create, table.public_key, table.key_id
-    )
-
-
-def _replica(
-    body: object, where: KeyPath, env: Mapping[str, str], problems: Problems
-) -> StorageSettings | None:
-    # The replica table takes the keys of [storage]; its problems are re-homed here.
-    found = Problems()
-    try:
-        settings = read_storage(body, env, found)
-    except (ValueError, TypeError) as exc:
-        problems.error(where, str(exc))
-        return None
-    for problem in found.items:
-        at = (*where, *problem.path[1:])
-        if problem.severity == "error":
-            problems.error(at, problem.message, problem.variable)
-        else:
-            problems.warning(at, problem.message)
-    return None if found.has_errors else settings
+    return build(FileSignerSettings, table, public_key_path=table.public_key)

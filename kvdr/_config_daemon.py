@@ -20,7 +20,7 @@ from typing import Annotated
 
 from kvdr._config_fields import Invalid, Problems, choice, text, text_list
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, EnvName, Section, Text, read_section, setting
+from kvdr._config_model import Check, EnvName, Section, Text, build, read_section, setting
 from kvdr._config_secrets import read_secret, secret_refusal
 from kvdr.entra_token import EntraDelivery, load_keys
 
@@ -180,17 +180,13 @@ class DaemonSection(Section):
     )
 
 
-def _entra(
-    section: DaemonSection, raw: dict[str, object], problems: Problems
-) -> EntraDelivery | None:
-    present = [key for key in _ENTRA_KEYS if key in raw]
-    if not present:
+def _entra(section: DaemonSection, problems: Problems) -> EntraDelivery | None:
+    written = section.model_fields_set
+    if not written & set(_ENTRA_KEYS):
         return None
     for key in _ENTRA_KEYS:
-        if key not in raw:
+        if key not in written:
             problems.error(("daemon", key), _ENTRA_MISSING)
-    audience = section.events_entra_audience
-    issuers = section.events_entra_issuers
     keys_file = section.events_entra_keys_file
     if keys_file is not None:
         try:
@@ -198,9 +194,11 @@ def _entra(
         except ValueError as exc:
             problems.error(("daemon", "events_entra_keys_file"), str(exc))
             return None
-    if audience is None or not issuers or keys_file is None:
+    if section.events_entra_audience is None or not section.events_entra_issuers or not keys_file:
         return None
-    return EntraDelivery(audience=audience, issuers=issuers, keys_file=Path(keys_file))
+    return EntraDelivery(
+        section.events_entra_audience, section.events_entra_issuers, Path(keys_file)
+    )
 
 
 def read_daemon(raw: object, env: Mapping[str, str], problems: Problems) -> DaemonSettings:
@@ -208,25 +206,18 @@ def read_daemon(raw: object, env: Mapping[str, str], problems: Problems) -> Daem
     section = read_section(DaemonSection, raw, path, problems)
     if section is None:
         return DaemonSettings()
-    table = raw if isinstance(raw, dict) else {}
-    status_token = read_secret(
-        "status_token", section.status_token_env, section.status_token_file, path, env, problems
-    )
-    events_secret = read_secret(
-        "events_secret", section.events_secret_env, section.events_secret_file, path, env, problems
-    )
+    status_token = read_secret("status_token", section, path, env, problems)
+    events_secret = read_secret("events_secret", section, path, env, problems)
     host, port = section.listen
-    settings = DaemonSettings(
+    settings = build(
+        DaemonSettings,
+        section,
         listen_host=host,
         listen_port=port,
-        instance_id=section.instance_id,
         state_dir=Path(section.state_dir),
-        log_format=section.log_format,
-        log_level=section.log_level,
-        allowed_hosts=section.allowed_hosts,
         status_token=status_token,
         events_secret=events_secret,
-        events_entra=_entra(section, table, problems),
+        events_entra=_entra(section, problems),
     )
     _check_exposure(settings, problems)
     return settings

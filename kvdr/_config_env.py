@@ -117,13 +117,13 @@ def _apply(
             # KVDR__PAIRS__0__SECONDARIES=westus.
             if isinstance(value, str) and (isinstance(current, list) or key in _LIST_KEYS):
                 value = [value]
-            _store(container, key, value)
+            container[key] = value  # type: ignore[index]  # an int key for a list, str for a dict
             origins[path] = variable
             return
         if current is None:
             created: dict[str, object] | list[object]
             created = [] if len(path) == 1 and path[0] in _ARRAY_SECTIONS else {}
-            _store(container, key, created)
+            container[key] = created  # type: ignore[index]
             origins[path] = variable
             current = created
         elif not isinstance(current, dict | list):
@@ -134,12 +134,3 @@ def _apply(
             )
             return
         container = current
-
-
-def _store(container: dict[str, object] | list[object], key: str | int, value: object) -> None:
-    if isinstance(container, list):
-        assert isinstance(key, int)
-        container[key] = value
-    else:
-        assert isinstance(key, str)
-        container[key] = value

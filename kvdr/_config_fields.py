@@ -69,24 +69,21 @@ class Problems:
         return any(p.severity == "error" and p.path[:size] == path for p in self.items)
 
 
+# bool before int: a bool is an int in Python.
+_TYPE_NAMES = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "a table"),
+    (datetime | date | time, "a date/time"),
+)
+
+
 def type_name(value: object) -> str:
     """TOML's name for the type of a parsed value, with an article."""
-    # bool before int: a bool is an int in Python.
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, datetime | date | time):
-        return "a date/time"
-    return type(value).__name__
+    return next((name for t, name in _TYPE_NAMES if isinstance(value, t)), type(value).__name__)
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:

@@ -1,27 +1,35 @@
 """Where each key of a TOML document is written: path -> line number.
 
 `tomllib` returns plain dicts without positions, yet `kvdr config check` must name the
-line of every problem. This scanner walks the text once and records the line of every
-table header, `[[array]]` element, `key =` (dotted keys too), inline-table key and array
-element. It understands strings (so a `=` or `#` inside a value is not a key or a
-comment) but not the rest of TOML's grammar: it runs only on text tomllib has already
-accepted, and on anything surprising it skips to the next line instead of failing.
+line of every problem. This locator splits the text into tokens (strings of TOML's four
+kinds, so a `=` or `#` inside a value is not a key or a comment; newlines; punctuation;
+bare words) and walks them once, recording the line of every table header, `[[array]]`
+element, `key =` (dotted keys too), inline-table key and array element. It does not
+follow the rest of TOML's grammar: it runs only on text tomllib has already accepted,
+and on anything surprising it skips to the next line instead of failing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 
 KeyPath = tuple[str | int, ...]
 
-_BARE_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_TOKEN = re.compile(
+    # A multi-line string may end in up to two quotes of content before its delimiter.
+    r'(?P<string>"""(?:\\.|[^\\])*?"""(?!")|\'\'\'.*?\'\'\'(?!\')'
+    r'|"(?:\\.|[^"\\\n])*"|\'[^\'\n]*\')'
+    r"|(?P<skip>[ \t\r]+|#[^\n]*)|(?P<word>[A-Za-z0-9_-]+)|(?P<char>.|\n)",
+    re.S,
+)
 
 
 def locate_keys(text: str) -> dict[KeyPath, int]:
     """Map every key path in `text` to the 1-based line where it is defined."""
-    scanner = _Scanner(text)
-    scanner.document()
-    return scanner.lines
+    locator = _Locator(text)
+    locator.document()
+    return locator.lines
 
 
 def line_of(lines: dict[KeyPath, int], path: Sequence[str | int]) -> int | None:
@@ -38,80 +46,69 @@ def line_of(lines: dict[KeyPath, int], path: Sequence[str | int]) -> int | None:
 
 
 class _Syntax(Exception):
-    """Text this scanner does not follow; the caller skips the rest of the line."""
+    """Text this locator does not follow; the caller skips the rest of the line."""
 
 
-class _Scanner:
+class _Locator:
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.line = 1
+        # (kind, text, line, offset) of every token but blanks and comments.
+        self.tokens: list[tuple[str, str, int, int]] = []
+        line = 1
+        for match in _TOKEN.finditer(text):
+            kind = match.lastgroup or "char"
+            if kind != "skip":
+                self.tokens.append((kind, match.group(), line, match.start()))
+            line += match.group().count("\n")
+        self.at = 0
         self.lines: dict[KeyPath, int] = {}
         # Array-of-tables path -> number of elements seen so far.
         self.array_counts: dict[KeyPath, int] = {}
 
-    # -- characters -------------------------------------------------------------------
+    def peek(self) -> str:
+        return self.tokens[self.at][1] if self.at < len(self.tokens) else ""
 
-    def peek(self, offset: int = 0) -> str:
-        index = self.pos + offset
-        return self.text[index] if index < len(self.text) else ""
+    def line(self) -> int:
+        return self.tokens[min(self.at, len(self.tokens) - 1)][2]
 
-    def advance(self, count: int = 1) -> None:
-        for _ in range(count):
-            if self.pos < len(self.text):
-                if self.text[self.pos] == "\n":
-                    self.line += 1
-                self.pos += 1
+    def take(self, expected: str) -> None:
+        if self.peek() != expected:
+            raise _Syntax
+        self.at += 1
 
-    def skip_blanks(self, *, newlines: bool) -> None:
-        """Skip spaces, tabs, comments and (when allowed) line breaks."""
-        while self.pos < len(self.text):
-            char = self.peek()
-            if char in " \t\r":
-                self.advance()
-            elif char == "#":
-                while self.pos < len(self.text) and self.peek() != "\n":
-                    self.advance()
-            elif char == "\n" and newlines:
-                self.advance()
-            else:
-                return
-
-    def skip_line(self) -> None:
-        while self.pos < len(self.text) and self.peek() != "\n":
-            self.advance()
+    def skip_newlines(self) -> None:
+        while self.peek() == "\n":
+            self.at += 1
 
     def record(self, path: KeyPath, line: int) -> None:
         # The first definition wins: it is where the key was introduced.
         self.lines.setdefault(path, line)
 
-    # -- grammar ----------------------------------------------------------------------
-
     def document(self) -> None:
         table: KeyPath = ()
         while True:
-            self.skip_blanks(newlines=True)
-            if self.pos >= len(self.text):
+            self.skip_newlines()
+            if self.at >= len(self.tokens):
                 return
             try:
                 if self.peek() == "[":
                     table = self.header()
-                else:
-                    self.key_value(table)
+                    continue
+                self.pair(table)
+                if self.peek() not in ("\n", ""):
+                    raise _Syntax
             except _Syntax:
-                self.skip_line()
+                while self.peek() not in ("\n", ""):
+                    self.at += 1
 
     def header(self) -> KeyPath:
-        line = self.line
-        is_array = self.peek(1) == "["
-        self.advance(2 if is_array else 1)
-        self.skip_blanks(newlines=False)
+        line, offset = self.line(), self.tokens[self.at][3]
+        self.at += 1
+        # `[[` only when the brackets touch; `[ [` is not an array of tables.
+        is_array = self.peek() == "[" and self.tokens[self.at][3] == offset + 1
+        self.at += is_array
         key = self.key()
-        self.skip_blanks(newlines=False)
-        closing = "]]" if is_array else "]"
-        if self.text[self.pos : self.pos + len(closing)] != closing:
-            raise _Syntax
-        self.advance(len(closing))
+        for _ in range(1 + is_array):
+            self.take("]")
         # The last part names the table itself, never an element of an earlier array.
         path = (*self.resolve(key[:-1]), key[-1])
         if is_array:
@@ -127,140 +124,65 @@ class _Scanner:
         array of tables on the way (`[pairs.x]` after `[[pairs]]` means the last pair)."""
         path: KeyPath = ()
         for part in key:
-            path = self.resolve_last(path, part)
+            path = (*path, part)
+            count = self.array_counts.get(path)
+            path = path if count is None else (*path, count - 1)
         return path
-
-    def resolve_last(self, prefix: KeyPath, part: str) -> KeyPath:
-        path = (*prefix, part)
-        count = self.array_counts.get(path)
-        return path if count is None else (*path, count - 1)
-
-    def key_value(self, table: KeyPath) -> None:
-        line = self.line
-        key = self.key()
-        for depth in range(1, len(key) + 1):
-            self.record((*table, *key[:depth]), line)
-        self.skip_blanks(newlines=False)
-        if self.peek() != "=":
-            raise _Syntax
-        self.advance()
-        self.skip_blanks(newlines=False)
-        self.value((*table, *key))
-        self.skip_blanks(newlines=False)
-        if self.peek() not in ("\n", ""):
-            raise _Syntax
 
     def key(self) -> tuple[str, ...]:
         parts: list[str] = []
         while True:
-            self.skip_blanks(newlines=False)
-            char = self.peek()
-            if char in ('"', "'"):
-                parts.append(self.string())
+            kind, word = self.tokens[self.at][:2] if self.at < len(self.tokens) else ("", "")
+            if kind == "string" and word[:3] not in ('"""', "'''"):
+                parts.append(word[1:-1])  # a quoted key's raw contents, as written
+            elif kind == "word":
+                parts.append(word)
             else:
-                start = self.pos
-                while self.peek() and self.peek() in _BARE_KEY_CHARS:
-                    self.advance()
-                if self.pos == start:
-                    raise _Syntax
-                parts.append(self.text[start : self.pos])
-            self.skip_blanks(newlines=False)
+                raise _Syntax
+            self.at += 1
             if self.peek() != ".":
                 return tuple(parts)
-            self.advance()
+            self.at += 1
+
+    def pair(self, table: KeyPath) -> None:
+        """`key = value` inside `table`: the key (every dotted prefix) and the value."""
+        line = self.line()
+        key = self.key()
+        for depth in range(1, len(key) + 1):
+            self.record((*table, *key[:depth]), line)
+        self.take("=")
+        self.value((*table, *key))
 
     def value(self, path: KeyPath) -> None:
-        char = self.peek()
-        if char in ('"', "'"):
-            self.string()
-        elif char == "[":
-            self.array(path)
-        elif char == "{":
-            self.inline_table(path)
+        if self.peek() == "[":
+            self.items("]", lambda index: self.element((*path, index)))
+        elif self.peek() == "{":
+            self.items("}", lambda _: self.pair(path))
         else:
-            # Numbers, booleans, dates: everything up to the next separator.
-            while self.peek() and self.peek() not in ",]}\n#":
-                self.advance()
+            # A string, number, boolean or date: every token up to the next separator.
+            self.at += 1
+            while self.peek() not in (",", "]", "}", "\n", ""):
+                self.at += 1
 
-    def array(self, path: KeyPath) -> None:
-        self.advance()
+    def element(self, path: KeyPath) -> None:
+        self.record(path, self.line())
+        self.value(path)
+
+    def items(self, closing: str, item: Callable[[int], None]) -> None:
+        """The items of an array or inline table, separated by commas."""
+        self.at += 1
         index = 0
         while True:
-            self.skip_blanks(newlines=True)
-            if self.peek() == "]":
-                self.advance()
+            self.skip_newlines()
+            if self.peek() == closing:
+                self.at += 1
                 return
             if not self.peek():
                 raise _Syntax
-            self.record((*path, index), self.line)
-            self.value((*path, index))
-            self.skip_blanks(newlines=True)
+            item(index)
+            self.skip_newlines()
             if self.peek() == ",":
-                self.advance()
+                self.at += 1
                 index += 1
-            elif self.peek() != "]":
+            elif self.peek() != closing:
                 raise _Syntax
-
-    def inline_table(self, path: KeyPath) -> None:
-        self.advance()
-        while True:
-            self.skip_blanks(newlines=True)
-            if self.peek() == "}":
-                self.advance()
-                return
-            if not self.peek():
-                raise _Syntax
-            line = self.line
-            key = self.key()
-            for depth in range(1, len(key) + 1):
-                self.record((*path, *key[:depth]), line)
-            self.skip_blanks(newlines=False)
-            if self.peek() != "=":
-                raise _Syntax
-            self.advance()
-            self.skip_blanks(newlines=False)
-            self.value((*path, *key))
-            self.skip_blanks(newlines=True)
-            if self.peek() == ",":
-                self.advance()
-            elif self.peek() != "}":
-                raise _Syntax
-
-    def string(self) -> str:
-        """Consume a string of any of TOML's four kinds; return its raw contents."""
-        quote = self.peek()
-        if self.text[self.pos : self.pos + 3] == quote * 3:
-            self.advance(3)
-            end = self.text.find(quote * 3, self.pos)
-            while quote == '"' and end > 0 and _escaped(self.text, end):
-                end = self.text.find(quote * 3, end + 1)
-            if end < 0:
-                raise _Syntax
-            # A closing delimiter may be followed by up to two more quotes of content.
-            while self.text[end + 3 : end + 4] == quote:
-                end += 1
-            start = self.pos
-            self.advance(end + 3 - self.pos)
-            return self.text[start:end]
-        self.advance()
-        start = self.pos
-        while True:
-            char = self.peek()
-            if char in ("", "\n"):
-                raise _Syntax
-            if char == "\\" and quote == '"':
-                self.advance(2)
-                continue
-            if char == quote:
-                content = self.text[start : self.pos]
-                self.advance()
-                return content
-            self.advance()
-
-
-def _escaped(text: str, index: int) -> bool:
-    """True when the character at `index` is preceded by an odd run of backslashes."""
-    count = 0
-    while index - count - 1 >= 0 and text[index - count - 1] == "\\":
-        count += 1
-    return count % 2 == 1

@@ -9,7 +9,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from backups.settings import AuditSettings, BackupSettings
 from failover.settings import FailoverSettings
@@ -49,15 +49,9 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        parts = [where]
-        if self.variable:
-            parts.append(f"env {self.variable}")
-        if self.key:
-            parts.append(self.key)
-        if self.severity == "warning":
-            parts.append("warning")
-        parts.append(self.message)
-        return ": ".join(parts)
+        variable = f"env {self.variable}" if self.variable else ""
+        warning = "warning" if self.severity == "warning" else ""
+        return ": ".join(p for p in (where, variable, self.key, warning, self.message) if p)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -144,10 +138,7 @@ def format_key(path: KeyPath) -> str:
 
 def load_config(path: Path, env: Mapping[str, str] = os.environ) -> KvdrConfig:
     """Read and validate the configuration file at `path`; raise `ConfigError`."""
-    config, issues = _load_file(Path(path), env)
-    if config is None:
-        raise ConfigError([issue for issue in issues if issue.severity == "error"])
-    return config
+    return _config_or_raise(*_load_file(Path(path), env))
 
 
 def check_config(path: Path, env: Mapping[str, str] = os.environ) -> list[ConfigIssue]:
@@ -157,7 +148,10 @@ def check_config(path: Path, env: Mapping[str, str] = os.environ) -> list[Config
 
 def parse_config(text: str, source: Path | str, env: Mapping[str, str] = os.environ) -> KvdrConfig:
     """Like `load_config`, for TOML text; `source` names it in messages."""
-    config, issues = _load_text(text, str(source), env)
+    return _config_or_raise(*_load_text(text, str(source), env))
+
+
+def _config_or_raise(config: KvdrConfig | None, issues: list[ConfigIssue]) -> KvdrConfig:
     if config is None:
         raise ConfigError([issue for issue in issues if issue.severity == "error"])
     return config
@@ -186,6 +180,7 @@ def _load_file(path: Path, env: Mapping[str, str]) -> tuple[KvdrConfig | None, l
 
 
 T = TypeVar("T")
+P = ParamSpec("P")
 SECTIONS = (
     "daemon",
     "credential",
@@ -217,43 +212,34 @@ def _load_text(
         if section not in SECTIONS:
             problems.error((section,), f"unknown section {section!r}{suggest(section, SECTIONS)}")
 
-    def guarded(section: str, read: Callable[[], T]) -> T | None:
+    def guarded(
+        section: str, read: Callable[Concatenate[object, P], T], *args: P.args, **kw: P.kwargs
+    ) -> T | None:
         # The settings dataclasses of other parts may validate in __post_init__; a value
         # they refuse is one more problem of the section, not a crash of the loader.
         try:
-            return read()
+            return read(doc.get(section), *args, **kw)
         except (ValueError, TypeError) as exc:
             problems.error((section,), str(exc))
             return None
 
-    daemon = guarded("daemon", lambda: read_daemon(doc.get("daemon"), env, problems))
-    credential = guarded(
-        "credential", lambda: read_credential(doc.get("credential"), env, problems)
-    )
-    regions = guarded("regions", lambda: read_regions(doc.get("regions"), problems)) or {}
-    storage = guarded("storage", lambda: read_storage(doc.get("storage"), env, problems))
-    replication = guarded(
-        "replication", lambda: read_replication(doc.get("replication"), problems, env)
-    )
-    vault = guarded("vault", lambda: read_vault(doc.get("vault"), problems))
+    daemon = guarded("daemon", read_daemon, env, problems)
+    credential = guarded("credential", read_credential, env, problems)
+    regions = guarded("regions", read_regions, problems) or {}
+    storage = guarded("storage", read_storage, env, problems)
+    replication = guarded("replication", read_replication, problems, env)
+    vault = guarded("vault", read_vault, problems)
     declared = declared_regions(doc.get("regions"))
     default_rpo = replication[1] if replication else DEFAULT_RPO_SECONDS
-    pairs = guarded(
-        "pairs",
-        lambda: read_pairs(doc.get("pairs"), regions, declared, default_rpo, problems),
-    )
-
+    pairs = guarded("pairs", read_pairs, regions, declared, default_rpo, problems)
     writer = daemon.instance_id if daemon is not None else ""
-    backups = guarded(
-        "backups",
-        lambda: read_backups(doc.get("backups"), regions, declared, env, problems, writer),
-    )
-    failover = guarded("failover", lambda: read_failover(doc.get("failover"), env, problems))
+    backups = guarded("backups", read_backups, regions, declared, env, problems, writer)
+    failover = guarded("failover", read_failover, env, problems)
     if failover is not None and pairs is not None:
         check_fence_regions(failover, pairs, problems)
     environment = read_environment(doc.get("environment"), problems)
     drills = read_drills(doc.get("drills"), problems)
-    audit = guarded("audit", lambda: read_audit(doc.get("audit"), backups, problems))
+    audit = guarded("audit", read_audit, backups, problems)
 
     lines = locate_keys(text)
     issues = [_issue(file, problem, lines, origins) for problem in problems.items]
@@ -301,18 +287,17 @@ def _syntax_issue(file: str, text: str, message: str) -> ConfigIssue:
 def _issue(
     file: str, problem: Problem, lines: dict[KeyPath, int], origins: dict[KeyPath, str]
 ) -> ConfigIssue:
-    key = format_key(problem.path)
+    issue = ConfigIssue(
+        file, format_key(problem.path), None, problem.message, problem.variable, problem.severity
+    )
     if problem.variable is not None:
-        return ConfigIssue(file, key, None, problem.message, problem.variable, problem.severity)
+        return issue
     # The nearest of: a variable that set this key or an ancestor, or the line in the file
     # that defines it or its table. A variable wins at equal depth: it overrides the file.
-    current = problem.path
-    while current:
+    for depth in range(len(problem.path), 0, -1):
+        current = problem.path[:depth]
         if current in origins:
-            return ConfigIssue(file, key, None, problem.message, origins[current], problem.severity)
+            return dataclasses.replace(issue, variable=origins[current])
         if current in lines:
-            return ConfigIssue(
-                file, key, lines[current], problem.message, severity=problem.severity
-            )
-        current = current[:-1]
-    return ConfigIssue(file, key, None, problem.message, severity=problem.severity)
+            return dataclasses.replace(issue, line=lines[current])
+    return issue

@@ -15,8 +15,13 @@ import string
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from kvdr._config_load import KvdrConfig, parse_config
+
+if TYPE_CHECKING:
+    # Type-checking only (annotations are not evaluated): no runtime dependency.
+    from typing_extensions import Unpack
 
 LOCAL_SOURCE = "<built-in local configuration>"
 LOCAL_REGIONS = ("eastus", "westus")
@@ -104,25 +109,21 @@ def render_local_toml(
     return text
 
 
+class LocalPorts(TypedDict, total=False):
+    """The ports of `render_local_toml`, passed on by the functions that call it."""
+
+    eastus_port: int
+    westus_port: int
+    blob_port: int
+    daemon_port: int
+    blob_secondary_port: int | None
+
+
 def local_config(
-    state_dir: Path,
-    *,
-    eastus_port: int = 8443,
-    westus_port: int = 8444,
-    blob_port: int = 10000,
-    daemon_port: int = 8080,
-    blob_secondary_port: int | None = None,
-    env: Mapping[str, str] | None = None,
+    state_dir: Path, *, env: Mapping[str, str] | None = None, **ports: Unpack[LocalPorts]
 ) -> KvdrConfig:
     """The local stack's configuration as settings; `env` overrides (none by default)."""
-    text = render_local_toml(
-        state_dir,
-        eastus_port=eastus_port,
-        westus_port=westus_port,
-        blob_port=blob_port,
-        daemon_port=daemon_port,
-        blob_secondary_port=blob_secondary_port,
-    )
+    text = render_local_toml(state_dir, **ports)
     local_events_secret(state_dir)
     local_state_key(state_dir)
     return parse_config(text, LOCAL_SOURCE, env if env is not None else {})
@@ -134,12 +135,8 @@ def write_local_config(
     state_dir: Path | None = None,
     emulator_state_dirs: Mapping[str, str | Path] | None = None,
     blob_connection_string: str | None = None,
-    eastus_port: int = 8443,
-    westus_port: int = 8444,
-    blob_port: int = 10000,
-    daemon_port: int = 8080,
-    blob_secondary_port: int | None = None,
     env: Mapping[str, str] | None = None,
+    **ports: Unpack[LocalPorts],
 ) -> KvdrConfig:
     """Write the local configuration to `path` (atomically) and return it, validated.
 
@@ -156,11 +153,7 @@ def write_local_config(
     bundle = state / "vaults" / "ca-bundle.pem"
     text = render_local_toml(
         state,
-        eastus_port=eastus_port,
-        westus_port=westus_port,
-        blob_port=blob_port,
-        daemon_port=daemon_port,
-        blob_secondary_port=blob_secondary_port,
+        **ports,
         eastus_state_dir=dirs["eastus"],
         ca_file=bundle,
         connection_string=blob_connection_string,

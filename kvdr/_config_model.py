@@ -1,19 +1,21 @@
 """Configuration sections declared as pydantic models, read into `Problems`.
 
-A section is a `Section` model: one field per key (the key is the field's alias, the
-field's name is the settings dataclass's), its type a `Check` over one of the value
-readers of kvdr/_config_fields.py, its default the settings dataclass's own and its
-`description` the line docs/configuration.md shows (`python -m kvdr.config_docs`).
-`read_section` validates one TOML table and records every error at its key path, in
-kvdr's words: pydantic's messages carry the rejected `input`, which may be a secret, so
-none of them is shown as it is.
+A section is a `Section` model: one field per key (the key is the field's alias: its
+name without `_seconds`, unless written out; the field's name is the settings
+dataclass's, so `build` copies a section into its settings by name), its type a `Check`
+over one of the value readers of kvdr/_config_fields.py, its default the settings
+dataclass's own and its `description` the line docs/configuration.md shows
+(`python -m kvdr.config_docs`). `read_section` validates one TOML table and records
+every error at its key path, in kvdr's words: pydantic's messages carry the rejected
+`input`, which may be a secret, so none of them is shown as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar, Union
 
 from pydantic import (
     BaseModel,
@@ -42,7 +44,12 @@ from kvdr._config_fields import (
 )
 from kvdr._config_lines import KeyPath
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 S = TypeVar("S", bound="Section")
+T = TypeVar("T")
+D = TypeVar("D", bound="DataclassInstance")
 _ERROR_TYPE = "kvdr_value"
 
 
@@ -77,10 +84,19 @@ Text = Annotated[str, Check(text, "string")]
 EnvName = Annotated[str, Check(env_name, "environment variable name")]
 
 
-class Section(BaseModel):
+# The pydantic mypy plugin cannot see what the alias generator below returns, so it
+# refuses it (here and at the first classmethod); the aliases are fixed, not dynamic.
+class Section(BaseModel):  # type: ignore[pydantic-alias]
     """One table of the file: unknown keys are errors, values are read by `Check`s."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    # A duration's field ends in `_seconds` (the settings' unit); the file writes the key
+    # without it, as a duration string or number ("10s", 10). Other keys are the names.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=False,
+        alias_generator=lambda name: name.removesuffix("_seconds"),
+    )
 
     # The table's name in the file and in the key reference.
     section: ClassVar[str] = ""
@@ -94,7 +110,7 @@ class Section(BaseModel):
     # Key reference: keys with a table of their own (arrays of tables).
     elsewhere: ClassVar[frozenset[str]] = frozenset()
 
-    @classmethod
+    @classmethod  # type: ignore[pydantic-alias]
     def written_keys(cls) -> list[str]:
         """The keys of the table, as written in the file."""
         return [info.alias or name for name, info in cls.model_fields.items()]
@@ -108,27 +124,69 @@ def setting(default: Any, doc: str, *, alias: str | None = None, shown: str | No
     return Field(default, alias=alias, description=doc, json_schema_extra=extra or None)
 
 
+def tables(what: str, table: str) -> Check:
+    """An array of tables, each read on its own later (one bad table does not hide the
+    others)."""
+
+    def check(value: object) -> list[Any]:
+        if not isinstance(value, list):
+            raise Invalid(f"expected an array of tables: write each {what} as [[{table}]]")
+        return value
+
+    return Check(check, "array of tables")
+
+
+def each(raw: object, path: KeyPath, read: Callable[[object, KeyPath], T | None]) -> list[T]:
+    """`read` over each table of the array at `path` (not an array: reported by `tables`)."""
+    if not isinstance(raw, list):
+        return []
+    found = (read(body, (*path, index)) for index, body in enumerate(raw))
+    return [item for item in found if item is not None]
+
+
+def build(settings: type[D], model: BaseModel, **given: Any) -> D:
+    """The settings dataclass from the model's fields of the same names, `given` for the
+    rest: one place copies a section into a part's settings, whose own checks then run."""
+    names = {f.name for f in dataclasses.fields(settings)} & set(type(model).model_fields)
+    return settings(**{name: getattr(model, name) for name in names - set(given)}, **given)
+
+
 def read_section(model: type[S], raw: object, path: KeyPath, problems: Problems) -> S | None:
     """The table `raw` at `path` (absent: empty) as `model`, or None when it has errors
     (all of them recorded)."""
-    if raw is None:
-        raw = {}
+    table = {} if raw is None else raw
+    result: S | None = _validate(model, model.model_validate, table, path, problems)
+    return result
+
+
+def _validate(
+    model: type[Section],
+    validate: Callable[[dict[str, Any]], Any],
+    raw: object,
+    path: KeyPath,
+    problems: Problems,
+    *,
+    tagged: bool = False,
+) -> Any:
+    """`validate(raw)` with every error recorded at its key path in kvdr's words, the
+    model's refused keys refused by name; None on errors. `tagged`: a union's errors
+    carry the member's tag first."""
     if not isinstance(raw, dict):
         problems.error(path, f"expected a table, got {type_name(raw)}")
         return None
-    table = {key: value for key, value in raw.items() if key not in model.refused}
-    for key in raw:
-        if key in model.refused:
-            problems.error((*path, key), model.refused[key])
+    table = dict(raw)
+    for key in [key for key in table if key in model.refused]:
+        problems.error((*path, key), model.refused[key])
+        del table[key]
     try:
-        section = model.model_validate(table)
+        return validate(table)
     except ValidationError as exc:
         # include_input only to name the type of a value that is not a table.
         for error in exc.errors(include_url=False):
+            error["loc"] = tuple(error["loc"])[1 if tagged else 0 :]
             where, message = _translate(model, error)
             problems.error((*path, *where), message)
         return None
-    return section
 
 
 def _translate(model: type[Section], error: ErrorDetails) -> tuple[KeyPath, str]:
@@ -191,18 +249,7 @@ def read_kind(
         for key in sorted(others & set(table), key=list(table).index):
             problems.warning((*path, key), f"not used by {unused} {kind!r}")
             del table[key]
-    for key in [key for key in table if key in model.refused]:
-        problems.error((*path, key), model.refused[key])
-        del table[key]
-    try:
-        return union.validate_python(table)
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            # The union puts the member's tag first.
-            error["loc"] = tuple(error["loc"])[1:]
-            where, message = _translate(model, error)
-            problems.error((*path, *where), message)
-        return None
+    return _validate(model, union.validate_python, table, path, problems, tagged=True)
 
 
 def kind_union(*models: type[KindSection]) -> TypeAdapter[Any]:

@@ -18,7 +18,17 @@ from typing import Annotated
 
 from kvdr._config_fields import Invalid, Problems, integer, suggest, text, text_list
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, Duration, Flag, Fraction, Section, Text, read_section, setting
+from kvdr._config_model import (
+    Check,
+    Duration,
+    Flag,
+    Fraction,
+    Section,
+    Text,
+    build,
+    read_section,
+    setting,
+)
 from replicator.settings import PairSettings
 from vault.models import ItemKind, VaultRef
 
@@ -97,7 +107,6 @@ class PairSection(Section):
     rpo_objective_seconds: Duration | None = setting(
         None,
         "this pair's RPO objective",
-        alias="rpo_objective",
         shown="`replication.rpo_objective`",
     )
     deletion_guard_min_items: Annotated[int, Check(integer(0), "integer")] | None = setting(
@@ -114,7 +123,6 @@ class PairSection(Section):
     expiry_horizon_seconds: Duration | None = setting(
         None,
         "this pair's expiry horizon",
-        alias="expiry_horizon",
         shown="`replication.expiry_horizon`",
     )
     hide_names: Flag = setting(
@@ -203,11 +211,9 @@ def _read_pair(
     if pair.primary not in regions or any(region not in regions for region in pair.secondaries):
         # A region with an invalid vault_url: reported at the region.
         return None
-    values = dict(pair)
-    for taken in ("primary", "secondaries", "rpo_objective_seconds"):
-        del values[taken]
-    return PairSettings(
-        **values,
+    return build(
+        PairSettings,
+        pair,
         primary=regions[pair.primary],
         secondaries=tuple(regions[region] for region in pair.secondaries),
         rpo_objective_seconds=(
@@ -273,31 +279,19 @@ def overlap_example(a: PairSettings, b: PairSettings) -> str | None:
 
 def _examples(patterns: Sequence[str]) -> list[str]:
     """Names that a pattern matches, with `*` filled in a few different ways."""
-    names: list[str] = []
-    for pattern in patterns:
-        for filler in ("x", "", "kvdr-example-0"):
-            names.append(_instantiate(pattern, filler))
-    return names
+    return [_instantiate(p, filler) for p in patterns for filler in ("x", "", "kvdr-example-0")]
+
+
+# A class may hold `]` as its first member (`[]a]`); a `[` without a closing `]` is literal.
+_WILDCARD = re.compile(r"\*|\?|\[.[^\]]*\]")
 
 
 def _instantiate(pattern: str, filler: str) -> str:
-    out: list[str] = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "*":
-            out.append(filler)
-        elif char == "?":
-            out.append("x")
-        elif char == "[" and "]" in pattern[index + 2 :]:
-            end = pattern.index("]", index + 2)
-            members = pattern[index + 1 : end]
-            out.append(_class_member(members))
-            index = end
-        else:
-            out.append(char)
-        index += 1
-    return "".join(out)
+    def one(match: re.Match[str]) -> str:
+        token = match.group()
+        return filler if token == "*" else "x" if token == "?" else _class_member(token[1:-1])
+
+    return _WILDCARD.sub(one, pattern)
 
 
 def _class_member(members: str) -> str:

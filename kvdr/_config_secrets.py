@@ -9,6 +9,8 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from kvdr._config_fields import Problems
 from kvdr._config_lines import KeyPath
 
@@ -23,16 +25,12 @@ def secret_refusal(key: str) -> str:
 
 
 def read_secret(
-    key: str,
-    name: str | None,
-    path: str | None,
-    table: KeyPath,
-    env: Mapping[str, str],
-    problems: Problems,
+    key: str, section: BaseModel, table: KeyPath, env: Mapping[str, str], problems: Problems
 ) -> str | None:
-    """The secret from the environment variable `name` or the file `path` (the already
-    checked values of `<key>_env` and `<key>_file` of the table at `table`)."""
+    """The secret from the environment variable or the file that `<key>_env` or
+    `<key>_file` of `section` (the table at `table`) name."""
     env_key, file_key = f"{key}_env", f"{key}_file"
+    name, path = getattr(section, env_key), getattr(section, file_key)
     if name is not None and path is not None:
         problems.error((*table, file_key), f"conflicts with {env_key}: set only one of them")
         return None

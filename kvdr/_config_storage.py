@@ -5,15 +5,14 @@ carry the account key; a URL is shown without its query (a SAS token) or user pa
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Annotated
 from urllib.parse import urlsplit
 
+from kvdr._config_daemon import is_loopback
 from kvdr._config_fields import Invalid, Problems, duration, env_name, integer, text
 from kvdr._config_lines import KeyPath
-from kvdr._config_model import Check, Section, read_section, setting
+from kvdr._config_model import Check, Section, build, read_section, setting
 from kvdr._config_vaults import shown_url
 from storage.settings import AzureBlobSettings, LocalFolderSettings, is_container_name
 
@@ -38,15 +37,10 @@ def _account_url(value: object) -> str:
     url = text(value)
     parts = urlsplit(url)
     shown = shown_url(url)
-    loopback = False
-    if parts.hostname:
-        try:
-            loopback = ipaddress.ip_address(parts.hostname).is_loopback
-        except ValueError:
-            loopback = parts.hostname == "localhost"
     # Plain http only for a local Azurite: account keys and tokens must not cross a network
     # unencrypted.
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+    local = parts.scheme == "http" and is_loopback(parts.hostname or "")
+    if parts.scheme != "https" and not local:
         raise Invalid(f"{shown} must be an https:// URL (http only for 127.0.0.1)")
     if not parts.hostname or parts.username or parts.password:
         raise Invalid(f"{shown} must be the storage account's blob endpoint URL")
@@ -111,21 +105,32 @@ class StorageSection(Section):
     connect_timeout_seconds: Annotated[float, Check(duration(), "duration")] = setting(
         AzureBlobSettings.connect_timeout_seconds,
         "connect timeout per blob request",
-        alias="connect_timeout",
     )
     # How long reads go to the secondary endpoint after a fallback.
     primary_retry_seconds: Annotated[float, Check(duration(), "duration")] = setting(
         AzureBlobSettings.primary_retry_seconds,
         "after a read fell back to the secondary endpoint, how long reads go straight there "
         "before the primary is tried again",
-        alias="primary_retry",
     )
 
 
 def read_storage(
-    raw: object, env: Mapping[str, str], problems: Problems
+    raw: object, env: Mapping[str, str], problems: Problems, path: KeyPath = ("storage",)
 ) -> AzureBlobSettings | LocalFolderSettings | None:
-    path: KeyPath = ("storage",)
+    """The storage table at `path` (`[storage]`, or one that takes its keys), or None
+    when it has errors (all recorded)."""
+    try:
+        settings = _read_storage(raw, env, problems, path)
+    except (ValueError, TypeError) as exc:
+        # The settings dataclasses check themselves too; a refusal is one more problem.
+        problems.error(path, str(exc))
+        return None
+    return None if problems.errors_under(path) else settings
+
+
+def _read_storage(
+    raw: object, env: Mapping[str, str], problems: Problems, path: KeyPath
+) -> AzureBlobSettings | LocalFolderSettings | None:
     if raw is None:
         problems.error(path, "missing [storage]: where kvdr keeps checkpoints and journals")
         return None
@@ -152,19 +157,8 @@ def read_storage(
             if unused in written:
                 problems.warning((*path, unused), "not used with a local folder (path)")
         return LocalFolderSettings(path=section.path)
-    common = AzureBlobSettings(
-        **section.model_dump(
-            include={
-                "container",
-                "secondary_account_url",
-                "retries",
-                "connect_timeout_seconds",
-                "primary_retry_seconds",
-            }
-        )
-    )
     if source == "account_url":
-        return replace(common, account_url=section.account_url)
+        return build(AzureBlobSettings, section, connection_string=None)
     conn = section.connection_string
     name = section.connection_string_env
     if name is not None:
@@ -185,4 +179,4 @@ def read_storage(
             (*path, "connection_string"),
             "holds an account key in the file; prefer connection_string_env",
         )
-    return replace(common, connection_string=conn)
+    return build(AzureBlobSettings, section, connection_string=conn, account_url=None)

@@ -21,6 +21,7 @@ from kvdr._config_model import (
     Fraction,
     Section,
     Text,
+    build,
     read_section,
     setting,
 )
@@ -53,19 +54,16 @@ class ReplicationSection(Section):
     poll_interval_seconds: Duration = setting(
         _R.poll_interval_seconds,
         "one listing of the primary per kind per interval, compared with the checkpoint",
-        alias="poll_interval",
     )
     reconcile_interval_seconds: Duration = setting(
         _R.reconcile_interval_seconds,
         "full item-by-item comparison; shorter than `poll_interval` is a warning",
-        alias="reconcile_interval",
     )
     deep_reconcile_interval_seconds: Duration = setting(
         _R.deep_reconcile_interval_seconds,
         "at most this long between deep reconciliations, which read every item on every "
         "target instead of trusting the target's listing (the first pass of every process "
         "is deep too); see [replication.md](replication.md#the-change-feed)",
-        alias="deep_reconcile_interval",
     )
     max_concurrent_items: Annotated[int, Check(integer(1, 1024), "integer")] = setting(
         _R.max_concurrent_items,
@@ -80,14 +78,12 @@ class ReplicationSection(Section):
     rpo_objective_seconds: Duration = setting(
         DEFAULT_RPO_SECONDS,
         "default RPO objective of every pair; above it is a warning in logs, status and dashboard",
-        alias="rpo_objective",
     )
     deletion_sweep_interval_seconds: Duration = setting(
         _R.deletion_sweep_interval_seconds,
         "how often the deletion sweep compares the primary's live and deleted items with "
         "the checkpoints (and refreshes the expiry watch); see "
         "[replication.md](replication.md#deletions)",
-        alias="deletion_sweep_interval",
     )
     deletion_guard_min_items: Annotated[int, Check(integer(0), "integer")] = setting(
         _R.deletion_guard_min_items,
@@ -102,7 +98,6 @@ class ReplicationSection(Section):
     expiry_horizon_seconds: Duration = setting(
         _R.expiry_horizon_seconds,
         "items expiring within this long in any region are listed and exported; pairs may override",
-        alias="expiry_horizon",
     )
     event_queue_limit: Annotated[int, Check(integer(1, 1_000_000), "integer")] = setting(
         _R.event_queue_limit,
@@ -132,7 +127,6 @@ class ReplicationSection(Section):
         "each pair is run by the daemon holding its blob lease of this period (whole "
         "seconds, 15-60); a dead daemon's pairs move within about one period; the same on "
         "every daemon; see [high-availability.md](high-availability.md)",
-        alias="lease_duration",
     )
 
 
@@ -156,18 +150,14 @@ class VaultSection(Section):
     max_attempts: Annotated[int, Check(integer(1, 100), "integer")] = setting(
         _V.max_attempts, "attempts per request for transient faults and 429s (1-100)"
     )
-    request_timeout_seconds: Duration = setting(
-        _V.request_timeout_seconds, "per request", alias="request_timeout"
-    )
+    request_timeout_seconds: Duration = setting(_V.request_timeout_seconds, "per request")
     backoff_base_seconds: Duration = setting(
         _V.backoff_base_seconds,
         "first retry delay (exponential with jitter)",
-        alias="backoff_base",
     )
     backoff_max_seconds: Duration = setting(
         _V.backoff_max_seconds,
         "longest retry delay; not shorter than `backoff_base`",
-        alias="backoff_max",
     )
     verify_challenge_resource: Flag = setting(
         _V.verify_challenge_resource,
@@ -188,13 +178,8 @@ def read_replication(
     section = read_section(ReplicationSection, raw, path, problems)
     if section is None:
         return None
-    values = section.model_dump(
-        exclude={"state_key_env", "state_key_file", "rpo_objective_seconds"}
-    )
-    state_key = read_secret(
-        "state_key", section.state_key_env, section.state_key_file, path, env or {}, problems
-    )
-    settings = ReplicatorSettings(**values, state_key=state_key)
+    state_key = read_secret("state_key", section, path, env or {}, problems)
+    settings = build(ReplicatorSettings, section, state_key=state_key)
     if settings.reconcile_interval_seconds < settings.poll_interval_seconds:
         problems.warning(
             (*path, "reconcile_interval"),
@@ -210,4 +195,4 @@ def read_vault(raw: object, problems: Problems) -> VaultSettings | None:
         return None
     if section.backoff_max_seconds < section.backoff_base_seconds:
         problems.error(("vault", "backoff_max"), "must not be shorter than backoff_base")
-    return VaultSettings(**section.model_dump())
+    return build(VaultSettings, section)

@@ -22,6 +22,7 @@ from kvdr._config_model import (
     KindSection,
     Section,
     Text,
+    build,
     kind_of,
     kind_union,
     read_kind,
@@ -140,7 +141,6 @@ def read_credential(raw: object, env: Mapping[str, str], problems: Problems) -> 
     )
     if chosen is None:
         return CredentialSettings()
-    values = chosen.model_dump()
     secret: str | None = None
     if isinstance(chosen, ClientSecretCredential):
         secret = env.get(chosen.client_secret_env)
@@ -155,8 +155,7 @@ def read_credential(raw: object, env: Mapping[str, str], problems: Problems) -> 
         and not Path(chosen.certificate_path).is_file()
     ):
         problems.error((*path, "certificate_path"), f"file not found: {chosen.certificate_path}")
-    values.pop("client_secret_env", None)
-    return CredentialSettings(**values, client_secret=secret)
+    return build(CredentialSettings, chosen, client_secret=secret)
 
 
 # -- [regions.<name>] ----------------------------------------------------------------
@@ -202,11 +201,14 @@ def _resource_id(value: object) -> str:
         raise Invalid(f"must be a Key Vault resource id, {RESOURCE_ID_SHAPE}") from None
 
 
-def _management_url(value: object) -> str:
+def https_base_url(value: object, *, shown: bool = True) -> str:
+    """A management plane's base URL; `shown`: the message shows the URL (without query)."""
     url = text(value)
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname or parts.query or parts.username:
-        raise Invalid(f"{shown_url(url)} must be an https://HOST[:PORT] URL")
+        if shown:
+            raise Invalid(f"{shown_url(url)} must be an https://HOST[:PORT] URL")
+        raise Invalid("must be an https://HOST[:PORT] URL without a query or user name")
     return url.rstrip("/")
 
 
@@ -233,7 +235,7 @@ class RegionSection(Section):
         "`kvdr failover check` read and set its properties through it. Required on every "
         'region of every pair under `[failover] fence = "azure-network-deny"`',
     )
-    management_url: Annotated[str | None, Check(_management_url, "string")] = setting(
+    management_url: Annotated[str | None, Check(https_base_url, "string")] = setting(
         None,
         "where this vault's management plane answers; locally the emulator's own URL (it "
         "serves the two calls kvdr makes), on Azure leave it out",
@@ -267,13 +269,7 @@ def read_regions(raw: object, problems: Problems) -> dict[str, VaultRef]:
             problems.error((*where, "vault_url"), f"the same vault as region {same!r}")
             continue
         seen_urls[region.vault_url.lower()] = name
-        regions[name] = VaultRef(
-            region=name,
-            url=region.vault_url,
-            sku=region.sku,
-            resource_id=region.resource_id,
-            management_url=region.management_url,
-        )
+        regions[name] = build(VaultRef, region, region=name, url=region.vault_url)
     return regions
 
 

@@ -20,13 +20,17 @@ The built-in local two-region stack's configuration (`kvdr/local.toml`) comes fr
 `render_local_toml()`, `local_config()` and `write_local_config()`. Module map:
 
     kvdr/_config_load.py     ConfigIssue, ConfigError, KvdrConfig, load/check/parse
-    kvdr/_config_model.py    Section models: pydantic errors -> problems, never the input
+    kvdr/_config_model.py    Section models: pydantic errors -> problems, never the input;
+                             build() copies a section into its settings dataclass
     kvdr/_config_daemon.py   DaemonSettings: [daemon] and who may use the HTTP surface
     kvdr/_config_vaults.py   [credential] (a union on kind) and [regions.<name>]
-    kvdr/_config_storage.py  [storage] (and the tables of [[backups.replicas]])
+    kvdr/_config_storage.py  [storage] (and [[backups.replicas]], control stores)
     kvdr/_config_tuning.py   [replication] and [vault]
     kvdr/_config_pairs.py    [[pairs]] and the checks between pairs
     kvdr/_config_backups.py  [backups]: KEKs and signers are unions on kind
+    kvdr/_config_failover.py [failover]: control stores, fences, [[failover.hooks]]
+    kvdr/_config_drills.py   `environment` and [[drills]]
+    kvdr/_config_secrets.py  secrets from `<key>_env` / `<key>_file`, never the file
     kvdr/_config_env.py      KVDR__* environment overrides
     kvdr/_config_lines.py    key path -> line number (tomllib gives no positions)
     kvdr/_config_fields.py   the value checks the models use, and Problems

@@ -21,8 +21,7 @@ from pydantic.fields import FieldInfo
 from kvdr._config_audit import AuditSection
 from kvdr._config_backups import KEK_KINDS, SIGNER_KINDS, BackupsSection
 from kvdr._config_daemon import DaemonSection
-from kvdr._config_failover import FailoverSection
-from kvdr._config_hooks import CommandTable, WebhookTable
+from kvdr._config_failover import CommandTable, FailoverSection, WebhookTable
 from kvdr._config_model import Check, KindSection, Section, kind_of
 from kvdr._config_pairs import PairSection
 from kvdr._config_storage import StorageSection

@@ -1,4 +1,4 @@
-"""`[[failover.hooks]]` (kvdr/_config_hooks.py): webhook and command tables, errors at
+"""`[[failover.hooks]]` (kvdr/_config_failover.py): webhook and command tables, errors at
 their key path, no inline secret."""
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import tomllib
 
 from kvdr._config_lines import line_of, locate_keys
 
@@ -88,6 +89,24 @@ class TestLocateKeys:
             ''')
         assert ("fake",) not in lines
         assert lines[("e",)] == 8
+
+    def test_escaped_quotes_in_multiline_strings_and_nested_arrays(self) -> None:
+        """An escaped quote does not end a multi-line string, nor do quotes that belong to
+        its contents; `[[` inside a value is two arrays, not an array-of-tables header."""
+        text = textwrap.dedent('''\
+            a = """x \\""" ""
+            fake = 1
+            [fake]
+            y"""""
+            b = \'\'\'z\'\'\'\'
+            c = [[1, 2], [
+              3]]
+            d = ["""q"""", "r"]
+            ''')
+        assert tomllib.loads(text)["a"] == 'x """ ""\nfake = 1\n[fake]\ny""'
+        lines = locate_keys(text)
+        assert ("fake",) not in lines
+        assert (lines[("b",)], lines[("c", 1)], lines[("c", 1, 0)], lines[("d", 1)]) == (5, 6, 7, 8)
 
     def test_nearest_written_ancestor(self) -> None:
         """A key that is not written maps to the line of its table."""

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-browser install-prometheus install-checkov run test test-fast lint lock bench clean
+.PHONY: install install-browser install-prometheus install-checkov run test test-fast lint lock bench bench-full clean
 
 install: $(STAMP) node_modules/.package-lock.json
 
@@ -81,6 +81,9 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench
+
+bench-full: install
+	$(BIN)/python -m bench --full
 
 clean:
 	rm -rf $(VENV) $(VENV)-lock node_modules .kvdr .pytest_cache .mypy_cache .ruff_cache

@@ -6,19 +6,28 @@ their defaults (the sizes bench/README.md reports). Each runs as its own process
 (`python -m bench.NAME`), so one's state never leaks into the next. The exit code is
 non-zero only when a benchmark crashed; benchmarks report missed targets, they do not
 fail on them.
+
+Every run writes bench/results.json (machine, load average, each benchmark's result,
+each figure with its target and whether it was met) and regenerates the results table
+of docs/performance.md; `--no-write` leaves both alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import json
+import os
 import pkgutil
 import subprocess
 import sys
+import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bench._report import table
+from bench import _results
+from bench._report import RESULTS_ENV, table
 
 HERE = Path(__file__).resolve().parent
 
@@ -68,6 +77,9 @@ def main() -> int:
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--full", action="store_true", help="run at full size (the defaults)")
+    parser.add_argument(
+        "--no-write", action="store_true", help="write neither results.json nor the page"
+    )
     args = parser.parse_args()
 
     known = discovered()
@@ -84,6 +96,9 @@ def main() -> int:
 
     chosen = args.names or known
     results = []
+    started, at_start = datetime.now(UTC), _results.machine()
+    figures_file = Path(tempfile.mkstemp(prefix="kvdr-bench-", suffix=".jsonl")[1])
+    env = {**os.environ, RESULTS_ENV: str(figures_file)}
     for name in chosen:
         quick = quick_args(name)
         if not args.full and quick is None and not args.names:
@@ -94,13 +109,37 @@ def main() -> int:
         command = [sys.executable, "-m", f"bench.{name}", *extra]
         print(f"-- {name}: {' '.join(command[1:])}", flush=True)
         started = time.perf_counter()
-        code = subprocess.call(command, cwd=HERE.parent)
+        code = subprocess.call(command, cwd=HERE.parent, env=env)
         results.append(
             [name, "ok" if code == 0 else f"CRASHED (exit {code})", time.perf_counter() - started]
         )
         print(flush=True)
     print(table(["benchmark", "result", "seconds"], results, align="llr"))
+    figures = _results.read_figures(figures_file)
+    figures_file.unlink(missing_ok=True)
+    if not args.no_write:
+        _write(args, started, at_start, results, figures)
     return 0 if all(r[1] in ("ok", "skipped") for r in results) else 1
+
+
+def _write(
+    args: argparse.Namespace,
+    started: datetime,
+    at_start: dict[str, object],
+    results: list[list[object]],
+    figures: list[dict[str, object]],
+) -> None:
+    benchmarks = [
+        {"name": r[0], "result": r[1], "seconds": r[2] if isinstance(r[2], float) else None}
+        for r in results
+    ]
+    mode = "full" if args.full else "quick"
+    doc = _results.document(mode, started, at_start, benchmarks, figures)
+    results_path = HERE / "results.json"
+    results_path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    page = HERE.parent / "docs" / "performance.md"
+    page.write_text(_results.updated_page(page.read_text(), _results.table(doc)))
+    print(f"wrote {results_path.relative_to(HERE.parent)} and {page.relative_to(HERE.parent)}")
 
 
 if __name__ == "__main__":

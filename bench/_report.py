@@ -1,16 +1,41 @@
 """Printing benchmark results: aligned tables, percentiles, ratios and target verdicts.
 
 Benchmarks report and never fail on a missed target (tests assert); a verdict names the
-target and, when missed, by how much.
+target and, when missed, by how much. A verdict given a `figure` name is also recorded
+for `python -m bench`, which gathers every run's figures into bench/results.json and
+docs/performance.md (`RESULTS_ENV` names the file a benchmark process appends to).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+
+# Set by `python -m bench` for each benchmark process: a JSON-lines file of figures.
+RESULTS_ENV = "KVDR_BENCH_RESULTS"
+
+
+def record(figure: str, value: float, target: float, unit: str, rule: str, met: bool) -> None:
+    """Append one figure with its target to the run's results file, if there is one."""
+    path = os.environ.get(RESULTS_ENV)
+    if not path:
+        return
+    benchmark = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    doc = {
+        "benchmark": benchmark,
+        "figure": figure,
+        "value": None if math.isnan(value) else value,
+        "unit": unit.strip(),
+        "target": f"{rule} {target:g}{unit}",
+        "met": met,
+    }
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(doc) + "\n")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -29,8 +54,10 @@ def ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.1f}x"
 
 
-def at_least(value: float, target: float, unit: str = "") -> str:
-    """Verdict for a higher-is-better figure."""
+def at_least(value: float, target: float, unit: str = "", *, figure: str | None = None) -> str:
+    """Verdict for a higher-is-better figure (recorded as `figure` when named)."""
+    if figure is not None:
+        record(figure, value, target, unit, ">=", not math.isnan(value) and value >= target)
     if math.isnan(value):
         return f"target >= {target:g}{unit}: no data"
     if value >= target:
@@ -39,8 +66,10 @@ def at_least(value: float, target: float, unit: str = "") -> str:
     return f"target >= {target:g}{unit}: MISSED by {short} ({value / target:.1%} of it)"
 
 
-def at_most(value: float, target: float, unit: str = "") -> str:
-    """Verdict for a lower-is-better figure."""
+def at_most(value: float, target: float, unit: str = "", *, figure: str | None = None) -> str:
+    """Verdict for a lower-is-better figure (recorded as `figure` when named)."""
+    if figure is not None:
+        record(figure, value, target, unit, "<", not math.isnan(value) and value < target)
     if math.isnan(value):
         return f"target < {target:g}{unit}: no data"
     if value < target:
@@ -49,8 +78,11 @@ def at_most(value: float, target: float, unit: str = "") -> str:
     return f"target < {target:g}{unit}: MISSED by {over} ({value / target:.1f}x it)"
 
 
-def no_more_than(value: float, target: float, unit: str = "") -> str:
-    """Verdict for a lower-is-better figure whose target includes the bound."""
+def no_more_than(value: float, target: float, unit: str = "", *, figure: str | None = None) -> str:
+    """Verdict for a lower-is-better figure whose target includes the bound (recorded as
+    `figure` when named)."""
+    if figure is not None:
+        record(figure, value, target, unit, "<=", not math.isnan(value) and value <= target)
     if math.isnan(value):
         return f"target <= {target:g}{unit}: no data"
     if value <= target:

@@ -177,7 +177,7 @@ async def run(args: argparse.Namespace) -> None:
         ["journal writing (setup)", f"{written:.1f} s"],
     ]
     print(table(["", "value"], rows, align="lr"))
-    print(at_most(result["peak_rss_mb"], TARGET_PEAK_MB, " MB"))
+    print(at_most(result["peak_rss_mb"], TARGET_PEAK_MB, " MB", figure="compaction peak RSS"))
 
 
 def main() -> None:

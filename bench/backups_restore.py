@@ -134,7 +134,15 @@ async def run(args: argparse.Namespace) -> None:
     )
     print(f"{args.secrets} secrets; time includes reading and decrypting the journal")
     for budget, share in shares.items():
-        print(f"budget {budget}/10 s: " + at_least(share * 100, TARGET_SHARE * 100, "% of it"))
+        print(
+            f"budget {budget}/10 s: "
+            + at_least(
+                share * 100,
+                TARGET_SHARE * 100,
+                "% of it",
+                figure=f"restore share of a {budget}/10 s budget",
+            )
+        )
 
 
 def main() -> None:

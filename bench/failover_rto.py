@@ -96,7 +96,8 @@ async def switchover_round(
         missing,
         doc["rto_seconds"],
         max(gaps) if gaps else float("nan"),
-        at_most(doc["rto_seconds"], 10.0) + ("" if missing == 0 else "; RPO not 0"),
+        at_most(doc["rto_seconds"], 10.0, " s", figure=f"switchover to {to} RTO")
+        + ("" if missing == 0 else "; RPO not 0"),
     ]
 
 
@@ -154,7 +155,7 @@ async def promotes(local: LocalStack, daemon: DaemonProcess, faults: Faults, cou
             statistics.median(values),
             percentile(values, 99),
             max(values),
-            at_most(percentile(values, 99), 5.0),
+            at_most(percentile(values, 99), 5.0, " s", figure=f"promote: {what} p99"),
         ]
         for what, values in (
             ("RTO reported by promote", reported),
@@ -203,7 +204,18 @@ async def measure(args: argparse.Namespace) -> None:
                 print(
                     table(
                         ["measure", "seconds", "verdict"],
-                        [["link cut -> first write on the new primary", took, at_most(took, 20.0)]],
+                        [
+                            [
+                                "link cut -> first write on the new primary",
+                                took,
+                                at_most(
+                                    took,
+                                    20.0,
+                                    " s",
+                                    figure="automatic promotion to the first write",
+                                ),
+                            ]
+                        ],
                     )
                 )
         finally:

@@ -276,7 +276,10 @@ def main() -> None:
     got = tuple(result.by_kind.get(k, 0) for k in ("secret", "key", "certificate"))
     intact = got == expected and not result.version_mismatches and not result.value_mismatches
     if bound > 0:
-        print(f"share of the binding budget: {at_least(share * 100, TARGET_SHARE * 100, '%')}")
+        verdict = at_least(
+            share * 100, TARGET_SHARE * 100, "%", figure="catch-up share of the binding budget"
+        )
+        print(f"share of the binding budget: {verdict}")
     if machine is not None and machine.seconds > bound:
         print(
             f"this machine is the tighter bound: the unthrottled catch-up took "

@@ -202,10 +202,13 @@ async def run_lease(
                     ]
                 )
             worst = max(takeovers)
+            verdict = at_most(
+                worst, lease + TARGET_EXTRA_SECONDS, " s", figure=f"lease {lease} s takeover max"
+            )
             print(
                 f"lease {lease} s: SIGKILL takeover median {statistics.median(takeovers):.1f} s,"
                 f" max {worst:.1f} s; "
-                f"{at_most(worst, lease + TARGET_EXTRA_SECONDS, ' s')}"
+                f"{verdict}"
             )
         finally:
             for daemon in daemons:

@@ -381,12 +381,23 @@ def main() -> None:
             every,
         )
         projection_rows.append(
-            [f"poll {poll:g} s, reconcile {every:g} s", value, no_more_than(value, TARGET), note]
+            [
+                f"poll {poll:g} s, reconcile {every:g} s",
+                value,
+                no_more_than(
+                    value,
+                    TARGET,
+                    figure=f"primary reads per change, poll {poll:g} s, reconcile {every:g} s",
+                ),
+                note,
+            ]
         )
     print(table(["intervals", "per change", "verdict", ""], projection_rows, align="lrll"))
     print()
     for phase in (initial, polls_only, with_reconcile):
-        verdict = no_more_than(phase.per_change, TARGET)
+        verdict = no_more_than(
+            phase.per_change, TARGET, figure=f"primary reads per change ({phase.label})"
+        )
         print(f"{phase.label}: {phase.per_change:.2f} per change; {verdict}")
 
 

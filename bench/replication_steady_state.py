@@ -311,7 +311,7 @@ def report(results: list[ModeResult], args: argparse.Namespace) -> None:
         unit = " s"
         print(
             f"{r.mode}: p99 {percentile(ev, 99):.2f} s; "
-            f"{at_most(percentile(ev, 99), r.target(), unit)} "
+            f"{at_most(percentile(ev, 99), r.target(), unit, figure=f'lag p99 ({r.mode})')} "
             f"(sink delivery delay p50 {delivery * 1000:.0f} ms, not included)"
         )
 

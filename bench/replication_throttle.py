@@ -207,8 +207,11 @@ def main() -> None:
         share = variant.sustained / budget * 100
         lost = args.secrets - variant.present
         intact = "yes" if lost == 0 and variant.mismatches == 0 else "NO"
+        verdict = at_least(
+            share, TARGET_SHARE * 100, "%", figure=f"sustained budget share ({variant.label})"
+        )
         print(
-            f"{variant.label}: sustained share {at_least(share, TARGET_SHARE * 100, '%')}; "
+            f"{variant.label}: sustained share {verdict}; "
             f"nothing lost: {intact} ({lost} missing, {variant.mismatches} bad values)"
         )
 

@@ -22,6 +22,7 @@ from replicator import metrics
 from replicator.backup_mirror import BackupMirror, Next, SourceReads
 from replicator.certificate_placeholder import placeholder_material
 from replicator.mirror import TargetOutcome
+from replicator.plan import PLACEHOLDER_TAG
 from replicator.plan_certificates import (
     all_copies,
     certificate_attributes,
@@ -31,7 +32,7 @@ from replicator.plan_certificates import (
 )
 from vault.client import VaultClient
 from vault.errors import NoAnswer, VaultError
-from vault.models import CertificateMaterial, ItemKind, ItemProperties
+from vault.models import Attributes, CertificateMaterial, ItemKind, ItemProperties
 from vault.policies import CertificateContact, CertificateIssuer, CertificatePolicy
 
 
@@ -116,20 +117,8 @@ class CertificateMirror(BackupMirror):
             return await self._source.get_certificate_material(name, version)
 
         material: CertificateMaterial = await reads.once(("material", version), read)
-        written = await target.import_certificate(
-            name, material, certificate_attributes(source, imported=True), policy
-        )
-        outcome.copied += 1
-        outcome.target_version = written.version
-        region = target.ref.region
-        metrics.CHANGES_APPLIED.labels(self._pair.name, region, "certificate", "import").inc()
-        self._log.info(
-            "certificate.imported",
-            item=self._item(name),
-            target=region,
-            source_version=version,
-            target_version=written.version,
-        )
+        attributes = certificate_attributes(source, imported=True)
+        await self._write_import(target, name, source, material, attributes, policy, outcome)
 
     async def _import_placeholder(
         self,
@@ -145,13 +134,29 @@ class CertificateMirror(BackupMirror):
             placeholder_material, name, source, policy, dt.datetime.now(dt.UTC)
         )
         attributes = certificate_attributes(source, imported=True, placeholder=True)
+        await self._write_import(target, name, source, material, attributes, policy, outcome)
+
+    async def _write_import(
+        self,
+        target: VaultClient,
+        name: str,
+        source: ItemProperties,
+        material: CertificateMaterial,
+        attributes: Attributes,
+        policy: CertificatePolicy,
+        outcome: TargetOutcome,
+    ) -> None:
+        """Import `material` as the target's copy of `source` (a placeholder when the
+        attributes say so), and count and log it."""
         written = await target.import_certificate(name, material, attributes, policy)
         outcome.copied += 1
         outcome.target_version = written.version
         region = target.ref.region
-        metrics.CHANGES_APPLIED.labels(self._pair.name, region, "certificate", "placeholder").inc()
+        placeholder = PLACEHOLDER_TAG in attributes.tags
+        op = "placeholder" if placeholder else "import"
+        metrics.CHANGES_APPLIED.labels(self._pair.name, region, "certificate", op).inc()
         self._log.info(
-            "certificate.placeholder_mirrored",
+            "certificate.placeholder_mirrored" if placeholder else "certificate.imported",
             item=self._item(name),
             target=region,
             source_version=source.version,

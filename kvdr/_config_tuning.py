@@ -55,6 +55,14 @@ class ReplicationSection(Section):
         _R.poll_interval_seconds,
         "one listing of the primary per kind per interval, compared with the checkpoint",
     )
+    poll_read_share: Fraction = setting(
+        _R.poll_read_share,
+        "while events are healthy (one received, and the last poll found nothing they "
+        "missed), the most of a primary's request budget (`vault.other_ops_per_10s`) "
+        "polling may spend: a vault of 100,000 items (4,001 requests a poll) is then "
+        "polled every 200 s instead of every `poll_interval`; see "
+        "[replication.md](replication.md#polling-while-events-arrive)",
+    )
     reconcile_interval_seconds: Duration = setting(
         _R.reconcile_interval_seconds,
         "full item-by-item comparison; shorter than `poll_interval` is a warning",

@@ -178,6 +178,7 @@ async def open_parts(
             sinks=sinks,
             epoch=epoch,
             gate=gate,
+            read_budget_per_10s=config.vault.other_ops_per_10s,
         )
 
     return Parts(

@@ -42,6 +42,7 @@ from replicator.mirror import (
     VaultLevelMirror,
 )
 from replicator.pair_status import RpoAlarm, pair_status
+from replicator.poll_pacing import PollPacer
 from replicator.settings import PairSettings, ReplicatorSettings
 from replicator.sink import ChangeSink
 from replicator.state_seal import StateDocumentUnreadable
@@ -99,6 +100,7 @@ class PairReplicator:
         guards: DeletionGuardStore | None = None,
         epoch: int = 0,
         gate: WriteGate | None = None,
+        read_budget_per_10s: int = 3600,
     ) -> None:
         self.pair = pair
         # What says when this replicator must stop writing (its targets are wrapped in
@@ -125,6 +127,9 @@ class PairReplicator:
         self._accounts = Accounting({}, self.lag, clock, pair.name)
         # Items announced by events: bounded and deduplicated (replicator/change_feed.py).
         self.events = EventQueue(settings.event_queue_limit)
+        # How often to poll: rarely while events are healthy (replicator/poll_pacing.py);
+        # `read_budget_per_10s` is the primary's (`vault.other_ops_per_10s`).
+        self.pacer = PollPacer.of(settings, read_budget_per_10s)
         self._item_locks = ItemLocks()
         # Per kind: items of one kind waiting on that kind's budget (secret creates are
         # 300 per 10 s; keys and certificates spend the vault's 4,000) keep no slot from
@@ -206,7 +211,11 @@ class PairReplicator:
         """An event says `name` changed on the primary: sync it soon. False when the
         pair does not replicate it, or it is queued already, or the queue is full."""
         ref, now = ItemRef(kind, name), self._clock()
-        if not self.wants(ref) or not self.events.put(ref, now):
+        if not self.wants(ref):
+            return False
+        # A duplicate or an overflow still shows that events arrive.
+        self.pacer.event_received()
+        if not self.events.put(ref, now):
             return False
         # Pending from the moment kvdr knows of it, even while a long pass keeps the
         # loop from reading the queue: the lag and RPO must show the wait. Bounded by
@@ -234,7 +243,7 @@ class PairReplicator:
             return
         await self._guarded(self.reconcile)
         await self._guarded(self.sweep)
-        next_poll = self._clock() + self._settings.poll_interval_seconds
+        next_poll = self._clock() + self.pacer.interval()
         next_reconcile = self._clock() + self._settings.reconcile_interval_seconds
         next_sweep = self._clock() + self._settings.deletion_sweep_interval_seconds
         while not stop.is_set():
@@ -252,13 +261,13 @@ class PairReplicator:
             if now >= next_reconcile:
                 await self._guarded(self.reconcile)
                 next_reconcile = self._clock() + self._settings.reconcile_interval_seconds
-                next_poll = self._clock() + self._settings.poll_interval_seconds
+                next_poll = self._clock() + self.pacer.interval()
             elif now >= next_poll:
                 await self._guarded(self.poll)
                 # A fixed cadence: a slow pass does not stretch the poll period (and the
                 # time a change waits to be seen); a pass longer than the period runs the
                 # next one at once rather than piling up.
-                next_poll = max(next_poll + self._settings.poll_interval_seconds, self._clock())
+                next_poll = max(next_poll + self.pacer.interval(), self._clock())
             if now >= next_sweep:
                 await self._guarded(self.sweep)
                 next_sweep = self._clock() + self._settings.deletion_sweep_interval_seconds
@@ -330,6 +339,7 @@ class PairReplicator:
                 self.lag.mark_pending(region, item_key(props.kind, props.name), since)
                 work.setdefault(props.ref, []).append(region)
         self.passes += 1
+        self.pacer.poll_done(len(listing), len(self.pair.kinds), len(work))
         report = await self._sync_many(work)
         report.items = len(listing)
         report.unchanged += len(listing) - len(work)
@@ -470,7 +480,7 @@ class PairReplicator:
 
     def status(self) -> dict[str, Any]:
         """A JSON-ready view of this pair (names and versions only, never values)."""
-        return pair_status(
+        doc = pair_status(
             self.pair,
             lag=self.lag,
             targets=self.targets,
@@ -484,3 +494,5 @@ class PairReplicator:
             sink_errors=self.sink_errors,
             clock=self._clock,
         )
+        doc["polling"] = self.pacer.status()
+        return doc

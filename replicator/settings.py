@@ -77,6 +77,9 @@ class ReplicatorSettings:
     pairs: tuple[PairSettings, ...] = ()
     # Cheap change detection: one list call per kind per interval.
     poll_interval_seconds: float = 10.0
+    # While events are healthy (replicator/poll_pacing.py), polling spends at most this
+    # share of the primary's read budget: a large vault is polled less often.
+    poll_read_share: float = 0.05
     # Full pass that compares versions item by item and finds what events and polls missed.
     reconcile_interval_seconds: float = 600.0
     # A full pass trusts a target's listing for items it proves in sync (older versions

@@ -96,7 +96,7 @@ def main() -> int:
 
     chosen = args.names or known
     results = []
-    started, at_start = datetime.now(UTC), _results.machine()
+    run_started, at_start = datetime.now(UTC), _results.machine()
     figures_file = Path(tempfile.mkstemp(prefix="kvdr-bench-", suffix=".jsonl")[1])
     env = {**os.environ, RESULTS_ENV: str(figures_file)}
     for name in chosen:
@@ -118,7 +118,7 @@ def main() -> int:
     figures = _results.read_figures(figures_file)
     figures_file.unlink(missing_ok=True)
     if not args.no_write:
-        _write(args, started, at_start, results, figures)
+        _write(args, run_started, at_start, results, figures)
     return 0 if all(r[1] in ("ok", "skipped") for r in results) else 1
 
 

@@ -47,13 +47,16 @@ def restored(source: ItemProperties, level: str = PURGEABLE) -> ItemProperties:
     return replace(source, recovery_level=level)
 
 
-def imported(source: ItemProperties, level: str = PURGEABLE) -> ItemProperties:
-    """The target's copy of a certificate version after import: new id, kvdr's tag."""
-    attrs = certificate_attributes(source, imported=True)
+def imported(
+    source: ItemProperties, level: str = PURGEABLE, *, placeholder: bool = False
+) -> ItemProperties:
+    """The target's copy of a certificate version after import: new id, kvdr's tag (a
+    placeholder for a disabled one: disabled, tagged as one)."""
+    attrs = certificate_attributes(source, imported=True, placeholder=placeholder)
     return ItemProperties(
         kind=ItemKind.CERTIFICATE,
         name=source.name,
-        version=f"t-{source.version}",
+        version=f"{'p' if placeholder else 't'}-{source.version}",
         enabled=attrs.enabled,
         tags=attrs.tags,
         recovery_level=level,
@@ -61,16 +64,7 @@ def imported(source: ItemProperties, level: str = PURGEABLE) -> ItemProperties:
 
 
 def placeholder(source: ItemProperties, level: str = PURGEABLE) -> ItemProperties:
-    """The target's placeholder for a disabled source version: new id, disabled, tagged."""
-    attrs = certificate_attributes(source, imported=True, placeholder=True)
-    return ItemProperties(
-        kind=ItemKind.CERTIFICATE,
-        name=source.name,
-        version=f"p-{source.version}",
-        enabled=attrs.enabled,
-        tags=attrs.tags,
-        recovery_level=level,
-    )
+    return imported(source, level, placeholder=True)
 
 
 class TestPlanKey:

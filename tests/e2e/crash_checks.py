@@ -26,6 +26,10 @@ from vault.models import ItemKind
 
 _SECRET = ItemKind.SECRET
 
+# A SIGKILLed daemon leaves its pair lease behind; the restarted one takes the pair when
+# it expires. Azure's shortest lease (15 s) keeps each restart short.
+SHORT_LEASE = {"KVDR__REPLICATION__LEASE_DURATION": "15s"}
+
 
 def kvdr_json(label: str, *args: str) -> tuple[int, dict[str, Any]]:
     """`kvdr ARGS --json`: the exit code and the document (the output when it is none)."""

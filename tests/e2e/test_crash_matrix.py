@@ -7,9 +7,8 @@ After the restart (or the rerun of the killed command) every case asserts what a
 relies on: `kvdr verify --deep` is clean, no target item holds two kvdr copies of one
 source version, the checkpoint blob parses and claims only versions the target holds,
 the journal has no gap and `snapshot verify` passes, and every control store holds the
-one epoch. The default suite runs one seed of the restore and the promotion (~25 s
-each); the slow suite the other phases' first seed (~45 s each) and five more seeds of
-every phase."""
+one epoch. The default suite runs one seed of the promotion (~25 s); the slow suite the
+other phases' first seed (~30-45 s each) and five more seeds of every phase."""
 
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ import pytest
 
 from tests.backups.test_commands import backups_toml
 from tests.e2e.crash_checks import (
+    SHORT_LEASE,
     checkpoint_holds,
     journal_whole,
     journaled_through,
@@ -50,8 +50,8 @@ ITEMS = 30
 
 
 def seeds(default: bool = True) -> list[pytest.ParameterSet]:
-    """The seeds of one phase: the first in the default suite when `default` (the phase
-    takes ~25 s), the rest in the slow suite."""
+    """The seeds of one phase: the first in the default suite when `default`, the rest
+    in the slow suite."""
     first = () if default else (pytest.mark.slow,)
     return [pytest.param(s, id=f"seed{s}", marks=first) for s in DEFAULT_SEEDS] + [
         pytest.param(s, id=f"seed{s}", marks=pytest.mark.slow) for s in SLOW_SEEDS
@@ -124,7 +124,7 @@ async def test_kill_during_initial_sync(
     items = await fill(world)
     port = free_port()
     config = crash_config(world, tmp_path, port)
-    daemon = DaemonProcess(config, port)
+    daemon = DaemonProcess(config, port, env=SHORT_LEASE)
     async with running(daemon):
         await asyncio.to_thread(kill_after, started(daemon), seeded(seed, 0.0, 2.5))
         restart_until_caught_up(daemon, label)
@@ -155,7 +155,7 @@ async def test_kill_during_steady_replication(
     items = await fill(world, 10)
     port = free_port()
     config = crash_config(world, tmp_path, port)
-    daemon = DaemonProcess(config, port)
+    daemon = DaemonProcess(config, port, env=SHORT_LEASE)
     async with running(daemon):
         process = started(daemon)
         wait_for_sync(lambda: synced(daemon), 60, f"{label}: first sync")
@@ -180,7 +180,7 @@ async def test_kill_during_snapshot_compaction(
     items = await fill(world)
     port = free_port()
     config = crash_config(world, tmp_path, port)
-    daemon = DaemonProcess(config, port)
+    daemon = DaemonProcess(config, port, env=SHORT_LEASE)
     async with running(daemon):
         daemon.start()
         wait_for_sync(lambda: synced(daemon), 60, f"{label}: first sync")
@@ -198,7 +198,7 @@ async def test_kill_during_snapshot_compaction(
         await consistent(label, world, config, items)
 
 
-@pytest.mark.parametrize("seed", seeds())
+@pytest.mark.parametrize("seed", seeds(default=False))
 async def test_kill_during_restore(make_world: WorldFactory, tmp_path: Path, seed: int) -> None:
     """`kvdr restore --force` into a third vault is killed mid-way; run again it
     completes, every item holds its value and nothing was restored twice."""
@@ -207,7 +207,7 @@ async def test_kill_during_restore(make_world: WorldFactory, tmp_path: Path, see
     items = await fill(world)
     port = free_port()
     config = crash_config(world, tmp_path, port)
-    daemon = DaemonProcess(config, port)
+    daemon = DaemonProcess(config, port, env=SHORT_LEASE)
     async with running(daemon):
         daemon.start()
         wait_for_sync(lambda: synced(daemon), 60, f"{label}: first sync")
@@ -235,7 +235,7 @@ async def test_kill_during_promotion(make_world: WorldFactory, tmp_path: Path, s
     items = await fill(world, 10)
     port = free_port()
     config = crash_config(world, tmp_path, port, credential_region="westus")
-    daemon = DaemonProcess(config, port)
+    daemon = DaemonProcess(config, port, env=SHORT_LEASE)
     async with running(daemon):
         daemon.start()
         wait_for_sync(lambda: synced(daemon), 60, f"{label}: first sync")

@@ -7,12 +7,14 @@ the run that reproduces it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,21 @@ def kill_after(process: subprocess.Popen[bytes], delay: float) -> bool:
     process.kill()
     process.wait()
     return True
+
+
+async def kill_when(
+    process: subprocess.Popen[bytes], reached: Callable[[], Awaitable[bool]], timeout: float = 60
+) -> None:
+    """SIGKILL `process` as soon as `reached()` holds: a point inside its work, where a
+    delay would land in the interpreter's start-up on a slow machine or after the end on
+    a fast one. Fails when the process finished first (the kill proved nothing)."""
+    deadline = time.monotonic() + timeout
+    while not await reached():
+        assert process.poll() is None, f"finished (exit {process.returncode}) before the kill"
+        assert time.monotonic() < deadline, "the kill point was never reached"
+        await asyncio.sleep(0.005)
+    process.kill()
+    process.wait()
 
 
 def seeded(seed: int, low: float, high: float) -> float:

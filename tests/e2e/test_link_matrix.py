@@ -119,7 +119,8 @@ async def outage_case(
 ) -> None:
     """Run `fault` (an async context manager) for OUTAGE_SECONDS while a change is written
     on the primary; then the assertions of the module docstring. `expect`: "rpo" (the
-    RPO gauge rose to 2 s or more), a sign `/status` showed (`outage_signs`), or ""."""
+    RPO gauge rose to 2 s or more), "rpo or westus down", a sign `/status` showed
+    (`outage_signs`), or ""."""
     local, daemon = stack
     name = re.sub(r"[^a-z0-9-]", "-", f"during-{case}".lower())
     async with (
@@ -149,6 +150,8 @@ async def outage_case(
     print(f"{case}: {observed}")
     if expect == "rpo":
         assert max(rpos) >= 2.0, f"{case}: kvdr_rpo_seconds during the outage: {observed}"
+    elif expect == "rpo or westus down":
+        assert max(rpos) >= 2.0 or "westus down" in shown, f"{case}: {observed}"
     elif expect:
         assert expect in shown, f"{case}: {expect!r} not in /status: {observed}"
     result = await asyncio.to_thread(
@@ -198,6 +201,10 @@ class _VaultFault:
 
 @pytest.mark.parametrize("fault", list(VAULT_FAULTS))
 async def test_secondary_vault_fault(stack: tuple[LocalStack, DaemonProcess], fault: str) -> None:
-    """The secondary's emulator answers a 429 storm, 503s or is read-only, then heals."""
+    """The secondary's emulator answers a 429 storm, 503s or is read-only, then heals.
+    Under the 429 storm the pass can spend the whole outage in Retry-After waits on
+    westus before it lists the new change: RPO is then still 0 (the change is unseen,
+    as "RPO and lag" in docs/replication.md says) and /status shows westus down."""
     path, body = VAULT_FAULTS[fault]
-    await outage_case(stack, f"westus-{fault}", "rpo", _VaultFault(stack[0], path, body))
+    expect = "rpo or westus down" if fault == "429-storm" else "rpo"
+    await outage_case(stack, f"westus-{fault}", expect, _VaultFault(stack[0], path, body))

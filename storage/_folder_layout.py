@@ -137,7 +137,12 @@ class FolderLayout:
         except FileNotFoundError:
             landed = False
         if landed:
-            replace_durably(pending, self.sidecar("meta", name))
+            meta_path = self.sidecar("meta", name)
+            # A first write of a name in a subfolder may have been killed before its
+            # sidecar's folder was made: without it the roll-forward fails, and so would
+            # every read of the blob after it.
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
+            replace_durably(pending, meta_path)
         else:
             pending.unlink()
 

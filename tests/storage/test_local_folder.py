@@ -149,6 +149,27 @@ class TestCrashRecovery:
             assert (blob.data, blob.info.etag) == (b"epoch=1", old.etag)
             assert [info.etag for info in listed] == [old.etag]
 
+    async def test_crashed_first_write_in_a_folder_rolls_forward(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A first write into a subfolder, killed after its bytes landed and before its
+        sidecar's folder was made (as a SIGKILLed `kvdr failover promote` left a control
+        store), is completed on the next read instead of failing every read after."""
+        settings = LocalFolderSettings(str(tmp_path / "copy"))
+        name = "failover/app/control.json"
+        async with LocalFolderStore(settings) as store:
+            crash_when_renaming(monkeypatch, "/.kvdr-store/meta/")
+            with pytest.raises(StorageError):
+                await store.put_if_absent(name, b"epoch=1")
+            monkeypatch.undo()
+        # The kill came before the sidecar's folders existed.
+        meta = tmp_path / "copy" / ".kvdr-store" / "meta"
+        (meta / "failover" / "app").rmdir()
+        (meta / "failover").rmdir()
+        async with LocalFolderStore(settings) as store:
+            assert (await store.get(name)).data == b"epoch=1"
+            assert [info.name for info in await store.list()] == [name]
+
     async def test_crashed_first_write_is_not_a_blob(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

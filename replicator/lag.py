@@ -4,6 +4,11 @@ A change is *pending* on a target from the moment it happened on the primary (th
 source version's `updated_on`) until kvdr applied it there. Lag of a target is the age
 of its oldest pending change; RPO of a pair is the largest lag among its targets (0 when
 every target is caught up).
+
+While the primary cannot be read, changes made there since the last listing that
+succeeded are unseen but at risk all the same: RPO is then at least the time since that
+listing began, so a primary outage shows in `kvdr_rpo_seconds` (and its alert) while it
+lasts instead of reading 0. The per-target lag counts only changes kvdr has seen.
 """
 
 from __future__ import annotations
@@ -18,6 +23,20 @@ class LagTracker:
     def __init__(self, targets: Iterable[str], clock: Callable[[], float] = time.time) -> None:
         self._pending: dict[str, dict[str, float]] = {t: {} for t in targets}
         self._clock = clock
+        # When the last listing of the primary that succeeded began; set while it fails.
+        self._unread_since: float | None = None
+        self._last_read: float | None = None
+
+    def source_read(self, began: float) -> None:
+        """A listing of the primary that began at `began` succeeded."""
+        self._last_read = began
+        self._unread_since = None
+
+    def source_failed(self) -> None:
+        """Reading the primary failed: whatever changed there since the last good listing
+        counts toward RPO until one succeeds again."""
+        if self._unread_since is None:
+            self._unread_since = self._last_read if self._last_read is not None else self._clock()
 
     def mark_pending(self, target: str, item: str, since: float) -> None:
         """Record that `item` changed at `since` (epoch seconds) and awaits `target`."""
@@ -45,4 +64,7 @@ class LagTracker:
         return max(0.0, self._clock() - min(pending.values()))
 
     def rpo(self) -> float:
-        return max((self.lag(t) for t in self._pending), default=0.0)
+        seen = max((self.lag(t) for t in self._pending), default=0.0)
+        if self._unread_since is None:
+            return seen
+        return max(seen, self._clock() - self._unread_since)

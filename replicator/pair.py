@@ -127,8 +127,7 @@ class PairReplicator:
         self._accounts = Accounting({}, self.lag, clock, pair.name)
         # Items announced by events: bounded and deduplicated (replicator/change_feed.py).
         self.events = EventQueue(settings.event_queue_limit)
-        # How often to poll: rarely while events are healthy (replicator/poll_pacing.py);
-        # `read_budget_per_10s` is the primary's (`vault.other_ops_per_10s`).
+        # How often to poll (replicator/poll_pacing.py), on the primary's read budget.
         self.pacer = PollPacer.of(settings, read_budget_per_10s)
         self._item_locks = ItemLocks()
         # Per kind: items of one kind waiting on that kind's budget (secret creates are
@@ -313,6 +312,7 @@ class PairReplicator:
                 await self.flush()
         except VaultError as exc:
             self.source_error = str(exc)
+            self.lag.source_failed()
             self._log.warning("pass.failed", reason=exc.reason, error=str(exc))
         finally:
             self.publish_metrics()
@@ -320,10 +320,12 @@ class PairReplicator:
     # -- passes ----------------------------------------------------------------------
 
     async def _source_listing(self) -> list[ItemProperties]:
+        began = self._clock()
         listing: list[ItemProperties] = []
         for kind in self._mirrors:
             listing += await self._source.list_items(kind)
         self.source_error = None
+        self.lag.source_read(began)
         # Certificate-backed keys and secrets travel with their certificate.
         return [p for p in listing if not p.managed and self.pair.selects(p.name)]
 

@@ -38,3 +38,22 @@ class TestLagTracker:
         lag.mark_pending("westus", "secret/a", 995.0)
         lag.mark_pending("northeurope", "secret/a", 970.0)
         assert lag.rpo() == 30.0
+
+
+class TestPrimaryUnread:
+    def test_rpo_counts_from_the_last_good_listing_while_the_primary_fails(self) -> None:
+        """Changes on an unreachable primary are unseen but at risk: RPO grows from the
+        start of the last listing that succeeded, and falls back once one succeeds."""
+        now = [1000.0]
+        lag = LagTracker(["westus"], clock=lambda: now[0])
+        lag.source_read(began=1000.0)
+        now[0] = 1010.0
+        lag.source_failed()
+        now[0] = 1025.0
+        lag.source_failed()  # a second failure does not move the start
+        assert lag.rpo() == 25.0 and lag.lag("westus") == 0.0
+        lag.mark_pending("westus", "secret/db", since=990.0)
+        assert lag.rpo() == 35.0
+        lag.source_read(began=1026.0)
+        lag.mark_applied("westus", "secret/db")
+        assert lag.rpo() == 0.0

@@ -217,6 +217,28 @@ class TestLagAndRpo:
         await replicator.poll()
         assert replicator.lag.rpo() == 0.0
 
+    async def test_an_unreadable_primary_shows_in_rpo_while_it_lasts(self, world: World) -> None:
+        """The primary refuses every read: changes there are unseen but at risk, so RPO
+        grows from the start of the last poll that read it (the per-target lag, which
+        counts only seen changes, stays 0); a poll that reads it again ends it."""
+        clock = ManualClock()
+        replicator = world.replicator(world.pair(), clock=clock)
+        await replicator.load()
+        await replicator.reconcile()
+        last_read = clock.now
+        world.emulators["eastus"].management("PUT", "faults", {"deny": "*"})
+        clock.advance(12.0)
+        await replicator._guarded(replicator.poll)
+        clock.advance(8.0)
+        await replicator._guarded(replicator.poll)
+        status = replicator.status()
+        assert status["source_error"] is not None
+        assert status["rpo_seconds"] == clock.now - last_read == 20.0
+        assert status["targets"][0]["lag_seconds"] == 0.0
+        world.emulators["eastus"].management("DELETE", "faults")
+        await replicator._guarded(replicator.poll)
+        assert replicator.status()["rpo_seconds"] == 0.0
+
     async def test_event_waiting_for_a_busy_loop_counts_as_lag(self, world: World) -> None:
         """A change an event announced is pending from the event on, even while no pass
         has picked it up yet; syncing it brings the lag back to 0."""

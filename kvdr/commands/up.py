@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -162,6 +163,27 @@ def where_to_look(port: int) -> str:
     )
 
 
+def check_state_folder() -> None:
+    """Exit 1 naming the folder when `.kvdr/` cannot be written (read-only, full, not a
+    folder): the stack keeps its vaults, storage, logs and pids there, and a failure half
+    way through starting would leave processes behind."""
+    probe = STATE_DIR / "logs" / ".kvdr-write-check"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        # More than a few bytes: a full disk often still takes an empty file.
+        probe.write_bytes(b"\0" * 65536)
+        probe.unlink()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+        fail(
+            f"the state folder {STATE_DIR.resolve()} cannot be written "
+            f"({exc.strerror or type(exc).__name__}): kvdr up keeps the local stack's "
+            "vaults, storage, logs and pids there; free space or fix its permissions",
+            EXIT_FAILED,
+        )
+
+
 def run_stack(config_path: Path | None) -> None:
     """Start the stack's processes, seed, run and supervise the daemon as a child;
     stop everything on the way out (the daemon first)."""
@@ -258,6 +280,7 @@ def command(config_path: Path | None, detach: bool, replace: bool) -> None:
     """Start two emulators, Azurite, the fault proxy and the daemon (Ctrl-C stops all)."""
     from kvdr.local_stack import StackError
 
+    check_state_folder()
     clear_stale_stack(replace)
     if detach:
         start_detached(config_path)

@@ -150,6 +150,7 @@ def pair_shell(pair: PairSettings) -> dict[str, Any]:
         "rpo_ok": None,
         "last_reconcile": None,
         "last_poll": None,
+        "polling": None,
         "passes": None,
         "passes_begun": None,
         "source_error": None,

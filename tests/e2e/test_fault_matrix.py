@@ -43,8 +43,8 @@ async def recorded(world: World) -> bool:
 
 @pytest.mark.parametrize(
     "seed",
-    [pytest.param(1, id="seed1")]
-    + [pytest.param(s, id=f"seed{s}", marks=pytest.mark.slow) for s in range(2, 5)],
+    # All slow (~37 s each): the default suite stays under 15 minutes.
+    [pytest.param(s, id=f"seed{s}", marks=pytest.mark.slow) for s in range(1, 5)],
 )
 async def test_target_emulator_killed_mid_write(
     make_world: WorldFactory, tmp_path: Path, seed: int

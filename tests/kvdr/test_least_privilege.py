@@ -125,6 +125,7 @@ def westus(daemon: DaemonProcess) -> dict[str, Any]:
     return dict(target)
 
 
+@pytest.mark.slow
 async def test_the_deployed_roles_are_enough(make_world: WorldFactory, tmp_path: Path) -> None:
     world, _ = await rbac_world(make_world, tmp_path, daemon_grants("eastus", ["westus"]))
     extra = await backup_keys(world, tmp_path) + control_stores(tmp_path)
@@ -198,6 +199,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 async def test_one_role_taken_away_fails_exactly_its_operation(
     make_world: WorldFactory, tmp_path: Path, case: str
@@ -348,6 +350,7 @@ settle_seconds = 10
 """
 
 
+@pytest.mark.slow
 async def test_a_drill_runs_with_the_deployed_roles(
     make_world: WorldFactory, tmp_path: Path
 ) -> None:

@@ -13,6 +13,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.backups.test_commands import backups_toml
 from tests.fixtures.cli import run_kvdr
 from tests.fixtures.daemon import DaemonProcess, free_port, write_config
@@ -57,6 +59,7 @@ async def same_on(vault: VaultItems, name: str, value: str) -> bool:
     return user_tags == TAGS and props.content_type == CONTENT_TYPE
 
 
+@pytest.mark.slow
 async def test_values_round_trip_through_replication_restore_and_switchover(
     make_world: WorldFactory, tmp_path: Path
 ) -> None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import os
 import secrets
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -34,6 +35,7 @@ AUTHORITY = f"https://login.microsoftonline.com/{TENANT_ID}"
 VAULT_RESOURCE = "https://vault.azure.net"
 DEFAULT_PRINCIPAL = "kvdr-local"
 TOKEN_LIFETIME_SECONDS = 24 * 3600
+SIGNED_TOKEN_LIFETIME_SECONDS = 3600
 IDENTITY_API_VERSION = "2019-08-01"
 CHALLENGE = f'Bearer authorization="{AUTHORITY}", resource="{VAULT_RESOURCE}"'
 # Requests under this prefix are the emulator's own API: no vault token needed.
@@ -45,11 +47,14 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def mint_token(principal: str, resource: str, now: float | None = None) -> tuple[str, int]:
-    """An unsigned JWT-shaped access token for `principal`, and its expiry (Unix seconds)."""
+def mint_token(
+    principal: str, resource: str, now: float | None = None, key: bytes | None = None
+) -> tuple[str, int]:
+    """A JWT-shaped access token for `principal`, and its expiry (Unix seconds): unsigned,
+    or with the RBAC tenant's `key` signed HS256 for one hour (emulator/rbac.py)."""
     issued = int(now if now is not None else time.time())
-    expires = issued + TOKEN_LIFETIME_SECONDS
-    header = {"alg": "none", "typ": "JWT"}
+    expires = issued + (TOKEN_LIFETIME_SECONDS if key is None else SIGNED_TOKEN_LIFETIME_SECONDS)
+    header = {"alg": "none" if key is None else "HS256", "typ": "JWT"}
     payload = {
         "aud": resource,
         "iss": f"https://sts.windows.net/{TENANT_ID}/",
@@ -61,14 +66,11 @@ def mint_token(principal: str, resource: str, now: float | None = None) -> tuple
         "exp": expires,
         "jti": secrets.token_hex(8),
     }
-    token = ".".join(
-        [
-            _b64url(json.dumps(header).encode()),
-            _b64url(json.dumps(payload).encode()),
-            "",
-        ]
-    )
-    return token, expires
+    signed = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(payload).encode())}"
+    if key is None:
+        return f"{signed}.", expires
+    signature = hmac.new(key, signed.encode(), hashlib.sha256).digest()
+    return f"{signed}.{_b64url(signature)}", expires
 
 
 def principal_of(token: str) -> str | None:
@@ -125,12 +127,9 @@ def request_principal(request: web.Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-Minter = Callable[[str, str, dict[str, object]], tuple[str, int]]
-
-
-def identity_token_handler(identity_header: str, mint: Minter | None = None) -> Handler:
+def identity_token_handler(identity_header: str, key: bytes | None = None) -> Handler:
     """The App Service managed-identity endpoint, guarded by the IDENTITY_HEADER secret;
-    `mint` makes the tokens in RBAC mode (signed), else they are unsigned."""
+    with the RBAC tenant's `key` its tokens are signed, else they are unsigned."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         given = request.headers.get("X-IDENTITY-HEADER")
@@ -155,15 +154,7 @@ def identity_token_handler(identity_header: str, mint: Minter | None = None) -> 
             or request.query.get("mi_res_id")
             or DEFAULT_PRINCIPAL
         )
-        if mint is None:
-            token, expires_on = mint_token(principal, resource)
-        else:
-            claims: dict[str, object] = {
-                "iss": f"https://sts.windows.net/{TENANT_ID}/",
-                "tid": TENANT_ID,
-                "jti": secrets.token_hex(8),
-            }
-            token, expires_on = mint(principal, resource, claims)
+        token, expires_on = mint_token(principal, resource, key=key)
         return web.json_response(
             {
                 "access_token": token,

@@ -131,7 +131,7 @@ async def delete_stats(request: web.Request) -> web.Response:
 def routes(state: VaultState) -> list[web.RouteDef]:
     """The management API's routes."""
     token = identity_token_handler(
-        state.identity_header, state.rbac.mint if state.rbac is not None else None
+        state.identity_header, state.rbac.token_key if state.rbac is not None else None
     )
 
     async def identity(request: web.Request) -> web.StreamResponse:

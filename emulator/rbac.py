@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -213,7 +214,6 @@ ACTIONS: dict[str, str] = {
     "ARM.UpdateVault": f"{_VAULTS}/write",
 }
 
-TOKEN_LIFETIME_SECONDS = 3600
 _RELOAD_SECONDS = 1.0
 
 
@@ -228,12 +228,10 @@ class Assignment:
     scope: str
 
 
+@functools.cache
 def _pattern(action: str) -> re.Pattern[str]:
+    """A role action as a regex (compiled once: the roles' actions are a fixed set)."""
     return re.compile(".*".join(re.escape(part) for part in action.split("*")), re.IGNORECASE)
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _unb64url(text: str) -> bytes:
@@ -351,9 +349,6 @@ class Rbac:
 
     # -- tokens ---------------------------------------------------------------------------
 
-    def mint(self, principal: str, resource: str, claims: dict[str, object]) -> tuple[str, int]:
-        return sign_token(self.token_key, principal, resource, claims)
-
     def principal(self, token: str, audience: str, now: float | None = None) -> str:
         """The principal of a valid token; KeyVaultError 401 naming what is wrong."""
         parts = token.split(".")
@@ -383,21 +378,6 @@ class Rbac:
         if not isinstance(oid, str) or not oid:
             raise _invalid("the token names no principal")
         return oid
-
-
-def sign_token(
-    key: bytes, principal: str, resource: str, claims: dict[str, object] | None = None
-) -> tuple[str, int]:
-    """An HS256 access token for `principal` and `resource` signed with the tenant key,
-    and its expiry (Unix seconds)."""
-    issued = int(time.time())
-    expires = issued + TOKEN_LIFETIME_SECONDS
-    payload = {**(claims or {}), "aud": resource, "oid": principal, "sub": principal}
-    payload.update({"iat": issued, "nbf": issued, "exp": expires})
-    head = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = _b64url(json.dumps(payload).encode())
-    signature = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{_b64url(signature)}", expires
 
 
 def _invalid(reason: str) -> KeyVaultError:

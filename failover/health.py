@@ -98,6 +98,7 @@ class RegionProber:
     async def _probe(self, region: str) -> None:
         state = self.health[region]
         refused: Forbidden | None = None
+        failure: str | None = None
         try:
             async with asyncio.timeout(self._timeout):
                 if self._canary is None:
@@ -108,16 +109,16 @@ class RegionProber:
             # It answered: up, with the refusal as its error (the module docstring).
             refused = exc
         except (VaultError, TimeoutError) as exc:
-            self._failed(region, state, str(exc) or type(exc).__name__)
-            state.last_check = self._clock()
-            REGION_UP.labels(region).set(1 if state.up else 0)
-            return
-        was_refused = (state.error or "").startswith(REFUSED)
-        self._answered(region, state)
-        if refused is not None:
-            if not was_refused:
-                log.warning("region.probe_refused", region=region, error=str(refused))
-            state.error = f"{REFUSED}: {refused}"
+            failure = str(exc) or type(exc).__name__
+        if failure is not None:
+            self._failed(region, state, failure)
+        else:
+            was_refused = (state.error or "").startswith(REFUSED)
+            self._answered(region, state)
+            if refused is not None:
+                if not was_refused:
+                    log.warning("region.probe_refused", region=region, error=str(refused))
+                state.error = f"{REFUSED}: {refused}"
         state.last_check = self._clock()
         REGION_UP.labels(region).set(1 if state.up else 0)
 

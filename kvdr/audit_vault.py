@@ -11,13 +11,12 @@ failure only the error's type, since a message may quote what the vault answered
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from kvdr.audit_trail import AuditRecorder
 from vault.client import VaultClient
 from vault.models import ItemKind, ItemProperties
-from vault.write_gate import WRITE_CALLS
+from vault.write_gate import WriteCall, WriteCallWrapper
 
 # The calls whose first argument is the item's kind, and their second its name.
 _KIND_THEN_NAME = frozenset({"update_properties", "delete_item", "recover_item", "purge_item"})
@@ -42,7 +41,7 @@ def _item(call: str, args: tuple[Any, ...], result: Any) -> tuple[str, str] | No
     return None
 
 
-class AuditedVault:
+class AuditedVault(WriteCallWrapper):
     """`vault` (the `region` of `pair`), each write recorded as `<prefix>.<call>`."""
 
     def __init__(
@@ -54,18 +53,13 @@ class AuditedVault:
         region: str,
         prefix: str = "mirror",
     ) -> None:
-        self._vault = vault
+        super().__init__(vault)
         self._recorder = recorder
         self._pair = pair
         self._region = region
         self._prefix = prefix
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._vault, name)
-        if name not in WRITE_CALLS:
-            return attr
-        call = cast(Callable[..., Awaitable[Any]], attr)
-
+    def _around(self, name: str, call: WriteCall) -> WriteCall:
         async def audited(*args: Any, **kwargs: Any) -> Any:
             try:
                 result = await call(*args, **kwargs)

@@ -75,19 +75,35 @@ async def _forever() -> None:
     await asyncio.Event().wait()
 
 
-class GatedVault:
-    """A target vault whose write calls pass the gate first; reads go straight through."""
+WriteCall = Callable[..., Awaitable[Any]]
 
-    def __init__(self, vault: VaultClient, region: str, gate: WriteGate) -> None:
+
+class WriteCallWrapper:
+    """A vault whose write calls (`WRITE_CALLS`) go through `_around`; reads go straight
+    to it. The gate below and the audit trail's recorder (kvdr/audit_vault.py) are two."""
+
+    def __init__(self, vault: VaultClient) -> None:
         self._vault = vault
-        self._region = region
-        self._gate = gate
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._vault, name)
         if name not in WRITE_CALLS:
             return attr
-        call = cast(Callable[..., Awaitable[Any]], attr)
+        return self._around(name, cast(WriteCall, attr))
+
+    def _around(self, name: str, call: WriteCall) -> WriteCall:
+        raise NotImplementedError
+
+
+class GatedVault(WriteCallWrapper):
+    """A target vault whose write calls pass the gate first; reads go straight through."""
+
+    def __init__(self, vault: VaultClient, region: str, gate: WriteGate) -> None:
+        super().__init__(vault)
+        self._region = region
+        self._gate = gate
+
+    def _around(self, name: str, call: WriteCall) -> WriteCall:
         gate, region = self._gate, self._region
 
         async def gated(*args: Any, **kwargs: Any) -> Any:
